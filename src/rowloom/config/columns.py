@@ -1,0 +1,346 @@
+"""Column configs: a discriminated union on `column_type`.
+
+Template fields (`prompt`, `system_prompt`, `expr`, `skip_when`) are Jinja2 over other columns;
+their references become the column's dependencies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from rowloom.config.scheduling import SchedulingMetadata
+
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sampler parameters, one model per sampler_type -------------------------------------------
+
+
+class CategoryParams(_Strict):
+    values: list[str | int | float | bool] = Field(min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> CategoryParams:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError("weights must have one entry per value")
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("weights must be non-negative with a positive sum")
+        return self
+
+
+class SubcategoryParams(_Strict):
+    category: str = Field(description="the category column this one refines")
+    values: dict[str, list[str | int | float | bool]] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _non_empty(
+        cls, v: dict[str, list[str | int | float | bool]]
+    ) -> dict[str, list[str | int | float | bool]]:
+        empty = [k for k, opts in v.items() if not opts]
+        if empty:
+            raise ValueError(f"every category needs at least one subcategory; empty: {empty}")
+        return v
+
+
+class UniformParams(_Strict):
+    low: float
+    high: float
+    decimal_places: int | None = Field(None, ge=0, le=12)
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> UniformParams:
+        if self.high <= self.low:
+            raise ValueError("high must be greater than low")
+        return self
+
+
+class GaussianParams(_Strict):
+    mean: float = 0.0
+    stddev: float = Field(1.0, gt=0)
+    decimal_places: int | None = Field(None, ge=0, le=12)
+
+
+class BernoulliParams(_Strict):
+    p: float = Field(ge=0, le=1)
+
+
+class PoissonParams(_Strict):
+    mean: float = Field(gt=0)
+
+
+class UUIDParams(_Strict):
+    prefix: str = ""
+    short_form: bool = False
+
+
+class DatetimeParams(_Strict):
+    start: dt.datetime
+    end: dt.datetime
+    unit: Literal["D", "h", "m", "s"] = "s"
+    format: str | None = Field(None, description="strftime format; ISO 8601 when unset")
+
+    @model_validator(mode="after")
+    def _range(self) -> DatetimeParams:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class PersonParams(_Strict):
+    locale: str = "en_US"
+    min_age: int = Field(18, ge=0, le=120)
+    max_age: int = Field(85, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _ages(self) -> PersonParams:
+        if self.max_age < self.min_age:
+            raise ValueError("max_age must be at least min_age")
+        return self
+
+
+SamplerType: TypeAlias = Literal[
+    "category", "subcategory", "uniform", "gaussian", "bernoulli", "poisson", "uuid", "datetime",
+    "person",
+]
+SAMPLER_PARAMS: dict[str, type[_Strict]] = {
+    "category": CategoryParams,
+    "subcategory": SubcategoryParams,
+    "uniform": UniformParams,
+    "gaussian": GaussianParams,
+    "bernoulli": BernoulliParams,
+    "poisson": PoissonParams,
+    "uuid": UUIDParams,
+    "datetime": DatetimeParams,
+    "person": PersonParams,
+}
+
+
+# --- columns ----------------------------------------------------------------------------------
+
+
+class ColumnConfigBase(_Strict):
+    """Fields every column has."""
+
+    name: str = Field(pattern=_NAME_PATTERN, max_length=128)
+    drop: bool = Field(False, description="computed and usable by other columns, not written")
+    skip_when: str | None = Field(None, description="Jinja2 condition; a true result skips the cell")
+
+
+class SamplerColumnConfig(ColumnConfigBase):
+    """A seeded, deterministic sampled value."""
+
+    column_type: Literal["sampler"] = "sampler"
+    sampler_type: SamplerType
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def typed_params(self) -> Any:
+        """`params` validated by the sampler type's parameter model."""
+        return SAMPLER_PARAMS[self.sampler_type].model_validate(self.params)
+
+
+ExpressionDtype: TypeAlias = Literal["str", "int", "float", "bool", "json"]
+
+
+class ExpressionColumnConfig(ColumnConfigBase):
+    """A sandboxed Jinja2 expression over other columns, cast to `dtype`."""
+
+    column_type: Literal["expression"] = "expression"
+    expr: str = Field(min_length=1)
+    dtype: ExpressionDtype = "str"
+
+
+class LLMTextColumnConfig(ColumnConfigBase):
+    """Free text written by a chat model."""
+
+    column_type: Literal["llm_text"] = "llm_text"
+    model_alias: str
+    prompt: str = Field(min_length=1)
+    system_prompt: str | None = None
+
+
+def _schema_of(value: Any) -> Any:
+    if isinstance(value, type) and issubclass(value, BaseModel):
+        return value.model_json_schema()
+    return value
+
+
+class LLMStructuredColumnConfig(LLMTextColumnConfig):
+    """JSON output validated against a schema, with corrective retries on invalid output."""
+
+    column_type: Literal["llm_structured"] = "llm_structured"  # type: ignore[assignment]
+    output_format: dict[str, Any] = Field(
+        description="a JSON schema (or, from Python, a pydantic model class)"
+    )
+    max_correction_attempts: int = Field(2, ge=0, le=10)
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _model_to_schema(cls, value: Any) -> Any:
+        return _schema_of(value)
+
+    @field_validator("output_format")
+    @classmethod
+    def _is_object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type") not in ("object", None) or not (
+            "properties" in value or "$ref" in value or "type" in value
+        ):
+            raise ValueError("output_format must be a JSON schema for an object")
+        return value
+
+
+class Score(_Strict):
+    """One judged dimension: a name, what it means, and its allowed options."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = Field(min_length=1)
+    options: dict[str, str] = Field(
+        min_length=2, description="option value -> what it means (e.g. '1': 'poor')"
+    )
+
+
+class LLMJudgeColumnConfig(LLMTextColumnConfig):
+    """Rubric scores from a judge model: `{score_name: {score, reasoning}}`."""
+
+    column_type: Literal["llm_judge"] = "llm_judge"  # type: ignore[assignment]
+    scores: list[Score] = Field(min_length=1)
+    max_correction_attempts: int = Field(2, ge=0, le=10)
+
+    @field_validator("scores")
+    @classmethod
+    def _unique(cls, scores: list[Score]) -> list[Score]:
+        names = [s.name for s in scores]
+        if len(set(names)) != len(names):
+            raise ValueError("score names must be unique")
+        return scores
+
+
+class EmbeddingColumnConfig(ColumnConfigBase):
+    """The embedding vector of another column's text."""
+
+    column_type: Literal["embedding"] = "embedding"
+    model_alias: str
+    target_column: str
+
+
+def _resolve_callable(value: Any) -> Any:
+    if callable(value):
+        return value
+    if isinstance(value, str) and ":" in value:
+        module_name, _, attr = value.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot import {value!r}: {exc}") from None
+        if not callable(obj):
+            raise ValueError(f"{value!r} is not callable")
+        return obj
+    raise ValueError("function must be a callable or an import path 'package.module:function'")
+
+
+def _callable_path(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ValueError(f"{fn!r} has no importable path; define it at module level")
+    return f"{module}:{qualname}"
+
+
+CustomFunction = Annotated[
+    Callable[..., Any],
+    PlainSerializer(_callable_path, return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
+
+
+class CustomColumnConfig(ColumnConfigBase):
+    """A Python function (sync or async) called once per row.
+
+    It receives the row (its `required_columns`) and a `ModelFacade` with which it may make any
+    number of model calls through `model_aliases`. It may declare its own scheduling metadata.
+    """
+
+    column_type: Literal["custom"] = "custom"
+    function: CustomFunction
+    required_columns: list[str] = Field(default_factory=list)
+    model_aliases: list[str] = Field(default_factory=list)
+    scheduling_metadata: SchedulingMetadata | None = Field(None, exclude=True)
+
+    @field_validator("function", mode="before")
+    @classmethod
+    def _load(cls, value: Any) -> Any:
+        return _resolve_callable(value)
+
+    @property
+    def is_async(self) -> bool:
+        """True when `function` is a coroutine function."""
+        return inspect.iscoroutinefunction(self.function)
+
+
+class SeedDatasetColumnConfig(ColumnConfigBase):
+    """A column copied from the dataset config's `seed_dataset` file."""
+
+    column_type: Literal["seed_dataset"] = "seed_dataset"
+    source_column: str | None = Field(None, description="column in the file; defaults to `name`")
+
+    @property
+    def source(self) -> str:
+        """The column read from the seed file."""
+        return self.source_column or self.name
+
+
+ColumnConfig = Annotated[
+    SamplerColumnConfig
+    | ExpressionColumnConfig
+    | LLMTextColumnConfig
+    | LLMStructuredColumnConfig
+    | LLMJudgeColumnConfig
+    | EmbeddingColumnConfig
+    | CustomColumnConfig
+    | SeedDatasetColumnConfig,
+    Field(discriminator="column_type"),
+]
+
+LLM_COLUMN_TYPES = (LLMTextColumnConfig, EmbeddingColumnConfig)
+
+
+class SeedDatasetConfig(_Strict):
+    """A parquet, CSV or JSONL file whose rows seed the dataset."""
+
+    path: str
+    format: Literal["parquet", "csv", "jsonl"] | None = Field(
+        None, description="inferred from the file extension when unset"
+    )
+    sampling: Literal["ordered", "shuffle"] = "ordered"
+
+    @property
+    def resolved_format(self) -> str:
+        """The file format, explicit or from the extension."""
+        if self.format:
+            return self.format
+        suffix = self.path.rsplit(".", 1)[-1].lower()
+        return {"parquet": "parquet", "pq": "parquet", "csv": "csv", "jsonl": "jsonl",
+                "ndjson": "jsonl"}.get(suffix, suffix)

@@ -1,0 +1,404 @@
+"""`DatasetConfig`: the whole table description, its YAML/JSON forms and static validation.
+
+Validation runs before any work and reports every issue it finds, each naming the column (or
+model/provider) and the field: duplicate names, unknown template references, dependency cycles,
+unknown model aliases and providers, bad sampler params, template syntax errors. Checks that
+depend on the machine (API key environment variables, seed files) run in `check_environment()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rowloom.config.columns import (
+    ColumnConfig,
+    CustomColumnConfig,
+    EmbeddingColumnConfig,
+    ExpressionColumnConfig,
+    LLMTextColumnConfig,
+    SamplerColumnConfig,
+    SeedDatasetColumnConfig,
+    SeedDatasetConfig,
+    SubcategoryParams,
+)
+from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
+from rowloom.config.models import ModelConfig, ModelProvider
+from rowloom.config.run import RunConfig
+
+_TEMPLATE_FIELDS = ("prompt", "system_prompt", "expr", "skip_when")
+_ENV = ImmutableSandboxedEnvironment()
+_JINJA_GLOBALS = frozenset(_ENV.globals)
+
+
+def template_references(source: str) -> frozenset[str]:
+    """Names a Jinja2 template reads (raises `jinja2.TemplateSyntaxError`)."""
+    return frozenset(meta.find_undeclared_variables(_ENV.parse(source))) - _JINJA_GLOBALS
+
+
+def column_dependencies(column: Any) -> tuple[str, ...]:
+    """The columns a column reads, in a stable order (templates, targets, declared inputs)."""
+    deps: set[str] = set()
+    for field_name in _TEMPLATE_FIELDS:
+        source = getattr(column, field_name, None)
+        if source:
+            deps |= template_references(source)
+    if isinstance(column, EmbeddingColumnConfig):
+        deps.add(column.target_column)
+    if isinstance(column, CustomColumnConfig):
+        deps |= set(column.required_columns)
+    if isinstance(column, SamplerColumnConfig) and column.sampler_type == "subcategory":
+        category = column.params.get("category")
+        if isinstance(category, str):
+            deps.add(category)
+    return tuple(sorted(deps))
+
+
+def column_model_aliases(column: Any) -> tuple[str, ...]:
+    """The model aliases a column may call."""
+    if isinstance(column, LLMTextColumnConfig | EmbeddingColumnConfig):
+        return (column.model_alias,)
+    if isinstance(column, CustomColumnConfig):
+        return tuple(column.model_aliases)
+    return ()
+
+
+class DatasetConfig(BaseModel):
+    """Providers, models, columns, an optional seed dataset, a seed, and optional run settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    providers: list[ModelProvider] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    columns: list[ColumnConfig] = Field(min_length=1)
+    seed_dataset: SeedDatasetConfig | None = None
+    seed: int | None = Field(None, description="global seed; unset means 0 (runs are reproducible)")
+    run: RunConfig | None = None
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetConfig:
+        """Build and statically validate a config; raises `ConfigValidationError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigFileError(f"a dataset config must be a mapping, got {type(data).__name__}")
+        try:
+            config = cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigValidationError(_issues_from_pydantic(exc, data)) from None
+        config.validate_static()
+        return config
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> DatasetConfig:
+        """Load from a YAML file path or a YAML string."""
+        return cls.from_dict(_load_text(source, yaml_mode=True))
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> DatasetConfig:
+        """Load from a JSON file path or a JSON string."""
+        return cls.from_dict(_load_text(source, yaml_mode=False))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> DatasetConfig:
+        """Load from a `.yaml`/`.yml` or `.json` file."""
+        p = Path(path)
+        if p.suffix.lower() == ".json":
+            return cls.from_json(p)
+        return cls.from_yaml(p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data, without unset optional fields (the YAML shape)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """Dump as YAML; also write it to `path` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Dump as JSON; also write it to `path` when given."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything that determines generated values (not `run`)."""
+        data = self.to_dict()
+        data.pop("run", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    # --- derived views ------------------------------------------------------------------------
+
+    @property
+    def effective_seed(self) -> int:
+        """The seed used for sampling (0 when unset)."""
+        return self.seed if self.seed is not None else 0
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The `run:` section, or defaults."""
+        return self.run or RunConfig()
+
+    @cached_property
+    def column_by_name(self) -> dict[str, Any]:
+        """Columns by name."""
+        return {c.name: c for c in self.columns}
+
+    @cached_property
+    def dependencies(self) -> dict[str, tuple[str, ...]]:
+        """Each column's upstream columns."""
+        return {c.name: column_dependencies(c) for c in self.columns}
+
+    @cached_property
+    def topological_order(self) -> tuple[str, ...]:
+        """Column names in dependency order, ties broken by declaration order."""
+        order = _topological_order([c.name for c in self.columns], self.dependencies)
+        if order is None:
+            raise ConfigValidationError(_cycle_issues(self))
+        return order
+
+    def output_columns(self) -> list[str]:
+        """Columns written to the dataset (declaration order, without dropped ones)."""
+        return [c.name for c in self.columns if not c.drop]
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def validate_static(self) -> None:
+        """Raise `ConfigValidationError` listing every static problem; no I/O, no env."""
+        issues = list(_static_issues(self))
+        if issues:
+            raise ConfigValidationError(issues)
+
+    def check_environment(self) -> None:
+        """Checks that depend on this machine: API key variables set, seed file readable."""
+        issues: list[ConfigIssue] = []
+        used = {m.provider for m in self.models}
+        for p in self.providers:
+            if p.provider_type == "openai" and p.api_key_env and p.name in used:
+                import os
+
+                if not os.environ.get(p.api_key_env):
+                    issues.append(ConfigIssue(
+                        "missing_api_key_env", f"providers.{p.name}", "api_key_env",
+                        f"environment variable {p.api_key_env} is not set",
+                    ))
+        if self.seed_dataset is not None and not Path(self.seed_dataset.path).is_file():
+            issues.append(ConfigIssue(
+                "seed_dataset_not_found", "seed_dataset", "path",
+                f"file {self.seed_dataset.path!r} does not exist",
+            ))
+        if issues:
+            raise ConfigValidationError(issues)
+
+
+def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
+    text: str
+    if isinstance(source, Path) or ("\n" not in source and Path(source).suffix in
+                                    (".yaml", ".yml", ".json")):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from None
+    else:
+        text = str(source)
+    try:
+        return yaml.safe_load(text) if yaml_mode else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        kind = "YAML" if yaml_mode else "JSON"
+        raise ConfigFileError(f"config is not valid {kind}: {exc}") from None
+
+
+def _topological_order(
+    names: Sequence[str], deps: Mapping[str, Iterable[str]]
+) -> tuple[str, ...] | None:
+    position = {n: i for i, n in enumerate(names)}
+    remaining = {n: {d for d in deps.get(n, ()) if d in position} for n in names}
+    order: list[str] = []
+    while remaining:
+        ready = sorted((n for n, d in remaining.items() if not d), key=position.__getitem__)
+        if not ready:
+            return None
+        first = ready[0]
+        order.append(first)
+        del remaining[first]
+        for d in remaining.values():
+            d.discard(first)
+    return tuple(order)
+
+
+def _cycle_issues(config: DatasetConfig) -> list[ConfigIssue]:
+    names = [c.name for c in config.columns]
+    known = set(names)
+    remaining = {n: {d for d in config.dependencies[n] if d in known} for n in names}
+    changed = True
+    while changed:
+        changed = False
+        for n in [n for n, d in remaining.items() if not d]:
+            del remaining[n]
+            for d in remaining.values():
+                d.discard(n)
+            changed = True
+    in_cycle = sorted(remaining, key=names.index)
+    return [
+        ConfigIssue(
+            "dependency_cycle", f"columns.{n}", None,
+            f"column {n!r} is part of a dependency cycle among {in_cycle}",
+        )
+        for n in in_cycle
+    ]
+
+
+def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
+    provider_names = [p.name for p in config.providers]
+    yield from _duplicates(provider_names, "providers", "name", "duplicate_provider")
+    yield from _duplicates([m.alias for m in config.models], "models", "alias", "duplicate_alias")
+    yield from _duplicates([c.name for c in config.columns], "columns", "name", "duplicate_column")
+    for m in config.models:
+        if m.provider not in provider_names:
+            yield ConfigIssue("unknown_provider", f"models.{m.alias}", "provider",
+                              f"provider {m.provider!r} is not declared; known: {provider_names}")
+    models = {m.alias: m for m in config.models}
+    names = {c.name for c in config.columns}
+    template_ok = True
+    for col in config.columns:
+        loc = f"columns.{col.name}"
+        for field_name in _TEMPLATE_FIELDS:
+            source = getattr(col, field_name, None)
+            if not source:
+                continue
+            try:
+                refs = template_references(source)
+            except TemplateSyntaxError as exc:
+                template_ok = False
+                yield ConfigIssue("template_syntax", loc, field_name,
+                                  f"template does not parse: {exc.message} (line {exc.lineno})")
+                continue
+            for ref in sorted(refs - names):
+                template_ok = False
+                yield ConfigIssue("unknown_reference", loc, field_name,
+                                  f"template refers to unknown column {ref!r}")
+            if col.name in refs:
+                template_ok = False
+                yield ConfigIssue("self_reference", loc, field_name,
+                                  "a column cannot refer to itself")
+        yield from _column_issues(col, loc, names, models, config)
+    if template_ok and _topological_order([c.name for c in config.columns],
+                                           config.dependencies) is None:
+        yield from _cycle_issues(config)
+
+
+def _column_issues(
+    col: Any, loc: str, names: set[str], models: Mapping[str, ModelConfig], config: DatasetConfig
+) -> Iterable[ConfigIssue]:
+    for alias in column_model_aliases(col):
+        model = models.get(alias)
+        field_name = "model_alias" if not isinstance(col, CustomColumnConfig) else "model_aliases"
+        if model is None:
+            yield ConfigIssue("unknown_model_alias", loc, field_name,
+                              f"model alias {alias!r} is not declared; known: {sorted(models)}")
+            continue
+        wanted = "embedding" if isinstance(col, EmbeddingColumnConfig) else "chat"
+        if not isinstance(col, CustomColumnConfig) and model.generation_kind != wanted:
+            yield ConfigIssue("wrong_generation_kind", loc, "model_alias",
+                              f"model {alias!r} is a {model.generation_kind} model; "
+                              f"a {col.column_type} column needs a {wanted} model")
+    if isinstance(col, SamplerColumnConfig):
+        try:
+            params = col.typed_params()
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                yield ConfigIssue("invalid_sampler_params", loc,
+                                  "params" + (f".{where}" if where else ""), err["msg"])
+            return
+        if isinstance(params, SubcategoryParams):
+            category = config.column_by_name.get(params.category)
+            if category is None:
+                yield ConfigIssue("unknown_reference", loc, "params.category",
+                                  f"category column {params.category!r} does not exist")
+            elif isinstance(category, SamplerColumnConfig) and category.sampler_type == "category":
+                values = {str(v) for v in category.params.get("values", [])}
+                missing = sorted(values - set(params.values))
+                if missing:
+                    yield ConfigIssue("invalid_sampler_params", loc, "params.values",
+                                      f"no subcategories for categories {missing}")
+    if isinstance(col, EmbeddingColumnConfig) and col.target_column not in names:
+        yield ConfigIssue("unknown_reference", loc, "target_column",
+                          f"target column {col.target_column!r} does not exist")
+    if isinstance(col, CustomColumnConfig):
+        for req in col.required_columns:
+            if req not in names:
+                yield ConfigIssue("unknown_reference", loc, "required_columns",
+                                  f"required column {req!r} does not exist")
+            elif req == col.name:
+                yield ConfigIssue("self_reference", loc, "required_columns",
+                                  "a column cannot require itself")
+    if isinstance(col, SeedDatasetColumnConfig) and config.seed_dataset is None:
+        yield ConfigIssue("missing_seed_dataset", loc, "column_type",
+                          "a seed_dataset column needs a top-level seed_dataset section")
+    if isinstance(col, ExpressionColumnConfig) and not col.expr.strip():
+        yield ConfigIssue("empty_expression", loc, "expr", "expression is empty")
+
+
+def _duplicates(
+    values: Sequence[str], section: str, field_name: str, code: str
+) -> Iterable[ConfigIssue]:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            yield ConfigIssue(code, f"{section}.{v}", field_name, f"{v!r} is declared twice")
+        seen.add(v)
+
+
+def _issues_from_pydantic(exc: ValidationError, data: Mapping[str, Any]) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        location, field_name = _describe_loc(loc, data)
+        msg = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            msg = f"unknown column_type; expected one of {err.get('ctx', {}).get('expected_tags')}"
+        elif err["type"] == "union_tag_not_found":
+            msg = "column_type is required"
+            field_name = "column_type"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        issues.append(ConfigIssue(err["type"], location, field_name, msg))
+    return issues
+
+
+def _describe_loc(loc: list[Any], data: Mapping[str, Any]) -> tuple[str, str | None]:
+    if not loc:
+        return "config", None
+    section = str(loc[0])
+    if section in ("columns", "models", "providers") and len(loc) > 1 and isinstance(loc[1], int):
+        entries = data.get(section) or []
+        entry = entries[loc[1]] if loc[1] < len(entries) else None
+        key = {"columns": "name", "models": "alias", "providers": "name"}[section]
+        label = entry.get(key) if isinstance(entry, Mapping) else None
+        location = f"{section}.{label}" if label else f"{section}[{loc[1]}]"
+        rest = [str(p) for p in loc[2:] if not _is_union_tag(p)]
+        return location, ".".join(rest) or None
+    return section, ".".join(str(p) for p in loc[1:]) or None
+
+
+def _is_union_tag(part: Any) -> bool:
+    return part in {
+        "sampler", "expression", "llm_text", "llm_structured", "llm_judge", "embedding", "custom",
+        "seed_dataset",
+    }

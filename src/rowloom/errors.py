@@ -1,0 +1,39 @@
+"""Runtime errors a task or run can end with, and how the scheduler treats each class.
+
+- `RetryableTaskError`: transient (provider down for a while, retry budget spent); the task is
+  deferred and re-dispatched through the frontier in a later salvage round.
+- `NonRetryableTaskError`: this cell cannot be produced (bad request, invalid structured output
+  after corrections); the row (or, for whole-column tasks, the row group) is dropped with a reason.
+- Any other exception from a generator is a programming error: the run stops with the original
+  traceback and the row that caused it.
+"""
+
+from __future__ import annotations
+
+
+class RowloomError(Exception):
+    """Base of rowloom's runtime errors."""
+
+
+class TaskError(RowloomError):
+    """A classified task failure; `reason` is a short stable code for summaries."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class RetryableTaskError(TaskError):
+    """Transient failure: try the task again later."""
+
+
+class NonRetryableTaskError(TaskError):
+    """Permanent failure for this cell: drop the row."""
+
+
+class RunAbortedError(RowloomError):
+    """The run stopped early (breaker, programming error, cancellation); finished work is kept."""
+
+
+class ResumeError(RowloomError):
+    """A run folder cannot be resumed with this config."""

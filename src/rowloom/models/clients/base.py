@@ -1,0 +1,163 @@
+"""The provider adapter contract: typed requests, responses and classified provider errors.
+
+Adapters (`openai_compatible.py`, `simulated.py`) make exactly one outbound attempt per call and
+never retry; `ModelRequestExecutor` owns retries and request admission. Every failure an adapter
+raises is a `ProviderError` subclass, so classification into a release outcome is exhaustive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """Parsed `x-ratelimit-*` response headers (any may be missing)."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_seconds: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat-completion attempt against a canonical model id."""
+
+    model: str
+    messages: tuple[Mapping[str, str], ...]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    response_format: Mapping[str, Any] | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """The text of the first choice plus transport metadata."""
+
+    text: str
+    usage: TokenUsage | None = None
+    rate_limit: RateLimitHeaders | None = None
+    status_code: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    model: str
+    inputs: tuple[str, ...]
+    timeout: float | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResponse:
+    vectors: tuple[tuple[float, ...], ...]
+    usage: TokenUsage | None = None
+    rate_limit: RateLimitHeaders | None = None
+    status_code: int = 200
+
+
+class ProviderError(Exception):
+    """A classified failure of one outbound attempt. Never carries a raw body or a key."""
+
+    retryable: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status_code: int | None = None,
+        retry_after_seconds: float | None = None,
+        rate_limit: RateLimitHeaders | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
+        self.rate_limit = rate_limit
+
+    @property
+    def error_class(self) -> str:
+        """A short stable name for summaries and events."""
+        return _ERROR_CLASS.get(type(self), "provider_error")
+
+
+class ProviderRateLimitError(ProviderError):
+    """HTTP 429: slow down; `retry_after_seconds` from Retry-After when sent."""
+
+
+class ProviderOverloadedError(ProviderError):
+    """HTTP 503/529: the server is overloaded (treated as a congestion signal)."""
+
+
+class ProviderServerError(ProviderError):
+    """Another 5xx answer."""
+
+
+class ProviderTimeoutError(ProviderError):
+    """The request was sent but no answer came within the attempt's timeout."""
+
+
+class ProviderConnectionError(ProviderError):
+    """Could not connect, or the connection dropped before an answer."""
+
+
+class ProviderRequestError(ProviderError):
+    """A 4xx other than 429 (bad request, auth, not found): retrying will not help."""
+
+    retryable = False
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered 2xx but the body is malformed (not JSON, fields missing)."""
+
+
+_ERROR_CLASS: dict[type[ProviderError], str] = {
+    ProviderRateLimitError: "rate_limited",
+    ProviderOverloadedError: "provider_overloaded",
+    ProviderServerError: "provider_5xx",
+    ProviderTimeoutError: "provider_timeout",
+    ProviderConnectionError: "connection_error",
+    ProviderRequestError: "bad_request",
+    ProviderResponseError: "malformed_response",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TransportPoolLimits:
+    """The HTTP connection pool an adapter really uses (for the capacity plan)."""
+
+    max_connections: int | None
+    max_keepalive_connections: int | None
+    kind: str = "httpx"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ModelClient(Protocol):
+    """One provider's adapter: one outbound attempt per call, no retries, no admission."""
+
+    @property
+    def provider_name(self) -> str: ...
+
+    @property
+    def transport_pool_limits(self) -> TransportPoolLimits | None: ...
+
+    async def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
+
+    async def aclose(self) -> None: ...
