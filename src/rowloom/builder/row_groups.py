@@ -1,0 +1,85 @@
+"""Row groups: `buffer_size` rows each, the unit of checkpointing and resume."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rowloom.generators.base import BatchInput
+
+
+@dataclass(frozen=True, slots=True)
+class RowGroupPlan:
+    """How `num_records` rows split into row groups of `buffer_size`."""
+
+    num_records: int
+    buffer_size: int
+
+    def __post_init__(self) -> None:
+        if self.num_records < 1:
+            raise ValueError("num_records must be at least 1")
+        if self.buffer_size < 1:
+            raise ValueError("buffer_size must be at least 1")
+
+    @property
+    def count(self) -> int:
+        """Number of row groups."""
+        return -(-self.num_records // self.buffer_size)
+
+    def size(self, row_group: int) -> int:
+        """Rows in one row group (the last may be short)."""
+        return min(self.buffer_size, self.num_records - row_group * self.buffer_size)
+
+    def offset(self, row_group: int) -> int:
+        """Global index of the row group's first row."""
+        return row_group * self.buffer_size
+
+
+@dataclass(slots=True)
+class RowGroupBuffer:
+    """The values of one row group while it is being generated, plus its dropped rows."""
+
+    row_group: int
+    offset: int
+    size: int
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    dropped: dict[int, str] = field(default_factory=dict)
+
+    def column(self, name: str) -> list[Any]:
+        """The value list of a column (created on first use)."""
+        col = self.values.get(name)
+        if col is None:
+            col = self.values[name] = [None] * self.size
+        return col
+
+    def set(self, name: str, row_index: int, value: Any) -> None:
+        """Store one cell."""
+        self.column(name)[row_index] = value
+
+    def row(self, row_index: int, columns: Sequence[str]) -> dict[str, Any]:
+        """One row's values of `columns`."""
+        return {c: self.column(c)[row_index] for c in columns}
+
+    def live_rows(self) -> list[int]:
+        """Row indices (within the group) that are not dropped, in order."""
+        if not self.dropped:
+            return list(range(self.size))
+        return [i for i in range(self.size) if i not in self.dropped]
+
+    def batch_input(self, columns: Sequence[str], seed: int) -> tuple[list[int], BatchInput]:
+        """The live rows and their upstream values, for a whole-row-group task."""
+        live = self.live_rows()
+        cols: Mapping[str, list[Any]] = {
+            c: [self.column(c)[i] for i in live] for c in columns
+        }
+        return live, BatchInput(
+            seed=seed,
+            row_group=self.row_group,
+            global_rows=[self.offset + i for i in live],
+            columns=cols,
+        )
+
+    def drop(self, row_index: int, reason: str) -> None:
+        """Mark a row dropped (first reason wins)."""
+        self.dropped.setdefault(row_index, reason)

@@ -1,0 +1,335 @@
+"""Run folders: atomic parquet parts, the manifest, and resume.
+
+Layout of `<artifact_dir>/<name>/`: `data/part-NNNNN.parquet` (one per checkpointed row group),
+`manifest.json`, `capacity_plan.json`, `events/`, `report.html`. A part is written to a hidden
+temporary name, fsynced and renamed, so a reader never sees a partial part. The manifest is the
+source of truth for what is done; it is replaced atomically after each part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rowloom.errors import ResumeError
+
+MANIFEST_VERSION = 1
+JSON_COLUMNS_KEY = b"rowloom.json_columns"
+ResumeMode = Literal[False, True, "if_possible"]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rowloom")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to `path` through a hidden temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def encode_table(columns: Sequence[str], values: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """An arrow table of the given columns; dict/list values (other than numeric vectors)
+    are stored as JSON text and listed in the schema metadata for decoding."""
+    arrays: list[pa.Array] = []
+    json_cols: list[str] = []
+    for name in columns:
+        col = list(values[name])
+        array, is_json = _encode_column(col)
+        arrays.append(array)
+        if is_json:
+            json_cols.append(name)
+    schema = pa.schema(
+        [pa.field(n, a.type) for n, a in zip(columns, arrays, strict=True)],
+        metadata={JSON_COLUMNS_KEY: json.dumps(json_cols).encode()},
+    )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _is_vector(v: Any) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in v
+    )
+
+
+def _encode_column(col: list[Any]) -> tuple[pa.Array, bool]:
+    present = [v for v in col if v is not None]
+    if present and all(_is_vector(v) for v in present):
+        return pa.array(col, type=pa.list_(pa.float64())), False
+    if any(isinstance(v, dict | list | tuple) for v in present):
+        return _json_array(col), True
+    try:
+        return pa.array(col), False
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return _json_array(col), True
+
+
+def _json_array(col: list[Any]) -> pa.Array:
+    return pa.array(
+        [None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True) for v in col],
+        type=pa.string(),
+    )
+
+
+def decode_json_columns(table: pa.Table) -> dict[str, list[Any]]:
+    """Table columns as Python lists, JSON-encoded columns parsed back."""
+    meta = table.schema.metadata or {}
+    json_cols = set(json.loads(meta.get(JSON_COLUMNS_KEY, b"[]")))
+    out: dict[str, list[Any]] = {}
+    for name in table.column_names:
+        values = table.column(name).to_pylist()
+        if name in json_cols:
+            values = [None if v is None else json.loads(v) for v in values]
+        out[name] = values
+    return out
+
+
+@dataclass
+class RowGroupRecord:
+    """What the manifest keeps about one finished row group."""
+
+    rows: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    part: str = ""
+
+
+@dataclass
+class Manifest:
+    """`manifest.json`: what a run is and which row groups are done."""
+
+    config_fingerprint: str
+    num_records: int
+    buffer_size: int
+    output_columns: list[str]
+    rowloom_version: str = field(default_factory=_version)
+    status: str = "running"
+    row_groups: dict[int, RowGroupRecord] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    incomplete_reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "rowloom_version": self.rowloom_version,
+            "config_fingerprint": self.config_fingerprint,
+            "num_records": self.num_records,
+            "buffer_size": self.buffer_size,
+            "output_columns": self.output_columns,
+            "status": self.status,
+            "incomplete_reason": self.incomplete_reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "rows_written": sum(r.rows for r in self.row_groups.values()),
+            "row_groups": {
+                str(k): {"rows": v.rows, "dropped": v.dropped, "part": v.part}
+                for k, v in sorted(self.row_groups.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Manifest:
+        return cls(
+            config_fingerprint=data["config_fingerprint"],
+            num_records=int(data["num_records"]),
+            buffer_size=int(data["buffer_size"]),
+            output_columns=list(data["output_columns"]),
+            rowloom_version=data.get("rowloom_version", "unknown"),
+            status=data.get("status", "running"),
+            incomplete_reason=data.get("incomplete_reason"),
+            created_at=float(data.get("created_at", 0.0)),
+            updated_at=float(data.get("updated_at", 0.0)),
+            row_groups={
+                int(k): RowGroupRecord(int(v["rows"]), dict(v.get("dropped", {})), v["part"])
+                for k, v in data.get("row_groups", {}).items()
+            },
+        )
+
+
+class RunStorage:
+    """One run folder: parts, manifest, events and reports."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.data_dir = run_dir / "data"
+        self.events_dir = run_dir / "events"
+        self.manifest_path = run_dir / "manifest.json"
+        self.capacity_plan_path = run_dir / "capacity_plan.json"
+        self.report_path = run_dir / "report.html"
+        self.manifest: Manifest | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def open(
+        self,
+        *,
+        fingerprint: str,
+        num_records: int,
+        buffer_size: int,
+        output_columns: list[str],
+        resume: ResumeMode,
+    ) -> set[int]:
+        """Prepare the folder; return the row groups already done (resume) or an empty set.
+
+        Without `resume`, an existing run folder is replaced. With `resume=True` a missing or
+        different run is an error; with `"if_possible"` it starts fresh instead.
+        """
+        existing = self.load_manifest()
+        if resume and existing is not None:
+            problem = _mismatch(existing, fingerprint, num_records, buffer_size)
+            if problem is None:
+                self.manifest = existing
+                self._clean_temporaries()
+                done = {
+                    rg for rg, rec in existing.row_groups.items()
+                    if (self.data_dir / rec.part).is_file()
+                }
+                for rg in set(existing.row_groups) - done:
+                    del existing.row_groups[rg]
+                existing.status = "running"
+                existing.incomplete_reason = None
+                self._write_manifest()
+                return done
+            if resume is True:
+                raise ResumeError(f"cannot resume {self.run_dir}: {problem}")
+        elif resume is True:
+            raise ResumeError(f"cannot resume {self.run_dir}: no manifest.json there")
+        self._reset()
+        self.manifest = Manifest(fingerprint, num_records, buffer_size, output_columns)
+        self._write_manifest()
+        return set()
+
+    def _reset(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        for p in self.data_dir.iterdir():
+            if p.is_file():
+                p.unlink()
+        if self.events_dir.is_dir():
+            for p in self.events_dir.iterdir():
+                if p.is_file():
+                    p.unlink()
+
+    def _clean_temporaries(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for p in self.data_dir.glob(".*.tmp-*"):
+            p.unlink(missing_ok=True)
+
+    def load_manifest(self) -> Manifest | None:
+        """The manifest on disk, or None."""
+        try:
+            return Manifest.from_json(json.loads(self.manifest_path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ResumeError(f"{self.manifest_path} is unreadable: {exc}") from None
+
+    # --- writing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def part_name(row_group: int) -> str:
+        return f"part-{row_group:05d}.parquet"
+
+    def write_row_group(
+        self,
+        row_group: int,
+        table: pa.Table,
+        dropped: Mapping[str, int],
+    ) -> Path:
+        """Write one row group's part atomically, then record it in the manifest."""
+        assert self.manifest is not None, "open() first"
+        path = self.data_dir / self.part_name(row_group)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        write_atomic(path, sink.getvalue().to_pybytes())
+        self.manifest.row_groups[row_group] = RowGroupRecord(
+            table.num_rows, dict(dropped), path.name
+        )
+        self._write_manifest()
+        return path
+
+    def finish(self, status: str, reason: str | None = None) -> None:
+        """Record the run's end state ("complete" or "incomplete")."""
+        assert self.manifest is not None
+        self.manifest.status = status
+        self.manifest.incomplete_reason = reason
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        assert self.manifest is not None
+        self.manifest.updated_at = time.time()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(self.manifest.as_json(), indent=2) + "\n"
+        write_atomic(self.manifest_path, body.encode())
+
+    def write_json(self, path: Path, data: Any) -> None:
+        """Write a JSON artifact atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def part_paths(self) -> list[Path]:
+        """Parts of the finished row groups, in row-group order."""
+        manifest = self.manifest or self.load_manifest()
+        if manifest is None:
+            return []
+        return [self.data_dir / rec.part for _, rec in sorted(manifest.row_groups.items())]
+
+    def read_table(self) -> pa.Table:
+        """All finished rows as one table (JSON columns still encoded)."""
+        return read_parts(self.part_paths())
+
+
+def read_parts(paths: Iterable[Path]) -> pa.Table:
+    """Concatenate parts; the JSON-column metadata is the union over parts."""
+    tables = [pq.read_table(p) for p in paths]
+    if not tables:
+        return pa.table({})
+    json_cols: set[str] = set()
+    for t in tables:
+        json_cols |= set(json.loads((t.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]")))
+    unified = [t.replace_schema_metadata(None) for t in tables]
+    table = pa.concat_tables(unified, promote_options="permissive")
+    return table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(sorted(json_cols)).encode()})
+
+
+def _mismatch(m: Manifest, fingerprint: str, num_records: int, buffer_size: int) -> str | None:
+    if m.config_fingerprint != fingerprint:
+        return (
+            "the dataset config changed since this run started (fingerprint "
+            f"{m.config_fingerprint} != {fingerprint}); use a new --name or drop --resume"
+        )
+    if m.num_records != num_records:
+        return f"it was started for {m.num_records} records, not {num_records}"
+    if m.buffer_size != buffer_size:
+        return f"it was started with buffer_size {m.buffer_size}, not {buffer_size}"
+    return None

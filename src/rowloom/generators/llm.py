@@ -1,0 +1,139 @@
+"""Model-written columns: free text, structured JSON, and rubric judgements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rowloom.config.columns import (
+    LLMJudgeColumnConfig,
+    LLMStructuredColumnConfig,
+    LLMTextColumnConfig,
+)
+from rowloom.config.scheduling import SchedulingMetadata
+from rowloom.errors import NonRetryableTaskError
+from rowloom.generators.base import CellContext, ColumnGenerator, compile_template, render
+from rowloom.models.resources import ModelResourceCatalog
+
+
+def model_metadata(catalog: ModelResourceCatalog, alias: str) -> SchedulingMetadata:
+    """`model` metadata for an alias: canonical endpoint identity, weight = its static cap."""
+    resolved = catalog.resolve(alias)
+    cap = catalog.static_cap(resolved.key).cap
+    return SchedulingMetadata(
+        "model",
+        ("model", resolved.key.provider_name, resolved.key.model_id, resolved.generation_kind),
+        max(1, cap),
+    )
+
+
+class LLMTextGenerator(ColumnGenerator):
+    """One chat completion per row from the rendered prompt (and system prompt)."""
+
+    def __init__(self, config: LLMTextColumnConfig, catalog: ModelResourceCatalog) -> None:
+        super().__init__(config)
+        self.alias = config.model_alias
+        self._catalog = catalog
+        self._prompt = compile_template(config.prompt)
+        self._system = compile_template(config.system_prompt) if config.system_prompt else None
+
+    def get_scheduling_metadata(self) -> SchedulingMetadata:
+        return model_metadata(self._catalog, self.alias)
+
+    def prompts(self, row: Mapping[str, Any]) -> tuple[str, str | None]:
+        """The rendered (prompt, system prompt) for a row."""
+        system = render(self._system, row) if self._system is not None else None
+        return render(self._prompt, row), system
+
+    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
+        if self.should_skip(row):
+            return None
+        facade = _facade(ctx)
+        prompt, system = self.prompts(row)
+        return await facade.chat(self.alias, prompt, system_prompt=system)
+
+
+class LLMStructuredGenerator(LLMTextGenerator):
+    """JSON valid for `output_format`, with corrective retries as separate calls."""
+
+    config: LLMStructuredColumnConfig
+
+    def __init__(self, config: LLMStructuredColumnConfig, catalog: ModelResourceCatalog) -> None:
+        super().__init__(config, catalog)
+        self.schema: dict[str, Any] = dict(config.output_format)
+        self.max_corrections = config.max_correction_attempts
+
+    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
+        if self.should_skip(row):
+            return None
+        prompt, system = self.prompts(row)
+        return await _facade(ctx).structured(
+            self.alias,
+            prompt,
+            self.schema,
+            system_prompt=system,
+            max_correction_attempts=self.max_corrections,
+            schema_name=self.name,
+        )
+
+
+def judge_schema(config: LLMJudgeColumnConfig) -> dict[str, Any]:
+    """The JSON schema of a judge answer: per score, an allowed option and a reasoning."""
+    properties = {
+        s.name: {
+            "type": "object",
+            "properties": {
+                "score": {"type": "string", "enum": list(s.options)},
+                "reasoning": {"type": "string"},
+            },
+            "required": ["score", "reasoning"],
+            "additionalProperties": False,
+        }
+        for s in config.scores
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [s.name for s in config.scores],
+        "additionalProperties": False,
+    }
+
+
+def judge_instructions(config: LLMJudgeColumnConfig) -> str:
+    """The rubric as text appended to the judge prompt."""
+    lines = ["Score the content on each rubric below. Answer in JSON."]
+    for s in config.scores:
+        options = "; ".join(f"{k}: {v}" for k, v in s.options.items())
+        lines.append(f"- {s.name}: {s.description} Options: {options}.")
+    return "\n".join(lines)
+
+
+class LLMJudgeGenerator(LLMTextGenerator):
+    """Rubric scores `{score_name: {"score": option, "reasoning": text}}` from a judge model."""
+
+    config: LLMJudgeColumnConfig
+
+    def __init__(self, config: LLMJudgeColumnConfig, catalog: ModelResourceCatalog) -> None:
+        super().__init__(config, catalog)
+        self.schema = judge_schema(config)
+        self._rubric = judge_instructions(config)
+        self.max_corrections = config.max_correction_attempts
+
+    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
+        if self.should_skip(row):
+            return None
+        prompt, system = self.prompts(row)
+        return await _facade(ctx).structured(
+            self.alias,
+            f"{prompt}\n\n{self._rubric}",
+            self.schema,
+            system_prompt=system,
+            max_correction_attempts=self.max_corrections,
+            schema_name=self.name,
+        )
+
+
+def _facade(ctx: CellContext) -> Any:
+    if ctx.facade is None:
+        raise NonRetryableTaskError("no_model_facade", "this run has no model access")
+    return ctx.facade

@@ -1,0 +1,62 @@
+"""Build one generator per column of a dataset config."""
+
+from __future__ import annotations
+
+from rowloom.config.columns import (
+    CustomColumnConfig,
+    EmbeddingColumnConfig,
+    ExpressionColumnConfig,
+    LLMJudgeColumnConfig,
+    LLMStructuredColumnConfig,
+    LLMTextColumnConfig,
+    SamplerColumnConfig,
+    SeedDatasetColumnConfig,
+)
+from rowloom.config.dataset import DatasetConfig
+from rowloom.generators.base import ColumnGenerator
+from rowloom.generators.custom import CustomGenerator
+from rowloom.generators.embedding import EmbeddingGenerator
+from rowloom.generators.expression import ExpressionGenerator
+from rowloom.generators.llm import LLMJudgeGenerator, LLMStructuredGenerator, LLMTextGenerator
+from rowloom.generators.samplers import SamplerGenerator
+from rowloom.generators.seed import SeedColumnGenerator, SeedDataset
+from rowloom.models.resources import ModelResourceCatalog
+
+
+def build_generators(
+    config: DatasetConfig, catalog: ModelResourceCatalog
+) -> dict[str, ColumnGenerator]:
+    """Generators by column name, in topological order.
+
+    An expression whose inputs are all per-row-group columns also runs per row group.
+    """
+    seed = config.effective_seed
+    seed_data = SeedDataset(config.seed_dataset, seed) if config.seed_dataset else None
+    out: dict[str, ColumnGenerator] = {}
+    for name in config.topological_order:
+        col = config.column_by_name[name]
+        gen: ColumnGenerator
+        if isinstance(col, SamplerColumnConfig):
+            gen = SamplerGenerator(col)
+        elif isinstance(col, SeedDatasetColumnConfig):
+            assert seed_data is not None  # static validation guarantees it
+            gen = SeedColumnGenerator(col, seed_data)
+        elif isinstance(col, ExpressionColumnConfig):
+            deps = config.dependencies[name]
+            gen = ExpressionGenerator(
+                col, batch=all(out[d].task_type == "batch" for d in deps)
+            )
+        elif isinstance(col, LLMJudgeColumnConfig):
+            gen = LLMJudgeGenerator(col, catalog)
+        elif isinstance(col, LLMStructuredColumnConfig):
+            gen = LLMStructuredGenerator(col, catalog)
+        elif isinstance(col, LLMTextColumnConfig):
+            gen = LLMTextGenerator(col, catalog)
+        elif isinstance(col, EmbeddingColumnConfig):
+            gen = EmbeddingGenerator(col, catalog)
+        elif isinstance(col, CustomColumnConfig):
+            gen = CustomGenerator(col, catalog)
+        else:  # pragma: no cover - the union is closed
+            raise AssertionError(f"no generator for {type(col).__name__}")
+        out[name] = gen
+    return out
