@@ -1,0 +1,103 @@
+"""Request admission: may this provider/model/domain call go out now? (AIMD, V1)
+
+Public names for the request executor, the capacity plan and task policies. Task policies read
+pressure only through the read-only `RequestPressureSnapshotProvider`.
+"""
+
+from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.controller import (
+    AdaptiveRequestAdmissionController,
+    RequestAdmissionController,
+)
+from rowloom.models.request_admission.decisions import (
+    RequestAdmissionDecision,
+    RequestAdmissionDenied,
+    RequestAdmissionError,
+    RequestAdmissionLease,
+    RequestDenialReason,
+)
+from rowloom.models.request_admission.limit_state import (
+    AdaptiveRequestLimitState,
+    LimitTransition,
+    RateLimitEffect,
+)
+from rowloom.models.request_admission.limits import (
+    AimdLimitRule,
+    RequestLimitRule,
+    RequestLimitRuleFactory,
+    RequestLimitSample,
+    aimd_rule_factory,
+)
+from rowloom.models.request_admission.outcomes import (
+    ReleaseReason,
+    ReleaseResult,
+    RequestReleaseOutcome,
+    RequestReleaseOutcomeKind,
+    parse_retry_after,
+)
+from rowloom.models.request_admission.pressure import (
+    ProviderModelPressureSnapshot,
+    RequestPressureSnapshotProvider,
+    RequestResourcePressureSnapshot,
+)
+from rowloom.models.request_admission.queue import (
+    RequestFairQueue,
+    RequestQueueSelection,
+    RequestQueueView,
+    RequestWaiter,
+)
+from rowloom.models.request_admission.resolver import RequestResourceResolver
+from rowloom.models.request_admission.resources import (
+    RequestAdmissionItem,
+    RequestDomain,
+    RequestEventContext,
+    RequestGroupSpec,
+    RequestResourceKey,
+)
+from rowloom.models.request_admission.views import (
+    RequestAdmissionCapacityView,
+    RequestAdmissionCounters,
+    RequestAdmissionObservedMaxima,
+    RequestAdmissionRuntimeSnapshot,
+)
+
+__all__ = [
+    "AdaptiveRequestAdmissionController",
+    "AdaptiveRequestLimitState",
+    "AimdLimitRule",
+    "LimitTransition",
+    "ProviderModelPressureSnapshot",
+    "RateLimitEffect",
+    "ReleaseReason",
+    "ReleaseResult",
+    "RequestAdmissionCapacityView",
+    "RequestAdmissionConfig",
+    "RequestAdmissionController",
+    "RequestAdmissionCounters",
+    "RequestAdmissionDecision",
+    "RequestAdmissionDenied",
+    "RequestAdmissionError",
+    "RequestAdmissionItem",
+    "RequestAdmissionLease",
+    "RequestAdmissionObservedMaxima",
+    "RequestAdmissionRuntimeSnapshot",
+    "RequestDenialReason",
+    "RequestDomain",
+    "RequestEventContext",
+    "RequestFairQueue",
+    "RequestGroupSpec",
+    "RequestLimitRule",
+    "RequestLimitRuleFactory",
+    "RequestLimitSample",
+    "RequestPressureSnapshotProvider",
+    "RequestQueueSelection",
+    "RequestQueueView",
+    "RequestReleaseOutcome",
+    "RequestReleaseOutcomeKind",
+    "RequestResourceKey",
+    "RequestResourcePressureSnapshot",
+    "RequestResourceResolver",
+    "RequestWaiter",
+    "aimd_rule_factory",
+    "parse_retry_after",
+]

@@ -1,0 +1,157 @@
+"""`RequestAdmissionConfig`: the engine-internal request-admission configuration.
+
+Users tune only the AIMD knobs of `rowloom.config.run.RequestAdmissionTuningConfig`; static caps
+come from the model catalog; initial limits, clamps and the queue-wait default are engine-internal
+(benchmarks may inject them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from rowloom.config.run import RequestAdmissionTuningConfig
+from rowloom.models.request_admission.resolver import RequestResourceResolver
+from rowloom.models.request_admission.resources import RequestResourceKey
+from rowloom.models.resources import ModelResourceCatalog, ProviderModelKey
+
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAdmissionConfig:
+    """Static caps per endpoint, per-resource limits, and the AIMD parameters.
+
+    Guarantees, for every resource whose endpoint has a static cap:
+    `effective_max(r) = min(static_cap, max_limit_clamp)` and `1 <= initial_limit(r) <=
+    effective_max(r)` (an absent initial limit starts at the effective max). Resources need not
+    be listed in `resources` to be admitted: any domain of an endpoint with a static cap is
+    registered on first use; `resources` are registered up front.
+    """
+
+    static_caps: Mapping[ProviderModelKey, int]
+    resources: tuple[RequestResourceKey, ...] = ()
+    initial_limits: Mapping[RequestResourceKey, int] = field(default_factory=lambda: _EMPTY)
+    max_limit_clamps: Mapping[RequestResourceKey, int] = field(default_factory=lambda: _EMPTY)
+    aliases: Mapping[ProviderModelKey, tuple[str, ...]] = field(default_factory=lambda: _EMPTY)
+    multiplicative_decrease_factor: float = 0.75
+    additive_increase_step: int = 1
+    successes_until_increase: int = 25
+    cooldown_seconds: float = 2.0
+    startup_ramp_seconds: float = 0.0
+    default_queue_wait_timeout_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.multiplicative_decrease_factor < 1:
+            raise ValueError("multiplicative_decrease_factor must be in (0, 1)")
+        if self.additive_increase_step < 1:
+            raise ValueError("additive_increase_step must be >= 1")
+        if self.successes_until_increase < 1:
+            raise ValueError("successes_until_increase must be >= 1")
+        for name in ("cooldown_seconds", "startup_ramp_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0")
+        timeout = self.default_queue_wait_timeout_seconds
+        if timeout is not None and (math.isnan(timeout) or timeout < 0):
+            raise ValueError("default_queue_wait_timeout_seconds must be >= 0 or None")
+        for kind, mapping in (
+            ("static cap", self.static_caps),
+            ("initial limit", self.initial_limits),
+            ("max limit clamp", self.max_limit_clamps),
+        ):
+            for key, value in mapping.items():
+                if value < 1:
+                    raise ValueError(f"{kind} of {key.as_key_str()} must be >= 1, got {value}")
+        for resource in (*self.resources, *self.initial_limits, *self.max_limit_clamps):
+            if resource.provider_model not in self.static_caps:
+                raise ValueError(f"{resource.as_key_str()} has no provider/model static cap")
+        object.__setattr__(self, "static_caps", MappingProxyType(dict(self.static_caps)))
+        object.__setattr__(self, "resources", tuple(sorted(set(self.resources))))
+        object.__setattr__(self, "initial_limits", MappingProxyType(dict(self.initial_limits)))
+        object.__setattr__(self, "max_limit_clamps", MappingProxyType(dict(self.max_limit_clamps)))
+        object.__setattr__(
+            self, "aliases", MappingProxyType({k: tuple(v) for k, v in self.aliases.items()})
+        )
+
+    @classmethod
+    def from_catalog(
+        cls,
+        catalog: ModelResourceCatalog,
+        tuning: RequestAdmissionTuningConfig | None = None,
+        *,
+        initial_limits: Mapping[RequestResourceKey, int] | None = None,
+        max_limit_clamps: Mapping[RequestResourceKey, int] | None = None,
+        default_queue_wait_timeout_seconds: float | None = None,
+    ) -> RequestAdmissionConfig:
+        """The config of one run: caps and resources from the catalog, AIMD knobs from `tuning`.
+
+        `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s).
+        """
+        resolver = RequestResourceResolver(catalog)
+        caps = catalog.static_caps()
+        base = cls(
+            static_caps={k: c.cap for k, c in caps.items()},
+            resources=resolver.resources(),
+            initial_limits=initial_limits or _EMPTY,
+            max_limit_clamps=max_limit_clamps or _EMPTY,
+            aliases={k: c.aliases for k, c in caps.items()},
+            default_queue_wait_timeout_seconds=default_queue_wait_timeout_seconds,
+        )
+        return base.with_tuning(tuning)
+
+    def with_tuning(self, tuning: RequestAdmissionTuningConfig | None) -> RequestAdmissionConfig:
+        """This config with the public AIMD knobs of `tuning` (None: unchanged)."""
+        if tuning is None:
+            return self
+        return replace(
+            self,
+            multiplicative_decrease_factor=tuning.multiplicative_decrease_factor,
+            additive_increase_step=tuning.additive_increase_step,
+            successes_until_increase=tuning.successes_until_increase,
+            cooldown_seconds=tuning.cooldown_seconds,
+            startup_ramp_seconds=tuning.startup_ramp_seconds,
+        )
+
+    def static_cap(self, provider_model: ProviderModelKey) -> int | None:
+        """The endpoint's static cap, or None when the endpoint is unknown."""
+        return self.static_caps.get(provider_model)
+
+    def max_limit_clamp(self, resource: RequestResourceKey) -> int | None:
+        """The configured clamp on the resource's adaptive limit, if any."""
+        return self.max_limit_clamps.get(resource)
+
+    def effective_max(self, resource: RequestResourceKey) -> int | None:
+        """`min(static cap, clamp)`; None when the endpoint is unknown."""
+        cap = self.static_caps.get(resource.provider_model)
+        if cap is None:
+            return None
+        clamp = self.max_limit_clamps.get(resource)
+        return cap if clamp is None else min(cap, clamp)
+
+    def initial_limit(self, resource: RequestResourceKey) -> int | None:
+        """The starting limit clamped to `[1, effective_max]`; None when the endpoint is unknown."""
+        top = self.effective_max(resource)
+        if top is None:
+            return None
+        return max(1, min(top, self.initial_limits.get(resource, top)))
+
+    def as_json(self) -> dict[str, Any]:
+        """The configured values as JSON (the capacity plan's request-admission section)."""
+        return {
+            "resources": [r.as_key_str() for r in self.resources],
+            "static_caps": {k.as_key_str(): v for k, v in sorted(self.static_caps.items())},
+            "initial_limits": {k.as_key_str(): v for k, v in sorted(self.initial_limits.items())},
+            "max_limit_clamps": {
+                k.as_key_str(): v for k, v in sorted(self.max_limit_clamps.items())
+            },
+            "cooldown_seconds": self.cooldown_seconds,
+            "multiplicative_decrease_factor": self.multiplicative_decrease_factor,
+            "additive_increase_step": self.additive_increase_step,
+            "successes_until_increase": self.successes_until_increase,
+            "startup_ramp_seconds": self.startup_ramp_seconds,
+            "default_queue_wait_timeout_seconds": self.default_queue_wait_timeout_seconds,
+        }

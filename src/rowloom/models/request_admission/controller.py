@@ -1,0 +1,735 @@
+"""Request admission: may this provider/model/domain call go out now?
+
+`AdaptiveRequestAdmissionController` hands out one `RequestAdmissionLease` per concrete call
+attempt, under an AIMD limit per resource and a static cap per endpoint, and queues blocked
+callers in a `RequestFairQueue`. It is event-driven: waiters await their own completion handle;
+one clock timer at the earliest deadline (queue timeout, cooldown end, ramp step) wakes them;
+releases, cooldown ends and limit increases grant waiters in fair-queue order. There is no
+polling loop. Events are emitted after each operation's state change is complete.
+
+Concurrency model: one event loop; every method runs to completion without awaiting, so the
+ledger, queue and limits change atomically with respect to other coroutines. Not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any, Final, Protocol
+
+from rowloom.clock import Clock, SystemClock, TimerHandle
+from rowloom.models.request_admission import _events as ev
+from rowloom.models.request_admission._events import Pending
+from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.decisions import (
+    HARD_DENIALS,
+    RequestAdmissionDecision,
+    RequestAdmissionDenied,
+    RequestAdmissionError,
+    RequestAdmissionLease,
+    RequestDenialReason,
+)
+from rowloom.models.request_admission.ledger import (
+    LedgerPressureView,
+    RequestLedger,
+    ResourceRecord,
+)
+from rowloom.models.request_admission.limit_state import LimitTransition
+from rowloom.models.request_admission.limits import RequestLimitRuleFactory, aimd_rule_factory
+from rowloom.models.request_admission.outcomes import (
+    ReleaseReason,
+    ReleaseResult,
+    RequestReleaseOutcome,
+    RequestReleaseOutcomeKind,
+)
+from rowloom.models.request_admission.pressure import RequestPressureSnapshotProvider
+from rowloom.models.request_admission.queue import (
+    RequestFairQueue,
+    RequestQueueView,
+    RequestWaiter,
+)
+from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
+from rowloom.models.request_admission.views import (
+    RequestAdmissionCapacityView,
+    RequestAdmissionCounters,
+    RequestAdmissionObservedMaxima,
+    RequestAdmissionRuntimeSnapshot,
+)
+from rowloom.observability.events import RequestEventEmitter
+
+_GENERATIONS = itertools.count(1)
+_RELEASED: Final = ReleaseResult(True, ReleaseReason.RELEASED)
+_LOCAL_CANCELLED: Final = RequestReleaseOutcome(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
+_PROVIDER_FAILURES: Final = frozenset(
+    {RequestReleaseOutcomeKind.PROVIDER_FAILURE, RequestReleaseOutcomeKind.PROVIDER_TIMEOUT}
+)
+
+
+class RequestAdmissionController(Protocol):
+    """Request-level admission: one lease per concrete call attempt, released exactly once."""
+
+    @property
+    def pressure(self) -> RequestPressureSnapshotProvider:
+        """Read-only request pressure (no mutating method)."""
+        ...
+
+    def try_acquire(self, item: RequestAdmissionItem) -> RequestAdmissionDecision:
+        """A lease now, or a denial; never jumps queued waiters (`queued_waiters_ahead`)."""
+        ...
+
+    def acquire_sync(self, item: RequestAdmissionItem) -> RequestAdmissionLease:
+        """A lease now, or `RequestAdmissionError`; never waits."""
+        ...
+
+    async def acquire_async(self, item: RequestAdmissionItem) -> RequestAdmissionLease:
+        """Wait for a lease; raises `RequestAdmissionError` on timeout, shutdown, hard denial."""
+        ...
+
+    def release(
+        self, lease: RequestAdmissionLease, outcome: RequestReleaseOutcome
+    ) -> ReleaseResult:
+        """Return a lease's capacity once; never raises, a bad release adds no capacity."""
+        ...
+
+    def shutdown(self) -> None:
+        """Fail every waiter with a `shutdown` denial and refuse new acquires."""
+        ...
+
+    def in_flight_total(self) -> int: ...
+
+    def waiters_total(self) -> int: ...
+
+
+@dataclass(slots=True)
+class _Counts:
+    leases_granted: int = 0
+    immediate_grants: int = 0
+    waits_started: int = 0
+    waits_completed: int = 0
+    wait_timeouts: int = 0
+    wait_cancellations: int = 0
+    waits_shutdown: int = 0
+    cancelled_after_grant: int = 0
+    acquire_denials: int = 0
+    leases_released: int = 0
+    rate_limited: int = 0
+    bad_releases: int = 0
+
+
+class AdaptiveRequestAdmissionController:
+    """The V1 request controller: AIMD limits per resource, static caps per endpoint.
+
+    Admits a call only if its resource's in-flight count is below the current limit, the
+    resource is not cooling down, and its endpoint's in-flight count over all domains is below
+    the static cap. `limit_rule_factory` picks each resource's `RequestLimitRule` (AIMD by
+    default). Use it from one event loop.
+    """
+
+    def __init__(
+        self,
+        config: RequestAdmissionConfig,
+        *,
+        clock: Clock | None = None,
+        events: RequestEventEmitter | None = None,
+        limit_rule_factory: RequestLimitRuleFactory | None = None,
+    ) -> None:
+        self._config = config
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._emitter = events
+        self._generation = next(_GENERATIONS)
+        self._ledger = RequestLedger(
+            config, limit_rule_factory or aimd_rule_factory, self._generation
+        )
+        self._queue = RequestFairQueue()
+        self._pressure = LedgerPressureView(
+            self._ledger, self._queue, self._clock, itertools.count(1).__next__
+        )
+        self._deadlines: list[tuple[float, int, RequestWaiter]] = []
+        self._timer: TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._waiter_ids = itertools.count(1)
+        self._closed = False
+        self._n = _Counts()
+        now = self._clock.monotonic()
+        pending = ev.new_pending(events)
+        for resource in config.resources:
+            self._register(resource, now, pending)
+        ev.flush(events, pending)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> RequestAdmissionConfig:
+        return self._config
+
+    @property
+    def controller_generation(self) -> int:
+        """Identifies this controller; leases of other controllers are `wrong_generation`."""
+        return self._generation
+
+    @property
+    def pressure(self) -> RequestPressureSnapshotProvider:
+        return self._pressure
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._closed
+
+    def in_flight_total(self) -> int:
+        """Active leases over all resources."""
+        return self._ledger.in_flight_total()
+
+    def waiters_total(self) -> int:
+        """Queued waiters over all resources."""
+        return len(self._queue)
+
+    def queue_view(self) -> RequestQueueView:
+        return self._queue.view()
+
+    def counters(self) -> RequestAdmissionCounters:
+        """Lifetime counters (see `RequestAdmissionCounters`)."""
+        n = self._n
+        return RequestAdmissionCounters(**{f.name: getattr(n, f.name) for f in fields(n)})
+
+    def runtime_snapshot(self) -> RequestAdmissionRuntimeSnapshot:
+        now = self._clock.monotonic()
+        records = sorted(self._ledger.records(), key=lambda r: r.key)
+        return RequestAdmissionRuntimeSnapshot(
+            captured_at=now,
+            current_limits=_frozen({r.key: r.limits.limit_at(now) for r in records}),
+            effective_max=_frozen({r.key: r.limits.effective_max for r in records}),
+            blocked_until=_frozen({r.key: r.limits.blocked_until(now) for r in records}),
+            in_flight=_frozen({r.key: r.in_flight for r in records}),
+            waiters=_frozen({r.key: self._queue.queued_for_resource(r.key) for r in records}),
+            provider_model_aggregate_in_flight=_frozen(
+                {pm.key: pm.in_flight for pm in self._ledger.provider_models()}
+            ),
+        )
+
+    def observed_maxima(self) -> RequestAdmissionObservedMaxima:
+        records = sorted(self._ledger.records(), key=lambda r: r.key)
+        return RequestAdmissionObservedMaxima(
+            request_waiters_by_resource=_frozen({r.key: r.max_waiters for r in records}),
+            request_in_flight_by_resource=_frozen({r.key: r.max_in_flight for r in records}),
+            provider_model_aggregate_in_flight=_frozen(
+                {pm.key: pm.max_in_flight for pm in self._ledger.provider_models()}
+            ),
+            request_domain_current_limits=_frozen({r.key: r.max_limit for r in records}),
+        )
+
+    def capacity_view(self) -> RequestAdmissionCapacityView:
+        """Configured values, runtime snapshot and observed maxima for the capacity plan."""
+        return RequestAdmissionCapacityView(
+            self._config, self.runtime_snapshot(), self.observed_maxima()
+        )
+
+    # -- acquire -------------------------------------------------------------------------
+
+    def try_acquire(self, item: RequestAdmissionItem) -> RequestAdmissionDecision:
+        """A lease now, or a typed denial. Never waits and never jumps queued waiters."""
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        result, record = self._admit_now(item, now, pending)
+        if isinstance(result, RequestAdmissionLease):
+            self._settle(now, pending)
+            return result
+        denied = self._denied(item, result, record, now)
+        self._n.acquire_denials += 1
+        if pending is not None:
+            ev.item_event(
+                pending, "request_acquire_denied", item, reason=result, snapshot=denied.snapshot
+            )
+        self._settle(now, pending)
+        return denied
+
+    def acquire_sync(self, item: RequestAdmissionItem) -> RequestAdmissionLease:
+        """A lease now, or `RequestAdmissionError` carrying the denial.
+
+        Usable from synchronous code (on the loop thread or with no loop at all): it never
+        waits, because a synchronous caller cannot wait for a release without blocking the
+        event loop that would deliver it. Sync callers that must wait retry on
+        `denied.available_after_monotonic` or move to `acquire_async`.
+        """
+        decision = self.try_acquire(item)
+        if isinstance(decision, RequestAdmissionDenied):
+            raise RequestAdmissionError(decision)
+        return decision
+
+    async def acquire_async(self, item: RequestAdmissionItem) -> RequestAdmissionLease:
+        """Wait in the fair queue for this item's own lease.
+
+        Raises `RequestAdmissionError` on queue-wait timeout, shutdown or a hard denial; never
+        returns None. Cancellation while queued removes the waiter and re-raises; if the lease
+        was granted in the same instant the call is cancelled, that lease is released as
+        `local_cancelled` before the cancellation propagates, so it is never orphaned.
+        """
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        result, record = self._admit_now(item, now, pending)
+        if isinstance(result, RequestAdmissionLease):
+            self._settle(now, pending)
+            return result
+        if result in HARD_DENIALS or record is None:
+            denied = self._denied(item, result, record, now)
+            self._n.acquire_denials += 1
+            if pending is not None:
+                ev.item_event(pending, "request_acquire_denied", item, reason=result)
+            self._settle(now, pending)
+            raise RequestAdmissionError(denied)
+        timeout = item.timeout
+        if timeout is None:
+            timeout = self._config.default_queue_wait_timeout_seconds
+        deadline = None if timeout is None else now + timeout
+        self._n.waits_started += 1
+        if deadline is not None and deadline <= now:
+            denied = self._denied(item, RequestDenialReason.TIMEOUT, record, now)
+            self._n.wait_timeouts += 1
+            if pending is not None:
+                ev.item_event(pending, "request_wait_started", item, reason=result)
+                ev.item_event(
+                    pending,
+                    "request_wait_timeout",
+                    item,
+                    reason="timeout",
+                    snapshot=denied.snapshot,
+                )
+            self._settle(now, pending)
+            raise RequestAdmissionError(denied)
+        completion: asyncio.Future[RequestAdmissionLease] = (
+            asyncio.get_running_loop().create_future()
+        )
+        waiter = RequestWaiter(next(self._waiter_ids), item, now, deadline, completion)
+        self._queue.enqueue(waiter)
+        waiting = self._queue.queued_for_resource(item.resource)
+        record.max_waiters = max(record.max_waiters, waiting)
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, waiter.waiter_id, waiter))
+        if pending is not None:
+            snapshot = self._pressure.of_record(record, now)
+            if waiting == 1:
+                ev.resource_event(
+                    pending, "request_queue_formed", record.key, reason=result, snapshot=snapshot
+                )
+            ev.item_event(pending, "request_wait_started", item, reason=result, snapshot=snapshot)
+        self._settle(now, pending)
+        try:
+            return await completion
+        except asyncio.CancelledError:
+            self._on_waiter_cancelled(waiter)
+            raise
+
+    # -- release -------------------------------------------------------------------------
+
+    def release(
+        self, lease: RequestAdmissionLease, outcome: RequestReleaseOutcome
+    ) -> ReleaseResult:
+        """Return the lease's capacity exactly once and apply the outcome to its limit.
+
+        Never raises. Duplicate, stale, wrong-generation and unknown leases are answered with
+        `released=False` and a `request_release_diagnostic` event, and add no capacity.
+        """
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        result = self._release(lease, outcome, now, pending)
+        self._settle(now, pending)
+        return result
+
+    def set_max_limit_clamp(self, resource: RequestResourceKey, clamp: int | None) -> None:
+        """Change a resource's clamp at run time (effective max = min(static cap, clamp)).
+
+        Emits `request_effective_cap_changed`; a lower max lowers the current limit, a higher
+        one lets additive increase go further. Raises `KeyError` for an unknown endpoint.
+        """
+        if clamp is not None and clamp < 1:
+            raise ValueError("a max limit clamp must be >= 1")
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        record = self._ledger.record(resource) or self._register(resource, now, pending)
+        if record is None:
+            raise KeyError(resource.as_key_str())
+        cap = record.pm.static_cap
+        self._apply(
+            record,
+            record.limits.set_effective_max(cap if clamp is None else min(cap, clamp), now),
+            now,
+            pending,
+        )
+        self._dispatch(now, pending)
+        self._settle(now, pending)
+
+    def shutdown(self) -> None:
+        """Fail every queued waiter with a `shutdown` denial; later acquires are denied.
+
+        Active leases stay valid and must still be released. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        for waiter in self._queue.waiters():
+            self._queue.remove(waiter.waiter_id)
+            record = self._record_of(waiter)
+            if not waiter.completion.done():
+                denied = self._denied(waiter.item, RequestDenialReason.SHUTDOWN, record, now)
+                self._n.waits_shutdown += 1
+                waiter.completion.set_exception(RequestAdmissionError(denied))
+                if pending is not None:
+                    ev.item_event(pending, "request_acquire_denied", waiter.item, reason="shutdown")
+            self._left_queue(record, now, pending)
+        self._deadlines.clear()
+        self._settle(now, pending)
+
+    # -- internals: admission ------------------------------------------------------------
+
+    def _admit_now(
+        self, item: RequestAdmissionItem, now: float, pending: Pending | None
+    ) -> tuple[RequestAdmissionLease | RequestDenialReason, ResourceRecord | None]:
+        record = self._ledger.record(item.resource)
+        if self._closed:
+            return RequestDenialReason.SHUTDOWN, record
+        if record is None:
+            record = self._register(item.resource, now, pending)
+            if record is None:
+                return RequestDenialReason.UNKNOWN_RESOURCE, None
+        self._apply(record, record.limits.refresh(now), now, pending)
+        if self._queue:
+            self._dispatch(now, pending)
+        if self._queue.queued_for_resource(item.resource):
+            return RequestDenialReason.QUEUED_WAITERS_AHEAD, record
+        reason = RequestLedger.blocked_reason(record, now)
+        if reason is not None:
+            return reason, record
+        lease = self._ledger.grant(item, record, now)
+        self._n.leases_granted += 1
+        self._n.immediate_grants += 1
+        if pending is not None:
+            ev.item_event(pending, "request_wait_started", item)
+            ev.item_event(
+                pending, "request_wait_completed", item, diagnostics={"wait_seconds": 0.0}
+            )
+            ev.item_event(
+                pending,
+                "request_lease_acquired",
+                item,
+                lease_id=lease.lease_id,
+                snapshot=self._pressure.of_record(record, now),
+            )
+        return lease, record
+
+    def _dispatch(self, now: float, pending: Pending | None) -> None:
+        """Grant queued waiters in fair order while any is eligible."""
+        if not self._queue or self._closed:
+            return
+        for resource in self._queue.resources():
+            record = self._ledger.record(resource)
+            if record is not None:
+                self._apply(record, record.limits.refresh(now), now, pending)
+
+        def eligible(item: RequestAdmissionItem) -> bool:
+            record = self._ledger.record(item.resource)
+            return record is not None and RequestLedger.blocked_reason(record, now) is None
+
+        while (selection := self._queue.select_next(eligible)) is not None:
+            waiter = self._queue.commit(selection)
+            if waiter is None:
+                break
+            record = self._record_of(waiter)
+            if not waiter.completion.done():
+                lease = self._ledger.grant(waiter.item, record, now)
+                self._n.leases_granted += 1
+                self._n.waits_completed += 1
+                waiter.completion.set_result(lease)
+                if pending is not None:
+                    ev.item_event(
+                        pending,
+                        "request_wait_completed",
+                        waiter.item,
+                        diagnostics={"wait_seconds": now - waiter.enqueued_at},
+                    )
+                    ev.item_event(
+                        pending,
+                        "request_lease_acquired",
+                        waiter.item,
+                        lease_id=lease.lease_id,
+                        snapshot=self._pressure.of_record(record, now),
+                    )
+            self._left_queue(record, now, pending)
+
+    def _on_waiter_cancelled(self, waiter: RequestWaiter) -> None:
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        completion = waiter.completion
+        removed = self._queue.remove(waiter.waiter_id) is not None
+        if removed or completion.cancelled():
+            self._n.wait_cancellations += 1
+            record = self._record_of(waiter)
+            if pending is not None:
+                ev.item_event(
+                    pending,
+                    "request_wait_cancelled",
+                    waiter.item,
+                    reason="cancelled",
+                    diagnostics={"wait_seconds": now - waiter.enqueued_at},
+                )
+            if removed:
+                self._left_queue(record, now, pending)
+                self._dispatch(now, pending)
+        elif completion.done() and completion.exception() is None:
+            self._n.cancelled_after_grant += 1
+            self._release(completion.result(), _LOCAL_CANCELLED, now, pending, after_grant=True)
+        self._settle(now, pending)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        for record in list(self._ledger.records()):
+            self._apply(record, record.limits.refresh(now), now, pending)
+        self._dispatch(now, pending)
+        expired = False
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, waiter_id, waiter = heapq.heappop(self._deadlines)
+            if self._queue.remove(waiter_id) is None:
+                continue
+            expired = True
+            record = self._record_of(waiter)
+            if not waiter.completion.done():
+                denied = self._denied(waiter.item, RequestDenialReason.TIMEOUT, record, now)
+                self._n.wait_timeouts += 1
+                waiter.completion.set_exception(RequestAdmissionError(denied))
+                if pending is not None:
+                    ev.item_event(
+                        pending,
+                        "request_wait_timeout",
+                        waiter.item,
+                        reason="timeout",
+                        snapshot=denied.snapshot,
+                        diagnostics={"wait_seconds": now - waiter.enqueued_at},
+                    )
+            self._left_queue(record, now, pending)
+        if expired:
+            self._dispatch(now, pending)
+        self._settle(now, pending)
+
+    # -- internals: release --------------------------------------------------------------
+
+    def _release(
+        self,
+        lease: RequestAdmissionLease,
+        outcome: RequestReleaseOutcome,
+        now: float,
+        pending: Pending | None,
+        *,
+        after_grant: bool = False,
+    ) -> ReleaseResult:
+        verdict = self._ledger.check_release(lease)
+        if verdict is not ReleaseReason.RELEASED:
+            return self._bad_release(lease, outcome, verdict, pending)
+        record = self._ledger.settle(lease)
+        self._n.leases_released += 1
+        kind = outcome.kind
+        record.last_outcome = kind.value
+        limits = record.limits
+        new_cascade: bool | None = None
+        if kind is RequestReleaseOutcomeKind.RATE_LIMITED:
+            self._n.rate_limited += 1
+            effect = limits.on_rate_limited(now, lease.current_limit, outcome.retry_after_seconds)
+            transitions = effect.transitions
+            new_cascade = effect.new_cascade
+        elif kind is RequestReleaseOutcomeKind.SUCCESS:
+            transitions = limits.on_success(now, now - lease.acquired_at, record.in_flight)
+        else:
+            if kind in _PROVIDER_FAILURES:
+                limits.on_provider_failure()
+            transitions = limits.refresh(now)
+        if pending is not None:
+            diagnostics: dict[str, Any] = {"held_seconds": now - lease.acquired_at}
+            if outcome.status_code is not None:
+                diagnostics["status_code"] = outcome.status_code
+            if outcome.error_class is not None:
+                diagnostics["error_class"] = outcome.error_class
+            if after_grant:
+                diagnostics["cancelled_after_grant"] = True
+            ev.item_event(
+                pending,
+                "request_lease_released",
+                lease.item,
+                lease_id=lease.lease_id,
+                reason=kind.value,
+                diagnostics=diagnostics,
+            )
+            if new_cascade is not None:
+                ev.item_event(
+                    pending,
+                    "request_rate_limited",
+                    lease.item,
+                    lease_id=lease.lease_id,
+                    reason="rate_limited",
+                    snapshot=self._pressure.of_record(record, now),
+                    diagnostics={
+                        "retry_after_seconds": outcome.retry_after_seconds,
+                        "new_cascade": new_cascade,
+                        "lease_limit": lease.current_limit,
+                    },
+                )
+        self._apply(record, transitions, now, pending, cause=lease.item)
+        self._dispatch(now, pending)
+        return _RELEASED
+
+    def _bad_release(
+        self,
+        lease: object,
+        outcome: RequestReleaseOutcome,
+        verdict: ReleaseReason,
+        pending: Pending | None,
+    ) -> ReleaseResult:
+        self._n.bad_releases += 1
+        diagnostics: dict[str, Any] = {
+            "lease_id": getattr(lease, "lease_id", None),
+            "lease_generation": getattr(lease, "controller_generation", None),
+            "controller_generation": self._generation,
+            "outcome": getattr(getattr(outcome, "kind", None), "value", None),
+        }
+        if pending is not None:
+            if isinstance(lease, RequestAdmissionLease):
+                ev.item_event(
+                    pending,
+                    "request_release_diagnostic",
+                    lease.item,
+                    lease_id=lease.lease_id,
+                    reason=verdict.value,
+                    diagnostics=diagnostics,
+                )
+            else:
+                pending.append(
+                    (
+                        "request_release_diagnostic",
+                        {"reason": verdict.value, "diagnostics": diagnostics},
+                    )
+                )
+        return ReleaseResult(False, verdict, MappingProxyType(diagnostics))
+
+    # -- internals: bookkeeping ----------------------------------------------------------
+
+    def _register(
+        self, resource: RequestResourceKey, now: float, pending: Pending | None
+    ) -> ResourceRecord | None:
+        record = self._ledger.register(resource, now)
+        if record is not None and pending is not None:
+            ev.resource_event(
+                pending,
+                "request_resource_registered",
+                resource,
+                snapshot=self._pressure.of_record(record, now),
+                diagnostics={
+                    "initial_limit": record.limits.initial_limit,
+                    "effective_max": record.limits.effective_max,
+                    "static_cap": record.pm.static_cap,
+                    "max_limit_clamp": self._config.max_limit_clamp(resource),
+                    "startup_ramp_seconds": self._config.startup_ramp_seconds,
+                },
+            )
+        return record
+
+    def _apply(
+        self,
+        record: ResourceRecord,
+        transitions: tuple[LimitTransition, ...],
+        now: float,
+        pending: Pending | None,
+        *,
+        cause: RequestAdmissionItem | None = None,
+    ) -> None:
+        """Note limit maxima and queue the transitions' events."""
+        if not transitions:
+            return
+        record.max_limit = max(record.max_limit, record.limits.current_limit)
+        if pending is None:
+            return
+        snapshot = self._pressure.of_record(record, now)
+        for t in transitions:
+            ev.resource_event(
+                pending,
+                t.event_kind,
+                record.key,
+                cause=cause,
+                reason=t.cause,
+                snapshot=snapshot,
+                diagnostics={"before": t.before, "after": t.after},
+            )
+
+    def _left_queue(self, record: ResourceRecord, now: float, pending: Pending | None) -> None:
+        if pending is not None and not self._queue.queued_for_resource(record.key):
+            ev.resource_event(
+                pending,
+                "request_queue_drained",
+                record.key,
+                snapshot=self._pressure.of_record(record, now),
+            )
+
+    def _record_of(self, waiter: RequestWaiter) -> ResourceRecord:
+        record = self._ledger.record(waiter.item.resource)
+        assert record is not None, "a queued waiter's resource is always registered"
+        return record
+
+    def _denied(
+        self,
+        item: RequestAdmissionItem,
+        reason: RequestDenialReason,
+        record: ResourceRecord | None,
+        now: float,
+    ) -> RequestAdmissionDenied:
+        if record is None:
+            return RequestAdmissionDenied(item, reason)
+        until = record.limits.blocked_until(now)
+        return RequestAdmissionDenied(
+            item,
+            reason,
+            retry_after_seconds=None if until is None else until - now,
+            available_after_monotonic=until,
+            snapshot=self._pressure.of_record(record, now),
+        )
+
+    def _settle(self, now: float, pending: Pending | None) -> None:
+        """End of an operation: re-arm the wake-up timer, then emit the queued events."""
+        self._rearm(now)
+        ev.flush(self._emitter, pending)
+
+    def _rearm(self, now: float) -> None:
+        """Keep one timer at the earliest instant a waiter's situation changes by time alone."""
+        if self._closed or not self._queue:
+            self._deadlines.clear()
+            self._cancel_timer()
+            return
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in self._queue:
+            heapq.heappop(deadlines)
+        earliest = deadlines[0][0] if deadlines else None
+        for resource in self._queue.resources():
+            record = self._ledger.record(resource)
+            at = record.limits.next_change_at(now) if record is not None else None
+            if at is not None and (earliest is None or at < earliest):
+                earliest = at
+        if earliest is None:
+            self._cancel_timer()
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= earliest:
+            return
+        self._cancel_timer()
+        self._timer_at = earliest
+        self._timer = self._clock.call_at(earliest, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+
+def _frozen(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(mapping)

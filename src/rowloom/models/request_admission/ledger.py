@@ -1,0 +1,271 @@
+"""The request ledger: per-resource and per-endpoint in-flight counts, active leases, maxima.
+
+The ledger is the hard accounting of request admission. A lease is counted in its resource and
+its endpoint when granted and uncounted exactly once when a valid release settles it; a bad
+release (duplicate, stale, wrong generation, unknown) is recognised without touching any count.
+Lease ids are sequential per controller, so duplicates are told apart from unknown ids in O(1)
+memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+
+from rowloom.clock import Clock
+from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.decisions import RequestAdmissionLease, RequestDenialReason
+from rowloom.models.request_admission.limit_state import AdaptiveRequestLimitState
+from rowloom.models.request_admission.limits import RequestLimitRuleFactory
+from rowloom.models.request_admission.outcomes import ReleaseReason
+from rowloom.models.request_admission.pressure import (
+    ProviderModelPressureSnapshot,
+    RequestResourcePressureSnapshot,
+)
+from rowloom.models.request_admission.queue import RequestFairQueue
+from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
+from rowloom.models.resources import ProviderModelKey
+
+
+class ProviderModelRecord:
+    """One endpoint: static cap and aggregate in-flight over all its domains."""
+
+    __slots__ = ("aliases", "in_flight", "key", "max_in_flight", "resources", "static_cap")
+
+    def __init__(self, key: ProviderModelKey, static_cap: int, aliases: tuple[str, ...]) -> None:
+        self.key = key
+        self.static_cap = static_cap
+        self.aliases = aliases
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.resources: list[ResourceRecord] = []
+
+
+class ResourceRecord:
+    """One provider/model/domain resource: adaptive limit state, in-flight count, maxima."""
+
+    __slots__ = (
+        "in_flight",
+        "key",
+        "last_outcome",
+        "limits",
+        "max_in_flight",
+        "max_limit",
+        "max_waiters",
+        "pm",
+    )
+
+    def __init__(
+        self, key: RequestResourceKey, pm: ProviderModelRecord, limits: AdaptiveRequestLimitState
+    ) -> None:
+        self.key = key
+        self.pm = pm
+        self.limits = limits
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.max_waiters = 0
+        self.max_limit = limits.current_limit
+        self.last_outcome: str | None = None
+
+
+class RequestLedger:
+    """Hard accounting of request leases for one controller generation."""
+
+    def __init__(
+        self,
+        config: RequestAdmissionConfig,
+        rule_factory: RequestLimitRuleFactory,
+        generation: int,
+    ) -> None:
+        self._config = config
+        self._rule_factory = rule_factory
+        self._generation = generation
+        self._prefix = f"rq{generation}-"
+        self._next_lease = 1
+        self._active: dict[str, tuple[RequestAdmissionLease, ResourceRecord]] = {}
+        self._resources: dict[RequestResourceKey, ResourceRecord] = {}
+        self._pms = {
+            key: ProviderModelRecord(key, cap, config.aliases.get(key, ()))
+            for key, cap in sorted(config.static_caps.items())
+        }
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def record(self, resource: RequestResourceKey) -> ResourceRecord | None:
+        return self._resources.get(resource)
+
+    def records(self) -> Iterable[ResourceRecord]:
+        return self._resources.values()
+
+    def provider_models(self) -> Iterable[ProviderModelRecord]:
+        return self._pms.values()
+
+    def provider_model(self, key: ProviderModelKey) -> ProviderModelRecord | None:
+        return self._pms.get(key)
+
+    def register(self, resource: RequestResourceKey, now: float) -> ResourceRecord | None:
+        """Create the resource's record; None when its endpoint has no static cap."""
+        pm = self._pms.get(resource.provider_model)
+        top = self._config.effective_max(resource)
+        initial = self._config.initial_limit(resource)
+        if pm is None or top is None or initial is None:
+            return None
+        limits = AdaptiveRequestLimitState(
+            self._rule_factory(resource, initial, top, self._config),
+            initial_limit=initial,
+            effective_max=top,
+            cooldown_seconds=self._config.cooldown_seconds,
+            startup_ramp_seconds=self._config.startup_ramp_seconds,
+            now=now,
+        )
+        record = ResourceRecord(resource, pm, limits)
+        self._resources[resource] = record
+        pm.resources.append(record)
+        return record
+
+    @staticmethod
+    def blocked_reason(record: ResourceRecord, now: float) -> RequestDenialReason | None:
+        """Why the resource cannot take one more lease now (None: it can)."""
+        if record.limits.in_cooldown(now):
+            return RequestDenialReason.COOLDOWN
+        if record.in_flight >= record.limits.current_limit:
+            return RequestDenialReason.NO_CAPACITY
+        if record.pm.in_flight >= record.pm.static_cap:
+            return RequestDenialReason.AGGREGATE_CAP
+        return None
+
+    def grant(
+        self, item: RequestAdmissionItem, record: ResourceRecord, now: float
+    ) -> RequestAdmissionLease:
+        """Count one lease in its resource and endpoint; the caller checked `blocked_reason`."""
+        lease = RequestAdmissionLease(
+            lease_id=f"{self._prefix}{self._next_lease}",
+            item=item,
+            acquired_at=now,
+            current_limit=record.limits.current_limit,
+            effective_max=record.limits.effective_max,
+            controller_generation=self._generation,
+        )
+        self._next_lease += 1
+        self._active[lease.lease_id] = (lease, record)
+        record.in_flight += 1
+        record.max_in_flight = max(record.max_in_flight, record.in_flight)
+        pm = record.pm
+        pm.in_flight += 1
+        pm.max_in_flight = max(pm.max_in_flight, pm.in_flight)
+        return lease
+
+    def check_release(self, lease: object) -> ReleaseReason:
+        """`released` if `lease` is active here and unaltered, else why it is a bad release."""
+        if not isinstance(lease, RequestAdmissionLease):
+            return ReleaseReason.UNKNOWN_LEASE
+        if lease.controller_generation != self._generation:
+            return ReleaseReason.WRONG_GENERATION
+        active = self._active.get(lease.lease_id)
+        if active is not None:
+            same = active[0] is lease or active[0] == lease
+            return ReleaseReason.RELEASED if same else ReleaseReason.STALE_LEASE
+        number = self._lease_number(lease.lease_id)
+        if number is not None and number < self._next_lease:
+            return ReleaseReason.DUPLICATE
+        return ReleaseReason.UNKNOWN_LEASE
+
+    def settle(self, lease: RequestAdmissionLease) -> ResourceRecord:
+        """Uncount a lease that `check_release` accepted."""
+        _, record = self._active.pop(lease.lease_id)
+        record.in_flight -= 1
+        record.pm.in_flight -= 1
+        return record
+
+    def in_flight_total(self) -> int:
+        return len(self._active)
+
+    def _lease_number(self, lease_id: str) -> int | None:
+        if not lease_id.startswith(self._prefix):
+            return None
+        suffix = lease_id[len(self._prefix) :]
+        return int(suffix) if suffix.isdigit() else None
+
+
+class LedgerPressureView:
+    """The controller's read-only `RequestPressureSnapshotProvider`: reads, never mutates."""
+
+    __slots__ = ("_clock", "_ledger", "_queue", "_sequence")
+
+    def __init__(
+        self,
+        ledger: RequestLedger,
+        queue: RequestFairQueue,
+        clock: Clock,
+        sequence: Callable[[], int],
+    ) -> None:
+        self._ledger = ledger
+        self._queue = queue
+        self._clock = clock
+        self._sequence = sequence
+
+    def snapshot(self, resource: RequestResourceKey) -> RequestResourcePressureSnapshot | None:
+        record = self._ledger.record(resource)
+        if record is None:
+            return None
+        return self.of_record(record, self._clock.monotonic())
+
+    def snapshots(self) -> Mapping[RequestResourceKey, RequestResourcePressureSnapshot]:
+        now = self._clock.monotonic()
+        records = sorted(self._ledger.records(), key=lambda r: r.key)
+        return MappingProxyType({r.key: self.of_record(r, now) for r in records})
+
+    def global_snapshot(self, provider: str, model: str) -> ProviderModelPressureSnapshot | None:
+        pm = self._ledger.provider_model(ProviderModelKey(provider, model))
+        if pm is None:
+            return None
+        return self.of_provider_model(pm, self._clock.monotonic())
+
+    def global_snapshots(self) -> Mapping[ProviderModelKey, ProviderModelPressureSnapshot]:
+        now = self._clock.monotonic()
+        return MappingProxyType(
+            {pm.key: self.of_provider_model(pm, now) for pm in self._ledger.provider_models()}
+        )
+
+    def of_record(self, record: ResourceRecord, now: float) -> RequestResourcePressureSnapshot:
+        """The snapshot of one record at `now` (used for events and denials too)."""
+        limits = record.limits
+        return RequestResourcePressureSnapshot(
+            resource=record.key,
+            captured_at=now,
+            sequence=self._sequence(),
+            in_flight=record.in_flight,
+            current_limit=limits.limit_at(now),
+            effective_max=limits.effective_max,
+            static_cap=record.pm.static_cap,
+            provider_model_in_flight=record.pm.in_flight,
+            waiters=self._queue.queued_for_resource(record.key),
+            blocked_until_monotonic=limits.blocked_until(now),
+            cooldown_remaining_seconds=limits.cooldown_remaining(now),
+            rate_limit_ceiling=limits.rate_limit_ceiling,
+            consecutive_rate_limits=limits.consecutive_rate_limits,
+            rate_limited_total=limits.rate_limited_total,
+            provider_failures_total=limits.provider_failures_total,
+            in_startup_ramp=limits.in_ramp,
+            last_outcome=record.last_outcome,
+        )
+
+    def of_provider_model(
+        self, pm: ProviderModelRecord, now: float
+    ) -> ProviderModelPressureSnapshot:
+        records = sorted(pm.resources, key=lambda r: r.key)
+        return ProviderModelPressureSnapshot(
+            provider_model=pm.key,
+            captured_at=now,
+            sequence=self._sequence(),
+            static_cap=pm.static_cap,
+            aggregate_in_flight=pm.in_flight,
+            aggregate_waiters=self._queue.queued_for_provider_model(pm.key),
+            aliases=pm.aliases,
+            domain_in_flight=MappingProxyType({r.key.domain: r.in_flight for r in records}),
+            domain_current_limits=MappingProxyType(
+                {r.key.domain: r.limits.limit_at(now) for r in records}
+            ),
+        )

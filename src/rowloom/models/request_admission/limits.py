@@ -1,0 +1,136 @@
+"""Adaptive limit rules: the small pure arithmetic behind one resource's concurrency limit.
+
+A rule only answers "given this finished request, what is the limit now?" It knows nothing of
+leases, waiters, cooldowns, cascades, ramps or asyncio; time arrives inside each sample. This
+mirrors the Limit / AIMDLimit split of Netflix concurrency-limits, so a latency-aware rule
+(gradient or Vegas style) can be added as another implementation of `RequestLimitRule`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.resources import RequestResourceKey
+
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimitSample:
+    """One finished request as a limit rule sees it.
+
+    `rate_limited` is the drop signal (a 429); `latency_seconds` is lease hold time and
+    `in_flight` the resource's in-flight count after release (for latency-aware rules).
+    """
+
+    now: float
+    rate_limited: bool
+    latency_seconds: float | None = None
+    in_flight: int = 0
+
+
+class RequestLimitRule(Protocol):
+    """A limit in `[1, max_limit]` updated by samples; deterministic, no I/O, no clock reads."""
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def max_limit(self) -> int: ...
+
+    def update(self, sample: RequestLimitSample) -> int:
+        """Fold one sample in; return the new limit."""
+        ...
+
+    def reset(self, limit: int, max_limit: int) -> int:
+        """Set the limit and its ceiling (clamped to `[1, max_limit]`); return the new limit."""
+        ...
+
+
+class AimdLimitRule:
+    """Additive increase, multiplicative decrease.
+
+    A rate-limited sample sets `limit = max(1, floor(limit * decrease_factor))` and restarts the
+    success count; every `successes_until_increase` successful samples add `increase_step`, up to
+    `max_limit`.
+    """
+
+    __slots__ = ("_factor", "_limit", "_max", "_needed", "_step", "_successes")
+
+    def __init__(
+        self,
+        initial_limit: int,
+        max_limit: int,
+        *,
+        decrease_factor: float = 0.75,
+        increase_step: int = 1,
+        successes_until_increase: int = 25,
+    ) -> None:
+        if not 0 < decrease_factor < 1:
+            raise ValueError("decrease_factor must be in (0, 1)")
+        if increase_step < 1 or successes_until_increase < 1 or max_limit < 1:
+            raise ValueError("increase_step, successes_until_increase and max_limit must be >= 1")
+        self._factor = decrease_factor
+        self._step = increase_step
+        self._needed = successes_until_increase
+        self._max = max_limit
+        self._limit = max(1, min(max_limit, initial_limit))
+        self._successes = 0
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def max_limit(self) -> int:
+        return self._max
+
+    @property
+    def successes(self) -> int:
+        """Successful samples counted toward the next increase."""
+        return self._successes
+
+    def update(self, sample: RequestLimitSample) -> int:
+        if sample.rate_limited:
+            self._successes = 0
+            self._limit = max(1, math.floor(self._limit * self._factor + _EPSILON))
+            return self._limit
+        self._successes += 1
+        if self._successes >= self._needed:
+            self._successes = 0
+            self._limit = min(self._max, self._limit + self._step)
+        return self._limit
+
+    def reset(self, limit: int, max_limit: int) -> int:
+        if max_limit < 1:
+            raise ValueError("max_limit must be >= 1")
+        self._max = max_limit
+        self._limit = max(1, min(max_limit, limit))
+        self._successes = 0
+        return self._limit
+
+
+RequestLimitRuleFactory: TypeAlias = Callable[
+    [RequestResourceKey, int, int, RequestAdmissionConfig], RequestLimitRule
+]
+"""Builds the rule of one resource from (resource, initial_limit, effective_max, config)."""
+
+
+def aimd_rule_factory(
+    resource: RequestResourceKey,
+    initial_limit: int,
+    effective_max: int,
+    config: RequestAdmissionConfig,
+) -> RequestLimitRule:
+    """The V1 rule for every resource: AIMD with the config's parameters."""
+    return AimdLimitRule(
+        initial_limit,
+        effective_max,
+        decrease_factor=config.multiplicative_decrease_factor,
+        increase_step=config.additive_increase_step,
+        successes_until_increase=config.successes_until_increase,
+    )

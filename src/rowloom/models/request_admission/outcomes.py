@@ -1,0 +1,130 @@
+"""What a lease's holder reports on release, and what release answers.
+
+Only `rate_limited` drives multiplicative decrease and cooldown; every other kind just returns
+capacity (provider failures also count in diagnostics). `parse_retry_after` turns a Retry-After
+header value into seconds for `RequestReleaseOutcome.retry_after_seconds`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from types import MappingProxyType
+from typing import Final
+
+from rowloom.observability.events import JsonValue
+
+_NO_DIAGNOSTICS: Final[Mapping[str, JsonValue]] = MappingProxyType({})
+
+
+class RequestReleaseOutcomeKind(enum.StrEnum):
+    """How one call attempt ended, as request admission needs to know it."""
+
+    SUCCESS = "success"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_FAILURE = "provider_failure"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    LOCAL_CANCELLED = "local_cancelled"
+    LOCAL_TIMEOUT = "local_timeout"
+    UNEXPECTED_EXCEPTION = "unexpected_exception"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReleaseOutcome:
+    """The outcome a lease is released with, plus status metadata safe for telemetry."""
+
+    kind: RequestReleaseOutcomeKind
+    retry_after_seconds: float | None = None
+    status_code: int | None = None
+    error_class: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RequestReleaseOutcomeKind(self.kind))
+        ra = self.retry_after_seconds
+        if ra is not None and (not math.isfinite(ra) or ra < 0):
+            raise ValueError(f"retry_after_seconds must be a finite number >= 0, got {ra}")
+
+    @classmethod
+    def success(cls, *, status_code: int | None = None) -> RequestReleaseOutcome:
+        return cls(RequestReleaseOutcomeKind.SUCCESS, status_code=status_code)
+
+    @classmethod
+    def rate_limited(
+        cls, retry_after_seconds: float | None = None, *, status_code: int | None = 429
+    ) -> RequestReleaseOutcome:
+        return cls(
+            RequestReleaseOutcomeKind.RATE_LIMITED,
+            retry_after_seconds=retry_after_seconds,
+            status_code=status_code,
+            error_class="rate_limited",
+        )
+
+    @classmethod
+    def provider_failure(
+        cls, *, status_code: int | None = None, error_class: str | None = None
+    ) -> RequestReleaseOutcome:
+        return cls(
+            RequestReleaseOutcomeKind.PROVIDER_FAILURE,
+            status_code=status_code,
+            error_class=error_class,
+        )
+
+    @classmethod
+    def of(cls, kind: RequestReleaseOutcomeKind | str) -> RequestReleaseOutcome:
+        """An outcome of `kind` with no metadata."""
+        return cls(RequestReleaseOutcomeKind(kind))
+
+
+class ReleaseReason(enum.StrEnum):
+    """Why a release did or did not return capacity."""
+
+    RELEASED = "released"
+    DUPLICATE = "duplicate"
+    STALE_LEASE = "stale_lease"
+    WRONG_GENERATION = "wrong_generation"
+    UNKNOWN_LEASE = "unknown_lease"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    """The answer of `release`: `released` is True exactly once per lease, for `released`."""
+
+    released: bool
+    reason: ReleaseReason
+    diagnostics: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_DIAGNOSTICS)
+
+
+def parse_retry_after(value: str | float | None, *, now_wall: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date.
+
+    Returns None when the value is absent or malformed (negative, not finite, unparseable);
+    a date in the past gives 0.0. `now_wall` (epoch seconds) defaults to `time.time()`: an
+    HTTP-date is wall-clock time, the only place request admission reads the wall clock.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    now = time.time() if now_wall is None else now_wall
+    return max(0.0, moment.timestamp() - now)

@@ -1,0 +1,93 @@
+"""Read-only views of a request controller for the capacity plan, reports and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.resources import RequestResourceKey
+from rowloom.models.resources import ProviderModelKey
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAdmissionCounters:
+    """Lifetime counters of one controller; each lease, wait and bad release is counted once.
+
+    At all times `leases_granted == leases_released + in_flight_total()` and `waits_started ==
+    waits_completed + wait_timeouts + wait_cancellations + waits_shutdown + waiters_total()`.
+    `immediate_grants + waits_completed == leases_granted`; `cancelled_after_grant` counts
+    granted waits whose caller was cancelled (those leases are released as `local_cancelled`).
+    """
+
+    leases_granted: int = 0
+    immediate_grants: int = 0
+    waits_started: int = 0
+    waits_completed: int = 0
+    wait_timeouts: int = 0
+    wait_cancellations: int = 0
+    waits_shutdown: int = 0
+    cancelled_after_grant: int = 0
+    acquire_denials: int = 0
+    leases_released: int = 0
+    rate_limited: int = 0
+    bad_releases: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAdmissionRuntimeSnapshot:
+    """Current adaptive state per resource and aggregate in-flight per endpoint."""
+
+    captured_at: float
+    current_limits: Mapping[RequestResourceKey, int]
+    effective_max: Mapping[RequestResourceKey, int]
+    blocked_until: Mapping[RequestResourceKey, float | None]
+    in_flight: Mapping[RequestResourceKey, int]
+    waiters: Mapping[RequestResourceKey, int]
+    provider_model_aggregate_in_flight: Mapping[ProviderModelKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAdmissionObservedMaxima:
+    """The highest values seen since the controller started."""
+
+    request_waiters_by_resource: Mapping[RequestResourceKey, int]
+    request_in_flight_by_resource: Mapping[RequestResourceKey, int]
+    provider_model_aggregate_in_flight: Mapping[ProviderModelKey, int]
+    request_domain_current_limits: Mapping[RequestResourceKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAdmissionCapacityView:
+    """Configured values, runtime state and observed maxima: the capacity plan's inputs."""
+
+    config: RequestAdmissionConfig
+    runtime_snapshot: RequestAdmissionRuntimeSnapshot
+    observed_maxima: RequestAdmissionObservedMaxima
+
+    def as_json(self) -> dict[str, Any]:
+        """The view as JSON, keys rendered as `provider/model[/domain]`."""
+        rt, om = self.runtime_snapshot, self.observed_maxima
+        return {
+            "configured": self.config.as_json(),
+            "runtime_snapshot": {
+                "captured_at": rt.captured_at,
+                "request_domain_current_limits": _keyed(rt.current_limits),
+                "request_domain_effective_max": _keyed(rt.effective_max),
+                "request_domain_blocked_until": _keyed(rt.blocked_until),
+                "request_in_flight_by_resource": _keyed(rt.in_flight),
+                "request_waiters_by_resource": _keyed(rt.waiters),
+                "provider_model_aggregate_in_flight": _keyed(rt.provider_model_aggregate_in_flight),
+            },
+            "observed_maxima": {
+                "request_waiters_by_resource": _keyed(om.request_waiters_by_resource),
+                "request_in_flight_by_resource": _keyed(om.request_in_flight_by_resource),
+                "provider_model_aggregate_in_flight": _keyed(om.provider_model_aggregate_in_flight),
+                "request_domain_current_limits": _keyed(om.request_domain_current_limits),
+            },
+        }
+
+
+def _keyed(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    return {k.as_key_str(): v for k, v in sorted(mapping.items())}
