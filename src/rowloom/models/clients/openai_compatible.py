@@ -1,0 +1,325 @@
+"""`OpenAICompatibleClient`: any OpenAI-compatible endpoint through the official `openai` SDK.
+
+One outbound attempt per call (`max_retries=0`), over the SDK's default async HTTP client class
+with an explicit connection pool, so `transport_pool_limits` is the pool really in use. Headers
+are read through `with_raw_response`: `Retry-After` / `retry-after-ms` (seconds or an HTTP date)
+and `x-ratelimit-*`. Failures are classified into the `ProviderError` taxonomy:
+
+| answer | error |
+|---|---|
+| 429 | `ProviderRateLimitError` (with `retry_after_seconds`) |
+| 503, 529 | `ProviderOverloadedError` |
+| other 5xx | `ProviderServerError` |
+| 408, or no answer within the timeout after sending | `ProviderTimeoutError` |
+| refused, dropped, connect/pool timeout | `ProviderConnectionError` |
+| other 4xx | `ProviderRequestError` |
+| malformed 2xx body | `ProviderResponseError` |
+
+Messages never carry the API key or a response body, and SDK exceptions are not chained.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from types import ModuleType
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+from rowloom.models.clients.base import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderOverloadedError,
+    ProviderRateLimitError,
+    ProviderRequestError,
+    ProviderResponseError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    RateLimitHeaders,
+    TokenUsage,
+    TransportPoolLimits,
+)
+
+__all__ = [
+    "OpenAICompatibleClient",
+    "parse_duration_seconds",
+    "parse_rate_limit_headers",
+    "parse_retry_after",
+]
+
+_PLACEHOLDER_KEY = "not-needed"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_CONNECT_TIMEOUTS = frozenset({"ConnectTimeout", "PoolTimeout"})
+
+
+def _http_module() -> ModuleType:
+    """The HTTP library the installed SDK is built on (`httpx2` for openai 3.x, else `httpx`)."""
+    for cls in DefaultAsyncHttpxClient.__mro__:
+        if cls.__name__ == "AsyncClient":
+            return importlib.import_module(cls.__module__.split(".")[0])
+    return importlib.import_module("httpx")  # pragma: no cover - every SDK so far has one
+
+
+class OpenAICompatibleClient:
+    """A `ModelClient` for an OpenAI-compatible base URL (`.../v1`), no retries, no admission."""
+
+    def __init__(
+        self,
+        provider_name: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        http = _http_module()
+        limits = http.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._provider_name = provider_name
+        self._base_url = base_url
+        self._client = AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or _PLACEHOLDER_KEY,
+            max_retries=0,
+            http_client=DefaultAsyncHttpxClient(limits=limits),
+        )
+        self._pool_limits = TransportPoolLimits(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            kind=http.__name__,
+            extra={"keepalive_expiry": limits.keepalive_expiry},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatibleClient(provider={self._provider_name!r}, base_url={self._base_url!r})"
+        )
+
+    @property
+    def provider_name(self) -> str:
+        return self._provider_name
+
+    @property
+    def transport_pool_limits(self) -> TransportPoolLimits:
+        """The connection pool this client's HTTP transport really uses."""
+        return self._pool_limits
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One chat-completion attempt (first choice's text) or a classified `ProviderError`."""
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [dict(m) for m in request.messages],
+        }
+        for name in ("temperature", "top_p", "max_tokens", "timeout"):
+            value = getattr(request, name)
+            if value is not None:
+                kwargs[name] = value
+        if request.response_format is not None:
+            kwargs["response_format"] = dict(request.response_format)
+        if request.extra_body:
+            kwargs["extra_body"] = dict(request.extra_body)
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
+        except openai.APIError as exc:
+            raise self._classify(exc, "chat") from None
+        rate_limit = parse_rate_limit_headers(raw.headers)
+        try:
+            completion: Any = raw.parse()
+            text = completion.choices[0].message.content
+            usage = _usage(completion.usage)
+        except Exception:
+            raise self._malformed("chat", raw.status_code, rate_limit) from None
+        if text is not None and not isinstance(text, str):
+            raise self._malformed("chat", raw.status_code, rate_limit)
+        return ChatResponse(
+            text=text or "", usage=usage, rate_limit=rate_limit, status_code=raw.status_code
+        )
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """One embeddings attempt (vectors in input order) or a classified `ProviderError`."""
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "input": list(request.inputs),
+            "encoding_format": "float",
+        }
+        if request.timeout is not None:
+            kwargs["timeout"] = request.timeout
+        if request.extra_body:
+            kwargs["extra_body"] = dict(request.extra_body)
+        try:
+            raw = await self._client.embeddings.with_raw_response.create(**kwargs)
+        except openai.APIError as exc:
+            raise self._classify(exc, "embeddings") from None
+        rate_limit = parse_rate_limit_headers(raw.headers)
+        try:
+            parsed: Any = raw.parse()
+            items = sorted(parsed.data, key=lambda item: item.index)
+            vectors = tuple(tuple(float(x) for x in item.embedding) for item in items)
+            usage = _usage(parsed.usage)
+        except Exception:
+            raise self._malformed("embeddings", raw.status_code, rate_limit) from None
+        if len(vectors) != len(request.inputs):
+            raise self._malformed("embeddings", raw.status_code, rate_limit)
+        return EmbeddingResponse(
+            vectors=vectors, usage=usage, rate_limit=rate_limit, status_code=raw.status_code
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.close()
+
+    # ------------------------------------------------------------------------- classification
+
+    def _malformed(
+        self, route: str, status: int, rate_limit: RateLimitHeaders | None
+    ) -> ProviderResponseError:
+        name = self._provider_name
+        return ProviderResponseError(
+            f"{name}: {route} answered {status} with a malformed body",
+            provider=name,
+            status_code=status,
+            rate_limit=rate_limit,
+        )
+
+    def _classify(self, exc: openai.APIError, route: str) -> ProviderError:
+        name = self._provider_name
+        if isinstance(exc, openai.APITimeoutError):
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else ""
+            if cause in _CONNECT_TIMEOUTS:
+                return ProviderConnectionError(
+                    f"{name}: {route} could not get a connection in time ({cause})", provider=name
+                )
+            return ProviderTimeoutError(f"{name}: {route} got no answer in time", provider=name)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "unknown"
+            return ProviderConnectionError(
+                f"{name}: {route} connection failed ({cause})", provider=name
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc, route)
+        return ProviderResponseError(
+            f"{name}: {route} answered with a malformed body", provider=name
+        )
+
+    def _status_error(self, exc: openai.APIStatusError, route: str) -> ProviderError:
+        name = self._provider_name
+        status = exc.status_code
+        headers = exc.response.headers
+        rate_limit = parse_rate_limit_headers(headers)
+        message = f"{name}: {route} answered HTTP {status}"
+        cls: type[ProviderError]
+        if status == 429:
+            return ProviderRateLimitError(
+                message,
+                provider=name,
+                status_code=status,
+                retry_after_seconds=parse_retry_after(headers),
+                rate_limit=rate_limit,
+            )
+        if status in (503, 529):
+            cls = ProviderOverloadedError
+        elif status >= 500:
+            cls = ProviderServerError
+        elif status == 408:
+            cls = ProviderTimeoutError
+        else:
+            cls = ProviderRequestError
+        return cls(
+            message,
+            provider=name,
+            status_code=status,
+            retry_after_seconds=parse_retry_after(headers),
+            rate_limit=rate_limit,
+        )
+
+
+def _usage(usage: Any) -> TokenUsage | None:
+    if usage is None:
+        return None
+    return TokenUsage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+# ----------------------------------------------------------------------------- header parsing
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date.
+
+    `now` (wall-clock epoch seconds) is for tests; dates in the past give 0.
+    """
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis) / 1000.0
+            if math.isfinite(value):
+                return max(0.0, value)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        reference = time.time() if now is None else now
+        return max(0.0, when.timestamp() - reference)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def parse_duration_seconds(text: str | None) -> float | None:
+    """`x-ratelimit-reset-*` values: plain seconds (`"1.5"`) or Go-style (`"6m0s"`, `"20ms"`)."""
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitHeaders | None:
+    """The `x-ratelimit-*` headers, or None when the answer carries none of them."""
+    parsed = RateLimitHeaders(
+        limit_requests=_int_header(headers, "x-ratelimit-limit-requests"),
+        remaining_requests=_int_header(headers, "x-ratelimit-remaining-requests"),
+        reset_requests_seconds=parse_duration_seconds(headers.get("x-ratelimit-reset-requests")),
+        limit_tokens=_int_header(headers, "x-ratelimit-limit-tokens"),
+        remaining_tokens=_int_header(headers, "x-ratelimit-remaining-tokens"),
+        reset_tokens_seconds=parse_duration_seconds(headers.get("x-ratelimit-reset-tokens")),
+    )
+    return None if parsed == RateLimitHeaders() else parsed
