@@ -86,3 +86,21 @@ class ManualClock:
     def pending_timers(self) -> int:
         """Number of timers not yet fired or cancelled."""
         return sum(1 for _, _, t in self._timers if not t.cancelled)
+
+
+async def sleep_until(clock: Clock, deadline: float) -> None:
+    """Wait until `clock` reaches `deadline` (a timer on the clock; cancellation safe)."""
+    if clock.monotonic() >= deadline:
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def fire() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    handle = clock.call_at(deadline, fire)
+    try:
+        await done
+    finally:
+        handle.cancel()

@@ -122,7 +122,10 @@ class DatasetConfig(BaseModel):
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """Dump as YAML; also write it to `path` when given."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        data = self.to_dict()
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if yaml.safe_load(text) != data:  # PyYAML emits some line-break characters raw
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text

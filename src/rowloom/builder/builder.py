@@ -1,0 +1,302 @@
+"""`DatasetBuilder`: one run from config to artifacts.
+
+It wires the layers for a run: the model catalog and generators, provider clients, request
+admission and the `ModelRequestExecutor`, the engine (async scheduler or the sequential
+oracle), storage, event streams, the capacity plan and the report. Nothing already
+checkpointed is lost when a run fails or is cancelled: the manifest records what is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rowloom.builder.host import GenerationHost
+from rowloom.builder.row_groups import RowGroupPlan
+from rowloom.builder.sequential import EngineOutcome, ErrorRateBreaker, SequentialEngine
+from rowloom.builder.storage import ResumeMode, RunStorage
+from rowloom.clock import Clock, SystemClock
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.run import RunConfig
+from rowloom.errors import RunAbortedError
+from rowloom.generators import ColumnGenerator, build_generators
+from rowloom.models.clients import make_model_client
+from rowloom.models.clients.base import ModelClient
+from rowloom.models.clients.model_request_executor import ModelRequestExecutor
+from rowloom.models.facade import ModelFacade
+from rowloom.models.request_admission import (
+    AdaptiveRequestAdmissionController,
+    RequestAdmissionConfig,
+    RequestResourceResolver,
+)
+from rowloom.models.resources import ModelResourceCatalog
+from rowloom.observability.correlation import RuntimeCorrelationProvider
+from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
+from rowloom.observability.sinks import FanOutEventSink, JsonlEventSink
+
+Engine = Literal["async", "sequential"]
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did, for people: rows, drops by reason, requests, time, status."""
+
+    name: str
+    engine: str
+    num_records: int
+    rows_written: int = 0
+    row_groups_done: int = 0
+    row_groups_total: int = 0
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+    requests_by_outcome: dict[str, int] = field(default_factory=dict)
+    request_attempts: int = 0
+    wall_seconds: float = 0.0
+    status: str = "running"
+    stop_reason: str | None = None
+    resumed_row_groups: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "engine": self.engine,
+            "num_records": self.num_records,
+            "rows_written": self.rows_written,
+            "row_groups_done": self.row_groups_done,
+            "row_groups_total": self.row_groups_total,
+            "dropped_rows": dict(self.dropped_rows),
+            "request_attempts": self.request_attempts,
+            "requests_by_outcome": dict(self.requests_by_outcome),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "resumed_row_groups": self.resumed_row_groups,
+        }
+
+
+@dataclass(slots=True)
+class RunOutputs:
+    """Everything a finished (or stopped) run leaves behind."""
+
+    summary: RunSummary
+    storage: RunStorage | None
+    kept: dict[int, dict[str, list[Any]]]
+    output_columns: list[str]
+    capacity_plan: dict[str, Any]
+
+
+class RunMonitor:
+    """Read-only live view of a running build, for progress displays."""
+
+    def __init__(self) -> None:
+        self.started_at = time.monotonic()
+        self.rows_done = 0
+        self.rows_total = 0
+        self.tasks_done = 0
+        self.admission: AdaptiveRequestAdmissionController | None = None
+        self.executor: ModelRequestExecutor | None = None
+
+    def on_checkpoint(self, row_group: int, rows: int) -> None:
+        self.rows_done += rows
+
+    def on_task_done(self) -> None:
+        self.tasks_done += 1
+
+
+class DatasetBuilder:
+    """Builds one dataset run. Use `Designer` unless you need the pieces."""
+
+    def __init__(
+        self,
+        config: DatasetConfig,
+        *,
+        run_config: RunConfig | None = None,
+        engine: Engine = "async",
+        clock: Clock | None = None,
+        monitor: RunMonitor | None = None,
+        client_factory: Callable[..., ModelClient] = make_model_client,
+    ) -> None:
+        self.config = config
+        self.run_config = run_config or config.run_config
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.monitor = monitor or RunMonitor()
+        self._client_factory = client_factory
+
+    async def build(
+        self,
+        num_records: int,
+        *,
+        run_dir: Path | None,
+        name: str,
+        resume: ResumeMode = False,
+    ) -> RunOutputs:
+        """Generate `num_records` rows; write them under `run_dir` (None: keep in memory)."""
+        config = self.config
+        config.check_environment()
+        rc = self.run_config
+        plan = RowGroupPlan(num_records, rc.buffer_size)
+        catalog = ModelResourceCatalog(config.models, config.providers)
+        generators = build_generators(config, catalog)
+        output_columns = config.output_columns()
+        storage = RunStorage(run_dir) if run_dir is not None else None
+        done: set[int] = set()
+        if storage is not None:
+            done = storage.open(
+                fingerprint=config.fingerprint(),
+                num_records=num_records,
+                buffer_size=rc.buffer_size,
+                output_columns=output_columns,
+                resume=resume,
+            )
+        summary = RunSummary(
+            name=name,
+            engine=self.engine,
+            num_records=num_records,
+            row_groups_total=plan.count,
+            resumed_row_groups=len(done),
+        )
+        if storage is not None and storage.manifest is not None:
+            summary.rows_written = sum(r.rows for r in storage.manifest.row_groups.values())
+            for rec in storage.manifest.row_groups.values():
+                for reason, n in rec.dropped.items():
+                    summary.dropped_rows[reason] = summary.dropped_rows.get(reason, 0) + n
+        self.monitor.rows_total = num_records
+        self.monitor.rows_done = summary.rows_written
+
+        write_events = storage is not None and rc.write_events
+        sched_sink = JsonlEventSink[Any](storage.events_dir / "scheduler.jsonl") if write_events \
+            and storage else None
+        req_sink = JsonlEventSink[Any](storage.events_dir / "requests.jsonl") if write_events \
+            and storage else None
+        correlation = RuntimeCorrelationProvider()
+        run_id = uuid.uuid4().hex[:12]
+        sched_events = SchedulerEventEmitter(sched_sink, self.clock.monotonic, correlation)
+        req_events = RequestEventEmitter(req_sink, self.clock.monotonic, correlation)
+
+        resolver = RequestResourceResolver(catalog)
+        admission_config = RequestAdmissionConfig.from_catalog(catalog, rc.request_admission)
+        admission = AdaptiveRequestAdmissionController(
+            admission_config, clock=self.clock, events=req_events
+        )
+        used_providers = {m.provider for m in config.models}
+        clients: dict[str, ModelClient] = {}
+        for pname in sorted(used_providers):
+            provider = catalog.provider(pname)
+            pool = sum(
+                c.cap for k, c in catalog.static_caps().items() if k.provider_name == pname
+            )
+            clients[pname] = self._client_factory(provider, max_connections=max(1, pool))
+        executor = ModelRequestExecutor(
+            resolver=resolver,
+            clients=clients,
+            admission=admission,
+            events=req_events,
+            correlation=correlation,
+            clock=self.clock,
+            seed=config.effective_seed,
+        )
+        self.monitor.admission = admission
+        self.monitor.executor = executor
+
+        def facade_for(gen: ColumnGenerator) -> ModelFacade | None:
+            return ModelFacade(executor, gen.model_aliases) if gen.model_aliases else None
+
+        host = GenerationHost(
+            generators,
+            plan,
+            config.effective_seed,
+            output_columns,
+            facade_for,
+            storage,
+            on_checkpoint=self._on_checkpoint(sched_sink, req_sink),
+        )
+        pending = [rg for rg in range(plan.count) if rg not in done]
+        started = time.monotonic()
+        outcome = EngineOutcome()
+        error: BaseException | None = None
+        try:
+            outcome = await self._run_engine(
+                host, config, rc, pending, sched_events, correlation, run_id
+            )
+        except BaseException as exc:  # record what is done, then re-raise
+            error = exc
+            raise
+        finally:
+            summary.wall_seconds = time.monotonic() - started
+            summary.rows_written += host.stats.rows_written
+            summary.row_groups_done = len(done) + host.stats.row_groups
+            for reason, n in host.stats.dropped.items():
+                summary.dropped_rows[reason] = summary.dropped_rows.get(reason, 0) + n
+            summary.request_attempts = executor.stats.attempts
+            summary.requests_by_outcome = dict(executor.stats.by_outcome or {})
+            admission.shutdown()
+            await asyncio.gather(*(c.aclose() for c in clients.values()), return_exceptions=True)
+            for sink in (sched_sink, req_sink):
+                if sink is not None:
+                    sink.close()
+            summary.status, summary.stop_reason = _status(summary, outcome, error)
+            if storage is not None:
+                storage.finish(summary.status, summary.stop_reason)
+        return RunOutputs(
+            summary=summary,
+            storage=storage,
+            kept=host.kept,
+            output_columns=output_columns,
+            capacity_plan={},
+        )
+
+    def _on_checkpoint(self, *sinks: Any) -> Callable[[int, int], None]:
+        fan = FanOutEventSink[Any](*(s for s in sinks if s is not None))
+
+        def on_checkpoint(row_group: int, rows: int) -> None:
+            fan.flush()
+            self.monitor.on_checkpoint(row_group, rows)
+
+        return on_checkpoint
+
+    async def _run_engine(
+        self,
+        host: GenerationHost,
+        config: DatasetConfig,
+        rc: RunConfig,
+        pending: list[int],
+        sched_events: SchedulerEventEmitter,
+        correlation: RuntimeCorrelationProvider,
+        run_id: str,
+    ) -> EngineOutcome:
+        breaker = ErrorRateBreaker(rc.error_rate_threshold, rc.error_rate_window)
+        if self.engine == "sequential":
+            engine = SequentialEngine(
+                host,
+                config.topological_order,
+                max_salvage_rounds=rc.max_salvage_rounds,
+                breaker=breaker,
+                on_task_done=self.monitor.on_task_done,
+            )
+            return await engine.run(pending)
+        raise NotImplementedError("the async engine is wired in the scheduler step")
+
+
+def _status(
+    summary: RunSummary, outcome: EngineOutcome, error: BaseException | None
+) -> tuple[str, str | None]:
+    if error is None and summary.row_groups_done == summary.row_groups_total:
+        return "complete", None
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
+        return "incomplete", "cancelled"
+    if isinstance(error, RunAbortedError):
+        return "incomplete", str(error)
+    if error is not None:
+        return "incomplete", f"{type(error).__name__}: {error}"
+    return "incomplete", outcome.stop_reason or "not every row group finished"
+
+
+def dropped_total(dropped: Counter[str] | dict[str, int]) -> int:
+    """Total dropped rows over all reasons."""
+    return sum(dropped.values())

@@ -1,0 +1,1 @@
+"""User-facing entry points: Designer, results, CLI, progress and run report."""

@@ -1,0 +1,187 @@
+"""The `rowloom` command line.
+
+Exit codes: 0 done, 1 run failed or incomplete, 2 invalid config or arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rowloom.builder.builder import RunMonitor
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.errors import ConfigError
+from rowloom.errors import ResumeError
+from rowloom.interface.designer import Designer
+from rowloom.interface.progress import ProgressDisplay, ProgressMode
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Generate synthetic datasets with LLMs, as fast as each provider accepts.",
+)
+_out = Console()
+_err = Console(stderr=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _load(path: Path) -> DatasetConfig:
+    try:
+        return DatasetConfig.from_file(path)
+    except ConfigError as exc:
+        _err.print(f"[red]invalid config[/red] {path}:\n{exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _with_overrides(
+    config: DatasetConfig, buffer_size: int | None, max_groups: int | None
+) -> DatasetConfig:
+    update: dict[str, Any] = {}
+    if buffer_size is not None:
+        update["buffer_size"] = buffer_size
+    if max_groups is not None:
+        update["max_concurrent_row_groups"] = max_groups
+    if not update:
+        return config
+    run = config.run_config.model_validate({**config.run_config.model_dump(), **update})
+    return config.model_copy(update={"run": run})
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")]) -> None:
+    """Check a config statically (and its environment) without calling any model."""
+    cfg = _load(config)
+    try:
+        cfg.check_environment()
+    except ConfigError as exc:
+        _err.print(f"[red]invalid config[/red] {config}:\n{exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    _out.print(
+        f"[green]ok[/green] {config}: {len(cfg.columns)} columns "
+        f"({', '.join(cfg.topological_order)}), {len(cfg.models)} models, "
+        f"{len(cfg.providers)} providers",
+        highlight=False,
+    )
+
+
+@app.command()
+def preview(
+    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
+    num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 10,
+    engine: Annotated[str, typer.Option(help="async or sequential")] = "async",
+) -> None:
+    """Generate a few rows in memory and print them."""
+    cfg = _load(config)
+    try:
+        result = Designer(engine=_engine(engine)).preview(cfg, num_records)
+    except ConfigError as exc:
+        _err.print(f"[red]invalid config[/red]:\n{exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    for i in range(len(result)):
+        row = {c: v[i] for c, v in result.data.items()}
+        _out.print_json(json.dumps(row, default=str, ensure_ascii=False))
+    _summary_line(result.summary.as_json())
+    if result.summary.status != "complete":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _engine(value: str) -> Any:
+    if value not in ("async", "sequential"):
+        _err.print(f"[red]--engine must be async or sequential, not {value!r}[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    return value
+
+
+def _summary_line(summary: dict[str, Any]) -> None:
+    dropped = summary["dropped_rows"]
+    dropped_text = (
+        ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) if dropped else "none"
+    )
+    _out.print(
+        f"{summary['status']}: {summary['rows_written']}/{summary['num_records']} rows, "
+        f"{summary['request_attempts']} model requests, {summary['wall_seconds']:.1f} s wall; "
+        f"dropped rows: {dropped_text}",
+        highlight=False,
+    )
+    if summary.get("stop_reason"):
+        _out.print(f"stopped because: {summary['stop_reason']}", highlight=False)
+
+
+@app.command()
+def create(
+    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
+    num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 100,
+    name: Annotated[str | None, typer.Option(help="run name (default: config file stem)")] = None,
+    artifact_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("artifacts"),
+    resume: Annotated[bool, typer.Option(help="continue a stopped run with the same config")] = (
+        False
+    ),
+    engine: Annotated[str, typer.Option(help="async or sequential")] = "async",
+    buffer_size: Annotated[int | None, typer.Option(min=1, help="rows per row group")] = None,
+    max_concurrent_row_groups: Annotated[int | None, typer.Option(min=1)] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress output")] = False,
+    plain: Annotated[bool, typer.Option(help="plain log lines instead of a live display")] = False,
+) -> None:
+    """Generate a dataset into ARTIFACT_DIR/NAME (parquet parts, manifest, events, report)."""
+    cfg = _with_overrides(_load(config), buffer_size, max_concurrent_row_groups)
+    run_name = name or config.stem
+    mode: ProgressMode = "quiet" if quiet else ("plain" if plain or not _err.is_terminal
+                                                 else "live")
+    monitor = RunMonitor()
+    designer = Designer(artifact_dir, engine=_engine(engine))
+    display = ProgressDisplay(monitor, mode=mode, console=_err)
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(
+            display.run(designer.acreate(cfg, num_records, run_name, resume=resume,
+                                         monitor=monitor))
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    try:
+        result = asyncio.run(main())
+    except ConfigError as exc:
+        _err.print(f"[red]invalid config[/red]:\n{exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except ResumeError as exc:
+        _err.print(f"[red]cannot resume[/red]: {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        run_dir = artifact_dir / run_name
+        _err.print(
+            f"[yellow]stopped[/yellow]: finished row groups are saved in {run_dir}; "
+            f"run again with --resume to complete it",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_FAILED) from None
+    summary = result.summary.as_json()
+    _out.print(f"dataset:       {result.data_dir}", highlight=False)
+    _out.print(f"manifest:      {result.manifest_path}", highlight=False)
+    _out.print(f"capacity plan: {result.capacity_plan_path}", highlight=False)
+    _out.print(f"report:        {result.report_path}", highlight=False)
+    _summary_line(summary)
+    if summary["status"] != "complete":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - signal during startup
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,101 @@
+"""`Designer`: the Python entry point for previews and dataset runs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
+from rowloom.builder.storage import ResumeMode
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.run import RunConfig
+from rowloom.interface.results import DatasetResult, PreviewResult
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class Designer:
+    """Generates datasets from a `DatasetConfig`.
+
+    `create` writes a run folder under `artifact_dir/<name>`; `preview` keeps rows in memory.
+    Both have async twins (`acreate`, `apreview`) for callers inside an event loop.
+    """
+
+    def __init__(self, artifact_dir: str | Path = "artifacts", *, engine: Engine = "async"):
+        self.artifact_dir = Path(artifact_dir)
+        self.engine: Engine = engine
+
+    def preview(
+        self, config: DatasetConfig, num_records: int = 10, *, engine: Engine | None = None
+    ) -> PreviewResult:
+        """Generate a few rows in memory (nothing written)."""
+        return _run_sync(self.apreview(config, num_records, engine=engine))
+
+    async def apreview(
+        self, config: DatasetConfig, num_records: int = 10, *, engine: Engine | None = None
+    ) -> PreviewResult:
+        """Async `preview`."""
+        rc = config.run_config.model_copy(update={"write_events": False})
+        builder = DatasetBuilder(config, run_config=rc, engine=engine or self.engine)
+        outputs = await builder.build(num_records, run_dir=None, name="preview")
+        return PreviewResult.from_outputs(outputs)
+
+    def create(
+        self,
+        config: DatasetConfig,
+        num_records: int,
+        name: str = "dataset",
+        *,
+        resume: ResumeMode = False,
+        run_config: RunConfig | None = None,
+        engine: Engine | None = None,
+        monitor: RunMonitor | None = None,
+    ) -> DatasetResult:
+        """Generate `num_records` rows into `artifact_dir/name` and return the result.
+
+        `resume=True` continues a stopped run (error if impossible); `"if_possible"` continues
+        when the folder holds the same config, else starts fresh.
+        """
+        return _run_sync(
+            self.acreate(
+                config, num_records, name, resume=resume, run_config=run_config, engine=engine,
+                monitor=monitor,
+            )
+        )
+
+    async def acreate(
+        self,
+        config: DatasetConfig,
+        num_records: int,
+        name: str = "dataset",
+        *,
+        resume: ResumeMode = False,
+        run_config: RunConfig | None = None,
+        engine: Engine | None = None,
+        monitor: RunMonitor | None = None,
+    ) -> DatasetResult:
+        """Async `create`."""
+        if not _NAME.match(name):
+            raise ValueError(f"run name {name!r} may use letters, digits, '_', '-' and '.' only")
+        if num_records < 1:
+            raise ValueError("num_records must be at least 1")
+        builder = DatasetBuilder(
+            config, run_config=run_config, engine=engine or self.engine, monitor=monitor
+        )
+        outputs = await builder.build(
+            num_records, run_dir=self.artifact_dir / name, name=name, resume=resume
+        )
+        return DatasetResult.from_outputs(outputs)
+
+
+def _run_sync(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError(
+        "Designer.create/preview cannot run inside an event loop; await acreate/apreview instead"
+    )

@@ -1,0 +1,122 @@
+"""Live progress for long runs: rows done and rate, ETA, and per provider/model/domain the
+in-flight count, current limit, waiters, 429s and cooldown remaining.
+
+`live` redraws a rich table in place (TTY); `plain` prints one log line at intervals (CI, pipes);
+`quiet` prints nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Literal, TypeVar
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from rowloom.builder.builder import RunMonitor
+
+T = TypeVar("T")
+ProgressMode = Literal["live", "plain", "quiet"]
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressDisplay:
+    """Renders a `RunMonitor` while a run's coroutine executes."""
+
+    def __init__(
+        self,
+        monitor: RunMonitor,
+        *,
+        mode: ProgressMode,
+        console: Console | None = None,
+        interval: float = 0.25,
+        plain_interval: float = 5.0,
+    ) -> None:
+        self.monitor = monitor
+        self.mode = mode
+        self.console = console or Console(stderr=True)
+        self.interval = interval
+        self.plain_interval = plain_interval
+
+    def headline(self) -> str:
+        """`rows done/total, rate, ETA` as one line."""
+        m = self.monitor
+        elapsed = max(1e-9, time.monotonic() - m.started_at)
+        done = m.rows_done
+        rate = done / elapsed
+        remaining = max(0, m.rows_total - done)
+        eta = remaining / rate if rate > 0 else None
+        requests = m.executor.stats.attempts if m.executor is not None else 0
+        return (
+            f"rows {done}/{m.rows_total}  {rate:,.1f} rows/s  tasks {m.tasks_done}  "
+            f"requests {requests}  elapsed {_fmt_eta(elapsed)}  ETA {_fmt_eta(eta)}"
+        )
+
+    def provider_table(self) -> Table:
+        """Per provider/model/domain: in flight / limit / cap, waiters, 429s, cooldown."""
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("provider/model/domain", "in flight", "limit", "max", "waiters", "429s",
+                    "cooldown"):
+            table.add_column(col, justify="left" if col.startswith("provider") else "right")
+        admission = self.monitor.admission
+        if admission is None:
+            return table
+        for key, snap in admission.pressure.snapshots().items():
+            cooldown = snap.cooldown_remaining_seconds
+            table.add_row(
+                key.as_key_str(),
+                str(snap.in_flight),
+                str(snap.current_limit),
+                str(snap.effective_max),
+                str(snap.waiters),
+                str(snap.rate_limited_total),
+                f"{cooldown:.1f}s" if cooldown > 0 else "-",
+            )
+        return table
+
+    def render(self) -> Group:
+        return Group(Text(self.headline()), self.provider_table())
+
+    def plain_line(self) -> str:
+        parts = [self.headline()]
+        admission = self.monitor.admission
+        if admission is not None:
+            for key, s in admission.pressure.snapshots().items():
+                parts.append(
+                    f"[{key.as_key_str()} {s.in_flight}/{s.current_limit} w{s.waiters} "
+                    f"429s={s.rate_limited_total}"
+                    + (f" cooldown={s.cooldown_remaining_seconds:.1f}s]" if s.in_cooldown else "]")
+                )
+        return "  ".join(parts)
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await `work` while displaying progress; the display never outlives it."""
+        task = asyncio.ensure_future(work)
+        if self.mode == "quiet":
+            return await task
+        try:
+            if self.mode == "live":
+                with Live(self.render(), console=self.console, refresh_per_second=4,
+                          transient=False) as live:
+                    while not task.done():
+                        await asyncio.wait({task}, timeout=self.interval)
+                        live.update(self.render())
+            else:
+                while not task.done():
+                    await asyncio.wait({task}, timeout=self.plain_interval)
+                    self.console.print(self.plain_line(), highlight=False, soft_wrap=True)
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        return task.result()

@@ -1,0 +1,259 @@
+"""`ModelRequestExecutor`: the one bridge between model clients and request admission.
+
+Per concrete attempt: acquire a request lease, call the provider, classify the outcome,
+release the exact lease in a `finally`. Its own retry loop takes a fresh lease per attempt:
+a 429 waits out the controller's cooldown (the next acquire blocks until it ends) and retries
+within a budget; 5xx, connection failures and provider timeouts back off exponentially with
+jitter; a 4xx other than 429 fails the cell at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rowloom.clock import Clock, SystemClock, sleep_until
+from rowloom.errors import NonRetryableTaskError, RetryableTaskError
+from rowloom.models.clients.base import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelClient,
+    ProviderError,
+    ProviderRateLimitError,
+    ProviderRequestError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+)
+from rowloom.models.request_admission import (
+    AdaptiveRequestAdmissionController,
+    RequestAdmissionError,
+    RequestAdmissionItem,
+    RequestDomain,
+    RequestEventContext,
+    RequestReleaseOutcome,
+    RequestReleaseOutcomeKind,
+    RequestResourceKey,
+    RequestResourceResolver,
+)
+from rowloom.observability.correlation import RuntimeCorrelationProvider
+from rowloom.observability.events import RequestEventEmitter
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempt budgets and backoff of the executor's retry loop."""
+
+    max_transient_retries: int = 4
+    max_rate_limit_retries: int = 30
+    backoff_base_seconds: float = 0.25
+    backoff_max_seconds: float = 8.0
+    local_deadline_grace_seconds: float = 5.0
+
+
+@dataclass(slots=True)
+class ExecutorStats:
+    """Counters of outbound attempts by outcome kind (for summaries and tests)."""
+
+    attempts: int = 0
+    by_outcome: dict[str, int] | None = None
+
+    def record(self, kind: str) -> None:
+        self.attempts += 1
+        if self.by_outcome is None:
+            self.by_outcome = {}
+        self.by_outcome[kind] = self.by_outcome.get(kind, 0) + 1
+
+
+class ModelRequestExecutor:
+    """Runs model calls for generators through request admission, one lease per attempt."""
+
+    def __init__(
+        self,
+        *,
+        resolver: RequestResourceResolver,
+        clients: Mapping[str, ModelClient],
+        admission: AdaptiveRequestAdmissionController,
+        events: RequestEventEmitter | None = None,
+        correlation: RuntimeCorrelationProvider | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        seed: int = 0,
+    ) -> None:
+        self._resolver = resolver
+        self._catalog = resolver.catalog
+        self._clients = clients
+        self._admission = admission
+        self._events = events or RequestEventEmitter(None, lambda: 0.0)
+        self._correlation = correlation or RuntimeCorrelationProvider()
+        self._clock = clock or SystemClock()
+        self._retry = retry or RetryPolicy()
+        self._jitter = random.Random(seed)
+        self._attempt_ids = itertools.count(1)
+        self.stats = ExecutorStats()
+
+    # --- the facade's surface -----------------------------------------------------------------
+
+    async def execute_chat(
+        self,
+        alias: str,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        response_format: Mapping[str, Any] | None = None,
+    ) -> ChatResponse:
+        """One chat completion through `alias`, retried per the policy."""
+        resolved = self._catalog.resolve(alias)
+        params = resolved.model.inference_parameters
+        request = ChatRequest(
+            model=resolved.key.model_id,
+            messages=tuple(dict(m) for m in messages),
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            timeout=params.timeout,
+            response_format=response_format,
+            extra_body=params.extra_body,
+        )
+        client = self._clients[resolved.key.provider_name]
+        resource = self._resolver.resolve(alias, RequestDomain.CHAT)
+        return await self._execute(resource, lambda: client.chat(request), params.timeout)
+
+    async def execute_embedding(self, alias: str, inputs: Sequence[str]) -> EmbeddingResponse:
+        """One embedding request through `alias`, retried per the policy."""
+        resolved = self._catalog.resolve(alias)
+        params = resolved.model.inference_parameters
+        request = EmbeddingRequest(
+            model=resolved.key.model_id,
+            inputs=tuple(inputs),
+            timeout=params.timeout,
+            extra_body=params.extra_body,
+        )
+        client = self._clients[resolved.key.provider_name]
+        resource = self._resolver.resolve(alias, RequestDomain.EMBEDDING)
+        return await self._execute(resource, lambda: client.embed(request), params.timeout)
+
+    # --- the retry loop -----------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        resource: RequestResourceKey,
+        call: Callable[[], Awaitable[R]],
+        timeout: float | None,
+    ) -> R:
+        transient = 0
+        rate_limited = 0
+        while True:
+            try:
+                return await self.execute_attempt(resource, call, timeout)
+            except ProviderRateLimitError as exc:
+                rate_limited += 1
+                if rate_limited > self._retry.max_rate_limit_retries:
+                    raise RetryableTaskError(
+                        "rate_limited", f"{exc.provider}: still rate limited after "
+                        f"{rate_limited} attempts"
+                    ) from None
+                # No sleep here: the controller's cooldown holds the next acquire.
+            except ProviderRequestError as exc:
+                raise NonRetryableTaskError(exc.error_class, str(exc)) from None
+            except ProviderError as exc:
+                transient += 1
+                if transient > self._retry.max_transient_retries:
+                    if isinstance(exc, ProviderResponseError):
+                        raise NonRetryableTaskError(exc.error_class, str(exc)) from None
+                    raise RetryableTaskError(exc.error_class, str(exc)) from None
+                await sleep_until(self._clock, self._clock.monotonic() + self._backoff(transient))
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(
+            self._retry.backoff_max_seconds, self._retry.backoff_base_seconds * 2 ** (attempt - 1)
+        )
+        return self._jitter.uniform(ceiling / 2, ceiling)
+
+    async def execute_attempt(
+        self,
+        resource: RequestResourceKey,
+        call: Callable[[], Awaitable[R]],
+        timeout: float | None,
+    ) -> R:
+        """Exactly one outbound attempt under exactly one request lease.
+
+        Raises the provider's `ProviderError` (classified and released), or
+        `RetryableTaskError` when admission refuses (queue timeout, shutdown).
+        """
+        correlation = self._correlation.current()
+        corr_json = correlation.as_json() if correlation is not None else {}
+        attempt_id = f"ra-{next(self._attempt_ids)}"
+        context = RequestEventContext(
+            captured_correlation=corr_json,
+            task_execution_id=correlation.task_execution_id if correlation else None,
+            request_attempt_id=attempt_id,
+        )
+        item = RequestAdmissionItem.for_resource(resource, event_context=context)
+        try:
+            lease = await self._admission.acquire_async(item)
+        except RequestAdmissionError as exc:
+            raise RetryableTaskError(
+                f"request_admission_{exc.reason}", str(exc)
+            ) from None
+        outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
+        self._events.emit(
+            "model_request_started",
+            correlation=corr_json,
+            request_attempt_id=attempt_id,
+            request_lease_id=lease.lease_id,
+            request_resource_key=resource,
+            request_group_key=item.group.key,
+        )
+        try:
+            deadline = None if timeout is None else timeout + self._retry.local_deadline_grace_seconds
+            try:
+                async with asyncio.timeout(deadline):
+                    result = await call()
+            except TimeoutError:
+                outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_TIMEOUT)
+                raise ProviderTimeoutError(
+                    "no answer within the local deadline", provider=resource.provider_name
+                ) from None
+            outcome = RequestReleaseOutcome.success(status_code=200)
+            return result
+        except ProviderRateLimitError as exc:
+            outcome = RequestReleaseOutcome.rate_limited(
+                exc.retry_after_seconds, status_code=exc.status_code or 429
+            )
+            raise
+        except ProviderTimeoutError as exc:
+            if outcome.kind is not RequestReleaseOutcomeKind.LOCAL_TIMEOUT:
+                outcome = RequestReleaseOutcome(
+                    RequestReleaseOutcomeKind.PROVIDER_TIMEOUT, error_class=exc.error_class
+                )
+            raise
+        except ProviderError as exc:
+            outcome = RequestReleaseOutcome.provider_failure(
+                status_code=exc.status_code, error_class=exc.error_class
+            )
+            raise
+        except asyncio.CancelledError:
+            outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
+            raise
+        finally:
+            self._admission.release(lease, outcome)
+            self.stats.record(outcome.kind.value)
+            self._events.emit(
+                "model_request_completed",
+                correlation=corr_json,
+                request_attempt_id=attempt_id,
+                request_lease_id=lease.lease_id,
+                request_resource_key=resource,
+                request_group_key=item.group.key,
+                reason=outcome.kind.value,
+                diagnostics={"status_code": outcome.status_code}
+                if outcome.status_code is not None
+                else None,
+            )
