@@ -73,8 +73,9 @@ async def _adapter_client(url: str, total: int, concurrency: int, deadline: floa
 
 
 async def _stats(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url.removesuffix("/v1") + "/stats") as r:
-        result: dict[str, Any] = await r.json()
+    stats_url = url.removesuffix("/v1") + "/stats"
+    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
+        result: dict[str, Any] = await response.json()
         return result
 
 

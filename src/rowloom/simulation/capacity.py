@@ -137,7 +137,7 @@ class ProviderCapacityModel:
                 raise
             if not granted:
                 self._timeouts += 1
-                return self._answer("timeout", arrived, arrived, headers)
+                return self._answer("timeout", arrived, deadline or arrived, headers, deadline)
         return await self._hold_slot(arrived, deadline, headers)
 
     async def _hold_slot(
@@ -156,18 +156,18 @@ class ProviderCapacityModel:
             if draw < cfg.fail_rate + cfg.timeout_rate:
                 await self._sleep_until(deadline)
                 self._timeouts += 1
-                return self._answer("timeout", arrived, started, headers)
+                return self._answer("timeout", arrived, started, headers, deadline)
             done_at = started + self._draw_latency()
             if deadline is not None and done_at > deadline:
                 await self._sleep_until(deadline)
                 self._timeouts += 1
-                return self._answer("timeout", arrived, started, headers)
+                return self._answer("timeout", arrived, started, headers, deadline)
             if done_at > started:
                 await self._sleep_until(done_at)
             else:
                 await asyncio.sleep(0)  # a yield point, as real I/O would have
             self._completed += 1
-            outcome = self._answer("ok", arrived, started, headers)
+            outcome = self._answer("ok", arrived, started, headers, done_at)
             self._latencies.append(outcome.latency_seconds)
             return outcome
         except asyncio.CancelledError:
@@ -177,10 +177,16 @@ class ProviderCapacityModel:
             self._release_slot()
 
     def _answer(
-        self, kind: OutcomeKind, arrived: float, started: float, headers: RateLimitHeaders | None
+        self,
+        kind: OutcomeKind,
+        arrived: float,
+        started: float,
+        headers: RateLimitHeaders | None,
+        at: float | None = None,
     ) -> ServiceOutcome:
-        now = self._clock.monotonic()
-        return ServiceOutcome(kind, None, headers, now - arrived, started - arrived)
+        """An answer given at `at` (the scheduled moment; now when None)."""
+        end = self._clock.monotonic() if at is None else at
+        return ServiceOutcome(kind, None, headers, end - arrived, started - arrived)
 
     # -------------------------------------------------------------------------- slots and queue
 

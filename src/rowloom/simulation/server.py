@@ -180,9 +180,11 @@ class MockProviderServer:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/stats", self._stats)
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._requested_port, shutdown_timeout=0.5)
+        site = web.TCPSite(runner, self._host, self._requested_port)
         try:
             await site.start()
         except BaseException:
