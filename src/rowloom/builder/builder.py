@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from rowloom.builder.host import GenerationHost
 from rowloom.builder.row_groups import RowGroupPlan
-from rowloom.builder.sequential import EngineOutcome, ErrorRateBreaker, SequentialEngine
+from rowloom.builder.sequential import SequentialEngine
 from rowloom.builder.storage import ResumeMode, RunStorage
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
@@ -39,6 +39,21 @@ from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
 from rowloom.observability.sinks import FanOutEventSink, JsonlEventSink
+from rowloom.scheduler import AsyncTaskScheduler, SchedulerConfig, SchedulerOutcome
+from rowloom.scheduling import (
+    LOCAL,
+    BoundedBorrowPolicyConfig,
+    ColumnNode,
+    CompletionTracker,
+    FairTaskQueue,
+    TaskAdmissionConfig,
+    TaskAdmissionController,
+    TaskSchedulingResolver,
+)
+from rowloom.scheduling.breaker import ErrorRateBreaker
+
+LOCAL_TASK_SLOTS = 8
+"""Concurrent local tasks (samplers, expressions, custom functions without models)."""
 
 Engine = Literal["async", "sequential"]
 
@@ -127,6 +142,8 @@ class DatasetBuilder:
         self.clock = clock or SystemClock()
         self.monitor = monitor or RunMonitor()
         self._client_factory = client_factory
+        self.task_admission_config: TaskAdmissionConfig | None = None
+        self._engine_outcome: SchedulerOutcome | None = None
 
     async def build(
         self,
@@ -218,11 +235,10 @@ class DatasetBuilder:
         )
         pending = [rg for rg in range(plan.count) if rg not in done]
         started = time.monotonic()
-        outcome = EngineOutcome()
         error: BaseException | None = None
         try:
-            outcome = await self._run_engine(
-                host, config, rc, pending, sched_events, correlation, run_id
+            await self._run_engine(
+                host, config, rc, pending, sched_events, correlation, run_id, catalog
             )
         except BaseException as exc:  # record what is done, then re-raise
             error = exc
@@ -240,6 +256,7 @@ class DatasetBuilder:
             for sink in (sched_sink, req_sink):
                 if sink is not None:
                     sink.close()
+            outcome = self._engine_outcome or SchedulerOutcome()
             summary.status, summary.stop_reason = _status(summary, outcome, error)
             if storage is not None:
                 storage.finish(summary.status, summary.stop_reason)
@@ -269,22 +286,77 @@ class DatasetBuilder:
         sched_events: SchedulerEventEmitter,
         correlation: RuntimeCorrelationProvider,
         run_id: str,
-    ) -> EngineOutcome:
-        breaker = ErrorRateBreaker(rc.error_rate_threshold, rc.error_rate_window)
+        catalog: ModelResourceCatalog,
+    ) -> SchedulerOutcome:
         if self.engine == "sequential":
             engine = SequentialEngine(
                 host,
                 config.topological_order,
                 max_salvage_rounds=rc.max_salvage_rounds,
-                breaker=breaker,
+                breaker=ErrorRateBreaker(rc.error_rate_threshold, rc.error_rate_window),
                 on_task_done=self.monitor.on_task_done,
             )
+            self._engine_outcome = engine.outcome
             return await engine.run(pending)
-        raise NotImplementedError("the async engine is wired in the scheduler step")
+        resolver = TaskSchedulingResolver()
+        nodes = []
+        for name in config.topological_order:
+            gen = host.generators[name]
+            resolver.resolve(name, gen)
+            nodes.append(ColumnNode(name, gen.required_columns, gen.task_type))
+        self.task_admission_config = task_admission_config(catalog, resolver)
+        scheduler = AsyncTaskScheduler(
+            host=host,
+            tracker=CompletionTracker(nodes, resolver.schedulable),
+            queue=FairTaskQueue(),
+            admission=TaskAdmissionController(self.task_admission_config, self.clock),
+            events=sched_events,
+            correlation=correlation,
+            clock=self.clock,
+            config=SchedulerConfig(
+                max_concurrent_row_groups=rc.max_concurrent_row_groups,
+                max_salvage_rounds=rc.max_salvage_rounds,
+                error_rate_threshold=rc.error_rate_threshold,
+                error_rate_window=rc.error_rate_window,
+            ),
+            run_id=run_id,
+            on_task_done=self.monitor.on_task_done,
+        )
+        self._engine_outcome = scheduler.outcome
+        return await scheduler.run(pending)
+
+
+def task_admission_config(
+    catalog: ModelResourceCatalog, resolver: TaskSchedulingResolver
+) -> TaskAdmissionConfig:
+    """Task-stage capacity for a run (engine-internal).
+
+    Submission slots are twice the summed static caps of the endpoints the run uses, plus the
+    local slots, so request admission (not task admission) is what limits model traffic, while
+    the bounded-borrow policy keeps one column from holding every slot.
+    """
+    endpoints = {
+        r.group.key.identity[1:3]
+        for r in resolver.resolutions().values()
+        if r.group.key.kind == "model"
+    }
+    model_slots = sum(
+        cap.cap for key, cap in catalog.static_caps().items()
+        if (key.provider_name, key.model_id) in endpoints
+    )
+    custom = sum(
+        r.group.weight for r in resolver.resolutions().values()
+        if r.group.key.kind == "custom_model"
+    )
+    return TaskAdmissionConfig(
+        submission_capacity=2 * (model_slots + custom) + LOCAL_TASK_SLOTS,
+        resource_limits={LOCAL: LOCAL_TASK_SLOTS},
+        policy=BoundedBorrowPolicyConfig(),
+    )
 
 
 def _status(
-    summary: RunSummary, outcome: EngineOutcome, error: BaseException | None
+    summary: RunSummary, outcome: SchedulerOutcome, error: BaseException | None
 ) -> tuple[str, str | None]:
     if error is None and summary.row_groups_done == summary.row_groups_total:
         return "complete", None

@@ -1,50 +1,20 @@
 """The sequential engine: one cell at a time in dependency order. The correctness oracle.
 
-It drives the same `GenerationHost` as the async engine, so for deterministic generators both
-produce identical datasets.
+It drives the same `GenerationHost` as the async engine and applies the same error classes
+(retry a retryable failure up to `max_salvage_rounds` times, drop the row or row group on a
+non-retryable one, stop on a programming error or when the error-rate breaker trips), so for
+deterministic generators both engines produce identical datasets.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from rowloom.builder.host import GenerationHost
 from rowloom.errors import NonRetryableTaskError, RetryableTaskError, RunAbortedError
+from rowloom.scheduler import SchedulerOutcome
+from rowloom.scheduling.breaker import ErrorRateBreaker
 from rowloom.scheduling.task_model import Task
-
-
-@dataclass(slots=True)
-class EngineOutcome:
-    """What an engine did: finished row groups, unfinished ones, and why it stopped."""
-
-    completed_row_groups: list[int] = field(default_factory=list)
-    incomplete_row_groups: list[int] = field(default_factory=list)
-    dropped_rows: Counter[str] = field(default_factory=Counter)
-    tasks_run: int = 0
-    stop_reason: str | None = None
-
-
-class ErrorRateBreaker:
-    """Trips when at least `threshold` of the last `window` task outcomes were failures."""
-
-    def __init__(self, threshold: float, window: int) -> None:
-        self.threshold = threshold
-        self.window = window
-        self._recent: deque[bool] = deque(maxlen=window)
-        self._failures = 0
-        self.last_error: str | None = None
-
-    def record(self, failed: bool, error: str | None = None) -> bool:
-        """Record one outcome; True when the breaker trips."""
-        if len(self._recent) == self.window and self._recent[0]:
-            self._failures -= 1
-        self._recent.append(failed)
-        if failed:
-            self._failures += 1
-            self.last_error = error
-        return len(self._recent) >= self.window and self._failures >= self.threshold * self.window
 
 
 class SequentialEngine:
@@ -64,70 +34,72 @@ class SequentialEngine:
         self.max_salvage_rounds = max_salvage_rounds
         self.breaker = breaker
         self._on_task_done = on_task_done
+        self.outcome = SchedulerOutcome()
 
-    async def run(self, row_groups: Sequence[int]) -> EngineOutcome:
-        outcome = EngineOutcome()
+    async def run(self, row_groups: Sequence[int]) -> SchedulerOutcome:
+        """Generate and checkpoint each row group in order."""
+        outcome = self.outcome
         pending = list(row_groups)
         while pending:
-            rg = pending.pop(0)
+            rg = pending[0]
             try:
-                dropped = await self._run_row_group(rg, outcome)
-            except BaseException:
+                dropped = await self._run_row_group(rg)
+            except BaseException as exc:
                 self.host.discard_row_group(rg)
-                outcome.incomplete_row_groups.extend([rg, *pending])
-                raise
-            if dropped is None:
-                outcome.incomplete_row_groups.extend([rg, *pending])
-                outcome.stop_reason = (
-                    f"error-rate breaker tripped (last error: {self.breaker.last_error})"
+                outcome.incomplete_row_groups.extend(pending)
+                outcome.stop_reason = str(exc) if isinstance(exc, RunAbortedError) else (
+                    outcome.stop_reason
                 )
-                self.host.discard_row_group(rg)
-                raise RunAbortedError(outcome.stop_reason)
+                raise
             await self.host.checkpoint_row_group(rg, dropped)
+            pending.pop(0)
             outcome.dropped_rows.update(dropped.values())
             outcome.completed_row_groups.append(rg)
         return outcome
 
-    async def _run_row_group(self, rg: int, outcome: EngineOutcome) -> dict[int, str] | None:
+    async def _run_row_group(self, rg: int) -> dict[int, str]:
         size = self.host.open_row_group(rg)
         dropped: dict[int, str] = {}
         for column in self.column_order:
-            gen = self.host.generators[column]
-            if gen.task_type == "batch":
-                reason = await self._attempt(Task(column, rg, None, "batch"), outcome)
-                if reason == "__tripped__":
-                    return None
+            if self.host.generators[column].task_type == "batch":
+                reason = await self._attempt(Task(column, rg, None, "batch"))
                 if reason is not None:
-                    return dict.fromkeys(range(size), reason)
+                    return {r: dropped.get(r, reason) for r in range(size)}
                 continue
             for row in range(size):
-                if row in dropped:
-                    continue
-                reason = await self._attempt(Task(column, rg, row, "cell"), outcome)
-                if reason == "__tripped__":
-                    return None
-                if reason is not None:
-                    dropped[row] = reason
+                if row not in dropped:
+                    reason = await self._attempt(Task(column, rg, row, "cell"))
+                    if reason is not None:
+                        dropped[row] = reason
         return dropped
 
-    async def _attempt(self, task: Task, outcome: EngineOutcome) -> str | None:
-        """Run a task with salvage retries; return a drop reason, None, or "__tripped__"."""
+    async def _attempt(self, task: Task) -> str | None:
+        """Run a task, retrying retryable failures; return a drop reason or None."""
         rounds = 0
         while True:
-            outcome.tasks_run += 1
+            self.outcome.tasks_run += 1
             try:
                 await self.host.run_task(task)
             except RetryableTaskError as exc:
-                tripped = self.breaker.record(True, exc.reason)
-                if tripped:
-                    return "__tripped__"
+                self._record_failure(exc.reason, str(exc))
                 if rounds < self.max_salvage_rounds:
                     rounds += 1
                     continue
                 return exc.reason
             except NonRetryableTaskError as exc:
-                return "__tripped__" if self.breaker.record(True, exc.reason) else exc.reason
+                self._record_failure(exc.reason, str(exc))
+                return exc.reason
+            except Exception as exc:
+                row = "the whole row group" if task.row_index is None else f"row {task.row_index}"
+                exc.add_note(f"rowloom: while generating column {task.column!r}, row group "
+                             f"{task.row_group}, {row}")
+                raise
             self.breaker.record(False)
             if self._on_task_done is not None:
                 self._on_task_done()
             return None
+
+    def _record_failure(self, reason: str, message: str) -> None:
+        if self.breaker.record(True, reason, message):
+            self.outcome.stop_reason = self.breaker.describe()
+            raise RunAbortedError(self.outcome.stop_reason)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ def _version() -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to `path` through a hidden temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     with tmp.open("wb") as fh:
         fh.write(data)
         fh.flush()
@@ -185,6 +187,7 @@ class RunStorage:
         self.capacity_plan_path = run_dir / "capacity_plan.json"
         self.report_path = run_dir / "report.html"
         self.manifest: Manifest | None = None
+        self._lock = threading.Lock()  # parts are written from worker threads
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -270,18 +273,20 @@ class RunStorage:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         write_atomic(path, sink.getvalue().to_pybytes())
-        self.manifest.row_groups[row_group] = RowGroupRecord(
-            table.num_rows, dict(dropped), path.name
-        )
-        self._write_manifest()
+        with self._lock:
+            self.manifest.row_groups[row_group] = RowGroupRecord(
+                table.num_rows, dict(dropped), path.name
+            )
+            self._write_manifest()
         return path
 
     def finish(self, status: str, reason: str | None = None) -> None:
         """Record the run's end state ("complete" or "incomplete")."""
         assert self.manifest is not None
-        self.manifest.status = status
-        self.manifest.incomplete_reason = reason
-        self._write_manifest()
+        with self._lock:
+            self.manifest.status = status
+            self.manifest.incomplete_reason = reason
+            self._write_manifest()
 
     def _write_manifest(self) -> None:
         assert self.manifest is not None

@@ -76,7 +76,7 @@ def validate(config: Annotated[Path, typer.Argument(help="dataset config (YAML o
 def preview(
     config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
     num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 10,
-    engine: Annotated[str, typer.Option(help="async or sequential")] = "async",
+    engine: Annotated[str, typer.Option(help="async (default) or sequential (the oracle)")] = "async",
 ) -> None:
     """Generate a few rows in memory and print them."""
     cfg = _load(config)
@@ -124,7 +124,7 @@ def create(
     resume: Annotated[bool, typer.Option(help="continue a stopped run with the same config")] = (
         False
     ),
-    engine: Annotated[str, typer.Option(help="async or sequential")] = "async",
+    engine: Annotated[str, typer.Option(help="async (default) or sequential (the oracle)")] = "async",
     buffer_size: Annotated[int | None, typer.Option(min=1, help="rows per row group")] = None,
     max_concurrent_row_groups: Annotated[int | None, typer.Option(min=1)] = None,
     quiet: Annotated[bool, typer.Option(help="no progress output")] = False,
