@@ -115,13 +115,16 @@ async def test_base64_embeddings_models_and_stats_routes() -> None:
                 models = [m["id"] for m in (await resp.json())["data"]]
             async with session.post(f"{server.url}/chat/completions", data=b"{oops") as resp:
                 bad_status = resp.status
+            bad_body = {"model": "m", "messages": ["not an object"], "response_format": "json"}
+            async with session.post(f"{server.url}/chat/completions", json=bad_body) as resp:
+                bad_shape_status = resp.status
             async with session.get(f"{base}/stats") as resp:
                 stats = await resp.json()
     vector = np.frombuffer(base64.b64decode(encoded), dtype="<f4")
     assert vector.shape == (16,) and math.isclose(float(vector @ vector), 1.0, rel_tol=1e-5)
     assert models == ["m1", "m2"]
-    assert bad_status == 400
-    assert stats["completed"] == 1 and stats["bad_requests"] == 1 and stats["http_requests"] == 2
+    assert bad_status == bad_shape_status == 400
+    assert stats["completed"] == 1 and stats["bad_requests"] == 2 and stats["http_requests"] == 3
 
 
 async def test_429_over_capacity_carries_retry_after_seconds() -> None:

@@ -79,7 +79,9 @@ class CapacityStats:
 class ProviderCapacityModel:
     """Concurrency slots, overload behaviour, rpm limit and fault injection of one provider."""
 
-    def __init__(self, config: SimulationConfig | None = None, *, clock: Clock | None = None):
+    def __init__(
+        self, config: SimulationConfig | None = None, *, clock: Clock | None = None
+    ) -> None:
         self._config = config if config is not None else SimulationConfig()
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._fate_rng = random.Random(f"{self._config.seed}:fate")

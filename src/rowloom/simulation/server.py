@@ -73,6 +73,7 @@ class MockServerOptions:
             raise ValueError("drop_rate must be within [0, 1]")
         if not 500 <= self.fail_status <= 599:
             raise ValueError("fail_status must be a 5xx code")
+        self.simulation_config()  # fail early on out-of-range capacity-model values
 
     def simulation_config(self) -> SimulationConfig:
         """The capacity-model part of these options (validated by `SimulationConfig`)."""
@@ -222,8 +223,17 @@ class MockProviderServer:
             return body
         messages = body.get("messages")
         model = body.get("model")
-        if not isinstance(model, str) or not isinstance(messages, list) or body.get("stream"):
-            return self._bad_request("`model` and `messages` are required; streaming is off")
+        response_format = body.get("response_format")
+        if (
+            not isinstance(model, str)
+            or not isinstance(messages, list)
+            or not all(isinstance(m, dict) for m in messages)
+            or not isinstance(response_format, dict | None)
+            or body.get("stream")
+        ):
+            return self._bad_request(
+                "`model` and a list of message objects are required; streaming is off"
+            )
         outcome = await self._run(request)
         if outcome.kind != "ok":
             return self._failure(outcome)
@@ -232,7 +242,7 @@ class MockProviderServer:
             model,
             messages,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
-            response_format=body.get("response_format"),
+            response_format=response_format,
         )
         finish = "length" if answer.completion_tokens == max_tokens else "stop"
         self._ids += 1
