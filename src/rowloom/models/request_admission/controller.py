@@ -36,6 +36,7 @@ from rowloom.models.request_admission.ledger import (
     LedgerPressureView,
     RequestLedger,
     ResourceRecord,
+    resource_snapshot,
 )
 from rowloom.models.request_admission.limit_state import LimitTransition
 from rowloom.models.request_admission.limits import RequestLimitRuleFactory, aimd_rule_factory
@@ -45,7 +46,10 @@ from rowloom.models.request_admission.outcomes import (
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
 )
-from rowloom.models.request_admission.pressure import RequestPressureSnapshotProvider
+from rowloom.models.request_admission.pressure import (
+    RequestPressureSnapshotProvider,
+    RequestResourcePressureSnapshot,
+)
 from rowloom.models.request_admission.queue import (
     RequestFairQueue,
     RequestQueueView,
@@ -144,8 +148,9 @@ class AdaptiveRequestAdmissionController:
             config, limit_rule_factory or aimd_rule_factory, self._generation
         )
         self._queue = RequestFairQueue()
+        self._snapshot_sequence = itertools.count(1)
         self._pressure = LedgerPressureView(
-            self._ledger, self._queue, self._clock, itertools.count(1).__next__
+            self._ledger, self._queue, self._clock, self._snapshot_sequence.__next__
         )
         self._deadlines: list[tuple[float, int, RequestWaiter]] = []
         self._timer: TimerHandle | None = None
@@ -308,7 +313,7 @@ class AdaptiveRequestAdmissionController:
         if deadline is not None:
             heapq.heappush(self._deadlines, (deadline, waiter.waiter_id, waiter))
         if pending is not None:
-            snapshot = self._pressure.of_record(record, now)
+            snapshot = self._snap(record, now)
             if waiting == 1:
                 ev.resource_event(
                     pending, "request_queue_formed", record.key, reason=result, snapshot=snapshot
@@ -416,7 +421,7 @@ class AdaptiveRequestAdmissionController:
                 "request_lease_acquired",
                 item,
                 lease_id=lease.lease_id,
-                snapshot=self._pressure.of_record(record, now),
+                snapshot=self._snap(record, now),
             )
         return lease, record
 
@@ -455,7 +460,7 @@ class AdaptiveRequestAdmissionController:
                         "request_lease_acquired",
                         waiter.item,
                         lease_id=lease.lease_id,
-                        snapshot=self._pressure.of_record(record, now),
+                        snapshot=self._snap(record, now),
                     )
             self._left_queue(record, now, pending)
 
@@ -570,7 +575,7 @@ class AdaptiveRequestAdmissionController:
                     lease.item,
                     lease_id=lease.lease_id,
                     reason="rate_limited",
-                    snapshot=self._pressure.of_record(record, now),
+                    snapshot=self._snap(record, now),
                     diagnostics={
                         "retry_after_seconds": outcome.retry_after_seconds,
                         "new_cascade": new_cascade,
@@ -625,7 +630,7 @@ class AdaptiveRequestAdmissionController:
                 pending,
                 "request_resource_registered",
                 resource,
-                snapshot=self._pressure.of_record(record, now),
+                snapshot=self._snap(record, now),
                 diagnostics={
                     "initial_limit": record.limits.initial_limit,
                     "effective_max": record.limits.effective_max,
@@ -651,7 +656,7 @@ class AdaptiveRequestAdmissionController:
         record.max_limit = max(record.max_limit, record.limits.current_limit)
         if pending is None:
             return
-        snapshot = self._pressure.of_record(record, now)
+        snapshot = self._snap(record, now)
         for t in transitions:
             ev.resource_event(
                 pending,
@@ -669,8 +674,11 @@ class AdaptiveRequestAdmissionController:
                 pending,
                 "request_queue_drained",
                 record.key,
-                snapshot=self._pressure.of_record(record, now),
+                snapshot=self._snap(record, now),
             )
+
+    def _snap(self, record: ResourceRecord, now: float) -> RequestResourcePressureSnapshot:
+        return resource_snapshot(record, self._queue, now, next(self._snapshot_sequence))
 
     def _record_of(self, waiter: RequestWaiter) -> ResourceRecord:
         record = self._ledger.record(waiter.item.resource)
@@ -692,7 +700,7 @@ class AdaptiveRequestAdmissionController:
             reason,
             retry_after_seconds=None if until is None else until - now,
             available_after_monotonic=until,
-            snapshot=self._pressure.of_record(record, now),
+            snapshot=self._snap(record, now),
         )
 
     def _settle(self, now: float, pending: Pending | None) -> None:

@@ -210,62 +210,72 @@ class LedgerPressureView:
         record = self._ledger.record(resource)
         if record is None:
             return None
-        return self.of_record(record, self._clock.monotonic())
+        return resource_snapshot(record, self._queue, self._clock.monotonic(), self._sequence())
 
     def snapshots(self) -> Mapping[RequestResourceKey, RequestResourcePressureSnapshot]:
         now = self._clock.monotonic()
         records = sorted(self._ledger.records(), key=lambda r: r.key)
-        return MappingProxyType({r.key: self.of_record(r, now) for r in records})
+        return MappingProxyType(
+            {r.key: resource_snapshot(r, self._queue, now, self._sequence()) for r in records}
+        )
 
     def global_snapshot(self, provider: str, model: str) -> ProviderModelPressureSnapshot | None:
         pm = self._ledger.provider_model(ProviderModelKey(provider, model))
         if pm is None:
             return None
-        return self.of_provider_model(pm, self._clock.monotonic())
+        return provider_model_snapshot(pm, self._queue, self._clock.monotonic(), self._sequence())
 
     def global_snapshots(self) -> Mapping[ProviderModelKey, ProviderModelPressureSnapshot]:
         now = self._clock.monotonic()
         return MappingProxyType(
-            {pm.key: self.of_provider_model(pm, now) for pm in self._ledger.provider_models()}
+            {
+                pm.key: provider_model_snapshot(pm, self._queue, now, self._sequence())
+                for pm in self._ledger.provider_models()
+            }
         )
 
-    def of_record(self, record: ResourceRecord, now: float) -> RequestResourcePressureSnapshot:
-        """The snapshot of one record at `now` (used for events and denials too)."""
-        limits = record.limits
-        return RequestResourcePressureSnapshot(
-            resource=record.key,
-            captured_at=now,
-            sequence=self._sequence(),
-            in_flight=record.in_flight,
-            current_limit=limits.limit_at(now),
-            effective_max=limits.effective_max,
-            static_cap=record.pm.static_cap,
-            provider_model_in_flight=record.pm.in_flight,
-            waiters=self._queue.queued_for_resource(record.key),
-            blocked_until_monotonic=limits.blocked_until(now),
-            cooldown_remaining_seconds=limits.cooldown_remaining(now),
-            rate_limit_ceiling=limits.rate_limit_ceiling,
-            consecutive_rate_limits=limits.consecutive_rate_limits,
-            rate_limited_total=limits.rate_limited_total,
-            provider_failures_total=limits.provider_failures_total,
-            in_startup_ramp=limits.in_ramp,
-            last_outcome=record.last_outcome,
-        )
 
-    def of_provider_model(
-        self, pm: ProviderModelRecord, now: float
-    ) -> ProviderModelPressureSnapshot:
-        records = sorted(pm.resources, key=lambda r: r.key)
-        return ProviderModelPressureSnapshot(
-            provider_model=pm.key,
-            captured_at=now,
-            sequence=self._sequence(),
-            static_cap=pm.static_cap,
-            aggregate_in_flight=pm.in_flight,
-            aggregate_waiters=self._queue.queued_for_provider_model(pm.key),
-            aliases=pm.aliases,
-            domain_in_flight=MappingProxyType({r.key.domain: r.in_flight for r in records}),
-            domain_current_limits=MappingProxyType(
-                {r.key.domain: r.limits.limit_at(now) for r in records}
-            ),
-        )
+def resource_snapshot(
+    record: ResourceRecord, queue: RequestFairQueue, now: float, sequence: int
+) -> RequestResourcePressureSnapshot:
+    """The pressure of one resource at `now` (for the provider, events and denials)."""
+    limits = record.limits
+    return RequestResourcePressureSnapshot(
+        resource=record.key,
+        captured_at=now,
+        sequence=sequence,
+        in_flight=record.in_flight,
+        current_limit=limits.limit_at(now),
+        effective_max=limits.effective_max,
+        static_cap=record.pm.static_cap,
+        provider_model_in_flight=record.pm.in_flight,
+        waiters=queue.queued_for_resource(record.key),
+        blocked_until_monotonic=limits.blocked_until(now),
+        cooldown_remaining_seconds=limits.cooldown_remaining(now),
+        rate_limit_ceiling=limits.rate_limit_ceiling,
+        consecutive_rate_limits=limits.consecutive_rate_limits,
+        rate_limited_total=limits.rate_limited_total,
+        provider_failures_total=limits.provider_failures_total,
+        in_startup_ramp=limits.in_ramp,
+        last_outcome=record.last_outcome,
+    )
+
+
+def provider_model_snapshot(
+    pm: ProviderModelRecord, queue: RequestFairQueue, now: float, sequence: int
+) -> ProviderModelPressureSnapshot:
+    """The aggregate pressure of one endpoint at `now`."""
+    records = sorted(pm.resources, key=lambda r: r.key)
+    return ProviderModelPressureSnapshot(
+        provider_model=pm.key,
+        captured_at=now,
+        sequence=sequence,
+        static_cap=pm.static_cap,
+        aggregate_in_flight=pm.in_flight,
+        aggregate_waiters=queue.queued_for_provider_model(pm.key),
+        aliases=pm.aliases,
+        domain_in_flight=MappingProxyType({r.key.domain: r.in_flight for r in records}),
+        domain_current_limits=MappingProxyType(
+            {r.key.domain: r.limits.limit_at(now) for r in records}
+        ),
+    )
