@@ -179,6 +179,38 @@ def create(
         raise typer.Exit(EXIT_FAILED)
 
 
+@app.command("mock-server")
+def mock_server(
+    host: Annotated[str, typer.Option(help="bind address (keep it on loopback)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    capacity: Annotated[int, typer.Option(min=1, help="concurrent requests served")] = 32,
+    latency_ms: Annotated[float, typer.Option(min=0, help="mean latency per request")] = 200.0,
+    overload: Annotated[str, typer.Option(help="reject (429 + Retry-After) or queue")] = "reject",
+    retry_after: Annotated[float, typer.Option(min=0, help="Retry-After seconds on a 429")] = 1.0,
+    rpm: Annotated[int | None, typer.Option(min=1, help="requests-per-minute limit")] = None,
+    fail_rate: Annotated[float, typer.Option(min=0, max=1, help="fraction answered 5xx")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(min=0, max=1, help="fraction that hang")] = 0.0,
+    seed: Annotated[int, typer.Option(help="seed for latencies, faults and answers")] = 0,
+) -> None:
+    """Serve the simulated provider over real OpenAI-compatible HTTP until Ctrl-C."""
+    from rowloom.simulation.server import MockServerOptions, serve
+
+    if overload not in ("reject", "queue"):
+        _err.print(f"[red]--overload must be reject or queue, not {overload!r}[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        options = MockServerOptions(
+            host=host, port=port, capacity=capacity, latency_ms=latency_ms,
+            overload=overload,  # type: ignore[arg-type]
+            retry_after=retry_after, rpm=rpm, fail_rate=fail_rate, timeout_rate=timeout_rate,
+            seed=seed,
+        )
+    except ValueError as exc:
+        _err.print(f"[red]invalid mock-server options[/red]: {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    serve(options)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
