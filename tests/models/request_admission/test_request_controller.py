@@ -451,3 +451,13 @@ def test_manual_clock_is_used_for_lease_times() -> None:
     config = RequestAdmissionConfig(static_caps={PM: 1}, resources=(CHAT,))
     c = AdaptiveRequestAdmissionController(config, clock=clock)
     assert c.acquire_sync(item()).acquired_at == 7.0
+
+
+async def test_system_clock_timer_wakes_a_waiter_after_a_short_cooldown() -> None:
+    config = RequestAdmissionConfig(static_caps={PM: 2}, resources=(CHAT,))
+    c = AdaptiveRequestAdmissionController(config)
+    c.release(await c.acquire_async(item()), RequestReleaseOutcome.rate_limited(0.01))
+    async with asyncio.timeout(10):  # a guard against a hang, not a synchronisation
+        lease = await c.acquire_async(item())
+    c.release(lease, OK)
+    assert c.in_flight_total() == 0 and c.waiters_total() == 0

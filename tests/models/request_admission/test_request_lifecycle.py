@@ -245,3 +245,13 @@ async def test_bad_releases_never_add_capacity_and_never_raise(make: MakeHarness
     ]
     assert c.counters().bad_releases == 5
     other.release(foreign, OK)
+
+
+async def test_a_malformed_outcome_still_releases_exactly_once(make: MakeHarness) -> None:
+    h = make(initial={CHAT: 1})
+    c = h.controller
+    lease = lease_of(c.try_acquire(item()))
+    result = c.release(lease, None)  # type: ignore[arg-type]
+    assert result.released and c.in_flight_total() == 0
+    assert h.of_kind("request_lease_released")[-1].reason == "unexpected_exception"
+    assert c.release(lease, None).reason is ReleaseReason.DUPLICATE  # type: ignore[arg-type]

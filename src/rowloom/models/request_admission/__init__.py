@@ -5,10 +5,7 @@ pressure only through the read-only `RequestPressureSnapshotProvider`.
 """
 
 from rowloom.models.request_admission.config import RequestAdmissionConfig
-from rowloom.models.request_admission.controller import (
-    AdaptiveRequestAdmissionController,
-    RequestAdmissionController,
-)
+from rowloom.models.request_admission.controller import AdaptiveRequestAdmissionController
 from rowloom.models.request_admission.decisions import (
     RequestAdmissionDecision,
     RequestAdmissionDenied,
@@ -35,11 +32,13 @@ from rowloom.models.request_admission.outcomes import (
     RequestReleaseOutcomeKind,
     parse_retry_after,
 )
+from rowloom.models.request_admission.policy import RequestAdmissionPolicy
 from rowloom.models.request_admission.pressure import (
     ProviderModelPressureSnapshot,
     RequestPressureSnapshotProvider,
     RequestResourcePressureSnapshot,
 )
+from rowloom.models.request_admission.protocol import RequestAdmissionController
 from rowloom.models.request_admission.queue import (
     RequestFairQueue,
     RequestQueueSelection,
@@ -80,6 +79,7 @@ __all__ = [
     "RequestAdmissionItem",
     "RequestAdmissionLease",
     "RequestAdmissionObservedMaxima",
+    "RequestAdmissionPolicy",
     "RequestAdmissionRuntimeSnapshot",
     "RequestDenialReason",
     "RequestDomain",

@@ -14,13 +14,12 @@ ledger, queue and limits change atomically with respect to other coroutines. Not
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from rowloom.clock import Clock, SystemClock, TimerHandle
+from rowloom.clock import Clock, SystemClock
 from rowloom.models.request_admission import _events as ev
 from rowloom.models.request_admission._events import Pending
 from rowloom.models.request_admission.config import RequestAdmissionConfig
@@ -46,6 +45,7 @@ from rowloom.models.request_admission.outcomes import (
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
 )
+from rowloom.models.request_admission.policy import RequestAdmissionPolicy
 from rowloom.models.request_admission.pressure import (
     RequestPressureSnapshotProvider,
     RequestResourcePressureSnapshot,
@@ -61,50 +61,19 @@ from rowloom.models.request_admission.views import (
     RequestAdmissionCounters,
     RequestAdmissionObservedMaxima,
     RequestAdmissionRuntimeSnapshot,
+    build_observed_maxima,
+    build_runtime_snapshot,
 )
+from rowloom.models.request_admission.wakeups import WaiterWakeups
 from rowloom.observability.events import RequestEventEmitter
 
 _GENERATIONS = itertools.count(1)
 _RELEASED: Final = ReleaseResult(True, ReleaseReason.RELEASED)
 _LOCAL_CANCELLED: Final = RequestReleaseOutcome(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
+_UNEXPECTED: Final = RequestReleaseOutcome(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
 _PROVIDER_FAILURES: Final = frozenset(
     {RequestReleaseOutcomeKind.PROVIDER_FAILURE, RequestReleaseOutcomeKind.PROVIDER_TIMEOUT}
 )
-
-
-class RequestAdmissionController(Protocol):
-    """Request-level admission: one lease per concrete call attempt, released exactly once."""
-
-    @property
-    def pressure(self) -> RequestPressureSnapshotProvider:
-        """Read-only request pressure (no mutating method)."""
-        ...
-
-    def try_acquire(self, item: RequestAdmissionItem) -> RequestAdmissionDecision:
-        """A lease now, or a denial; never jumps queued waiters (`queued_waiters_ahead`)."""
-        ...
-
-    def acquire_sync(self, item: RequestAdmissionItem) -> RequestAdmissionLease:
-        """A lease now, or `RequestAdmissionError`; never waits."""
-        ...
-
-    async def acquire_async(self, item: RequestAdmissionItem) -> RequestAdmissionLease:
-        """Wait for a lease; raises `RequestAdmissionError` on timeout, shutdown, hard denial."""
-        ...
-
-    def release(
-        self, lease: RequestAdmissionLease, outcome: RequestReleaseOutcome
-    ) -> ReleaseResult:
-        """Return a lease's capacity once; never raises, a bad release adds no capacity."""
-        ...
-
-    def shutdown(self) -> None:
-        """Fail every waiter with a `shutdown` denial and refuse new acquires."""
-        ...
-
-    def in_flight_total(self) -> int: ...
-
-    def waiters_total(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -148,13 +117,12 @@ class AdaptiveRequestAdmissionController:
             config, limit_rule_factory or aimd_rule_factory, self._generation
         )
         self._queue = RequestFairQueue()
+        self._policy = RequestAdmissionPolicy()
         self._snapshot_sequence = itertools.count(1)
         self._pressure = LedgerPressureView(
             self._ledger, self._queue, self._clock, self._snapshot_sequence.__next__
         )
-        self._deadlines: list[tuple[float, int, RequestWaiter]] = []
-        self._timer: TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._wakeups = WaiterWakeups(self._clock, self._queue, self._on_timer)
         self._waiter_ids = itertools.count(1)
         self._closed = False
         self._n = _Counts()
@@ -200,30 +168,12 @@ class AdaptiveRequestAdmissionController:
         return RequestAdmissionCounters(**{f.name: getattr(n, f.name) for f in fields(n)})
 
     def runtime_snapshot(self) -> RequestAdmissionRuntimeSnapshot:
-        now = self._clock.monotonic()
-        records = sorted(self._ledger.records(), key=lambda r: r.key)
-        return RequestAdmissionRuntimeSnapshot(
-            captured_at=now,
-            current_limits=_frozen({r.key: r.limits.limit_at(now) for r in records}),
-            effective_max=_frozen({r.key: r.limits.effective_max for r in records}),
-            blocked_until=_frozen({r.key: r.limits.blocked_until(now) for r in records}),
-            in_flight=_frozen({r.key: r.in_flight for r in records}),
-            waiters=_frozen({r.key: self._queue.queued_for_resource(r.key) for r in records}),
-            provider_model_aggregate_in_flight=_frozen(
-                {pm.key: pm.in_flight for pm in self._ledger.provider_models()}
-            ),
-        )
+        """Current limits, effective max, cooldown ends and in-flight counts."""
+        return build_runtime_snapshot(self._ledger, self._queue, self._clock.monotonic())
 
     def observed_maxima(self) -> RequestAdmissionObservedMaxima:
-        records = sorted(self._ledger.records(), key=lambda r: r.key)
-        return RequestAdmissionObservedMaxima(
-            request_waiters_by_resource=_frozen({r.key: r.max_waiters for r in records}),
-            request_in_flight_by_resource=_frozen({r.key: r.max_in_flight for r in records}),
-            provider_model_aggregate_in_flight=_frozen(
-                {pm.key: pm.max_in_flight for pm in self._ledger.provider_models()}
-            ),
-            request_domain_current_limits=_frozen({r.key: r.max_limit for r in records}),
-        )
+        """The highest waiters, in-flight counts and limits seen so far."""
+        return build_observed_maxima(self._ledger)
 
     def capacity_view(self) -> RequestAdmissionCapacityView:
         """Configured values, runtime snapshot and observed maxima for the capacity plan."""
@@ -310,8 +260,7 @@ class AdaptiveRequestAdmissionController:
         self._queue.enqueue(waiter)
         waiting = self._queue.queued_for_resource(item.resource)
         record.max_waiters = max(record.max_waiters, waiting)
-        if deadline is not None:
-            heapq.heappush(self._deadlines, (deadline, waiter.waiter_id, waiter))
+        self._wakeups.add_deadline(waiter)
         if pending is not None:
             snapshot = self._snap(record, now)
             if waiting == 1:
@@ -385,7 +334,7 @@ class AdaptiveRequestAdmissionController:
                 if pending is not None:
                     ev.item_event(pending, "request_acquire_denied", waiter.item, reason="shutdown")
             self._left_queue(record, now, pending)
-        self._deadlines.clear()
+        self._wakeups.stop()
         self._settle(now, pending)
 
     # -- internals: admission ------------------------------------------------------------
@@ -405,7 +354,7 @@ class AdaptiveRequestAdmissionController:
             self._dispatch(now, pending)
         if self._queue.queued_for_resource(item.resource):
             return RequestDenialReason.QUEUED_WAITERS_AHEAD, record
-        reason = RequestLedger.blocked_reason(record, now)
+        reason = self._policy.evaluate(record, now)
         if reason is not None:
             return reason, record
         lease = self._ledger.grant(item, record, now)
@@ -434,9 +383,11 @@ class AdaptiveRequestAdmissionController:
             if record is not None:
                 self._apply(record, record.limits.refresh(now), now, pending)
 
+        policy = self._policy
+
         def eligible(item: RequestAdmissionItem) -> bool:
             record = self._ledger.record(item.resource)
-            return record is not None and RequestLedger.blocked_reason(record, now) is None
+            return record is not None and policy.evaluate(record, now) is None
 
         while (selection := self._queue.select_next(eligible)) is not None:
             waiter = self._queue.commit(selection)
@@ -489,19 +440,15 @@ class AdaptiveRequestAdmissionController:
         self._settle(now, pending)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
+        self._wakeups.fired()
         now = self._clock.monotonic()
         pending = ev.new_pending(self._emitter)
         for record in list(self._ledger.records()):
             self._apply(record, record.limits.refresh(now), now, pending)
-        self._dispatch(now, pending)
-        expired = False
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, waiter_id, waiter = heapq.heappop(self._deadlines)
-            if self._queue.remove(waiter_id) is None:
-                continue
-            expired = True
+        self._dispatch(now, pending)  # at one instant, a grant wins over a timeout
+        expired = self._wakeups.expired(now)
+        for waiter in expired:
+            self._queue.remove(waiter.waiter_id)
             record = self._record_of(waiter)
             if not waiter.completion.done():
                 denied = self._denied(waiter.item, RequestDenialReason.TIMEOUT, record, now)
@@ -535,6 +482,8 @@ class AdaptiveRequestAdmissionController:
         verdict = self._ledger.check_release(lease)
         if verdict is not ReleaseReason.RELEASED:
             return self._bad_release(lease, outcome, verdict, pending)
+        if not isinstance(outcome, RequestReleaseOutcome):
+            outcome = _UNEXPECTED  # release never raises, even on a malformed outcome
         record = self._ledger.settle(lease)
         self._n.leases_released += 1
         kind = outcome.kind
@@ -709,35 +658,14 @@ class AdaptiveRequestAdmissionController:
         ev.flush(self._emitter, pending)
 
     def _rearm(self, now: float) -> None:
-        """Keep one timer at the earliest instant a waiter's situation changes by time alone."""
+        """Re-arm the wake-up timer for the queued resources' next time-driven change."""
         if self._closed or not self._queue:
-            self._deadlines.clear()
-            self._cancel_timer()
+            self._wakeups.stop()
             return
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][1] not in self._queue:
-            heapq.heappop(deadlines)
-        earliest = deadlines[0][0] if deadlines else None
+        earliest: float | None = None
         for resource in self._queue.resources():
             record = self._ledger.record(resource)
             at = record.limits.next_change_at(now) if record is not None else None
             if at is not None and (earliest is None or at < earliest):
                 earliest = at
-        if earliest is None:
-            self._cancel_timer()
-            return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= earliest:
-            return
-        self._cancel_timer()
-        self._timer_at = earliest
-        self._timer = self._clock.call_at(earliest, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_at = None
-
-
-def _frozen(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
-    return MappingProxyType(mapping)
+        self._wakeups.rearm(earliest)

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from rowloom.clock import Clock
 from rowloom.models.request_admission.config import RequestAdmissionConfig
-from rowloom.models.request_admission.decisions import RequestAdmissionLease, RequestDenialReason
+from rowloom.models.request_admission.decisions import RequestAdmissionLease
 from rowloom.models.request_admission.limit_state import AdaptiveRequestLimitState
 from rowloom.models.request_admission.limits import RequestLimitRuleFactory
 from rowloom.models.request_admission.outcomes import ReleaseReason
@@ -125,21 +125,10 @@ class RequestLedger:
         pm.resources.append(record)
         return record
 
-    @staticmethod
-    def blocked_reason(record: ResourceRecord, now: float) -> RequestDenialReason | None:
-        """Why the resource cannot take one more lease now (None: it can)."""
-        if record.limits.in_cooldown(now):
-            return RequestDenialReason.COOLDOWN
-        if record.in_flight >= record.limits.current_limit:
-            return RequestDenialReason.NO_CAPACITY
-        if record.pm.in_flight >= record.pm.static_cap:
-            return RequestDenialReason.AGGREGATE_CAP
-        return None
-
     def grant(
         self, item: RequestAdmissionItem, record: ResourceRecord, now: float
     ) -> RequestAdmissionLease:
-        """Count one lease in its resource and endpoint; the caller checked `blocked_reason`."""
+        """Count one lease in its resource and endpoint; the caller checked admission."""
         lease = RequestAdmissionLease(
             lease_id=f"{self._prefix}{self._next_lease}",
             item=item,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.ledger import RequestLedger
+from rowloom.models.request_admission.queue import RequestFairQueue
 from rowloom.models.request_admission.resources import RequestResourceKey
 from rowloom.models.resources import ProviderModelKey
 
@@ -87,6 +90,37 @@ class RequestAdmissionCapacityView:
                 "request_domain_current_limits": _keyed(om.request_domain_current_limits),
             },
         }
+
+
+def build_runtime_snapshot(
+    ledger: RequestLedger, queue: RequestFairQueue, now: float
+) -> RequestAdmissionRuntimeSnapshot:
+    """The runtime section of the capacity view, read from the ledger at `now`."""
+    records = sorted(ledger.records(), key=lambda r: r.key)
+    return RequestAdmissionRuntimeSnapshot(
+        captured_at=now,
+        current_limits=MappingProxyType({r.key: r.limits.limit_at(now) for r in records}),
+        effective_max=MappingProxyType({r.key: r.limits.effective_max for r in records}),
+        blocked_until=MappingProxyType({r.key: r.limits.blocked_until(now) for r in records}),
+        in_flight=MappingProxyType({r.key: r.in_flight for r in records}),
+        waiters=MappingProxyType({r.key: queue.queued_for_resource(r.key) for r in records}),
+        provider_model_aggregate_in_flight=MappingProxyType(
+            {pm.key: pm.in_flight for pm in ledger.provider_models()}
+        ),
+    )
+
+
+def build_observed_maxima(ledger: RequestLedger) -> RequestAdmissionObservedMaxima:
+    """The observed-maxima section of the capacity view."""
+    records = sorted(ledger.records(), key=lambda r: r.key)
+    return RequestAdmissionObservedMaxima(
+        request_waiters_by_resource=MappingProxyType({r.key: r.max_waiters for r in records}),
+        request_in_flight_by_resource=MappingProxyType({r.key: r.max_in_flight for r in records}),
+        provider_model_aggregate_in_flight=MappingProxyType(
+            {pm.key: pm.max_in_flight for pm in ledger.provider_models()}
+        ),
+        request_domain_current_limits=MappingProxyType({r.key: r.max_limit for r in records}),
+    )
 
 
 def _keyed(mapping: Mapping[Any, Any]) -> dict[str, Any]:
