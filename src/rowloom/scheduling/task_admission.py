@@ -1,0 +1,618 @@
+"""Task admission: may this ready task become a running worker now?
+
+`TaskAdmissionController` owns the hard ledger of scheduler resources (`submission`, `local`,
+...), hands out one `TaskAdmissionLease` per admitted task, and asks its
+`TaskAdmissionPolicy` for fairness decisions. Policy state (borrow debt) is kept beside the
+ledger and changed only through `PolicyStateDelta`s applied in the same locked transaction as
+the lease acquire or release; it never changes resource availability.
+
+Guarantees:
+
+- leased units never exceed a resource's limit and never go negative;
+- `release` never raises; a duplicate, stale, wrong-generation or unknown release returns a
+  diagnostic `ReleaseResult` and adds no capacity;
+- `is_eligible` and `try_acquire` agree: an eligible candidate is acquired when nothing changed
+  in between.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeAlias
+
+from rowloom.clock import Clock
+from rowloom.scheduling.queue import QueueView
+from rowloom.scheduling.resources import (
+    SUBMISSION,
+    SchedulableTask,
+    SchedulerResourceKey,
+    TaskGroupKey,
+    TaskGroupSpec,
+)
+from rowloom.scheduling.task_policies import (
+    NO_CHANGE,
+    PolicyStateDelta,
+    StrictFairPolicyConfig,
+    TaskAdmissionDenialReason,
+    TaskAdmissionPolicy,
+    TaskAdmissionPolicyConfig,
+    TaskAdmissionPolicyDecision,
+    build_policy,
+)
+
+ReleaseReason: TypeAlias = Literal[
+    "released", "duplicate", "stale_lease", "wrong_generation", "unknown_lease"
+]
+
+_EMPTY: Final[Mapping[Any, Any]] = MappingProxyType({})
+
+
+def _empty() -> Mapping[Any, Any]:
+    return _EMPTY
+
+
+_GENERATIONS = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdmissionConfig:
+    """Engine-internal task-stage capacity: submission slots, other resource limits, policy.
+
+    Resources not named here are unlimited (still counted in the ledger).
+    """
+
+    submission_capacity: int
+    resource_limits: Mapping[SchedulerResourceKey, int] = field(default_factory=dict)
+    policy: TaskAdmissionPolicyConfig = field(default_factory=StrictFairPolicyConfig)
+
+    def __post_init__(self) -> None:
+        if self.submission_capacity < 1:
+            raise ValueError("submission_capacity must be >= 1")
+        for key, limit in self.resource_limits.items():
+            if limit < 1:
+                raise ValueError(f"limit of {key!r} must be >= 1, got {limit}")
+        if self.resource_limits.get(SUBMISSION, self.submission_capacity) != (
+            self.submission_capacity
+        ):
+            raise ValueError("set the submission limit through submission_capacity")
+
+    def limits(self) -> dict[SchedulerResourceKey, int]:
+        """Every limited resource and its limit."""
+        return {SUBMISSION: self.submission_capacity, **self.resource_limits}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdmissionLease:
+    """Permission for one task to run: release it exactly once when the worker ends."""
+
+    lease_id: str
+    item: SchedulableTask
+    resources: Mapping[SchedulerResourceKey, int]
+    acquired_at: float
+    controller_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAdmissionFacts:
+    """Leased units, running leases and policy debt of one group, by resource."""
+
+    group: TaskGroupSpec
+    leases: int
+    leased: Mapping[SchedulerResourceKey, int]
+    running: Mapping[SchedulerResourceKey, int]
+    debt: Mapping[SchedulerResourceKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdmissionView:
+    """Consistent read-only snapshot of the ledger and policy state.
+
+    `groups` holds only groups with a lease or policy debt. `running_set_token` is a fresh
+    object whenever the set of groups holding leases changes (for memoisation).
+    """
+
+    version: int
+    controller_generation: int
+    limits: Mapping[SchedulerResourceKey, int]
+    available: Mapping[SchedulerResourceKey, int]
+    leased: Mapping[SchedulerResourceKey, int]
+    groups: Mapping[TaskGroupKey, GroupAdmissionFacts]
+    observed_max_leased: Mapping[SchedulerResourceKey, int]
+    active_leases: int
+    shutdown: bool = False
+    policy_counters: Mapping[str, int] = field(default_factory=_empty)
+    running_set_token: object = field(default_factory=object, compare=False, repr=False)
+
+    def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
+        """Units of `resource` leased by `group`."""
+        facts = self.groups.get(group)
+        return 0 if facts is None else facts.leased.get(resource, 0)
+
+    def running_count(self, group: TaskGroupKey) -> int:
+        """Leases held by `group` (its running tasks)."""
+        facts = self.groups.get(group)
+        return 0 if facts is None else facts.leases
+
+    def debt(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
+        """Policy debt of `group` on `resource`."""
+        facts = self.groups.get(group)
+        return 0 if facts is None else facts.debt.get(resource, 0)
+
+    def running_groups(self) -> Iterable[TaskGroupSpec]:
+        """Groups holding at least one lease."""
+        return [facts.group for facts in self.groups.values() if facts.leases]
+
+    @property
+    def running_weight(self) -> int:
+        """Sum of the weights of groups holding at least one lease."""
+        return sum(facts.group.weight for facts in self.groups.values() if facts.leases)
+
+    @property
+    def leased_by_group_and_resource(
+        self,
+    ) -> Mapping[TaskGroupKey, Mapping[SchedulerResourceKey, int]]:
+        """Leased units per group and resource."""
+        return {key: facts.leased for key, facts in self.groups.items() if facts.leases}
+
+    @property
+    def running_by_group_and_resource(
+        self,
+    ) -> Mapping[TaskGroupKey, Mapping[SchedulerResourceKey, int]]:
+        """Running leases per group and resource."""
+        return {key: facts.running for key, facts in self.groups.items() if facts.leases}
+
+    @property
+    def policy_debt_by_group_and_resource(
+        self,
+    ) -> Mapping[TaskGroupKey, Mapping[SchedulerResourceKey, int]]:
+        """Policy debt per group and resource (groups without debt left out)."""
+        return {key: facts.debt for key, facts in self.groups.items() if facts.debt}
+
+    def as_json(self) -> dict[str, Any]:
+        """This snapshot as a JSON object."""
+        return {
+            "version": self.version,
+            "controller_generation": self.controller_generation,
+            "limits": dict(self.limits),
+            "available": dict(self.available),
+            "leased": dict(self.leased),
+            "active_leases": self.active_leases,
+            "shutdown": self.shutdown,
+            "observed_max_leased": dict(self.observed_max_leased),
+            "leased_by_group": {
+                k.as_key_str(): dict(v) for k, v in self.leased_by_group_and_resource.items()
+            },
+            "policy_debt_by_group": {
+                k.as_key_str(): dict(v) for k, v in self.policy_debt_by_group_and_resource.items()
+            },
+            "policy_counters": dict(self.policy_counters),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdmissionDenied:
+    """Why a candidate was not admitted; `available_after` is a monotonic deadline if known."""
+
+    item: SchedulableTask
+    reason: TaskAdmissionDenialReason
+    available_after: float | None
+    snapshot: TaskAdmissionView | None
+    diagnostics: Mapping[str, Any] = field(default_factory=_empty)
+
+
+TaskAdmissionDecision: TypeAlias = TaskAdmissionLease | TaskAdmissionDenied
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdmissionBlockSummary:
+    """Why no queued task can be admitted: reasons ordered by how many queued tasks they block."""
+
+    queued_count: int
+    dominant_reasons: tuple[TaskAdmissionDenialReason, ...]
+    available_after: float | None
+    diagnostics: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    """Outcome of a release; `released` is True only when capacity came back."""
+
+    released: bool
+    reason: ReleaseReason
+    diagnostics: Mapping[str, Any] = field(default_factory=_empty)
+
+
+_RELEASED: Final = ReleaseResult(True, "released")
+
+_new = object.__new__
+_lease_set = tuple(
+    TaskAdmissionLease.__dict__[name].__set__
+    for name in ("lease_id", "item", "resources", "acquired_at", "controller_generation")
+)
+
+
+def _lease(
+    lease_id: str,
+    item: SchedulableTask,
+    resources: Mapping[SchedulerResourceKey, int],
+    acquired_at: float,
+    generation: int,
+) -> TaskAdmissionLease:
+    """Build a lease through its slot descriptors (hot path; no __post_init__ to skip)."""
+    lease: TaskAdmissionLease = _new(TaskAdmissionLease)
+    s0, s1, s2, s3, s4 = _lease_set
+    s0(lease, lease_id)
+    s1(lease, item)
+    s2(lease, resources)
+    s3(lease, acquired_at)
+    s4(lease, generation)
+    return lease
+
+
+class _GroupLedger:
+    """Mutable per-group accounting (internal). Zero entries are deleted, never kept."""
+
+    __slots__ = ("debt", "group", "leased", "leases", "running")
+
+    def __init__(self, group: TaskGroupSpec) -> None:
+        self.group = group
+        self.leases = 0
+        self.leased: dict[SchedulerResourceKey, int] = {}
+        self.running: dict[SchedulerResourceKey, int] = {}
+        self.debt: dict[SchedulerResourceKey, int] = {}
+
+
+class _LiveFacts:
+    """Read-only `AdmissionFacts` over the controller's current state (valid under its lock)."""
+
+    __slots__ = ("_controller",)
+
+    def __init__(self, controller: TaskAdmissionController) -> None:
+        self._controller = controller
+
+    @property
+    def limits(self) -> Mapping[SchedulerResourceKey, int]:
+        return self._controller._limits_view
+
+    @property
+    def running_set_token(self) -> object:
+        return self._controller._running_token
+
+    @property
+    def running_weight(self) -> int:
+        return self._controller._running_weight
+
+    def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
+        ledger = self._controller._groups.get(group)
+        return 0 if ledger is None else ledger.leased.get(resource, 0)
+
+    def running_count(self, group: TaskGroupKey) -> int:
+        ledger = self._controller._groups.get(group)
+        return 0 if ledger is None else ledger.leases
+
+    def debt(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
+        ledger = self._controller._groups.get(group)
+        return 0 if ledger is None else ledger.debt.get(resource, 0)
+
+    def running_groups(self) -> Iterable[TaskGroupSpec]:
+        return [ledger.group for ledger in self._controller._groups.values() if ledger.leases]
+
+
+class TaskAdmissionController:
+    """Scheduler-resource ledger, task leases and policy state (see the module docstring).
+
+    Thread-safe; the policy is called with the controller's lock held (it must not call back).
+    Policies read a live `AdmissionFacts` reader during `evaluate`; `view()` returns an
+    immutable `TaskAdmissionView` snapshot.
+    """
+
+    def __init__(
+        self,
+        config: TaskAdmissionConfig,
+        clock: Clock,
+        policy: TaskAdmissionPolicy | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._policy = policy if policy is not None else build_policy(config.policy)
+        self._generation = next(_GENERATIONS)
+        self._prefix = f"tl{self._generation}-"
+        self._lock = threading.Lock()
+        self._limits = config.limits()
+        self._limits_view: Mapping[SchedulerResourceKey, int] = MappingProxyType(dict(self._limits))
+        self._leased: dict[SchedulerResourceKey, int] = dict.fromkeys(self._limits, 0)
+        self._max_leased: dict[SchedulerResourceKey, int] = dict.fromkeys(self._limits, 0)
+        self._groups: dict[TaskGroupKey, _GroupLedger] = {}
+        self._active: dict[str, TaskAdmissionLease] = {}
+        self._issued = 0
+        self._shutdown = False
+        self._policy_counters: Counter[str] = Counter()
+        self._version = 0
+        self._running_token = object()
+        self._running_weight = 0
+        self._facts = _LiveFacts(self)
+        self._view: TaskAdmissionView | None = None
+        # the last positive is_eligible verdict: (item, queue view, ledger version, decision)
+        self._memo: tuple[SchedulableTask, QueueView, int, TaskAdmissionPolicyDecision] | None = (
+            None
+        )
+
+    @property
+    def controller_generation(self) -> int:
+        """Token stamped on every lease of this controller."""
+        return self._generation
+
+    @property
+    def policy(self) -> TaskAdmissionPolicy:
+        """The active policy."""
+        return self._policy
+
+    @property
+    def active_leases(self) -> int:
+        """Leases acquired and not yet released."""
+        return len(self._active)
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> bool:
+        """Would `try_acquire(item, queue_view)` admit it now? Side-effect free."""
+        with self._lock:
+            if self._shutdown or not self._fits(item):
+                return False
+            decision = self._policy.evaluate(item, queue_view, self._facts)
+            if decision.allowed:
+                self._memo = (item, queue_view, self._version, decision)
+            return decision.allowed
+
+    def try_acquire(self, item: SchedulableTask, queue_view: QueueView) -> TaskAdmissionDecision:
+        """Lease `item`'s resources, or say why not (no waiting, no queueing here)."""
+        with self._lock:
+            if self._shutdown:
+                return self._denied(item, "shutdown")
+            memo = self._memo
+            if (
+                memo is not None
+                and memo[0] is item
+                and memo[1] is queue_view
+                and memo[2] == self._version
+            ):
+                decision = memo[3]
+            else:
+                if not self._fits(item):
+                    return self._denied(item, "no_capacity")
+                decision = self._policy.evaluate(item, queue_view, self._facts)
+                if not decision.allowed:
+                    return self._denied(
+                        item,
+                        decision.reason or "policy_denied",
+                        decision.available_after,
+                        decision.diagnostics,
+                    )
+            self._issued += 1
+            amounts = item.resource_request.amounts
+            lease = _lease(
+                self._prefix + str(self._issued),
+                item,
+                amounts,
+                self._clock.monotonic(),
+                self._generation,
+            )
+            self._active[lease.lease_id] = lease
+            ledger = self._groups.get(item.group.key)
+            if ledger is None:
+                ledger = self._groups[item.group.key] = _GroupLedger(item.group)
+            if ledger.leases == 0:
+                self._running_token = object()
+                self._running_weight += item.group.weight
+            ledger.leases += 1
+            leased, maxima = self._leased, self._max_leased
+            group_leased, group_running = ledger.leased, ledger.running
+            for resource, amount in amounts.items():
+                now = leased.get(resource, 0) + amount
+                leased[resource] = now
+                if now > maxima.get(resource, 0):
+                    maxima[resource] = now
+                group_leased[resource] = group_leased.get(resource, 0) + amount
+                group_running[resource] = group_running.get(resource, 0) + 1
+            delta = self._policy.on_acquire(lease, decision)
+            if delta is not NO_CHANGE and not delta.is_empty:
+                self._apply_delta_locked(delta)
+            self._version += 1
+            self._view = None
+            return lease
+
+    def release(self, lease: TaskAdmissionLease) -> ReleaseResult:
+        """Return a lease's resources exactly once. Never raises."""
+        try:
+            with self._lock:
+                return self._release_locked(lease)
+        except Exception as exc:  # pragma: no cover - defensive: release must never raise
+            return ReleaseResult(False, "unknown_lease", {"error": repr(exc)})
+
+    def shutdown(self) -> None:
+        """Deny every further acquisition (`shutdown`); releases keep working."""
+        with self._lock:
+            self._shutdown = True
+            self._version += 1
+            self._view = None
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def view(self) -> TaskAdmissionView:
+        """The current consistent snapshot (O(groups holding leases or debt))."""
+        with self._lock:
+            return self._view_locked()
+
+    def explain_blocked(self, queue_view: QueueView) -> TaskAdmissionBlockSummary:
+        """Why the head task of each queued group cannot be admitted (O(queued groups))."""
+        with self._lock:
+            if queue_view.queued_total == 0:
+                return TaskAdmissionBlockSummary(0, (), None)
+            groups_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
+            queued_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
+            eligible_groups = 0
+            available_after: float | None = None
+            for facts in queue_view.groups.values():
+                reason, after = self._denial_locked(facts.head, queue_view)
+                if reason is None:
+                    eligible_groups += 1
+                    continue
+                groups_by_reason[reason] += 1
+                queued_by_reason[reason] += facts.queued
+                if after is not None and (available_after is None or after < available_after):
+                    available_after = after
+            dominant = tuple(sorted(queued_by_reason, key=lambda r: (-queued_by_reason[r], r)))
+            view = self._view_locked()
+            return TaskAdmissionBlockSummary(
+                queue_view.queued_total,
+                dominant,
+                available_after,
+                {
+                    "blocked_groups_by_reason": dict(groups_by_reason),
+                    "queued_by_reason": dict(queued_by_reason),
+                    "eligible_groups": eligible_groups,
+                    "available": dict(view.available),
+                    "leased": dict(view.leased),
+                    "policy": self._policy.name,
+                },
+            )
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _fits(self, item: SchedulableTask) -> bool:
+        limits, leased = self._limits, self._leased
+        for resource, amount in item.resource_request.amounts.items():
+            limit = limits.get(resource)
+            if limit is not None and leased[resource] + amount > limit:
+                return False
+        return True
+
+    def _denial_locked(
+        self, item: SchedulableTask, queue_view: QueueView
+    ) -> tuple[TaskAdmissionDenialReason | None, float | None]:
+        if self._shutdown:
+            return "shutdown", None
+        if not self._fits(item):
+            return "no_capacity", None
+        decision = self._policy.evaluate(item, queue_view, self._facts)
+        if decision.allowed:
+            return None, None
+        return decision.reason or "policy_denied", decision.available_after
+
+    def _denied(
+        self,
+        item: SchedulableTask,
+        reason: TaskAdmissionDenialReason,
+        available_after: float | None = None,
+        diagnostics: Mapping[str, Any] = _EMPTY,
+    ) -> TaskAdmissionDenied:
+        return TaskAdmissionDenied(item, reason, available_after, self._view_locked(), diagnostics)
+
+    def _release_locked(self, lease: TaskAdmissionLease) -> ReleaseResult:
+        if lease.controller_generation != self._generation:
+            return ReleaseResult(
+                False,
+                "wrong_generation",
+                {
+                    "lease_id": lease.lease_id,
+                    "lease_generation": lease.controller_generation,
+                    "controller_generation": self._generation,
+                },
+            )
+        active = self._active.get(lease.lease_id)
+        if active is None:
+            issued = self._issued_number(lease.lease_id)
+            reason: ReleaseReason = "duplicate" if issued is not None else "unknown_lease"
+            return ReleaseResult(False, reason, {"lease_id": lease.lease_id})
+        if active is not lease and active != lease:
+            return ReleaseResult(False, "stale_lease", {"lease_id": lease.lease_id})
+        del self._active[lease.lease_id]
+        ledger = self._groups[active.item.group.key]
+        leased, group_leased, group_running = self._leased, ledger.leased, ledger.running
+        for resource, amount in active.resources.items():
+            leased[resource] -= amount
+            left = group_leased[resource] - amount
+            if left:
+                group_leased[resource] = left
+            else:
+                del group_leased[resource]
+            running = group_running[resource] - 1
+            if running:
+                group_running[resource] = running
+            else:
+                del group_running[resource]
+        ledger.leases -= 1
+        if ledger.leases == 0:
+            self._running_token = object()
+            self._running_weight -= ledger.group.weight
+        diagnostics: Mapping[str, Any] = _EMPTY
+        try:
+            delta = self._policy.on_release(active)
+            if delta is not NO_CHANGE and not delta.is_empty:
+                self._apply_delta_locked(delta)
+        except Exception as exc:
+            diagnostics = {"policy_error": repr(exc)}
+        if ledger.leases == 0 and not ledger.debt:
+            del self._groups[active.item.group.key]
+        self._version += 1
+        self._view = None
+        return _RELEASED if diagnostics is _EMPTY else ReleaseResult(True, "released", diagnostics)
+
+    def _issued_number(self, lease_id: str) -> int | None:
+        """The sequence number of a lease id this controller issued, else None."""
+        if not lease_id.startswith(self._prefix):
+            return None
+        tail = lease_id[len(self._prefix) :]
+        if not tail.isdigit():
+            return None
+        number = int(tail)
+        return number if 1 <= number <= self._issued else None
+
+    def _apply_delta_locked(self, delta: PolicyStateDelta) -> None:
+        for (key, resource), change in delta.debt.items():
+            ledger = self._groups.get(key)
+            if ledger is None:
+                continue
+            now = max(0, ledger.debt.get(resource, 0) + change)
+            if now:
+                ledger.debt[resource] = now
+            else:
+                ledger.debt.pop(resource, None)
+        for name, value in delta.counters.items():
+            self._policy_counters[name] += value
+
+    def _view_locked(self) -> TaskAdmissionView:
+        view = self._view
+        if view is not None:
+            return view
+        limits, leased = self._limits, self._leased
+        groups = {
+            key: GroupAdmissionFacts(
+                ledger.group,
+                ledger.leases,
+                MappingProxyType(dict(ledger.leased)),
+                MappingProxyType(dict(ledger.running)),
+                MappingProxyType(dict(ledger.debt)),
+            )
+            for key, ledger in self._groups.items()
+        }
+        view = TaskAdmissionView(
+            self._version,
+            self._generation,
+            self._limits_view,
+            MappingProxyType({r: limits[r] - leased[r] for r in limits}),
+            MappingProxyType({r: n for r, n in leased.items() if n or r in limits}),
+            MappingProxyType(groups),
+            MappingProxyType(dict(self._max_leased)),
+            len(self._active),
+            self._shutdown,
+            MappingProxyType(dict(self._policy_counters)),
+            self._running_token,
+        )
+        self._view = view
+        return view

@@ -1,0 +1,372 @@
+"""Task admission policies: may this group take another scheduler slot now?
+
+A policy only decides. `evaluate` is pure (it may be called many times per queue scan);
+`on_acquire` / `on_release` return `PolicyStateDelta`s that `TaskAdmissionController` applies
+in the same transaction as its hard ledger change. Policy state (borrow debt) affects
+eligibility only, never resource availability.
+
+Strict share: a group's cap on `submission` is its weighted share of the submission limit
+among groups with queued or running work, `ceil(limit * weight / active_weight)` (or floor),
+at least 1. With no competing group the share is the whole limit (work conserving), and a
+group holding nothing is always within its share (single-group work stays live).
+
+Extension point (provider-aware admission, not implemented here): a policy that withholds
+task slots from groups whose request resource is cooling down implements the same protocol,
+takes a read-only request-pressure provider in its constructor (a structural protocol
+declared beside it; never import request admission or model clients here), delegates to a
+base policy such as `BoundedBorrowTaskAdmissionPolicy`, and denies with `policy_denied` and
+an `available_after` (the cooldown end) while other groups are queued. The controller
+already carries `available_after` into denials and `explain_blocked`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
+
+from rowloom.scheduling.resources import SUBMISSION, SchedulableTask, SchedulerResourceKey
+
+if TYPE_CHECKING:
+    from rowloom.scheduling.queue import QueueView
+    from rowloom.scheduling.resources import TaskGroupKey, TaskGroupSpec
+    from rowloom.scheduling.task_admission import TaskAdmissionLease
+
+TaskAdmissionDenialReason: TypeAlias = Literal[
+    "no_capacity", "group_cap", "borrow_debt", "shutdown", "policy_denied"
+]
+ShareRounding: TypeAlias = Literal["ceil", "floor"]
+
+_EMPTY: Final[Mapping[Any, Any]] = MappingProxyType({})
+
+
+def _empty() -> Mapping[Any, Any]:
+    return _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdmissionPolicyDecision:
+    """A policy's verdict on one candidate.
+
+    `borrowed` is the number of units above the strict share this admission would add (the
+    policy turns it into debt in `on_acquire`).
+    """
+
+    allowed: bool
+    reason: TaskAdmissionDenialReason | None = None
+    available_after: float | None = None
+    borrowed: Mapping[SchedulerResourceKey, int] = field(default_factory=_empty)
+    diagnostics: Mapping[str, Any] = field(default_factory=_empty)
+
+
+ALLOWED: Final = TaskAdmissionPolicyDecision(True)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyStateDelta:
+    """Policy-owned state changes for the controller to apply atomically.
+
+    `debt` holds signed changes per (group, resource); the controller clamps debt at zero.
+    `counters` are diagnostic counters added to the controller's policy counters.
+    """
+
+    debt: Mapping[tuple[TaskGroupKey, SchedulerResourceKey], int] = field(default_factory=_empty)
+    counters: Mapping[str, int] = field(default_factory=_empty)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when applying this delta changes nothing."""
+        return not self.debt and not self.counters
+
+
+NO_CHANGE: Final = PolicyStateDelta()
+
+
+class AdmissionFacts(Protocol):
+    """What a policy may read about task admission: limits, leases and debt, read-only.
+
+    `TaskAdmissionView` implements it; the controller may instead pass a live read-only
+    reader that is valid only for the duration of one `evaluate` call (do not keep it).
+    `running_set_token` is a fresh object whenever the set of groups holding leases changes.
+    """
+
+    @property
+    def limits(self) -> Mapping[SchedulerResourceKey, int]: ...
+
+    @property
+    def running_set_token(self) -> object: ...
+
+    @property
+    def running_weight(self) -> int:
+        """Sum of the weights of groups holding at least one lease."""
+        ...
+
+    def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int: ...
+
+    def running_count(self, group: TaskGroupKey) -> int: ...
+
+    def debt(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int: ...
+
+    def running_groups(self) -> Iterable[TaskGroupSpec]: ...
+
+
+class TaskAdmissionPolicy(Protocol):
+    """The decision rule of task admission."""
+
+    @property
+    def name(self) -> str:
+        """A short stable name for diagnostics and the capacity plan."""
+        ...
+
+    def evaluate(
+        self, item: SchedulableTask, queue_view: QueueView, admission_view: AdmissionFacts
+    ) -> TaskAdmissionPolicyDecision:
+        """Pure: may `item` take its resources now, given queued and leased facts?"""
+        ...
+
+    def on_acquire(
+        self, lease: TaskAdmissionLease, decision: TaskAdmissionPolicyDecision
+    ) -> PolicyStateDelta:
+        """State change caused by an admission made under `decision`."""
+        ...
+
+    def on_release(self, lease: TaskAdmissionLease) -> PolicyStateDelta:
+        """State change caused by a lease's release (a completion in its group)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StrictFairPolicyConfig:
+    """Per-group cap by weighted share of the submission limit."""
+
+    rounding: ShareRounding = "ceil"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundedBorrowPolicyConfig:
+    """Strict share plus bounded borrowing while no peer is queued.
+
+    The borrow ceiling (units above strict share a group may owe) is `borrow_ceiling` when
+    set, else `max(1, floor(limit * borrow_ceiling_fraction))`.
+    """
+
+    rounding: ShareRounding = "ceil"
+    borrow_ceiling: int | None = None
+    borrow_ceiling_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.borrow_ceiling is not None and self.borrow_ceiling < 0:
+            raise ValueError("borrow_ceiling must be >= 0")
+        if not 0.0 <= self.borrow_ceiling_fraction <= 1.0:
+            raise ValueError("borrow_ceiling_fraction must be within [0, 1]")
+
+    def ceiling(self, limit: int) -> int:
+        """The borrow ceiling for a resource with `limit` units."""
+        if self.borrow_ceiling is not None:
+            return self.borrow_ceiling
+        return max(1, int(limit * self.borrow_ceiling_fraction))
+
+
+TaskAdmissionPolicyConfig: TypeAlias = StrictFairPolicyConfig | BoundedBorrowPolicyConfig
+
+
+def build_policy(config: TaskAdmissionPolicyConfig) -> TaskAdmissionPolicy:
+    """The policy object for a policy config."""
+    if isinstance(config, BoundedBorrowPolicyConfig):
+        return BoundedBorrowTaskAdmissionPolicy(config)
+    return StrictFairTaskAdmissionPolicy(config)
+
+
+class _ActiveWeight:
+    """Memo of the weight of groups running but not queued (a pure cache, not policy state).
+
+    Keyed by the identity of the queue's group-set token and the admission view's
+    running-set token, so it is recomputed (O(running groups)) only when either set changes.
+    """
+
+    __slots__ = ("_queued_token", "_running_token", "_value")
+
+    def __init__(self) -> None:
+        self._queued_token: object = None
+        self._running_token: object = None
+        self._value = 0
+
+    def running_not_queued(self, queue_view: QueueView, admission_view: AdmissionFacts) -> int:
+        if (
+            self._queued_token is queue_view.group_set_token
+            and self._running_token is admission_view.running_set_token
+        ):
+            return self._value
+        value = sum(
+            group.weight
+            for group in admission_view.running_groups()
+            if not queue_view.is_queued(group.key)
+        )
+        self._queued_token = queue_view.group_set_token
+        self._running_token = admission_view.running_set_token
+        self._value = value
+        return value
+
+
+def strict_share(
+    group: TaskGroupSpec,
+    limit: int,
+    queued_weight: int,
+    running_not_queued_weight: int,
+    counted: bool,
+    rounding: ShareRounding,
+) -> int:
+    """A group's strict share of `limit`: its weighted part among active groups, >= 1.
+
+    `counted` says whether the group itself is already among the active weights.
+    """
+    active = queued_weight + running_not_queued_weight + (0 if counted else group.weight)
+    numerator = limit * group.weight
+    share = -(-numerator // active) if rounding == "ceil" else numerator // active
+    return max(1, min(limit, share))
+
+
+class _SharePolicy:
+    """Shared plumbing: strict share of `submission` for a candidate (internal)."""
+
+    __slots__ = ("_memo", "_repay", "_rounding")
+
+    def __init__(self, rounding: ShareRounding) -> None:
+        self._rounding: ShareRounding = rounding
+        self._memo = _ActiveWeight()
+        self._repay: dict[TaskGroupKey, PolicyStateDelta] = {}
+
+    def _share(self, item: SchedulableTask, limit: int, qv: QueueView, av: AdmissionFacts) -> int:
+        """The candidate group's exact strict share of `limit`."""
+        key = item.group.key
+        counted = qv.is_queued(key) or av.running_count(key) > 0
+        return strict_share(
+            item.group,
+            limit,
+            qv.queued_weight_total,
+            self._memo.running_not_queued(qv, av),
+            counted,
+            self._rounding,
+        )
+
+    def _surely_within_share(
+        self, item: SchedulableTask, wanted: int, limit: int, qv: QueueView, av: AdmissionFacts
+    ) -> bool:
+        """O(1) sufficient test: `wanted` fits even if every running group also competes."""
+        weight = item.group.weight
+        bound = limit * weight // (qv.queued_weight_total + av.running_weight + weight)
+        return wanted <= max(1, bound)
+
+
+class StrictFairTaskAdmissionPolicy(_SharePolicy):
+    """Admit a group only while it holds less than its strict share of `submission`."""
+
+    __slots__ = ()
+
+    def __init__(self, config: StrictFairPolicyConfig | None = None) -> None:
+        super().__init__((config or StrictFairPolicyConfig()).rounding)
+
+    @property
+    def name(self) -> str:
+        return "strict_fair"
+
+    def evaluate(
+        self, item: SchedulableTask, queue_view: QueueView, admission_view: AdmissionFacts
+    ) -> TaskAdmissionPolicyDecision:
+        amount = item.resource_request.amounts.get(SUBMISSION, 0)
+        limit = admission_view.limits.get(SUBMISSION)
+        if not amount or limit is None:
+            return ALLOWED
+        leased = admission_view.leased_by_group(item.group.key, SUBMISSION)
+        if self._surely_within_share(item, leased + amount, limit, queue_view, admission_view):
+            return ALLOWED
+        cap = self._share(item, limit, queue_view, admission_view)
+        if leased + amount <= cap:
+            return ALLOWED
+        return TaskAdmissionPolicyDecision(
+            False, "group_cap", diagnostics={"strict_share": cap, "leased": leased}
+        )
+
+    def on_acquire(
+        self, lease: TaskAdmissionLease, decision: TaskAdmissionPolicyDecision
+    ) -> PolicyStateDelta:
+        return NO_CHANGE
+
+    def on_release(self, lease: TaskAdmissionLease) -> PolicyStateDelta:
+        return NO_CHANGE
+
+
+class BoundedBorrowTaskAdmissionPolicy(_SharePolicy):
+    """Strict share, plus borrowing above it up to a ceiling while no peer is queued.
+
+    - Within its strict share a group is admitted, unless it owes debt and a peer has queued
+      demand for `submission` (`borrow_debt`: the indebted group is withheld).
+    - Above its share: denied while a peer is queued (`group_cap`); otherwise admitted while
+      its debt stays within the ceiling (`borrow_debt` once the ceiling is reached).
+    - Every release in the group repays debt by the released units.
+    """
+
+    __slots__ = ("_config",)
+
+    def __init__(self, config: BoundedBorrowPolicyConfig | None = None) -> None:
+        self._config = config or BoundedBorrowPolicyConfig()
+        super().__init__(self._config.rounding)
+
+    @property
+    def name(self) -> str:
+        return "bounded_borrow"
+
+    def evaluate(
+        self, item: SchedulableTask, queue_view: QueueView, admission_view: AdmissionFacts
+    ) -> TaskAdmissionPolicyDecision:
+        amount = item.resource_request.amounts.get(SUBMISSION, 0)
+        limit = admission_view.limits.get(SUBMISSION)
+        if not amount or limit is None:
+            return ALLOWED
+        key = item.group.key
+        debt = admission_view.debt(key, SUBMISSION)
+        peer_queued = queue_view.has_queued_peer(key, SUBMISSION)
+        if debt and peer_queued:
+            return TaskAdmissionPolicyDecision(False, "borrow_debt", diagnostics={"debt": debt})
+        leased = admission_view.leased_by_group(key, SUBMISSION)
+        if self._surely_within_share(item, leased + amount, limit, queue_view, admission_view):
+            return ALLOWED
+        cap = self._share(item, limit, queue_view, admission_view)
+        if leased + amount <= cap:
+            return ALLOWED
+        if peer_queued:
+            return TaskAdmissionPolicyDecision(
+                False, "group_cap", diagnostics={"strict_share": cap, "leased": leased}
+            )
+        borrow = leased + amount - max(cap, leased)
+        ceiling = self._config.ceiling(limit)
+        if debt + borrow > ceiling:
+            return TaskAdmissionPolicyDecision(
+                False,
+                "borrow_debt",
+                diagnostics={"debt": debt, "ceiling": ceiling, "strict_share": cap},
+            )
+        return TaskAdmissionPolicyDecision(True, borrowed={SUBMISSION: borrow})
+
+    def on_acquire(
+        self, lease: TaskAdmissionLease, decision: TaskAdmissionPolicyDecision
+    ) -> PolicyStateDelta:
+        if not decision.borrowed:
+            return NO_CHANGE
+        key = lease.item.group.key
+        return PolicyStateDelta(
+            debt={(key, resource): units for resource, units in decision.borrowed.items()},
+            counters={"borrowed_admissions": 1},
+        )
+
+    def on_release(self, lease: TaskAdmissionLease) -> PolicyStateDelta:
+        amount = lease.resources.get(SUBMISSION, 0)
+        if not amount:
+            return NO_CHANGE
+        key = lease.item.group.key
+        delta = self._repay.get(key)
+        if delta is None or delta.debt[(key, SUBMISSION)] != -amount:
+            delta = PolicyStateDelta(debt={(key, SUBMISSION): -amount})
+            self._repay[key] = delta
+        return delta
