@@ -1,0 +1,41 @@
+"""The shipped examples run and do what their docstrings say."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import rowloom as rl
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_custom_dynamic_makes_zero_one_or_three_calls_per_row() -> None:
+    example = load("custom_dynamic")
+    config = example.build_config()
+    config = config.model_copy(update={"providers": [rl.ModelProvider(
+        name="sim", provider_type="simulated", simulation=rl.SimulationConfig(latency_ms=0))]})
+    for engine in ("async", "sequential"):
+        preview = rl.Designer(engine=engine).preview(config, 40)  # type: ignore[arg-type]
+        calls = {"easy": 0, "medium": 1, "hard": 3}
+        expected = sum(calls[d] for d in preview.data["difficulty"])
+        assert preview.summary.request_attempts == expected
+        assert set(preview.data["difficulty"]) == {"easy", "medium", "hard"}
+        assert all(preview.data["hint"])
+
+
+def test_qa_judge_example_validates() -> None:
+    config = rl.DatasetConfig.from_yaml(EXAMPLES / "qa_judge.yaml")
+    assert config.topological_order[-1] in ("verdict", "question_embedding")
+    rl.DatasetConfig.from_yaml(EXAMPLES / "local_llama.yaml").validate_static()
