@@ -43,8 +43,8 @@ def task(
     )
 
 
-def tasks(spec: TaskGroupSpec, n: int, request: SchedulerResourceRequest = SUBMIT) -> list[
-    SchedulableTask
-]:
+def tasks(
+    spec: TaskGroupSpec, n: int, request: SchedulerResourceRequest = SUBMIT
+) -> list[SchedulableTask]:
     """`n` fresh tasks of one group."""
     return [task(spec, request=request) for _ in range(n)]

@@ -47,9 +47,7 @@ def test_columns_must_be_topologically_ordered_and_unique() -> None:
         tracker_for([ColumnNode("a"), ColumnNode("a")])
     with pytest.raises(ValueError):
         tracker_for([ColumnNode("a", ("a",))])
-    assert tracker_for([ColumnNode("a"), ColumnNode("b", ("a", "a"))]).columns[1].upstream == (
-        "a",
-    )
+    assert tracker_for([ColumnNode("a"), ColumnNode("b", ("a", "a"))]).columns[1].upstream == ("a",)
 
 
 def test_root_tasks_come_through_the_frontier_in_order() -> None:
@@ -78,7 +76,10 @@ def test_frontier_holds_until_acknowledged_and_ack_is_idempotent() -> None:
     assert tracker.ready_frontier() == first
     assert tracker.mark_enqueued([first[0].task_id, "unknown"]) == 1
     assert tracker.mark_enqueued([first[0].task_id]) == 0
-    assert [i.task for i in tracker.ready_frontier()] == [Task.cell("x", 0, 1), Task.cell("x", 0, 2)]
+    assert [i.task for i in tracker.ready_frontier()] == [
+        Task.cell("x", 0, 1),
+        Task.cell("x", 0, 2),
+    ]
 
 
 def test_reading_the_frontier_does_not_rebuild_tasks() -> None:

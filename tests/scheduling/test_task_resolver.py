@@ -101,7 +101,9 @@ def test_broken_generators_are_fatal(result: object) -> None:
 
 def test_resolve_all_and_schedulable() -> None:
     resolver = TaskSchedulingResolver()
-    resolver.resolve_all([("a", Gen(SchedulingMetadata.local())), ("b", Gen(SchedulingMetadata.local()))])
+    resolver.resolve_all(
+        [("a", Gen(SchedulingMetadata.local())), ("b", Gen(SchedulingMetadata.local()))]
+    )
     task = Task.cell("b", 1, 4)
     item = resolver.schedulable(task)
     assert item.task is task and item.task_id == task_id_of(task)

@@ -82,7 +82,7 @@ class _QueueShape:
     group_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class QueueView:
     """Immutable raw facts about queued work at one `sequence_version`. No eligibility.
 
@@ -122,6 +122,19 @@ class QueueView:
         )
         chunks = [tuple(entries[i : i + size]) for i in range(0, len(entries), size)]
         return cls(sequence_version, sum(f.queued for f in by_key.values()), demand, chunks, shape)
+
+    def __eq__(self, other: object) -> bool:
+        """Same version and the same queued facts (the internal layout does not matter)."""
+        if not isinstance(other, QueueView):
+            return NotImplemented
+        return (
+            self.sequence_version == other.sequence_version
+            and self.queued_total == other.queued_total
+            and dict(self._demand) == dict(other._demand)
+            and dict(self.groups) == dict(other.groups)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def queued_weight_total(self) -> int:
@@ -389,7 +402,9 @@ class FairTaskQueue:
                 which = _ON_TIME if first is self._on_time else _AHEAD
                 self._hint = (version, slot, which, 0)
             if is_eligible(item, view):
-                return _selection(item, view, version)
+                if self._version == version:  # the callback may have mutated the queue
+                    return _selection(item, view, version)
+                continue
             outcome = self._scan(version, view, which, is_eligible, skip_root=True)
             if outcome is None and which == _ON_TIME:
                 outcome = self._scan(version, view, _AHEAD, is_eligible, skip_root=False)
@@ -454,7 +469,7 @@ class FairTaskQueue:
                 item = self._groups[slot].items[0][1]
                 self._hint = (version, slot, which, index)
             if is_eligible(item, view):
-                return item
+                return item if self._version == version else _RESTART
             rejected = index
 
     def _view_locked(self) -> QueueView:
