@@ -114,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 8, 64, 256])
-    parser.add_argument("--policy", choices=["strict_fair", "bounded_borrow"], default="strict_fair")
+    parser.add_argument(
+        "--policy", choices=["strict_fair", "bounded_borrow"], default="strict_fair"
+    )
     parser.add_argument("--capacity", type=int, default=64)
     args = parser.parse_args(argv)
     header = f"{'tasks':>7} {'groups':>6} " + " ".join(f"{op + ' p50/p95':>18}" for op in _OPS)
@@ -123,9 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for num_tasks in args.tasks:
         for num_groups in args.groups:
             r = run_cycles(num_tasks, num_groups, args.policy, args.capacity)
-            cells = " ".join(
-                f"{r[op + '_p50_us']:>8.2f}/{r[op + '_p95_us']:<9.2f}" for op in _OPS
-            )
+            cells = " ".join(f"{r[op + '_p50_us']:>8.2f}/{r[op + '_p95_us']:<9.2f}" for op in _OPS)
             print(f"{num_tasks:>7} {num_groups:>6} {cells}")
 
 

@@ -269,7 +269,7 @@ def test_queue_matches_a_simple_model(ops: list[tuple[str, int, int]]) -> None:
             model[spec].extend(items)
         elif op == "pop":
             allowed = {s for i, s in enumerate(specs) if (a >> (i % 20)) & 1 or b}
-            selection = queue.select_next(lambda item, view: item.group in allowed)
+            selection = queue.select_next(lambda item, view, ok=allowed: item.group in ok)
             heads = {s for s, q in model.items() if q and s in allowed}
             assert (selection is None) == (not heads)
             if selection is not None:

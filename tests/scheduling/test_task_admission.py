@@ -278,7 +278,7 @@ def test_ledger_stays_within_limits_under_faulty_releases(
             assert 0 <= view.leased.get(resource, 0) == held_units <= limit
             assert view.available[resource] == limit - held_units
         assert view.active_leases == len(active)
-        for key, facts in view.groups.items():
+        for facts in view.groups.values():
             assert 0 <= facts.debt.get(SUBMISSION, 0) <= facts.leased.get(SUBMISSION, 0)
     for held in active:
         assert admission.release(held).released

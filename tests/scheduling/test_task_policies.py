@@ -232,7 +232,7 @@ def test_bounded_borrow_invariants(
                 assert not before_q.has_queued_peer(key, SUBMISSION)
             held.append(lease)
         view = admission.view()
-        for key, facts in view.groups.items():
+        for facts in view.groups.values():
             debt = facts.debt.get(SUBMISSION, 0)
             assert 0 <= debt <= min(ceiling, facts.leased.get(SUBMISSION, 0))
     if len(specs) == 1:  # a single group can always fill the whole capacity
