@@ -9,6 +9,7 @@ checkpointed is lost when a run fails or is cancelled: the manifest records what
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import Counter
@@ -21,13 +22,14 @@ from rowloom.builder.host import GenerationHost
 from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.builder.sequential import SequentialEngine
 from rowloom.builder.storage import ResumeMode, RunStorage
+from rowloom.capacity import AsyncCapacityPlan, SchedulerMaxima, build_capacity_plan
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.errors import RunAbortedError
 from rowloom.generators import ColumnGenerator, build_generators
 from rowloom.models.clients import make_model_client
-from rowloom.models.clients.base import ModelClient
+from rowloom.models.clients.base import ModelClient, TransportPoolLimits
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor
 from rowloom.models.facade import ModelFacade
 from rowloom.models.request_admission import (
@@ -51,6 +53,8 @@ from rowloom.scheduling import (
     TaskSchedulingResolver,
 )
 from rowloom.scheduling.breaker import ErrorRateBreaker
+
+_log = logging.getLogger(__name__)
 
 LOCAL_TASK_SLOTS = 8
 """Concurrent local tasks (samplers, expressions, custom functions without models)."""
@@ -143,6 +147,7 @@ class DatasetBuilder:
         self.monitor = monitor or RunMonitor()
         self._client_factory = client_factory
         self.task_admission_config: TaskAdmissionConfig | None = None
+        self.task_admission: TaskAdmissionController | None = None
         self._engine_outcome: SchedulerOutcome | None = None
 
     async def build(
@@ -187,10 +192,16 @@ class DatasetBuilder:
         self.monitor.rows_done = summary.rows_written
 
         write_events = storage is not None and rc.write_events
-        sched_sink = JsonlEventSink[Any](storage.events_dir / "scheduler.jsonl") if write_events \
-            and storage else None
-        req_sink = JsonlEventSink[Any](storage.events_dir / "requests.jsonl") if write_events \
-            and storage else None
+        sched_sink = (
+            JsonlEventSink[Any](storage.events_dir / "scheduler.jsonl")
+            if write_events and storage
+            else None
+        )
+        req_sink = (
+            JsonlEventSink[Any](storage.events_dir / "requests.jsonl")
+            if write_events and storage
+            else None
+        )
         correlation = RuntimeCorrelationProvider()
         run_id = uuid.uuid4().hex[:12]
         sched_events = SchedulerEventEmitter(sched_sink, self.clock.monotonic, correlation)
@@ -205,9 +216,7 @@ class DatasetBuilder:
         clients: dict[str, ModelClient] = {}
         for pname in sorted(used_providers):
             provider = catalog.provider(pname)
-            pool = sum(
-                c.cap for k, c in catalog.static_caps().items() if k.provider_name == pname
-            )
+            pool = sum(c.cap for k, c in catalog.static_caps().items() if k.provider_name == pname)
             clients[pname] = self._client_factory(provider, max_connections=max(1, pool))
         executor = ModelRequestExecutor(
             resolver=resolver,
@@ -252,21 +261,51 @@ class DatasetBuilder:
             summary.request_attempts = executor.stats.attempts
             summary.requests_by_outcome = dict(executor.stats.by_outcome or {})
             admission.shutdown()
+            pools = {name: c.transport_pool_limits for name, c in clients.items()}
             await asyncio.gather(*(c.aclose() for c in clients.values()), return_exceptions=True)
             for sink in (sched_sink, req_sink):
                 if sink is not None:
                     sink.close()
             outcome = self._engine_outcome or SchedulerOutcome()
             summary.status, summary.stop_reason = _status(summary, outcome, error)
+            capacity_plan = self._capacity_plan(admission, pools, outcome)
             if storage is not None:
                 storage.finish(summary.status, summary.stop_reason)
+                _write_run_artifacts(storage, capacity_plan, summary)
         return RunOutputs(
             summary=summary,
             storage=storage,
             kept=host.kept,
             output_columns=output_columns,
-            capacity_plan={},
+            capacity_plan=capacity_plan.as_json() if capacity_plan is not None else {},
         )
+
+    def _capacity_plan(
+        self,
+        admission: AdaptiveRequestAdmissionController,
+        pools: dict[str, TransportPoolLimits | None],
+        outcome: SchedulerOutcome,
+    ) -> AsyncCapacityPlan | None:
+        """The run's capacity plan; never raises (a failure is logged, the run's error wins)."""
+        try:
+            return build_capacity_plan(
+                config=self.config,
+                run_config=self.run_config,
+                engine=self.engine,
+                task_admission_config=self.task_admission_config,
+                task_admission_view=(
+                    self.task_admission.view() if self.task_admission is not None else None
+                ),
+                request_admission=admission.capacity_view(),
+                transport_pools=pools,
+                scheduler=SchedulerMaxima(
+                    outcome.max_row_groups_in_flight if self.engine == "async" else None,
+                    dict(outcome.max_queued_by_group),
+                ),
+            )
+        except Exception:
+            _log.exception("could not build the capacity plan")
+            return None
 
     def _on_checkpoint(self, *sinks: Any) -> Callable[[int, int], None]:
         fan = FanOutEventSink[Any](*(s for s in sinks if s is not None))
@@ -305,11 +344,12 @@ class DatasetBuilder:
             resolver.resolve(name, gen)
             nodes.append(ColumnNode(name, gen.required_columns, gen.task_type))
         self.task_admission_config = task_admission_config(catalog, resolver)
+        self.task_admission = TaskAdmissionController(self.task_admission_config, self.clock)
         scheduler = AsyncTaskScheduler(
             host=host,
             tracker=CompletionTracker(nodes, resolver.schedulable),
             queue=FairTaskQueue(),
-            admission=TaskAdmissionController(self.task_admission_config, self.clock),
+            admission=self.task_admission,
             events=sched_events,
             correlation=correlation,
             clock=self.clock,
@@ -324,6 +364,20 @@ class DatasetBuilder:
         )
         self._engine_outcome = scheduler.outcome
         return await scheduler.run(pending)
+
+
+def _write_run_artifacts(
+    storage: RunStorage, plan: AsyncCapacityPlan | None, summary: RunSummary
+) -> None:
+    """Write `capacity_plan.json` and `report.html`; never raises (failures are logged)."""
+    from rowloom.interface.report import write_report
+
+    try:
+        if plan is not None:
+            storage.write_json(storage.capacity_plan_path, plan.as_json())
+        write_report(storage.run_dir, summary=summary.as_json())
+    except Exception:
+        _log.exception("could not write the capacity plan or the report")
 
 
 def task_admission_config(
@@ -341,11 +395,13 @@ def task_admission_config(
         if r.group.key.kind == "model"
     }
     model_slots = sum(
-        cap.cap for key, cap in catalog.static_caps().items()
+        cap.cap
+        for key, cap in catalog.static_caps().items()
         if (key.provider_name, key.model_id) in endpoints
     )
     custom = sum(
-        r.group.weight for r in resolver.resolutions().values()
+        r.group.weight
+        for r in resolver.resolutions().values()
         if r.group.key.kind == "custom_model"
     )
     return TaskAdmissionConfig(

@@ -18,7 +18,7 @@ from rich.console import Console
 from rowloom.builder.builder import RunMonitor
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
-from rowloom.errors import ResumeError
+from rowloom.errors import ResumeError, RunAbortedError
 from rowloom.interface.designer import Designer
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 
@@ -162,12 +162,11 @@ def create(
         _err.print(f"[red]cannot resume[/red]: {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (asyncio.CancelledError, KeyboardInterrupt):
-        run_dir = artifact_dir / run_name
-        _err.print(
-            f"[yellow]stopped[/yellow]: finished row groups are saved in {run_dir}; "
-            f"run again with --resume to complete it",
-            highlight=False,
-        )
+        _err.print(f"[yellow]stopped[/yellow]: {_saved(artifact_dir / run_name)}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    except RunAbortedError as exc:
+        _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
+        _err.print(_saved(artifact_dir / run_name), highlight=False)
         raise typer.Exit(EXIT_FAILED) from None
     summary = result.summary.as_json()
     _out.print(f"dataset:       {result.data_dir}", highlight=False)
@@ -177,6 +176,21 @@ def create(
     _summary_line(summary)
     if summary["status"] != "complete":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _saved(run_dir: Path) -> str:
+    """What a stopped run kept (from its manifest) and how to finish it."""
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        total = -(-int(manifest["num_records"]) // int(manifest["buffer_size"]))
+        done = len(manifest["row_groups"])
+        rows = sum(int(r["rows"]) for r in manifest["row_groups"].values())
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"nothing was checkpointed in {run_dir}"
+    return (
+        f"{done} of {total} row groups ({rows} rows) are saved in {run_dir}; "
+        f"{total - done} incomplete; run again with --resume to complete it"
+    )
 
 
 @app.command("mock-server")
@@ -209,6 +223,20 @@ def mock_server(
         _err.print(f"[red]invalid mock-server options[/red]: {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     serve(options)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder (ARTIFACT_DIR/NAME)")],
+) -> None:
+    """Print a run's summary (where the time went, provider limits) and rewrite report.html."""
+    from rowloom.interface.report import load_report, print_summary, write_report
+
+    if not (run_dir / "manifest.json").is_file():
+        _err.print(f"[red]not a run folder[/red]: {run_dir} has no manifest.json", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    print_summary(load_report(run_dir), _out)
+    _out.print(f"report: {write_report(run_dir)}", highlight=False)
 
 
 def main() -> None:

@@ -243,7 +243,8 @@ class ModelRequestExecutor:
             outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
             raise
         finally:
-            self._admission.release(lease, outcome)
+            # The attempt's completion is recorded before its lease is released, so a joined
+            # timeline reads: provider completed -> request lease released.
             self.stats.record(outcome.kind.value)
             self._events.emit(
                 "model_request_completed",
@@ -257,3 +258,4 @@ class ModelRequestExecutor:
                 if outcome.status_code is not None
                 else None,
             )
+            self._admission.release(lease, outcome)
