@@ -39,8 +39,12 @@ from rowloom.scheduling.task_policies import BoundedBorrowPolicyConfig, StrictFa
 _OPS = ("select", "acquire", "commit", "release", "cycle")
 
 
-def build_tasks(num_tasks: int, num_groups: int) -> list[SchedulableTask]:
-    """N tasks round-robin over G groups; odd groups are local (submission + local)."""
+def build_tasks(num_tasks: int, num_groups: int, workload: str = "mixed") -> list[SchedulableTask]:
+    """N tasks round-robin over G groups, weights 1..3.
+
+    `mixed`: odd groups are local (submission + local), even groups model-like (submission);
+    `local`: every group local; `model`: every group submission-only.
+    """
     submission_only = SchedulerResourceRequest({SUBMISSION: 1})
     with_local = SchedulerResourceRequest({SUBMISSION: 1, LOCAL: 1})
     groups = [
@@ -57,13 +61,17 @@ def build_tasks(num_tasks: int, num_groups: int) -> list[SchedulableTask]:
                 stable_task_id(column, 0, row, "cell"),
                 Task(column, 0, row, "cell"),
                 groups[g],
-                with_local if g % 2 else submission_only,
+                with_local
+                if workload == "local" or (workload == "mixed" and g % 2)
+                else submission_only,
             )
         )
     return tasks
 
 
-def run_cycles(num_tasks: int, num_groups: int, policy: str, capacity: int) -> dict[str, float]:
+def run_cycles(
+    num_tasks: int, num_groups: int, policy: str, capacity: int, workload: str = "mixed"
+) -> dict[str, float]:
     """Time every cycle until the queue is empty; returns p50/p95 (us) per operation."""
     queue = FairTaskQueue()
     policy_config = (
@@ -72,7 +80,7 @@ def run_cycles(num_tasks: int, num_groups: int, policy: str, capacity: int) -> d
     admission = TaskAdmissionController(
         TaskAdmissionConfig(capacity, {LOCAL: capacity}, policy_config), SystemClock()
     )
-    queue.enqueue(build_tasks(num_tasks, num_groups))
+    queue.enqueue(build_tasks(num_tasks, num_groups, workload))
 
     def is_eligible(item: SchedulableTask, view: object) -> bool:
         return admission.is_eligible(item, view)  # type: ignore[arg-type]
@@ -118,13 +126,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--policy", choices=["strict_fair", "bounded_borrow"], default="strict_fair"
     )
     parser.add_argument("--capacity", type=int, default=64)
+    parser.add_argument("--workload", choices=["mixed", "local", "model"], default="mixed")
     args = parser.parse_args(argv)
     header = f"{'tasks':>7} {'groups':>6} " + " ".join(f"{op + ' p50/p95':>18}" for op in _OPS)
-    print(f"policy={args.policy} capacity={args.capacity} (microseconds)")
+    print(f"policy={args.policy} capacity={args.capacity} workload={args.workload} (microseconds)")
     print(header)
     for num_tasks in args.tasks:
         for num_groups in args.groups:
-            r = run_cycles(num_tasks, num_groups, args.policy, args.capacity)
+            r = run_cycles(num_tasks, num_groups, args.policy, args.capacity, args.workload)
             cells = " ".join(f"{r[op + '_p50_us']:>8.2f}/{r[op + '_p95_us']:<9.2f}" for op in _OPS)
             print(f"{num_tasks:>7} {num_groups:>6} {cells}")
 

@@ -352,7 +352,8 @@ class FairTaskQueue:
 
     def commit(self, selection: QueueSelection) -> SchedulableTask | None:
         """Remove the selected task; None when the queue changed since `select_next`."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             if selection.sequence_version != self._version:
                 return None
             item = selection.item
@@ -368,21 +369,45 @@ class FairTaskQueue:
             self._count -= 1
             self._remove_demand(group, item.resource_request)
             self._vtime += 1.0 / self._backlogged_weight
-            group.start = group.finish
+            group.start = start = group.finish
             if group.items:
-                group.finish = group.start + group.inv_weight
-                self._reposition(group, heap, index)
+                group.finish = finish = start + group.inv_weight
+                head_seq = group.items[0][0]
+                limit = self._vtime + _EPS
+                on_time, ahead = self._on_time, self._ahead
+                at_top = heap is on_time and index == 0
+                if start <= limit:
+                    group.where = _ON_TIME
+                    if at_top:
+                        heapq.heapreplace(on_time, (finish, head_seq, slot))
+                    else:
+                        _heap_remove(heap, index)
+                        heapq.heappush(on_time, (finish, head_seq, slot))
+                else:
+                    group.where = _AHEAD
+                    if at_top and ahead and ahead[0][0] <= limit:
+                        # swap: the served group goes ahead, the earliest due group comes on time
+                        _, due_seq, due_slot = heapq.heapreplace(ahead, (start, head_seq, slot))
+                        due = self._groups[due_slot]
+                        due.where = _ON_TIME
+                        heapq.heapreplace(on_time, (due.finish, due_seq, due_slot))
+                    else:
+                        _heap_remove(heap, index)
+                        heapq.heappush(ahead, (start, head_seq, slot))
             else:
                 _heap_remove(heap, index)
                 group.where = 0
                 self._backlogged_weight -= group.spec.weight
                 self._backlogged_groups -= 1
                 self._shape_dirty = True
-            self._catch_up()
+            if self._ahead:
+                self._catch_up()
             self._dirty.add(slot)
             self._version += 1
             self._view = None
             return item
+        finally:
+            self._lock.release()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -391,7 +416,8 @@ class FairTaskQueue:
     ) -> QueueSelection | None:
         """The fairest eligible head task, or None. Pure: nothing is removed or advanced."""
         for _ in range(_MAX_SCAN_RESTARTS):
-            with self._lock:
+            self._lock.acquire()
+            try:
                 if self._count == 0:
                     return None
                 version = self._version
@@ -401,9 +427,15 @@ class FairTaskQueue:
                 item = self._groups[slot].items[0][1]
                 which = _ON_TIME if first is self._on_time else _AHEAD
                 self._hint = (version, slot, which, 0)
+            finally:
+                self._lock.release()
             if is_eligible(item, view):
                 if self._version == version:  # the callback may have mutated the queue
-                    return _selection(item, view, version)
+                    selection: QueueSelection = _new(QueueSelection)
+                    _sel_item(selection, item)
+                    _sel_view(selection, view)
+                    _sel_version(selection, version)
+                    return selection
                 continue
             outcome = self._scan(version, view, which, is_eligible, skip_root=True)
             if outcome is None and which == _ON_TIME:
@@ -448,7 +480,8 @@ class FairTaskQueue:
         frontier: list[tuple[tuple[float, int, int], int]] = []
         rejected = 0 if skip_root else -1
         while True:
-            with self._lock:
+            self._lock.acquire()
+            try:
                 if self._version != version:
                     return _RESTART
                 size = len(heap)
@@ -468,6 +501,8 @@ class FairTaskQueue:
                 slot = heap[index][2]
                 item = self._groups[slot].items[0][1]
                 self._hint = (version, slot, which, index)
+            finally:
+                self._lock.release()
             if is_eligible(item, view):
                 return item if self._version == version else _RESTART
             rejected = index
@@ -476,24 +511,26 @@ class FairTaskQueue:
         view = self._view
         if view is not None:
             return view
-        if self._dirty:
+        dirty = self._dirty
+        if dirty:
             chunks = self._chunks.copy()
-            edited: dict[int, list[_Entry | None]] = {}
-            for slot in self._dirty:
-                index = slot >> _SHIFT
-                chunk = edited.get(index)
-                if chunk is None:
-                    chunk = edited[index] = list(chunks[index])
-                group = self._groups[slot]
-                chunk[slot & _MASK] = (
-                    (group.spec, len(group.items), dict(group.demand), group.items[0][1])
-                    if group.items
-                    else None
-                )
-            for index, chunk in edited.items():
-                chunks[index] = tuple(chunk)
+            if len(dirty) == 1:  # the common case: one commit since the last view
+                slot = dirty.pop()
+                chunk = list(chunks[slot >> _SHIFT])
+                chunk[slot & _MASK] = _entry_of(self._groups[slot])
+                chunks[slot >> _SHIFT] = tuple(chunk)
+            else:
+                edited: dict[int, list[_Entry | None]] = {}
+                for slot in dirty:
+                    index = slot >> _SHIFT
+                    edit = edited.get(index)
+                    if edit is None:
+                        edit = edited[index] = list(chunks[index])
+                    edit[slot & _MASK] = _entry_of(self._groups[slot])
+                for index, edit in edited.items():
+                    chunks[index] = tuple(edit)
+                dirty.clear()
             self._chunks = chunks
-            self._dirty.clear()
         if self._demand_dirty:
             self._demand_snapshot = dict(self._demand_total)
             self._demand_dirty = False
@@ -551,6 +588,8 @@ class FairTaskQueue:
     def _locate(self, group: _Group) -> tuple[_Heap, int]:
         """The heap holding `group` and its index (the scan hint, else a linear search)."""
         heap = self._on_time if group.where == _ON_TIME else self._ahead
+        if heap[0][2] == group.slot:
+            return heap, 0
         version, slot, which, index = self._hint
         if (
             version == self._version
@@ -564,20 +603,6 @@ class FairTaskQueue:
             if entry[2] == group.slot:
                 return heap, index
         raise AssertionError("a backlogged group is missing from its heap")
-
-    def _reposition(self, group: _Group, heap: _Heap, index: int) -> None:
-        """Re-key a served group that is still backlogged."""
-        head_seq = group.items[0][0]
-        if group.start <= self._vtime + _EPS:
-            where, entry, target = _ON_TIME, (group.finish, head_seq, group.slot), self._on_time
-        else:
-            where, entry, target = _AHEAD, (group.start, head_seq, group.slot), self._ahead
-        if target is heap and index == 0:
-            heapq.heapreplace(heap, entry)
-        else:
-            _heap_remove(heap, index)
-            heapq.heappush(target, entry)
-        group.where = where
 
     def _catch_up(self) -> None:
         """Advance V to the earliest start when nothing is on time; move due groups on time."""
@@ -623,6 +648,13 @@ class FairTaskQueue:
 
 
 _RESTART: Final = object()
+
+
+def _entry_of(group: _Group) -> _Entry | None:
+    """The immutable snapshot entry of one group (None when it has nothing queued)."""
+    if not group.items:
+        return None
+    return (group.spec, len(group.items), dict(group.demand), group.items[0][1])
 
 
 def _heap_remove(heap: _Heap, index: int) -> None:

@@ -230,62 +230,40 @@ class ReleaseResult:
 _RELEASED: Final = ReleaseResult(True, "released")
 
 _new = object.__new__
+# hot-path construction of leases through their slot descriptors (no __post_init__ to skip)
 _lease_set = tuple(
     TaskAdmissionLease.__dict__[name].__set__
     for name in ("lease_id", "item", "resources", "acquired_at", "controller_generation")
 )
 
 
-def _lease(
-    lease_id: str,
-    item: SchedulableTask,
-    resources: Mapping[SchedulerResourceKey, int],
-    acquired_at: float,
-    generation: int,
-) -> TaskAdmissionLease:
-    """Build a lease through its slot descriptors (hot path; no __post_init__ to skip)."""
-    lease: TaskAdmissionLease = _new(TaskAdmissionLease)
-    s0, s1, s2, s3, s4 = _lease_set
-    s0(lease, lease_id)
-    s1(lease, item)
-    s2(lease, resources)
-    s3(lease, acquired_at)
-    s4(lease, generation)
-    return lease
-
-
 class _GroupLedger:
     """Mutable per-group accounting (internal). Zero entries are deleted, never kept."""
 
-    __slots__ = ("debt", "group", "leased", "leases", "running")
+    __slots__ = ("debt", "group", "leased", "leases")
 
     def __init__(self, group: TaskGroupSpec) -> None:
         self.group = group
         self.leases = 0
         self.leased: dict[SchedulerResourceKey, int] = {}
-        self.running: dict[SchedulerResourceKey, int] = {}
         self.debt: dict[SchedulerResourceKey, int] = {}
 
 
 class _LiveFacts:
-    """Read-only `AdmissionFacts` over the controller's current state (valid under its lock)."""
+    """Read-only `AdmissionFacts` over the controller's current state.
 
-    __slots__ = ("_controller",)
+    The controller keeps `running_weight` and `running_set_token` current; policies only read.
+    """
 
-    def __init__(self, controller: TaskAdmissionController) -> None:
+    __slots__ = ("_controller", "limits", "running_set_token", "running_weight")
+
+    def __init__(
+        self, controller: TaskAdmissionController, limits: Mapping[SchedulerResourceKey, int]
+    ) -> None:
         self._controller = controller
-
-    @property
-    def limits(self) -> Mapping[SchedulerResourceKey, int]:
-        return self._controller._limits_view
-
-    @property
-    def running_set_token(self) -> object:
-        return self._controller._running_token
-
-    @property
-    def running_weight(self) -> int:
-        return self._controller._running_weight
+        self.limits = limits
+        self.running_set_token: object = object()
+        self.running_weight = 0
 
     def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
         ledger = self._controller._groups.get(group)
@@ -333,9 +311,8 @@ class TaskAdmissionController:
         self._shutdown = False
         self._policy_counters: Counter[str] = Counter()
         self._version = 0
-        self._running_token = object()
-        self._running_weight = 0
-        self._facts = _LiveFacts(self)
+        self._idle_ledgers: dict[TaskGroupKey, _GroupLedger] = {}
+        self._facts = _LiveFacts(self, self._limits_view)
         self._view: TaskAdmissionView | None = None
         # the last positive is_eligible verdict: (item, queue view, ledger version, decision)
         self._memo: tuple[SchedulableTask, QueueView, int, TaskAdmissionPolicyDecision] | None = (
@@ -360,18 +337,28 @@ class TaskAdmissionController:
     # -- decisions --------------------------------------------------------------------------
 
     def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> bool:
-        """Would `try_acquire(item, queue_view)` admit it now? Side-effect free."""
-        with self._lock:
-            if self._shutdown or not self._fits(item):
+        """Would `try_acquire(item, queue_view)` admit it now? Side-effect free.
+
+        Lock-free read: a verdict raced by a concurrent change is only a hint, because
+        `try_acquire` re-checks under the lock unless the ledger version is unchanged.
+        """
+        version = self._version
+        if self._shutdown:
+            return False
+        limits, leased = self._limits, self._leased
+        for resource, amount in item.resource_request.amounts.items():
+            limit = limits.get(resource)
+            if limit is not None and leased[resource] + amount > limit:
                 return False
-            decision = self._policy.evaluate(item, queue_view, self._facts)
-            if decision.allowed:
-                self._memo = (item, queue_view, self._version, decision)
-            return decision.allowed
+        decision = self._policy.evaluate(item, queue_view, self._facts)
+        if decision.allowed:
+            self._memo = (item, queue_view, version, decision)
+        return decision.allowed
 
     def try_acquire(self, item: SchedulableTask, queue_view: QueueView) -> TaskAdmissionDecision:
         """Lease `item`'s resources, or say why not (no waiting, no queueing here)."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             if self._shutdown:
                 return self._denied(item, "shutdown")
             memo = self._memo
@@ -395,42 +382,49 @@ class TaskAdmissionController:
                     )
             self._issued += 1
             amounts = item.resource_request.amounts
-            lease = _lease(
-                self._prefix + str(self._issued),
-                item,
-                amounts,
-                self._clock.monotonic(),
-                self._generation,
-            )
+            lease: TaskAdmissionLease = _new(TaskAdmissionLease)
+            s0, s1, s2, s3, s4 = _lease_set
+            s0(lease, self._prefix + str(self._issued))
+            s1(lease, item)
+            s2(lease, amounts)
+            s3(lease, self._clock.monotonic())
+            s4(lease, self._generation)
             self._active[lease.lease_id] = lease
-            ledger = self._groups.get(item.group.key)
+            key = item.group.key
+            ledger = self._groups.get(key)
             if ledger is None:
-                ledger = self._groups[item.group.key] = _GroupLedger(item.group)
+                ledger = self._idle_ledgers.pop(key, None) or _GroupLedger(item.group)
+                self._groups[key] = ledger
             if ledger.leases == 0:
-                self._running_token = object()
-                self._running_weight += item.group.weight
+                facts = self._facts
+                facts.running_set_token = object()
+                facts.running_weight += item.group.weight
             ledger.leases += 1
             leased, maxima = self._leased, self._max_leased
-            group_leased, group_running = ledger.leased, ledger.running
+            group_leased = ledger.leased
             for resource, amount in amounts.items():
                 now = leased.get(resource, 0) + amount
                 leased[resource] = now
                 if now > maxima.get(resource, 0):
                     maxima[resource] = now
                 group_leased[resource] = group_leased.get(resource, 0) + amount
-                group_running[resource] = group_running.get(resource, 0) + 1
             delta = self._policy.on_acquire(lease, decision)
             if delta is not NO_CHANGE and not delta.is_empty:
                 self._apply_delta_locked(delta)
             self._version += 1
             self._view = None
             return lease
+        finally:
+            self._lock.release()
 
     def release(self, lease: TaskAdmissionLease) -> ReleaseResult:
         """Return a lease's resources exactly once. Never raises."""
         try:
-            with self._lock:
+            self._lock.acquire()
+            try:
                 return self._release_locked(lease)
+            finally:
+                self._lock.release()
         except Exception as exc:  # pragma: no cover - defensive: release must never raise
             return ReleaseResult(False, "unknown_lease", {"error": repr(exc)})
 
@@ -533,7 +527,7 @@ class TaskAdmissionController:
             return ReleaseResult(False, "stale_lease", {"lease_id": lease.lease_id})
         del self._active[lease.lease_id]
         ledger = self._groups[active.item.group.key]
-        leased, group_leased, group_running = self._leased, ledger.leased, ledger.running
+        leased, group_leased = self._leased, ledger.leased
         for resource, amount in active.resources.items():
             leased[resource] -= amount
             left = group_leased[resource] - amount
@@ -541,15 +535,11 @@ class TaskAdmissionController:
                 group_leased[resource] = left
             else:
                 del group_leased[resource]
-            running = group_running[resource] - 1
-            if running:
-                group_running[resource] = running
-            else:
-                del group_running[resource]
         ledger.leases -= 1
         if ledger.leases == 0:
-            self._running_token = object()
-            self._running_weight -= ledger.group.weight
+            facts = self._facts
+            facts.running_set_token = object()
+            facts.running_weight -= ledger.group.weight
         diagnostics: Mapping[str, Any] = _EMPTY
         try:
             delta = self._policy.on_release(active)
@@ -558,7 +548,9 @@ class TaskAdmissionController:
         except Exception as exc:
             diagnostics = {"policy_error": repr(exc)}
         if ledger.leases == 0 and not ledger.debt:
-            del self._groups[active.item.group.key]
+            key = active.item.group.key
+            del self._groups[key]
+            self._idle_ledgers[key] = ledger  # reused by the group's next lease
         self._version += 1
         self._view = None
         return _RELEASED if diagnostics is _EMPTY else ReleaseResult(True, "released", diagnostics)
@@ -591,12 +583,17 @@ class TaskAdmissionController:
         if view is not None:
             return view
         limits, leased = self._limits, self._leased
+        running: dict[TaskGroupKey, dict[SchedulerResourceKey, int]] = {}
+        for lease in self._active.values():  # O(leases): views are for reports, not hot paths
+            by_resource = running.setdefault(lease.item.group.key, {})
+            for resource in lease.resources:
+                by_resource[resource] = by_resource.get(resource, 0) + 1
         groups = {
             key: GroupAdmissionFacts(
                 ledger.group,
                 ledger.leases,
                 MappingProxyType(dict(ledger.leased)),
-                MappingProxyType(dict(ledger.running)),
+                MappingProxyType(running.get(key, {})),
                 MappingProxyType(dict(ledger.debt)),
             )
             for key, ledger in self._groups.items()
@@ -612,7 +609,7 @@ class TaskAdmissionController:
             len(self._active),
             self._shutdown,
             MappingProxyType(dict(self._policy_counters)),
-            self._running_token,
+            self._facts.running_set_token,
         )
         self._view = view
         return view

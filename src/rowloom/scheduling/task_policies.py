@@ -250,14 +250,6 @@ class _SharePolicy:
             self._rounding,
         )
 
-    def _surely_within_share(
-        self, item: SchedulableTask, wanted: int, limit: int, qv: QueueView, av: AdmissionFacts
-    ) -> bool:
-        """O(1) sufficient test: `wanted` fits even if every running group also competes."""
-        weight = item.group.weight
-        bound = limit * weight // (qv.queued_weight_total + av.running_weight + weight)
-        return wanted <= max(1, bound)
-
 
 class StrictFairTaskAdmissionPolicy(_SharePolicy):
     """Admit a group only while it holds less than its strict share of `submission`."""
@@ -279,7 +271,10 @@ class StrictFairTaskAdmissionPolicy(_SharePolicy):
         if not amount or limit is None:
             return ALLOWED
         leased = admission_view.leased_by_group(item.group.key, SUBMISSION)
-        if self._surely_within_share(item, leased + amount, limit, queue_view, admission_view):
+        weight = item.group.weight
+        # O(1) sufficient test: fits even if every running group also competes
+        upper = queue_view.queued_weight_total + admission_view.running_weight + weight
+        if leased + amount <= max(1, limit * weight // upper):
             return ALLOWED
         cap = self._share(item, limit, queue_view, admission_view)
         if leased + amount <= cap:
@@ -330,7 +325,10 @@ class BoundedBorrowTaskAdmissionPolicy(_SharePolicy):
         if debt and peer_queued:
             return TaskAdmissionPolicyDecision(False, "borrow_debt", diagnostics={"debt": debt})
         leased = admission_view.leased_by_group(key, SUBMISSION)
-        if self._surely_within_share(item, leased + amount, limit, queue_view, admission_view):
+        weight = item.group.weight
+        # O(1) sufficient test: fits even if every running group also competes
+        upper = queue_view.queued_weight_total + admission_view.running_weight + weight
+        if leased + amount <= max(1, limit * weight // upper):
             return ALLOWED
         cap = self._share(item, limit, queue_view, admission_view)
         if leased + amount <= cap:
