@@ -205,11 +205,15 @@ def test_a_stale_commit_returns_none_and_removes_nothing() -> None:
     assert queue.commit(fresh) is None  # a selection commits once
 
 
-def test_inconsistent_group_weight_is_rejected() -> None:
+def test_inconsistent_group_weight_is_rejected_before_anything_is_added() -> None:
     queue = FairTaskQueue()
     queue.enqueue([task(group("a", 1))])
+    version = queue.sequence_version
     with pytest.raises(ValueError):
-        queue.enqueue([task(group("a", 2))])
+        queue.enqueue([task(group("b")), task(group("a", 2))])
+    with pytest.raises(ValueError):
+        queue.enqueue([task(group("c", 1)), task(group("c", 3))])
+    assert len(queue) == 1 and queue.sequence_version == version
 
 
 # -- views -------------------------------------------------------------------------------------

@@ -329,10 +329,27 @@ class FairTaskQueue:
     # -- mutation ---------------------------------------------------------------------------
 
     def enqueue(self, items: Iterable[SchedulableTask]) -> Sequence[str]:
-        """Add ready tasks; returns the ids newly accepted (duplicates are ignored)."""
+        """Add ready tasks; returns the ids newly accepted (duplicates are ignored).
+
+        All or nothing: a task whose group weight contradicts its queued group's weight raises
+        ValueError before anything is added.
+        """
+        batch = list(items)
         accepted: list[str] = []
         with self._lock:
-            for item in items:
+            weights: dict[TaskGroupKey, int] = {}
+            for item in batch:
+                spec = item.group
+                known = weights.setdefault(spec.key, spec.weight)
+                slot = self._slot_of.get(spec.key)
+                if slot is not None:
+                    known = self._groups[slot].spec.weight
+                if spec.weight != known:
+                    raise ValueError(
+                        f"group {spec.key.as_key_str()} enqueued with weight {spec.weight}, "
+                        f"it has weight {known}"
+                    )
+            for item in batch:
                 if item.task_id in self._ids:
                     continue
                 group = self._group_for(item.group)
@@ -554,13 +571,7 @@ class FairTaskQueue:
     def _group_for(self, spec: TaskGroupSpec) -> _Group:
         slot = self._slot_of.get(spec.key)
         if slot is not None:
-            group = self._groups[slot]
-            if group.spec.weight != spec.weight:
-                raise ValueError(
-                    f"group {spec.key.as_key_str()} enqueued with weight {spec.weight}, "
-                    f"it has weight {group.spec.weight}"
-                )
-            return group
+            return self._groups[slot]
         group = _Group(spec, len(self._groups))
         self._groups.append(group)
         # copy-on-write: views taken earlier keep their own slot map and chunk list

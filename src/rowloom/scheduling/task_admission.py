@@ -284,9 +284,11 @@ class _LiveFacts:
 class TaskAdmissionController:
     """Scheduler-resource ledger, task leases and policy state (see the module docstring).
 
-    Thread-safe; the policy is called with the controller's lock held (it must not call back).
-    Policies read a live `AdmissionFacts` reader during `evaluate`; `view()` returns an
-    immutable `TaskAdmissionView` snapshot.
+    Thread-safe: `try_acquire`, `release`, `view`, `explain_blocked` and `shutdown` are atomic
+    under an internal lock (policies are called under it and must not call back);
+    `is_eligible` is a lock-free read whose verdict `try_acquire` re-checks. Policies read a
+    live `AdmissionFacts` reader during `evaluate`; `view()` returns an immutable
+    `TaskAdmissionView` snapshot. The clock stamps `acquired_at`.
     """
 
     def __init__(

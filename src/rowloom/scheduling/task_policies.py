@@ -181,31 +181,29 @@ def build_policy(config: TaskAdmissionPolicyConfig) -> TaskAdmissionPolicy:
 class _ActiveWeight:
     """Memo of the weight of groups running but not queued (a pure cache, not policy state).
 
-    Keyed by the identity of the queue's group-set token and the admission view's
+    Keyed by the identities of the queue's group-set token and the admission facts'
     running-set token, so it is recomputed (O(running groups)) only when either set changes.
+    Stored as one tuple so a racing reader never pairs one key with another's value.
     """
 
-    __slots__ = ("_queued_token", "_running_token", "_value")
+    __slots__ = ("_entry",)
 
     def __init__(self) -> None:
-        self._queued_token: object = None
-        self._running_token: object = None
-        self._value = 0
+        self._entry: tuple[object, object, int] = (None, None, 0)
 
     def running_not_queued(self, queue_view: QueueView, admission_view: AdmissionFacts) -> int:
+        queued_token, running_token, value = self._entry
         if (
-            self._queued_token is queue_view.group_set_token
-            and self._running_token is admission_view.running_set_token
+            queued_token is queue_view.group_set_token
+            and running_token is admission_view.running_set_token
         ):
-            return self._value
+            return value
         value = sum(
             group.weight
             for group in admission_view.running_groups()
             if not queue_view.is_queued(group.key)
         )
-        self._queued_token = queue_view.group_set_token
-        self._running_token = admission_view.running_set_token
-        self._value = value
+        self._entry = (queue_view.group_set_token, admission_view.running_set_token, value)
         return value
 
 
