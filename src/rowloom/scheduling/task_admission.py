@@ -411,7 +411,7 @@ class TaskAdmissionController:
                     maxima[resource] = now
                 group_leased[resource] = group_leased.get(resource, 0) + amount
             delta = self._policy.on_acquire(lease, decision)
-            if delta is not NO_CHANGE and not delta.is_empty:
+            if delta is not NO_CHANGE:
                 self._apply_delta_locked(delta)
             self._version += 1
             self._view = None
@@ -545,7 +545,7 @@ class TaskAdmissionController:
         diagnostics: Mapping[str, Any] = _EMPTY
         try:
             delta = self._policy.on_release(active)
-            if delta is not NO_CHANGE and not delta.is_empty:
+            if delta is not NO_CHANGE:
                 self._apply_delta_locked(delta)
         except Exception as exc:
             diagnostics = {"policy_error": repr(exc)}
@@ -568,17 +568,24 @@ class TaskAdmissionController:
         return number if 1 <= number <= self._issued else None
 
     def _apply_delta_locked(self, delta: PolicyStateDelta) -> None:
-        for (key, resource), change in delta.debt.items():
-            ledger = self._groups.get(key)
-            if ledger is None:
-                continue
-            now = max(0, ledger.debt.get(resource, 0) + change)
-            if now:
-                ledger.debt[resource] = now
-            else:
-                ledger.debt.pop(resource, None)
-        for name, value in delta.counters.items():
-            self._policy_counters[name] += value
+        if delta.debt:
+            groups = self._groups
+            for (key, resource), change in delta.debt.items():
+                ledger = groups.get(key)
+                if ledger is None:
+                    continue
+                debt = ledger.debt
+                before = debt.get(resource, 0)
+                if not before and change <= 0:  # repaying nothing: the common release case
+                    continue
+                now = before + change
+                if now > 0:
+                    debt[resource] = now
+                else:
+                    debt.pop(resource, None)
+        if delta.counters:
+            for name, value in delta.counters.items():
+                self._policy_counters[name] += value
 
     def _view_locked(self) -> TaskAdmissionView:
         view = self._view

@@ -233,7 +233,7 @@ class _SharePolicy:
     def __init__(self, rounding: ShareRounding) -> None:
         self._rounding: ShareRounding = rounding
         self._memo = _ActiveWeight()
-        self._repay: dict[TaskGroupKey, PolicyStateDelta] = {}
+        self._repay: dict[TaskGroupKey, tuple[int, PolicyStateDelta]] = {}
 
     def _share(self, item: SchedulableTask, limit: int, qv: QueueView, av: AdmissionFacts) -> int:
         """The candidate group's exact strict share of `limit`."""
@@ -361,8 +361,9 @@ class BoundedBorrowTaskAdmissionPolicy(_SharePolicy):
         if not amount:
             return NO_CHANGE
         key = lease.item.group.key
-        delta = self._repay.get(key)
-        if delta is None or delta.debt[(key, SUBMISSION)] != -amount:
-            delta = PolicyStateDelta(debt={(key, SUBMISSION): -amount})
-            self._repay[key] = delta
+        cached = self._repay.get(key)  # deltas are immutable values: share one per group
+        if cached is not None and cached[0] == amount:
+            return cached[1]
+        delta = PolicyStateDelta(debt={(key, SUBMISSION): -amount})
+        self._repay[key] = (amount, delta)
         return delta
