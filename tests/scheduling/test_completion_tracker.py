@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scheduling_support import SUBMIT, group
 
+from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.scheduling.completion import ALL_ROWS_DROPPED, ColumnNode, CompletionTracker
+from rowloom.scheduling.resolver import TaskSchedulingResolver
 from rowloom.scheduling.resources import SchedulableTask, task_id_of
 from rowloom.scheduling.task_model import Task
 
@@ -375,3 +377,16 @@ def test_dropped_rows_prune_exactly_their_pending_cells(
     sim = Sim(columns, dict(enumerate(sizes)), random.Random(seed), retry_p=0.05, drop_p=0.15)
     sim.run()
     sim.check_final()
+
+
+def test_a_resolver_can_stand_in_for_the_mapping() -> None:
+    class Local:
+        def get_scheduling_metadata(self) -> SchedulingMetadata:
+            return SchedulingMetadata.local()
+
+    resolver = TaskSchedulingResolver()
+    resolver.resolve("x", Local())
+    tracker = CompletionTracker([ColumnNode("x")], resolver)
+    tracker.admit_row_group(0, 1)
+    (item,) = tracker.ready_frontier()
+    assert item.group is resolver.resolved("x").group

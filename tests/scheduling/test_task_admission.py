@@ -303,3 +303,33 @@ def test_default_policy_is_strict_fair_and_submission_comes_from_capacity() -> N
 
 def lease_of(admission: TaskAdmissionController) -> TaskAdmissionLease:
     return lease(admission.try_acquire(task(group("z")), QueueView.from_groups(())))
+
+
+class CooldownPolicy:
+    """Denies one group until a deadline computed from the controller's clock."""
+
+    name = "cooldown"
+
+    def evaluate(self, item: SchedulableTask, queue_view: Any, admission_view: Any) -> Any:
+        if item.group.key.output_columns == ("cool",):
+            return TaskAdmissionPolicyDecision(False, "policy_denied", admission_view.now + 5.0)
+        return TaskAdmissionPolicyDecision(True)
+
+    def on_acquire(self, lease: Any, decision: Any) -> PolicyStateDelta:
+        return NO_CHANGE
+
+    def on_release(self, lease: Any) -> PolicyStateDelta:
+        return NO_CHANGE
+
+
+def test_policy_deadlines_come_from_the_injected_clock() -> None:
+    clock = ManualClock(100.0)
+    admission = controller(capacity=2, policy=CooldownPolicy(), clock=clock)
+    queue = FairTaskQueue()
+    queue.enqueue(tasks(group("cool"), 2))
+    assert queue.select_next(admission.is_eligible) is None
+    clock.advance(1.0)
+    summary = admission.explain_blocked(queue.view())
+    assert summary.dominant_reasons == ("policy_denied",)
+    assert summary.available_after == 106.0
+    assert admission.view().now == 101.0

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from rowloom.scheduling.resolver import TaskSchedulingResolver
 from rowloom.scheduling.resources import SchedulableTask
 from rowloom.scheduling.task_model import Task, TaskType
 
@@ -90,13 +91,16 @@ class CompletionTracker:
     """Frontier-based readiness for row groups over a column DAG.
 
     `columns` must be in topological order (every upstream named earlier). `to_schedulable`
-    turns a `Task` into its `SchedulableTask` (e.g. `TaskSchedulingResolver.schedulable`).
+    turns a `Task` into its `SchedulableTask`: a callable, or a `TaskSchedulingResolver`
+    (its `schedulable` method is used).
     Every mutating call returns the tasks it made ready (for `dependency_ready` events); the
     same tasks are also reported by `ready_frontier()` until acknowledged.
     """
 
     def __init__(
-        self, columns: Sequence[ColumnNode], to_schedulable: Callable[[Task], SchedulableTask]
+        self,
+        columns: Sequence[ColumnNode],
+        to_schedulable: Callable[[Task], SchedulableTask] | TaskSchedulingResolver,
     ) -> None:
         index: dict[str, int] = {}
         for ci, node in enumerate(columns):
@@ -125,7 +129,11 @@ class CompletionTracker:
         self._down_batches = [tuple(d) for d in down_batches]
         self._cell_columns = tuple(ci for ci in range(n) if not self._is_batch[ci])
         self._batch_columns = tuple(ci for ci in range(n) if self._is_batch[ci])
-        self._to_schedulable = to_schedulable
+        self._to_schedulable = (
+            to_schedulable.schedulable
+            if isinstance(to_schedulable, TaskSchedulingResolver)
+            else to_schedulable
+        )
         self._groups: dict[int, _RowGroup] = {}
         self._compacted: set[int] = set()
         self._frontier: dict[str, tuple[tuple[int, int, int], SchedulableTask]] = {}

@@ -127,6 +127,12 @@ class TaskAdmissionView:
     shutdown: bool = False
     policy_counters: Mapping[str, int] = field(default_factory=_empty)
     running_set_token: object = field(default_factory=object, compare=False, repr=False)
+    captured_at: float = 0.0
+
+    @property
+    def now(self) -> float:
+        """When this snapshot was taken (monotonic, the controller's clock)."""
+        return self.captured_at
 
     def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
         """Units of `resource` leased by `group`."""
@@ -177,6 +183,7 @@ class TaskAdmissionView:
         """This snapshot as a JSON object."""
         return {
             "version": self.version,
+            "captured_at": self.captured_at,
             "controller_generation": self.controller_generation,
             "limits": dict(self.limits),
             "available": dict(self.available),
@@ -264,6 +271,10 @@ class _LiveFacts:
         self.limits = limits
         self.running_set_token: object = object()
         self.running_weight = 0
+
+    @property
+    def now(self) -> float:
+        return self._controller._clock.monotonic()
 
     def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
         ledger = self._controller._groups.get(group)
@@ -619,6 +630,7 @@ class TaskAdmissionController:
             self._shutdown,
             MappingProxyType(dict(self._policy_counters)),
             self._facts.running_set_token,
+            self._clock.monotonic(),
         )
         self._view = view
         return view
