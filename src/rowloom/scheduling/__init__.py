@@ -36,6 +36,7 @@ from rowloom.scheduling.task_admission import (
 )
 from rowloom.scheduling.task_model import Task, TaskTrace
 from rowloom.scheduling.task_policies import (
+    AdmissionFacts,
     BoundedBorrowPolicyConfig,
     BoundedBorrowTaskAdmissionPolicy,
     PolicyStateDelta,
@@ -48,6 +49,7 @@ from rowloom.scheduling.task_policies import (
 __all__ = [
     "LOCAL",
     "SUBMISSION",
+    "AdmissionFacts",
     "BoundedBorrowPolicyConfig",
     "BoundedBorrowTaskAdmissionPolicy",
     "ColumnNode",
