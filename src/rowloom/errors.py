@@ -16,11 +16,13 @@ class RowloomError(Exception):
 
 
 class TaskError(RowloomError):
-    """A classified task failure; `reason` is a short stable code for summaries."""
+    """A classified task failure; `reason` is a short stable code for summaries, `provider`
+    the provider that failed (None when no provider was involved)."""
 
-    def __init__(self, reason: str, message: str = "") -> None:
+    def __init__(self, reason: str, message: str = "", *, provider: str | None = None) -> None:
         super().__init__(message or reason)
         self.reason = reason
+        self.provider = provider
 
 
 class RetryableTaskError(TaskError):

@@ -392,7 +392,7 @@ class AsyncTaskScheduler:
             emit("cancelled", **ids)
             return
         elif isinstance(error, RetryableTaskError):
-            self._on_failure(error.reason, str(error))
+            self._on_failure(error)
             rounds = self._salvage_rounds[item.task_id]
             if rounds < self._config.max_salvage_rounds:
                 self._salvage_rounds[item.task_id] = rounds + 1
@@ -402,7 +402,7 @@ class AsyncTaskScheduler:
             else:
                 self._drop(task, error.reason, ids)
         elif isinstance(error, NonRetryableTaskError):
-            self._on_failure(error.reason, str(error))
+            self._on_failure(error)
             self._drop(task, error.reason, ids)
         else:
             emit("task_completed", reason="programming_error",
@@ -416,8 +416,10 @@ class AsyncTaskScheduler:
             self._salvage(rg)
         self._maybe_checkpoint(rg)
 
-    def _on_failure(self, reason: str, message: str) -> None:
-        if self._breaker.record(True, reason, message) and self._fatal is None:
+    def _on_failure(self, error: RetryableTaskError | NonRetryableTaskError) -> None:
+        if self._breaker.record(True, error.reason, str(error), error.provider) and (
+            self._fatal is None
+        ):
             self.outcome.stop_reason = self._breaker.describe()
             self._fail(RunAbortedError(self.outcome.stop_reason))
 

@@ -81,13 +81,13 @@ class SequentialEngine:
             try:
                 await self.host.run_task(task)
             except RetryableTaskError as exc:
-                self._record_failure(exc.reason, str(exc))
+                self._record_failure(exc)
                 if rounds < self.max_salvage_rounds:
                     rounds += 1
                     continue
                 return exc.reason
             except NonRetryableTaskError as exc:
-                self._record_failure(exc.reason, str(exc))
+                self._record_failure(exc)
                 return exc.reason
             except Exception as exc:
                 row = "the whole row group" if task.row_index is None else f"row {task.row_index}"
@@ -99,7 +99,7 @@ class SequentialEngine:
                 self._on_task_done()
             return None
 
-    def _record_failure(self, reason: str, message: str) -> None:
-        if self.breaker.record(True, reason, message):
+    def _record_failure(self, exc: RetryableTaskError | NonRetryableTaskError) -> None:
+        if self.breaker.record(True, exc.reason, str(exc), exc.provider):
             self.outcome.stop_reason = self.breaker.describe()
             raise RunAbortedError(self.outcome.stop_reason)

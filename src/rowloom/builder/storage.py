@@ -236,15 +236,18 @@ class RunStorage:
         for p in self.data_dir.iterdir():
             if p.is_file():
                 p.unlink()
+        self._clean_temporaries()
         if self.events_dir.is_dir():
             for p in self.events_dir.iterdir():
                 if p.is_file():
                     p.unlink()
 
     def _clean_temporaries(self) -> None:
+        """Remove hidden temporaries a killed writer left (parts, manifest, JSON artifacts)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for p in self.data_dir.glob(".*.tmp-*"):
-            p.unlink(missing_ok=True)
+        for directory in (self.data_dir, self.run_dir):
+            for p in directory.glob(".*.tmp-*"):
+                p.unlink(missing_ok=True)
 
     def load_manifest(self) -> Manifest | None:
         """The manifest on disk, or None."""

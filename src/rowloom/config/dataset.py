@@ -91,6 +91,7 @@ class DatasetConfig(BaseModel):
         """Build and statically validate a config; raises `ConfigValidationError`."""
         if not isinstance(data, Mapping):
             raise ConfigFileError(f"a dataset config must be a mapping, got {type(data).__name__}")
+        _check_shape(data)
         try:
             config = cls.model_validate(dict(data))
         except ValidationError as exc:
@@ -217,13 +218,58 @@ def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigFileError(f"cannot read config file {path}: it is not UTF-8 text") from None
     else:
         text = str(source)
+    kind = "YAML" if yaml_mode else "JSON"
     try:
         return yaml.safe_load(text) if yaml_mode else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        kind = "YAML" if yaml_mode else "JSON"
+    except RecursionError:
+        raise ConfigFileError(f"config is not valid {kind}: nested too deeply") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: JSON syntax, over-long numbers
         raise ConfigFileError(f"config is not valid {kind}: {exc}") from None
+
+
+MAX_CONFIG_VALUES = 1_000_000
+"""Values a config may hold once YAML aliases are expanded (refuses alias bombs); a string
+counts one per 100 characters."""
+MAX_CONFIG_DEPTH = 200
+"""Nesting levels a config may have."""
+
+
+def _check_shape(data: Any) -> None:
+    """Refuse self-referencing, too deeply nested or (alias-expanded) too large documents
+    before anything walks them; linear in the distinct containers."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: Any, depth: int) -> int:
+        if isinstance(node, str | bytes):
+            return 1 + len(node) // 100  # an aliased long string counts by its length
+        if not isinstance(node, Mapping | list | tuple | set | frozenset):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            raise ConfigFileError("the config refers to itself (a recursive YAML anchor)")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigFileError(f"the config is nested deeper than {MAX_CONFIG_DEPTH} levels")
+        on_path.add(key)
+        total = 1
+        for item in (*node.keys(), *node.values()) if isinstance(node, Mapping) else node:
+            total += size(item, depth + 1)
+            if total > MAX_CONFIG_VALUES:
+                raise ConfigFileError(
+                    f"the config is too large: more than {MAX_CONFIG_VALUES:,} values once "
+                    "YAML aliases are expanded"
+                )
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    size(data, 0)
 
 
 def _topological_order(
@@ -390,8 +436,9 @@ def _describe_loc(loc: list[Any], data: Mapping[str, Any]) -> tuple[str, str | N
         return "config", None
     section = str(loc[0])
     if section in ("columns", "models", "providers") and len(loc) > 1 and isinstance(loc[1], int):
-        entries = data.get(section) or []
-        entry = entries[loc[1]] if loc[1] < len(entries) else None
+        entries = data.get(section)
+        in_range = isinstance(entries, list | tuple) and loc[1] < len(entries)
+        entry = entries[loc[1]] if in_range else None
         key = {"columns": "name", "models": "alias", "providers": "name"}[section]
         label = entry.get(key) if isinstance(entry, Mapping) else None
         location = f"{section}.{label}" if label else f"{section}[{loc[1]}]"
