@@ -437,8 +437,9 @@ def _describe_loc(loc: list[Any], data: Mapping[str, Any]) -> tuple[str, str | N
     section = str(loc[0])
     if section in ("columns", "models", "providers") and len(loc) > 1 and isinstance(loc[1], int):
         entries = data.get(section)
-        in_range = isinstance(entries, list | tuple) and loc[1] < len(entries)
-        entry = entries[loc[1]] if in_range else None
+        entry = None
+        if isinstance(entries, list | tuple) and loc[1] < len(entries):
+            entry = entries[loc[1]]
         key = {"columns": "name", "models": "alias", "providers": "name"}[section]
         label = entry.get(key) if isinstance(entry, Mapping) else None
         location = f"{section}.{label}" if label else f"{section}[{loc[1]}]"
