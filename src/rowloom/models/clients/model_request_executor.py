@@ -157,17 +157,22 @@ class ModelRequestExecutor:
                 if rate_limited > self._retry.max_rate_limit_retries:
                     raise RetryableTaskError(
                         "rate_limited", f"{exc.provider}: still rate limited after "
-                        f"{rate_limited} attempts"
+                        f"{rate_limited} attempts", provider=exc.provider
                     ) from None
                 # No sleep here: the controller's cooldown holds the next acquire.
             except ProviderRequestError as exc:
-                raise NonRetryableTaskError(exc.error_class, str(exc)) from None
+                raise NonRetryableTaskError(
+                    exc.error_class, str(exc), provider=exc.provider
+                ) from None
             except ProviderError as exc:
                 transient += 1
                 if transient > self._retry.max_transient_retries:
-                    if isinstance(exc, ProviderResponseError):
-                        raise NonRetryableTaskError(exc.error_class, str(exc)) from None
-                    raise RetryableTaskError(exc.error_class, str(exc)) from None
+                    error_type = (
+                        NonRetryableTaskError
+                        if isinstance(exc, ProviderResponseError)
+                        else RetryableTaskError
+                    )
+                    raise error_type(exc.error_class, str(exc), provider=exc.provider) from None
                 await sleep_until(self._clock, self._clock.monotonic() + self._backoff(transient))
 
     def _backoff(self, attempt: int) -> float:
@@ -200,7 +205,7 @@ class ModelRequestExecutor:
             lease = await self._admission.acquire_async(item)
         except RequestAdmissionError as exc:
             raise RetryableTaskError(
-                f"request_admission_{exc.reason}", str(exc)
+                f"request_admission_{exc.reason}", str(exc), provider=resource.provider_name
             ) from None
         outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
         self._events.emit(
