@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from rowloom.bench.cli import bench_app
 from rowloom.builder.builder import RunMonitor
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
@@ -27,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Generate synthetic datasets with LLMs, as fast as each provider accepts.",
 )
+app.add_typer(bench_app, name="bench")
 _out = Console()
 _err = Console(stderr=True)
 

@@ -1,0 +1,43 @@
+"""Every benchmark scenario of benchmarks.md, by id, in the spec's order."""
+
+from __future__ import annotations
+
+from rowloom.bench.micro import QueueAdmissionMicro
+from rowloom.bench.scale import ScaleRows
+from rowloom.bench.scenario import Scenario
+from rowloom.bench.workloads import (
+    AimdConvergence,
+    CrossProviderCooldown,
+    E2EDualModel,
+    E2EDynamicRequests,
+    E2ENarrow,
+    E2EWide,
+    HeavyRoot,
+    HiddenWaiter,
+    IdleUtilization,
+    QueueingOverload,
+)
+
+SCENARIOS: tuple[Scenario, ...] = (
+    QueueAdmissionMicro(),
+    HeavyRoot(),
+    HiddenWaiter(),
+    IdleUtilization(),
+    E2ENarrow(),
+    E2EWide(),
+    E2EDualModel(),
+    E2EDynamicRequests(),
+    AimdConvergence(),
+    QueueingOverload(),
+    CrossProviderCooldown(),
+    ScaleRows(),
+)
+
+
+def get_scenario(scenario_id: str) -> Scenario:
+    """The scenario with this id; KeyError naming the known ids otherwise."""
+    for scenario in SCENARIOS:
+        if scenario.id == scenario_id:
+            return scenario
+    known = ", ".join(s.id for s in SCENARIOS)
+    raise KeyError(f"unknown scenario {scenario_id!r}; known: {known}")
