@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeAlias, TypeVar
 
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RequestAdmissionTuningConfig, RunConfig
-from rowloom.models.clients.base import TransportPoolLimits
 from rowloom.models.request_admission import (
     RequestAdmissionCapacityView,
     RequestAdmissionConfig,
@@ -49,6 +48,22 @@ _AIMD_KNOBS: Final = (
     "successes_until_increase",
     "startup_ramp_seconds",
 )
+
+
+class TransportPoolLimits(Protocol):
+    """What the plan reads of an adapter's HTTP pool (`ModelClient.transport_pool_limits`)."""
+
+    @property
+    def max_connections(self) -> int | None: ...
+
+    @property
+    def max_keepalive_connections(self) -> int | None: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def extra(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,16 +380,28 @@ def _limit_rules(
     ra_config: RequestAdmissionConfig | None,
     rules: Mapping[RequestResourceKey, str] | None,
 ) -> dict[str, CapacityValue[str]]:
+    """The adaptive rule per resource: `rules` when given (the controller's own choice), else
+    the request-admission config's `limit_rule(resource)` when it has one, else AIMD."""
     if ra_config is None:
         return {}
     requested: dict[ProviderModelKey, set[str]] = {}
+    explicit: set[ProviderModelKey] = set()
     for model in config.models:
         key = ProviderModelKey(model.provider, model.model)
         requested.setdefault(key, set()).add(model.limit_rule)
+        if "limit_rule" in model.model_fields_set:
+            explicit.add(key)
+    config_rule = getattr(ra_config, "limit_rule", None)  # present once rules are per resource
     out: dict[str, CapacityValue[str]] = {}
     for resource in ra_config.resources:
-        active = (rules or {}).get(resource, DEFAULT_LIMIT_RULE)
-        source: CapacitySource = "engine_internal_config" if rules is not None else "default"
+        source: CapacitySource
+        if rules is not None:
+            active, source = rules.get(resource, DEFAULT_LIMIT_RULE), "engine_internal_config"
+        elif callable(config_rule):
+            active = str(config_rule(resource))
+            source = "model_metadata" if resource.provider_model in explicit else "default"
+        else:
+            active, source = DEFAULT_LIMIT_RULE, "default"
         wanted = requested.get(resource.provider_model, set()) - {active}
         if wanted:
             out[resource.as_key_str()] = CapacityValue(

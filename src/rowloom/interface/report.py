@@ -202,7 +202,7 @@ def _resource_charts(report: RunReport) -> list[tuple[str, str, dict[str, Any]]]
             x_max,
             y_label="requests",
             bands=_coarsen(bands, x_max),
-            band_label="cooldown",
+            band_label="cooldown (admission blocked)",
             markers=markers,
             marker_label="429 responses",
         )

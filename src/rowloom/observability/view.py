@@ -65,6 +65,7 @@ class _Exec:
     __slots__ = (
         *TIMELINE_FIELDS,
         "attempts",
+        "backoff_seconds",
         "column",
         "cooldown_wait_seconds",
         "finished_at",
@@ -73,6 +74,7 @@ class _Exec:
         "provider_seconds",
         "queue_blocked_seconds",
         "request_wait_seconds",
+        "retry_from",
         "row_group",
         "spawn_seq",
         "task_execution_id",
@@ -104,6 +106,8 @@ class _Exec:
         self.request_wait_seconds = 0.0
         self.cooldown_wait_seconds = 0.0
         self.provider_seconds = 0.0
+        self.backoff_seconds = 0.0
+        self.retry_from: tuple[float, str] | None = None
         self.lease_seq: int | None = None
         self.spawn_seq: int | None = None
 
@@ -327,8 +331,10 @@ class _Builder:
         if kind == "request_wait_started" and attempt and key and res is not None:
             self.waiting[attempt] = (t, key, ex_id)
             res.waiters.add(t, 1)
-            if rec is not None and rec.request_wait_started_at is None:
-                rec.request_wait_started_at = t
+            if rec is not None:
+                if rec.request_wait_started_at is None:
+                    rec.request_wait_started_at = t
+                self._retry_gap(rec, t)
         elif (kind in _WAIT_ENDS or kind == "request_acquire_denied") and attempt:
             self._end_wait(attempt, t, rec, granted=kind == "request_wait_completed")
         elif kind == "request_lease_acquired" and res is not None:
@@ -355,6 +361,7 @@ class _Builder:
                     rec.provider_seconds += t - start
             if rec is not None:
                 rec.model_request_completed_at = t
+                rec.retry_from = (t, outcome) if outcome != "success" else None
             if outcome == "rate_limited" and res is not None:
                 res.rate_limited.add(t)
         elif kind == "request_rate_limited" and key:
@@ -378,11 +385,23 @@ class _Builder:
             res.effective_max = top
         until = snap.get("blocked_until_monotonic")
         if isinstance(until, int | float) and until > t:
-            remaining = snap.get("cooldown_remaining_seconds")
-            start = t
-            if isinstance(remaining, int | float) and remaining > 0:
-                start = min(t, float(until) - float(remaining))
-            merge_interval(res.cooldowns, start, float(until))
+            # admission to the resource is blocked by a rate-limit cooldown until `until`
+            merge_interval(res.cooldowns, t, float(until))
+
+    def _retry_gap(self, rec: _Exec, t: float) -> None:
+        """Time between a failed attempt and the task's next one: the executor's wait before
+        retrying (Retry-After after a 429: provider cooldown; backoff after other failures:
+        provider execution)."""
+        if rec.retry_from is None:
+            return
+        since, outcome = rec.retry_from
+        rec.retry_from = None
+        gap = max(0.0, t - since)
+        rec.backoff_seconds += gap
+        if outcome == "rate_limited":
+            self.layer_cooldown += gap
+        else:
+            self.layer_provider += gap
 
     def _end_wait(self, attempt: str, t: float, rec: _Exec | None, *, granted: bool) -> None:
         waited = self.waiting.pop(attempt, None)
@@ -587,7 +606,12 @@ def _breakdown(timelines: tuple[TaskTimeline, ...], b: _Builder) -> LayerWaitBre
         start = tl.worker_spawned_at
         end = _last(tl.task_lease_released_at, tl.task_completed_at, tl.finished_at)
         if start is not None and end is not None:
-            inside = tl.request_wait_seconds + tl.cooldown_wait_seconds + tl.provider_seconds
+            inside = (
+                tl.request_wait_seconds
+                + tl.cooldown_wait_seconds
+                + tl.provider_seconds
+                + tl.backoff_seconds
+            )
             sums["downstream_completion"] += max(0.0, end - start - inside)
     sums["request_admission"] = b.layer_request
     sums["provider_cooldown"] = b.layer_cooldown

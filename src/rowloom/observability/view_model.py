@@ -45,8 +45,11 @@ LAYERS: Final[tuple[str, ...]] = (
 - `task_admission`: queued while every queued task was refused (`admission_blocked` /
   `group_capped`), plus `selected` -> `task_lease_acquired`.
 - `request_admission`: waiting for a request lease while the resource was not cooling down.
-- `provider_cooldown`: waiting for a request lease while the resource was cooling down.
-- `provider_execution`: `model_request_started` -> `model_request_completed`, every attempt.
+- `provider_cooldown`: waiting for a request lease while a rate-limit cooldown blocked
+  admission to the resource (snapshots' `blocked_until_monotonic`), and the executor's wait
+  between a 429 and the retry (Retry-After).
+- `provider_execution`: `model_request_started` -> `model_request_completed`, every attempt,
+  plus the executor's backoff between a failed attempt (5xx, timeout) and its retry.
 - `downstream_completion`: the rest of a worker's life (local work, parsing, retry backoff).
 """
 
@@ -83,6 +86,7 @@ class TaskTimeline:
     request_wait_seconds: float
     cooldown_wait_seconds: float
     provider_seconds: float
+    backoff_seconds: float
 
     def steps(self) -> list[tuple[str, float]]:
         """The present timeline steps as `(field, time)`, in `TIMELINE_FIELDS` order."""
@@ -236,7 +240,7 @@ class DerivedMetrics:
 class ResourceTimeline:
     """One provider/model/domain over the run: in-flight, current limit, waiters, 429s.
 
-    `cooldowns` are the merged intervals during which the resource was cooling down;
+    `cooldowns` are the merged intervals during which a rate-limit cooldown blocked admission;
     `static_cap` and `effective_max` are the last values its snapshots reported.
     """
 

@@ -1,0 +1,1 @@
+"""Optional bridges from rowloom's event streams to other systems (`otel`: OpenTelemetry)."""
