@@ -166,10 +166,20 @@ def compare(
     """Build BASELINE and CANDIDATE in their own worktree+venv and run paired A B A B."""
     from rowloom.bench.compare import CompareError, CompareOptions, run_compare
 
+    from rowloom.bench.registry import get_scenario
+
+    # click hands unknown `--knob VALUE` tokens to the variadic SCENARIOS argument
+    tokens = [*scenarios, *ctx.args]
+    split = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+    scenarios = tokens[:split]
     try:
-        knobs = parse_knob_args(list(ctx.args))
-    except ValueError as exc:
-        _err.print(f"[red]invalid arguments[/red]: {exc}", highlight=False)
+        knobs = parse_knob_args(tokens[split:])
+        if not scenarios:
+            raise ValueError("name at least one scenario")
+        for sid in scenarios:
+            get_scenario(sid).resolve_knobs(knobs)
+    except (KeyError, ValueError) as exc:
+        _err.print(f"[red]invalid arguments[/red]: {str(exc).strip(chr(39))}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     target = out or Path("bench-results") / "compare"
     options = CompareOptions(
