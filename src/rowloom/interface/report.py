@@ -138,9 +138,13 @@ def _x_max(report: RunReport) -> float:
     return max(1e-3, (end or report.t0) - report.t0)
 
 
+def _has_scheduler_events(report: RunReport) -> bool:
+    return bool(report.view.event_counts.get("scheduler"))
+
+
 def _rows_chart(report: RunReport) -> str:
     series = report.view.rows_written
-    if not series.buckets():
+    if not _has_scheduler_events(report):
         return ""
     chart = Chart(
         "rows written over time",
@@ -233,11 +237,10 @@ def _coarsen(bands: list[tuple[float, float]], x_max: float) -> list[tuple[float
 def _waiters_chart(report: RunReport) -> str:
     v, t0 = report.view, report.t0
     lines = []
-    if v.queued_tasks.buckets():
+    if _has_scheduler_events(report):
         lines.append(
             Line("ready tasks queued (task admission)", _points(v.queued_tasks, t0), "#111827")
         )
-    if v.task_leases.buckets():
         lines.append(Line("task leases held", _points(v.task_leases, t0), "#6b7280", dashed=True))
     for i, (key, res) in enumerate(v.resources.items()):
         if res.waiters.buckets() and any(b.high > 0 for b in res.waiters.buckets()):
