@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 
 class _Event(Protocol):
@@ -35,6 +37,94 @@ class InMemoryEventSink(Generic[E]):
         return [e for e in self.events if e.event_kind == kind]
 
 
+_dumps: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_SCHEDULER_FIELDS: Final = (
+    "task_id",
+    "task_execution_id",
+    "task_lease_id",
+    "scheduler_resource_key",
+    "reason",
+)
+_REQUEST_FIELDS: Final = (
+    "request_attempt_id",
+    "request_lease_id",
+    "request_resource_key",
+    "request_group_key",
+    "reason",
+)
+_CACHE_LIMIT: Final = 4096
+
+
+class EventLineEncoder:
+    """Encodes an event as the JSON line of its `as_json()`, without building that dict.
+
+    Guarantees `json.loads(encoder.line(e)) == e.as_json()` for scheduler and request events
+    (other objects fall back to `as_json()`). Correlation mappings are shared by all events of a
+    task execution and never change once built, so each one's encoding is reused (a bounded
+    cache keyed by identity, holding the mapping so the identity stays valid).
+    """
+
+    __slots__ = ("_correlations",)
+
+    def __init__(self) -> None:
+        self._correlations: dict[int, tuple[Mapping[str, Any], str]] = {}
+
+    def line(self, event: Any) -> str:
+        stream = getattr(event, "stream", None)
+        if stream == "scheduler":
+            names = _SCHEDULER_FIELDS
+        elif stream == "requests":
+            names = _REQUEST_FIELDS
+        else:
+            return str(_dumps(event.as_json()))
+        t = event.captured_at_monotonic
+        parts = [
+            '{"stream":"',
+            stream,
+            '","event_kind":',
+            self._str(event.event_kind),
+            ',"sequence":',
+            str(event.sequence),
+            ',"captured_at_monotonic":',
+            repr(t) if math.isfinite(t) else "null",
+            ',"captured_correlation":',
+            self._correlation(event.captured_correlation),
+        ]
+        for name in names:
+            value = getattr(event, name)
+            parts += (',"', name, '":', "null" if value is None else self._str(value))
+        snapshot = event.snapshot
+        diagnostics = event.diagnostics
+        parts += (
+            ',"snapshot":',
+            "null" if snapshot is None else _dumps(snapshot),
+            ',"diagnostics":',
+            _dumps(dict(diagnostics)) if diagnostics else "{}",
+            "}",
+        )
+        return "".join(parts)
+
+    @staticmethod
+    def _str(value: str) -> str:
+        """A JSON string: quoted as is when that is already valid JSON (plain ASCII ids)."""
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return '"' + value + '"'
+        return str(_dumps(value))
+
+    def _correlation(self, mapping: Mapping[str, Any]) -> str:
+        if not mapping:
+            return "{}"
+        cache = self._correlations
+        hit = cache.get(id(mapping))
+        if hit is not None and hit[0] is mapping:
+            return hit[1]
+        encoded = str(_dumps(dict(mapping)))
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[id(mapping)] = (mapping, encoded)
+        return encoded
+
+
 class JsonlEventSink(Generic[E]):
     """Appends one JSON line per event, buffered in memory until `flush()`.
 
@@ -49,9 +139,10 @@ class JsonlEventSink(Generic[E]):
         self._buffer: list[str] = []
         self._max_buffered = max_buffered
         self._lock = threading.Lock()
+        self._encoder = EventLineEncoder()
 
     def emit(self, event: E) -> None:
-        line = json.dumps(event.as_json(), separators=(",", ":"), allow_nan=False)
+        line = self._encoder.line(event)
         with self._lock:
             self._buffer.append(line)
             full = len(self._buffer) >= self._max_buffered
