@@ -12,6 +12,7 @@ import csv
 import fnmatch
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +31,9 @@ def target_verdicts(
     """One verdict per (target, matching metric): met, missed, inconclusive, not measured."""
     rows: list[dict[str, Any]] = []
     for target in scenario.targets:
-        names = sorted(n for n in derived if fnmatch.fnmatchcase(n, target.metric))
+        names = sorted(
+            (n for n in derived if fnmatch.fnmatchcase(n, target.metric)), key=natural_key
+        )
         if target.http_only and not http:
             rows.append(_row(target, target.metric, None, "not applicable in process (--http)"))
             continue
@@ -40,6 +43,11 @@ def target_verdicts(
         for name in names:
             rows.append(_row(target, name, derived[name], None))
     return rows
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders embedded numbers numerically (`x8` before `x64`)."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
 def _row(
@@ -190,7 +198,8 @@ def headline_names(scenario: Scenario, derived: Mapping[str, Any]) -> list[str]:
     """Metric names shown in the summary, in the scenario's headline order."""
     out: list[str] = []
     for pattern in scenario.headline:
-        for name in sorted(derived) if any(c in pattern for c in "*?[") else [pattern]:
+        wildcard = any(c in pattern for c in "*?[")
+        for name in sorted(derived, key=natural_key) if wildcard else [pattern]:
             if name in derived and name not in out and fnmatch.fnmatchcase(name, pattern):
                 out.append(name)
     return out

@@ -165,7 +165,6 @@ def compare(
 ) -> None:
     """Build BASELINE and CANDIDATE in their own worktree+venv and run paired A B A B."""
     from rowloom.bench.compare import CompareError, CompareOptions, run_compare
-
     from rowloom.bench.registry import get_scenario
 
     # click hands unknown `--knob VALUE` tokens to the variadic SCENARIOS argument

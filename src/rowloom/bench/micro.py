@@ -12,6 +12,11 @@ Mixes: `local` (every task needs submission + local, local limit 8 as in the eng
 `resource_bound` (model groups: submission only, weighted), `mixed` (alternating).
 A cycle is everything from one dispatch to the next, including the release and any refused
 selection in between. The garbage collector is off while a cell is timed.
+
+A cell times at most `max_dispatches` dispatches (20k by default; 0 drains the queue): at 100k
+tasks the first 20k cycles run with 100k..80k tasks queued, which is the load the figure is
+about, and keeps an iteration near half a minute. The rest of the queue is then discarded.
+`per_task_cost_us` is enqueue cost per task plus the mean cycle, the same for every cell.
 """
 
 from __future__ import annotations
@@ -93,7 +98,14 @@ def build_tasks(num_tasks: int, num_groups: int, mix: str) -> list[SchedulableTa
 
 
 def run_cell(
-    num_tasks: int, num_groups: int, mix: str, *, policy: str, capacity: int, inflight: int
+    num_tasks: int,
+    num_groups: int,
+    mix: str,
+    *,
+    policy: str,
+    capacity: int,
+    inflight: int,
+    max_dispatches: int = 0,
 ) -> dict[str, float]:
     """Time one matrix cell; figures in microseconds (see the module docstring)."""
     tasks = build_tasks(num_tasks, num_groups, mix)
@@ -112,6 +124,7 @@ def run_cell(
     samples: dict[str, list[int]] = {op: [] for op in (*_OPS, "cycle")}
     running: deque[TaskAdmissionLease] = deque()
     blocked = 0
+    limit = max_dispatches or num_tasks
     gc.collect()
     gc.disable()
     try:
@@ -120,7 +133,7 @@ def run_cell(
         enqueue_ns = clock() - t0
         del tasks
         acc = dict.fromkeys(_OPS, 0)
-        while True:
+        while len(samples["cycle"]) < limit:
             c0 = clock()
             selection = queue.select_next(is_eligible)
             c1 = clock()
@@ -151,15 +164,16 @@ def run_cell(
             acc = dict.fromkeys(_OPS, 0)
         while running:
             admission.release(running.popleft())
-        total_ns = clock() - t0
     finally:
         gc.enable()
-    if len(queue) or admission.active_leases:
-        raise AssertionError("queue or leases left after a micro benchmark cell")
+    dispatched = len(samples["cycle"])
+    if admission.active_leases or dispatched + len(queue) != num_tasks:
+        raise AssertionError("leases left or tasks lost in a micro benchmark cell")
     out: dict[str, float] = {
         "enqueue_per_task_us": enqueue_ns / num_tasks / 1000,
-        "per_task_cost_us": total_ns / num_tasks / 1000,
+        "per_task_cost_us": (enqueue_ns / num_tasks + statistics.fmean(samples["cycle"])) / 1000,
         "blocked_selects": float(blocked),
+        "dispatches_timed": float(dispatched),
     }
     for op, values in samples.items():
         values.sort()
@@ -195,6 +209,7 @@ class QueueAdmissionMicro(Scenario):
         ),
         Knob("capacity", 64, "submission capacity"),
         Knob("inflight", 48, "running leases held before the oldest is released"),
+        Knob("max_dispatches", 20_000, "dispatches timed per cell (0: drain the queue)"),
     )
     targets = (
         Target(
@@ -211,6 +226,49 @@ class QueueAdmissionMicro(Scenario):
         ),
     )
     gate = Gate("cycle_p95_us", 0.10, "queue/admission micro: p95 cycle within 10% of baseline")
+
+    headline = ("wall_time_seconds", "cpu_seconds", "peak_rss_bytes", "per_task_cost_ratio_*")
+
+    def summary_extra(self, result: Mapping[str, Any]) -> list[str]:
+        """The matrix: per cell, means over iterations of every figure (microseconds)."""
+        derived = result["derived_metrics"]
+        cells = sorted(
+            {n.split("@", 1)[1] for n in derived if n.startswith("cycle_p50_us@")}, key=_cell_order
+        )
+        lines = [
+            "## Matrix (mean over iterations; microseconds unless noted)",
+            "",
+            "| tasks x groups / mix | cycle p50 | cycle p95 | select p50 | acquire p50 | "
+            "commit p50 | release p50 | enqueue/task | per-task cost | refused selects | "
+            "CPU s | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+
+        def mean(name: str, cell: str) -> float:
+            stats = derived.get(f"{name}@{cell}")
+            return float(stats["mean"]) if stats else float("nan")
+
+        for cell in cells:
+            figures = [
+                mean(f, cell)
+                for f in (
+                    "cycle_p50_us",
+                    "cycle_p95_us",
+                    "select_p50_us",
+                    "acquire_p50_us",
+                    "commit_p50_us",
+                    "release_p50_us",
+                    "enqueue_per_task_us",
+                    "per_task_cost_us",
+                )
+            ]
+            lines.append(
+                f"| {cell} | "
+                + " | ".join(f"{v:.2f}" for v in figures)
+                + f" | {mean('blocked_selects', cell):.0f} | {mean('cpu_seconds', cell):.2f} | "
+                f"{mean('peak_rss_bytes', cell) / 2**20:.0f} |"
+            )
+        return lines
 
     def warmup_context(self, ctx: IterationContext) -> IterationContext:
         """A warm-up runs the matrix at the smallest task count only."""
@@ -249,6 +307,7 @@ def micro_iteration(knobs: Mapping[str, KnobValue]) -> IterationResult:
                         policy=knob_str(knobs, "policy"),
                         capacity=knob_int(knobs, "capacity"),
                         inflight=knob_int(knobs, "inflight"),
+                        max_dispatches=knob_int(knobs, "max_dispatches"),
                     )
                 key = cell_key(tasks, groups, mix)
                 figures["cpu_seconds"] = m.cpu_seconds
@@ -292,6 +351,12 @@ def micro_iteration(knobs: Mapping[str, KnobValue]) -> IterationResult:
             "rule": "no event streams: the micro benchmark times data structures",
         },
     )
+
+
+def _cell_order(cell: str) -> tuple[str, int, int]:
+    size, mix = cell.split("/", 1)
+    tasks, groups = size.split("x", 1)
+    return (mix, int(groups), int(tasks))
 
 
 def _k(n: int) -> str:
