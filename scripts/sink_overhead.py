@@ -25,27 +25,54 @@ from rowloom.interface.report import write_report
 
 
 def config(write_events: bool) -> DatasetConfig:
-    return DatasetConfig.from_dict({
-        "providers": [{"name": "sim", "provider_type": "simulated",
-                       "simulation": {"capacity": 1000, "latency_ms": 0, "seed": 1}}],
-        "models": [
-            {"alias": "writer", "model": "sim-writer", "provider": "sim",
-             "max_parallel_requests": 64},
-            {"alias": "judge", "model": "sim-judge", "provider": "sim",
-             "max_parallel_requests": 32},
-        ],
-        "columns": [
-            {"name": "topic", "column_type": "sampler", "sampler_type": "category",
-             "params": {"values": ["rivers", "glaciers", "deserts"]}},
-            {"name": "question", "column_type": "llm_text", "model_alias": "writer",
-             "prompt": "Ask about {{ topic }}."},
-            {"name": "answer", "column_type": "llm_text", "model_alias": "judge",
-             "prompt": "Answer: {{ question }}"},
-            {"name": "short", "column_type": "expression", "expr": "{{ answer[:20] }}"},
-        ],
-        "seed": 3,
-        "run": {"buffer_size": 500, "write_events": write_events},
-    })
+    return DatasetConfig.from_dict(
+        {
+            "providers": [
+                {
+                    "name": "sim",
+                    "provider_type": "simulated",
+                    "simulation": {"capacity": 1000, "latency_ms": 0, "seed": 1},
+                }
+            ],
+            "models": [
+                {
+                    "alias": "writer",
+                    "model": "sim-writer",
+                    "provider": "sim",
+                    "max_parallel_requests": 64,
+                },
+                {
+                    "alias": "judge",
+                    "model": "sim-judge",
+                    "provider": "sim",
+                    "max_parallel_requests": 32,
+                },
+            ],
+            "columns": [
+                {
+                    "name": "topic",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["rivers", "glaciers", "deserts"]},
+                },
+                {
+                    "name": "question",
+                    "column_type": "llm_text",
+                    "model_alias": "writer",
+                    "prompt": "Ask about {{ topic }}.",
+                },
+                {
+                    "name": "answer",
+                    "column_type": "llm_text",
+                    "model_alias": "judge",
+                    "prompt": "Answer: {{ question }}",
+                },
+                {"name": "short", "column_type": "expression", "expr": "{{ answer[:20] }}"},
+            ],
+            "seed": 3,
+            "run": {"buffer_size": 500, "write_events": write_events},
+        }
+    )
 
 
 def run_once(root: Path, rows: int, write_events: bool) -> float:
@@ -72,20 +99,27 @@ def main() -> None:
             off_runs.append(off)
             on_runs.append(on)
             ratios.append(on / off)
-            print(f"pair {i + 1}: events off {off:.3f} s CPU, on {on:.3f} s CPU, "
-                  f"overhead {100 * (on / off - 1):+.1f}%")
+            print(
+                f"pair {i + 1}: events off {off:.3f} s CPU, on {on:.3f} s CPU, "
+                f"overhead {100 * (on / off - 1):+.1f}%"
+            )
         start = time.process_time()
         write_report(root / "run-True")
         report_cpu = time.process_time() - start
-        events = sum(1 for p in (root / "run-True" / "events").glob("*.jsonl")
-                     for _ in p.open())
+        events = sum(
+            p.read_text().count("\n") for p in (root / "run-True" / "events").glob("*.jsonl")
+        )
         median = statistics.median(ratios)
         print(f"rows {args.rows}, events per run {events}")
-        print(f"median overhead {100 * (median - 1):+.1f}% "
-              f"(events on {statistics.median(on_runs):.3f} s, off "
-              f"{statistics.median(off_runs):.3f} s CPU)")
-        print(f"of which writing report.html from the events: {report_cpu:.3f} s CPU "
-              f"({100 * report_cpu / statistics.median(off_runs):.1f}% of an events-off run)")
+        print(
+            f"median overhead {100 * (median - 1):+.1f}% "
+            f"(events on {statistics.median(on_runs):.3f} s, off "
+            f"{statistics.median(off_runs):.3f} s CPU)"
+        )
+        print(
+            f"of which writing report.html from the events: {report_cpu:.3f} s CPU "
+            f"({100 * report_cpu / statistics.median(off_runs):.1f}% of an events-off run)"
+        )
         if args.profile is not None:
             profiler = cProfile.Profile()
             profiler.enable()
