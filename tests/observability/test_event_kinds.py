@@ -314,11 +314,6 @@ async def _spawn_failure_run() -> tuple[TaskAdmissionController, InMemoryEventSi
     return controller, sink
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler bug: a worker task cancelled before its first step never runs its "
-    "`finally`, so its task lease is never released (AsyncTaskScheduler._stop)",
-)
 def test_spawn_failure_leaves_no_task_lease() -> None:
     controller, _ = asyncio.run(_spawn_failure_run())
     assert controller.active_leases == 0
