@@ -145,7 +145,9 @@ def summary_markdown(result: Mapping[str, Any], scenario: Scenario) -> str:
         f"- knobs: {json.dumps(inputs['knobs'])}",
         f"- source: {result['candidate_sha'] or 'unknown'}"
         f"{' (dirty tree)' if result.get('source', {}).get('dirty') else ''}",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}",
+        f"- machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}; "
+        f"load average (1/5/15 min) at start {machine.get('load_average_at_start')}, at end "
+        f"{machine.get('load_average_at_end')}",
         "",
         "## Checks",
         "",

@@ -79,7 +79,7 @@ def run(
     seed: Annotated[int, typer.Option(help="seed for data and simulated providers")] = 42,
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     http: Annotated[bool, typer.Option(help="mock server(s) over real HTTP via openai")] = False,
-    timeline_cap: Annotated[int, typer.Option(min=0, help="events kept per iteration")] = 20_000,
+    timeline_cap: Annotated[int, typer.Option(min=0, help="events kept per iteration")] = 5_000,
     oracle: Annotated[bool, typer.Option(help="check output hashes against the oracle")] = True,
 ) -> None:
     """Run SCENARIO; extra `--knob VALUE` options set scenario knobs."""

@@ -33,7 +33,7 @@ TIMELINE_COLUMNS: Final[tuple[str, ...]] = (
 )
 """The spec's timeline fields, in order (also the `timeline.csv` header, after `iteration`)."""
 
-DEFAULT_TIMELINE_CAP: Final = 20_000
+DEFAULT_TIMELINE_CAP: Final = 5_000
 _SCHEDULER_FACT_KINDS: Final = frozenset(
     {
         "dependency_ready",

@@ -36,6 +36,15 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where unavailable): other work on the
+    machine shows up here and in the noise of every timing."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def environment_knobs() -> dict[str, str]:
     """The recorded environment variables that can change timings (never secrets)."""
     out: dict[str, str] = {}

@@ -248,6 +248,8 @@ def _utilisation(
     }
     details["endpoint_utilization"] = per_provider
     details["peak_request_in_flight"] = dict(digest.peak_in_flight)
+    if len(per_provider) > 1:
+        out.update({f"endpoint_utilization@{name}": v for name, v in per_provider.items()})
     if per_provider:
         total_cap = sum(capacity.values())
         out["endpoint_utilization"] = sum(busy.values()) / (total_cap * wall)

@@ -25,7 +25,12 @@ from rowloom.bench.artifacts import (
     write_timeline_csv,
 )
 from rowloom.bench.events import DEFAULT_TIMELINE_CAP
-from rowloom.bench.machine import environment_knobs, machine_info, source_revision
+from rowloom.bench.machine import (
+    environment_knobs,
+    load_average,
+    machine_info,
+    source_revision,
+)
 from rowloom.bench.registry import get_scenario
 from rowloom.bench.scenario import IterationContext, IterationResult, OracleCheck, Scenario
 from rowloom.bench.stats import SummaryStats, noise_note, summarize_metrics
@@ -75,6 +80,7 @@ async def run_benchmark_async(options: RunOptions) -> RunReport:
         raise ValueError("iterations must be at least 1")
     records = options.records or scenario.default_records
     started = _now()
+    load_at_start = load_average()
     work = Path(tempfile.mkdtemp(prefix=f"rowloom-bench-{scenario.id}-"))
     base = IterationContext(
         records, options.seed, knobs, options.http, work, 0, timeline_cap=options.timeline_cap
@@ -95,6 +101,8 @@ async def run_benchmark_async(options: RunOptions) -> RunReport:
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
     result = assemble_result(scenario, options, records, knobs, oracle, warm, measured, started)
+    result["machine"]["load_average_at_start"] = load_at_start
+    result["machine"]["load_average_at_end"] = load_average()
     await asyncio.to_thread(write_artifacts, options.out, result, scenario)
     return RunReport(options.out, result)
 

@@ -84,6 +84,21 @@ class ScaleRows(DatasetScenario):
         Target("local_peak_rss_bytes", "<=", 1.5e9, label="peak RSS <= 1.5 GB at 1M rows"),
     )
 
+    headline = (
+        "local_cells_per_second",
+        "local_peak_rss_bytes",
+        "local_wall_time_seconds",
+        "local_checkpoint_cost_*",
+        "sim_cells_per_second",
+        "sim_model_cells_per_second",
+        "sim_peak_rss_bytes",
+        "sim_cpu_per_request_ms",
+        "sim_checkpoint_cost_*",
+        "hidden_scheduler_resource_waiters",
+        "leaks",
+        "wall_time_seconds",
+    )
+
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         if knobs.get("phase") == "local":
             return []

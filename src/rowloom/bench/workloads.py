@@ -19,6 +19,7 @@ from rowloom.bench.functions import reset_flaky
 from rowloom.bench.metrics import MetricContext, RowMap
 from rowloom.bench.providers import ProviderScript
 from rowloom.bench.scenario import (
+    DEFAULT_HEADLINE,
     RUN_KNOBS,
     DatasetScenario,
     IterationContext,
@@ -262,6 +263,16 @@ class E2EDynamicRequests(DatasetScenario):
         CPU_OVER_HTTP,
     )
 
+    headline = (
+        "request_leases",
+        "model_requests_started",
+        "provider_requests",
+        "request_lease_attempt_mismatch",
+        "timeline_monotonic_violations",
+        "sequence_violations",
+        *DEFAULT_HEADLINE,
+    )
+
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         return [one_provider(knobs, seed)]
 
@@ -314,6 +325,18 @@ class HeavyRoot(DatasetScenario):
         *RUN_KNOBS,
     )
     targets = (NO_HIDDEN_WAITERS, CPU_OVER_HTTP)
+
+    headline = (
+        "first_downstream_ready_seconds",
+        "first_downstream_dispatch_seconds",
+        "first_downstream_dispatch_lag_seconds",
+        "downstream_ready_to_lease_*",
+        "root_over_admission_debt",
+        "time_to_first_row_seconds",
+        "time_to_50pct_rows_seconds",
+        "row_completion_p95_seconds",
+        *DEFAULT_HEADLINE,
+    )
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         return [
@@ -561,6 +584,8 @@ class QueueingOverload(DatasetScenario):
         CPU_OVER_HTTP,
     )
 
+    headline = ("settled_limit_over_slots", "p95_latency_over_unloaded", *DEFAULT_HEADLINE)
+
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         return [
             ProviderScript(
@@ -626,6 +651,8 @@ class CrossProviderCooldown(DatasetScenario):
     targets = (
         Target("b_throughput_ratio", ">=", 0.90, label="B keeps >= 0.90 of its solo throughput"),
     )
+
+    headline = ("b_solo_rps", "b_mixed_rps", "b_throughput_ratio", *DEFAULT_HEADLINE)
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         latency = knob_float(knobs, "latency_ms")
