@@ -1,4 +1,4 @@
-"""The JSONL sink's line encoder writes exactly each event's `as_json()`."""
+"""The JSONL sink writes exactly each event's `as_json()`, one line per event."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rowloom.observability.events import RequestAdmissionEvent, SchedulerAdmissionEvent
-from rowloom.observability.sinks import EventLineEncoder, JsonlEventSink
+from rowloom.observability.sinks import JsonlEventSink, encode_event
 
 texts = st.text(max_size=12)
 json_values = st.recursive(
@@ -58,10 +58,9 @@ request_events = st.builds(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(scheduler_events | request_events, max_size=6))
 def test_each_line_decodes_to_the_events_json(events: list[Any]) -> None:
-    encoder = EventLineEncoder()
     for event in events:
-        line = encoder.line(event)
-        assert "\n" not in line
+        line = encode_event(event)
+        assert b"\n" not in line
         assert json.loads(line) == event.as_json()
 
 

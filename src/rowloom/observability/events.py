@@ -82,8 +82,14 @@ _EMPTY: Final[Mapping[str, JsonValue]] = {}
 
 
 def to_json_value(value: Any) -> JsonValue:
-    """Normalise a value (dataclass, enum, mapping, sequence, primitive) into plain JSON."""
-    if value is None or isinstance(value, bool | int | str):
+    """Normalise a value (dataclass, enum, mapping, sequence, primitive) into plain JSON.
+
+    An object with `as_json()` is trusted to return plain JSON already (every rowloom DTO
+    that defines it does), so snapshots are not walked twice.
+    """
+    if value is None or type(value) in _PLAIN:
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else None
@@ -91,7 +97,7 @@ def to_json_value(value: Any) -> JsonValue:
         return to_json_value(value.value)
     as_json = getattr(value, "as_json", None)
     if callable(as_json):
-        return to_json_value(as_json())
+        return as_json()  # type: ignore[no-any-return]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -102,12 +108,23 @@ def to_json_value(value: Any) -> JsonValue:
     return str(value)
 
 
+_PLAIN: Final = frozenset({str, int, bool})
+_KEY_CACHE: dict[int, tuple[Any, str]] = {}
+
+
 def _key_str(key: Any) -> str:
     if isinstance(key, str):
         return key
+    hit = _KEY_CACHE.get(id(key))
+    if hit is not None and hit[0] is key:
+        return hit[1]
     as_key = getattr(key, "as_key_str", None)
     if callable(as_key):
-        return str(as_key())
+        text = str(as_key())
+        if len(_KEY_CACHE) > 4096:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[id(key)] = (key, text)  # holds the key, so its id stays unique
+        return text
     if isinstance(key, tuple):
         return "/".join(str(k) for k in key)
     return str(key)

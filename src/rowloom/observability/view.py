@@ -21,6 +21,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from rowloom.observability.series import CountSeries, StepSeries, merge_interval, overlap
 from rowloom.observability.view_model import (
     LAYERS,
@@ -639,13 +641,13 @@ def _origin(heads: Iterable[Mapping[str, Any]]) -> float:
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:
         for line in fh:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except ValueError:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
                 continue  # a torn last line of a killed run
 
 
