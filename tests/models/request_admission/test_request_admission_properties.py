@@ -2,7 +2,8 @@
 
 Invariants checked after every step and at the end:
 - in-flight per resource never exceeds its effective max, per endpoint never its static cap;
-  at every grant, in-flight <= the current limit and the resource is not cooling down;
+  at every grant, in-flight <= the current limit and no cooldown blocks the resource (under
+  `block_all`, the resource is not cooling down at all);
 - the controller's in-flight equals the leases the test holds (none orphaned, none lost);
 - every acquire returns its own item's lease;
 - after releasing everything and shutting down: zero in flight, zero waiters, no timers, and
@@ -22,6 +23,7 @@ from ra_support import CHAT, EMBED, OTHER_CHAT, OTHER_PM, PM, settle
 from rowloom.clock import ManualClock
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
+    CooldownMode,
     RequestAdmissionConfig,
     RequestAdmissionError,
     RequestAdmissionItem,
@@ -126,7 +128,7 @@ def check_invariants(c: AdaptiveRequestAdmissionController, ledger: Ledger) -> N
         assert g.aggregate_in_flight <= g.static_cap
 
 
-async def scenario(ops: list[tuple[object, ...]], ramp: float) -> None:
+async def scenario(ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode) -> None:
     clock = ManualClock()
     sink: InMemoryEventSink[Any] = InMemoryEventSink()
     config = RequestAdmissionConfig(
@@ -136,6 +138,7 @@ async def scenario(ops: list[tuple[object, ...]], ramp: float) -> None:
         successes_until_increase=2,
         cooldown_seconds=1.0,
         startup_ramp_seconds=ramp,
+        cooldown_mode=mode,
     )
     c = AdaptiveRequestAdmissionController(
         config, clock=clock, events=RequestEventEmitter(sink, clock.monotonic)
@@ -220,7 +223,9 @@ async def scenario(ops: list[tuple[object, ...]], ramp: float) -> None:
         assert isinstance(snap, dict)
         assert snap["in_flight"] <= snap["current_limit"]
         assert snap["provider_model_in_flight"] <= snap["static_cap"]
-        assert snap["cooldown_remaining_seconds"] == 0
+        assert snap["blocked_until_monotonic"] is None
+        if mode == "block_all":
+            assert snap["cooldown_remaining_seconds"] == 0
     acquired = len(sink.of_kind("request_lease_acquired"))
     released = len(sink.of_kind("request_lease_released"))
     assert acquired == released == n.leases_granted
@@ -231,8 +236,12 @@ async def scenario(ops: list[tuple[object, ...]], ramp: float) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(ops=operations, ramp=st.sampled_from([0.0, 2.0]))
+@given(
+    ops=operations,
+    ramp=st.sampled_from([0.0, 2.0]),
+    mode=st.sampled_from(["reduced_limit", "block_all"]),
+)
 def test_random_interleavings_keep_the_ledger_exact(
-    ops: list[tuple[object, ...]], ramp: float
+    ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode
 ) -> None:
-    asyncio.run(scenario(ops, ramp))
+    asyncio.run(scenario(ops, ramp, mode))

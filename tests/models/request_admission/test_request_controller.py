@@ -121,7 +121,7 @@ async def test_rate_limit_cuts_once_per_cascade_through_the_controller(make: Mak
 async def test_cooldown_blocks_then_expiry_wakes_waiters_without_any_release(
     make: MakeHarness,
 ) -> None:
-    h = make(initial={CHAT: 4})
+    h = make(initial={CHAT: 4}, cooldown_mode="block_all")  # the V1 cooldown
     c = h.controller
     c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(3.0))
     denied = denial_of(c.try_acquire(item()))
@@ -383,7 +383,7 @@ async def test_pressure_provider_is_read_only(make: MakeHarness) -> None:
 async def test_capacity_view_reports_configured_runtime_and_observed_maxima(
     make: MakeHarness,
 ) -> None:
-    h = make(cap=3, initial={CHAT: 2}, cooldown_seconds=5.0)
+    h = make(cap=3, initial={CHAT: 2}, cooldown_seconds=5.0, cooldown_mode="block_all")
     c = h.controller
     a = lease_of(c.try_acquire(item(CHAT)))
     b = lease_of(c.try_acquire(item(CHAT)))
@@ -395,6 +395,9 @@ async def test_capacity_view_reports_configured_runtime_and_observed_maxima(
     assert view.config is c.config
     assert rt.current_limits[CHAT] == 1 and rt.effective_max[CHAT] == 3
     assert rt.blocked_until[CHAT] == pytest.approx(h.clock.monotonic() + 5.0)
+    assert rt.cooldown_until[CHAT] == rt.blocked_until[CHAT]
+    assert dict(rt.limit_rules) == {CHAT: "aimd", EMBED: "aimd", OTHER_CHAT: "aimd"}
+    assert c.limit_rules() == rt.limit_rules
     assert rt.provider_model_aggregate_in_flight[PM] == 2
     assert om.request_in_flight_by_resource[CHAT] == 2
     assert om.request_waiters_by_resource[CHAT] == 1
@@ -406,6 +409,8 @@ async def test_capacity_view_reports_configured_runtime_and_observed_maxima(
         "prov/model-b": 0,
     }
     assert data["configured"]["initial_limits"] == {"prov/model-a/chat": 2}
+    assert data["configured"]["cooldown_mode"] == "block_all"
+    assert data["runtime_snapshot"]["request_domain_limit_rules"]["prov/model-a/chat"] == "aimd"
     c.shutdown()
     await settle()
     for lease in (b, e):

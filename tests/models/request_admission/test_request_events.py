@@ -31,7 +31,12 @@ def lease_of(decision: object) -> RequestAdmissionLease:
 
 async def test_every_owned_request_event_kind_is_emitted(make: MakeHarness) -> None:
     h = make(
-        cap=4, initial={CHAT: 2}, clamps={CHAT: 3}, successes_until_increase=1, cooldown_seconds=1.0
+        cap=4,
+        initial={CHAT: 2},
+        clamps={CHAT: 3},
+        successes_until_increase=1,
+        cooldown_seconds=1.0,
+        default_limit_rule="aimd_v1",  # climbs straight past the last ceiling
     )
     c = h.controller
     c.set_max_limit_clamp(CHAT, 4)  # request_effective_cap_changed (3 -> 4)

@@ -2,9 +2,12 @@
 
 Per concrete attempt: acquire a request lease, call the provider, classify the outcome,
 release the exact lease in a `finally`. Its own retry loop takes a fresh lease per attempt:
-a 429 waits out the controller's cooldown (the next acquire blocks until it ends) and retries
-within a budget; 5xx, connection failures and provider timeouts back off exponentially with
-jitter; a 4xx other than 429 fails the cell at once.
+a 429 waits out its Retry-After (or the configured cooldown) before retrying within a budget,
+since Retry-After is addressed to the request that got it (the controller's cooldown, by
+default, only lowers the limit for everyone else); 503/529 (overloaded) is released as
+`rate_limited` too, so the limit is cut, and backs off like other 5xx; 5xx, connection failures
+and provider timeouts back off exponentially with jitter; a 4xx other than 429 fails the cell at
+once. Rate-limit headers of any answer travel to request admission in the release outcome.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from rowloom.models.clients.base import (
     EmbeddingResponse,
     ModelClient,
     ProviderError,
+    ProviderOverloadedError,
     ProviderRateLimitError,
     ProviderRequestError,
     ProviderResponseError,
     ProviderTimeoutError,
+    RateLimitHeaders,
 )
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
+    RateLimitBudget,
     RequestAdmissionError,
     RequestAdmissionItem,
     RequestDomain,
@@ -159,7 +165,10 @@ class ModelRequestExecutor:
                         "rate_limited", f"{exc.provider}: still rate limited after "
                         f"{rate_limited} attempts", provider=exc.provider
                     ) from None
-                # No sleep here: the controller's cooldown holds the next acquire.
+                wait = exc.retry_after_seconds
+                if wait is None:
+                    wait = self._admission.config.cooldown_seconds
+                await sleep_until(self._clock, self._clock.monotonic() + wait)
             except ProviderRequestError as exc:
                 raise NonRetryableTaskError(
                     exc.error_class, str(exc), provider=exc.provider
@@ -173,7 +182,10 @@ class ModelRequestExecutor:
                         else RetryableTaskError
                     )
                     raise error_type(exc.error_class, str(exc), provider=exc.provider) from None
-                await sleep_until(self._clock, self._clock.monotonic() + self._backoff(transient))
+                wait = self._backoff(transient)
+                if isinstance(exc, ProviderOverloadedError) and exc.retry_after_seconds:
+                    wait = max(wait, exc.retry_after_seconds)
+                await sleep_until(self._clock, self._clock.monotonic() + wait)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(
@@ -226,11 +238,23 @@ class ModelRequestExecutor:
                 raise ProviderTimeoutError(
                     "no answer within the local deadline", provider=resource.provider_name
                 ) from None
-            outcome = RequestReleaseOutcome.success(status_code=200)
+            outcome = RequestReleaseOutcome.success(
+                status_code=200, rate_limit=_budget(getattr(result, "rate_limit", None))
+            )
             return result
         except ProviderRateLimitError as exc:
             outcome = RequestReleaseOutcome.rate_limited(
-                exc.retry_after_seconds, status_code=exc.status_code or 429
+                exc.retry_after_seconds,
+                status_code=exc.status_code or 429,
+                rate_limit=_budget(exc.rate_limit),
+            )
+            raise
+        except ProviderOverloadedError as exc:
+            outcome = RequestReleaseOutcome.rate_limited(
+                exc.retry_after_seconds,
+                status_code=exc.status_code or 503,
+                error_class=exc.error_class,
+                rate_limit=_budget(exc.rate_limit),
             )
             raise
         except ProviderTimeoutError as exc:
@@ -240,8 +264,11 @@ class ModelRequestExecutor:
                 )
             raise
         except ProviderError as exc:
-            outcome = RequestReleaseOutcome.provider_failure(
-                status_code=exc.status_code, error_class=exc.error_class
+            outcome = RequestReleaseOutcome(
+                RequestReleaseOutcomeKind.PROVIDER_FAILURE,
+                status_code=exc.status_code,
+                error_class=exc.error_class,
+                rate_limit=_budget(exc.rate_limit),
             )
             raise
         except asyncio.CancelledError:
@@ -264,3 +291,17 @@ class ModelRequestExecutor:
                 else None,
             )
             self._admission.release(lease, outcome)
+
+
+def _budget(headers: object) -> RateLimitBudget | None:
+    """The request budget of parsed `x-ratelimit-*` headers, for request admission's pacer."""
+    if not isinstance(headers, RateLimitHeaders) or headers.remaining_requests is None:
+        return None
+    try:
+        return RateLimitBudget(
+            limit_requests=headers.limit_requests,
+            remaining_requests=headers.remaining_requests,
+            reset_requests_seconds=headers.reset_requests_seconds,
+        )
+    except ValueError:
+        return None  # a malformed header never fails the call

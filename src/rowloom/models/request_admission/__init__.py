@@ -1,10 +1,16 @@
-"""Request admission: may this provider/model/domain call go out now? (AIMD, V1)
+"""Request admission: may this provider/model/domain call go out now?
 
 Public names for the request executor, the capacity plan and task policies. Task policies read
-pressure only through the read-only `RequestPressureSnapshotProvider`.
+pressure only through the read-only `RequestPressureSnapshotProvider`. Limit rules per
+resource: `aimd` (settles below the last 429 ceiling; default), `latency` (for servers that
+queue) and `aimd_v1` (the reference V1 AIMD).
 """
 
-from rowloom.models.request_admission.config import RequestAdmissionConfig
+from rowloom.models.request_admission.config import (
+    CooldownMode,
+    LimitRuleName,
+    RequestAdmissionConfig,
+)
 from rowloom.models.request_admission.controller import AdaptiveRequestAdmissionController
 from rowloom.models.request_admission.decisions import (
     RequestAdmissionDecision,
@@ -13,6 +19,7 @@ from rowloom.models.request_admission.decisions import (
     RequestAdmissionLease,
     RequestDenialReason,
 )
+from rowloom.models.request_admission.latency_limit import LatencyLimitRule
 from rowloom.models.request_admission.limit_state import (
     AdaptiveRequestLimitState,
     LimitTransition,
@@ -26,12 +33,14 @@ from rowloom.models.request_admission.limits import (
     aimd_rule_factory,
 )
 from rowloom.models.request_admission.outcomes import (
+    RateLimitBudget,
     ReleaseReason,
     ReleaseResult,
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
     parse_retry_after,
 )
+from rowloom.models.request_admission.pacing import RateLimitPacer
 from rowloom.models.request_admission.policy import RequestAdmissionPolicy
 from rowloom.models.request_admission.pressure import (
     ProviderModelPressureSnapshot,
@@ -53,6 +62,8 @@ from rowloom.models.request_admission.resources import (
     RequestGroupSpec,
     RequestResourceKey,
 )
+from rowloom.models.request_admission.rules import LIMIT_RULE_NAMES, configured_rule_factory
+from rowloom.models.request_admission.settling_aimd import SettlingAimdLimitRule
 from rowloom.models.request_admission.views import (
     RequestAdmissionCapacityView,
     RequestAdmissionCounters,
@@ -61,12 +72,18 @@ from rowloom.models.request_admission.views import (
 )
 
 __all__ = [
+    "LIMIT_RULE_NAMES",
     "AdaptiveRequestAdmissionController",
     "AdaptiveRequestLimitState",
     "AimdLimitRule",
+    "CooldownMode",
+    "LatencyLimitRule",
+    "LimitRuleName",
     "LimitTransition",
     "ProviderModelPressureSnapshot",
+    "RateLimitBudget",
     "RateLimitEffect",
+    "RateLimitPacer",
     "ReleaseReason",
     "ReleaseResult",
     "RequestAdmissionCapacityView",
@@ -98,6 +115,8 @@ __all__ = [
     "RequestResourcePressureSnapshot",
     "RequestResourceResolver",
     "RequestWaiter",
+    "SettlingAimdLimitRule",
     "aimd_rule_factory",
+    "configured_rule_factory",
     "parse_retry_after",
 ]

@@ -1,17 +1,21 @@
 """`RequestAdmissionConfig`: the engine-internal request-admission configuration.
 
-Users tune only the AIMD knobs of `rowloom.config.run.RequestAdmissionTuningConfig`; static caps
-come from the model catalog; initial limits, clamps and the queue-wait default are engine-internal
-(benchmarks may inject them).
+Users tune only the AIMD knobs of `rowloom.config.run.RequestAdmissionTuningConfig` and choose
+each model's limit rule (`ModelConfig.limit_rule`); static caps come from the model catalog;
+initial limits, clamps, the queue-wait default, the cooldown mode and header pacing are
+engine-internal (benchmarks may inject them, or select a profile through
+`ROWLOOM_REQUEST_ADMISSION_PROFILE`: `v1` is the reference V1 behaviour, `no_header_pacing`
+the default without pacing on rate-limit headers).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 from rowloom.config.run import RequestAdmissionTuningConfig
 from rowloom.models.request_admission.resolver import RequestResourceResolver
@@ -19,6 +23,17 @@ from rowloom.models.request_admission.resources import RequestResourceKey
 from rowloom.models.resources import ModelResourceCatalog, ProviderModelKey
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+LimitRuleName: TypeAlias = Literal["aimd", "latency", "aimd_v1"]
+"""`aimd`: AIMD that settles below the last 429 ceiling (default); `latency`: gradient-style
+latency rule for servers that queue; `aimd_v1`: the reference V1 AIMD."""
+CooldownMode: TypeAlias = Literal["reduced_limit", "block_all"]
+"""What a rate-limit cooldown holds back: `reduced_limit` (default) admits up to the cut limit
+and blocks everything only when a lease granted during the cooldown is rate limited again;
+`block_all` (V1) blocks every new admission until the cooldown ends."""
+AdmissionProfile: TypeAlias = Literal["default", "v1", "no_header_pacing"]
+PROFILE_ENV: Final = "ROWLOOM_REQUEST_ADMISSION_PROFILE"
+_RULE_NAMES: Final = frozenset(get_args(LimitRuleName))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +44,8 @@ class RequestAdmissionConfig:
     `effective_max(r) = min(static_cap, max_limit_clamp)` and `1 <= initial_limit(r) <=
     effective_max(r)` (an absent initial limit starts at the effective max). Resources need not
     be listed in `resources` to be admitted: any domain of an endpoint with a static cap is
-    registered on first use; `resources` are registered up front.
+    registered on first use; `resources` are registered up front. `limit_rule(r)` names the
+    resource's limit rule (`limit_rules`, else `default_limit_rule`).
     """
 
     static_caps: Mapping[ProviderModelKey, int]
@@ -43,6 +59,10 @@ class RequestAdmissionConfig:
     cooldown_seconds: float = 2.0
     startup_ramp_seconds: float = 0.0
     default_queue_wait_timeout_seconds: float | None = None
+    limit_rules: Mapping[RequestResourceKey, LimitRuleName] = field(default_factory=lambda: _EMPTY)
+    default_limit_rule: LimitRuleName = "aimd"
+    cooldown_mode: CooldownMode = "reduced_limit"
+    header_pacing: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.multiplicative_decrease_factor < 1:
@@ -66,6 +86,11 @@ class RequestAdmissionConfig:
             for key, value in mapping.items():
                 if value < 1:
                     raise ValueError(f"{kind} of {key.as_key_str()} must be >= 1, got {value}")
+        for name in (self.default_limit_rule, *self.limit_rules.values()):
+            if name not in _RULE_NAMES:
+                raise ValueError(f"unknown limit rule {name!r}; known: {sorted(_RULE_NAMES)}")
+        if self.cooldown_mode not in get_args(CooldownMode):
+            raise ValueError(f"unknown cooldown mode {self.cooldown_mode!r}")
         for resource in (*self.resources, *self.initial_limits, *self.max_limit_clamps):
             if resource.provider_model not in self.static_caps:
                 raise ValueError(f"{resource.as_key_str()} has no provider/model static cap")
@@ -73,6 +98,7 @@ class RequestAdmissionConfig:
         object.__setattr__(self, "resources", tuple(sorted(set(self.resources))))
         object.__setattr__(self, "initial_limits", MappingProxyType(dict(self.initial_limits)))
         object.__setattr__(self, "max_limit_clamps", MappingProxyType(dict(self.max_limit_clamps)))
+        object.__setattr__(self, "limit_rules", MappingProxyType(dict(self.limit_rules)))
         object.__setattr__(
             self, "aliases", MappingProxyType({k: tuple(v) for k, v in self.aliases.items()})
         )
@@ -86,13 +112,23 @@ class RequestAdmissionConfig:
         initial_limits: Mapping[RequestResourceKey, int] | None = None,
         max_limit_clamps: Mapping[RequestResourceKey, int] | None = None,
         default_queue_wait_timeout_seconds: float | None = None,
+        profile: AdmissionProfile | None = None,
     ) -> RequestAdmissionConfig:
-        """The config of one run: caps and resources from the catalog, AIMD knobs from `tuning`.
+        """The config of one run: caps, resources and limit rules from the catalog, AIMD knobs
+        from `tuning`, then `profile` (None: `ROWLOOM_REQUEST_ADMISSION_PROFILE`, else default).
 
-        `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s).
+        `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s). A resource whose
+        aliases disagree on `limit_rule` gets `latency` (the more cautious rule, as the static
+        cap is the minimum over aliases).
         """
         resolver = RequestResourceResolver(catalog)
         caps = catalog.static_caps()
+        rules: dict[RequestResourceKey, LimitRuleName] = {}
+        for alias in catalog.aliases():
+            resource = resolver.resolve(alias)
+            chosen: LimitRuleName = catalog.resolve(alias).model.limit_rule
+            if rules.get(resource) != "latency":
+                rules[resource] = chosen
         base = cls(
             static_caps={k: c.cap for k, c in caps.items()},
             resources=resolver.resources(),
@@ -100,8 +136,35 @@ class RequestAdmissionConfig:
             max_limit_clamps=max_limit_clamps or _EMPTY,
             aliases={k: c.aliases for k, c in caps.items()},
             default_queue_wait_timeout_seconds=default_queue_wait_timeout_seconds,
+            limit_rules=rules,
         )
-        return base.with_tuning(tuning)
+        if profile is None:
+            profile = profile_from_environment()
+        return base.with_tuning(tuning).with_profile(profile)
+
+    def with_profile(self, profile: AdmissionProfile) -> RequestAdmissionConfig:
+        """This config under a behaviour profile.
+
+        `default`: unchanged. `v1`: the reference V1 behaviour (`aimd` rules become `aimd_v1`,
+        a cooldown blocks every admission, no header pacing; explicit `latency` rules stay).
+        `no_header_pacing`: unchanged but without pacing on rate-limit headers.
+        """
+        if profile == "default":
+            return self
+        if profile == "no_header_pacing":
+            return replace(self, header_pacing=False)
+        if profile != "v1":
+            raise ValueError(f"unknown request admission profile {profile!r}")
+        v1: dict[RequestResourceKey, LimitRuleName] = {
+            r: ("aimd_v1" if name == "aimd" else name) for r, name in self.limit_rules.items()
+        }
+        return replace(
+            self,
+            limit_rules=v1,
+            default_limit_rule="aimd_v1" if self.default_limit_rule == "aimd" else "latency",
+            cooldown_mode="block_all",
+            header_pacing=False,
+        )
 
     def with_tuning(self, tuning: RequestAdmissionTuningConfig | None) -> RequestAdmissionConfig:
         """This config with the public AIMD knobs of `tuning` (None: unchanged)."""
@@ -132,6 +195,10 @@ class RequestAdmissionConfig:
         clamp = self.max_limit_clamps.get(resource)
         return cap if clamp is None else min(cap, clamp)
 
+    def limit_rule(self, resource: RequestResourceKey) -> LimitRuleName:
+        """The name of the resource's limit rule."""
+        return self.limit_rules.get(resource, self.default_limit_rule)
+
     def initial_limit(self, resource: RequestResourceKey) -> int | None:
         """The starting limit clamped to `[1, effective_max]`; None when the endpoint is unknown."""
         top = self.effective_max(resource)
@@ -154,4 +221,21 @@ class RequestAdmissionConfig:
             "successes_until_increase": self.successes_until_increase,
             "startup_ramp_seconds": self.startup_ramp_seconds,
             "default_queue_wait_timeout_seconds": self.default_queue_wait_timeout_seconds,
+            "limit_rules": {k.as_key_str(): v for k, v in sorted(self.limit_rules.items())},
+            "default_limit_rule": self.default_limit_rule,
+            "cooldown_mode": self.cooldown_mode,
+            "header_pacing": self.header_pacing,
         }
+
+
+def profile_from_environment() -> AdmissionProfile:
+    """The profile `ROWLOOM_REQUEST_ADMISSION_PROFILE` names (`default` when unset).
+
+    An engine-internal benchmark knob, not public configuration; an unknown value raises.
+    """
+    value = os.environ.get(PROFILE_ENV, "").strip() or "default"
+    profiles: tuple[AdmissionProfile, ...] = get_args(AdmissionProfile)
+    for profile in profiles:
+        if value == profile:
+            return profile
+    raise ValueError(f"{PROFILE_ENV}={value!r}: expected one of {profiles}")

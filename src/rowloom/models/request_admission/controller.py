@@ -1,11 +1,13 @@
 """Request admission: may this provider/model/domain call go out now?
 
 `AdaptiveRequestAdmissionController` hands out one `RequestAdmissionLease` per concrete call
-attempt, under an AIMD limit per resource and a static cap per endpoint, and queues blocked
-callers in a `RequestFairQueue`. It is event-driven: waiters await their own completion handle;
-one clock timer at the earliest deadline (queue timeout, cooldown end, ramp step) wakes them;
-releases, cooldown ends and limit increases grant waiters in fair-queue order. There is no
-polling loop. Events are emitted after each operation's state change is complete.
+attempt, under an adaptive limit per resource (the rule `RequestAdmissionConfig.limit_rule`
+names), a static cap per endpoint and, when providers send rate-limit headers, a pacer; it
+queues blocked callers in a `RequestFairQueue`. It is event-driven: waiters await their own
+completion handle; one clock timer at the earliest deadline (queue timeout, end of a blocking
+cooldown, ramp step, paced admission) wakes them; releases, cooldown ends and limit increases
+grant waiters in fair-queue order. There is no polling loop. Events are emitted after each
+operation's state change is complete.
 
 Concurrency model: one event loop; every method runs to completion without awaiting, so the
 ledger, queue and limits change atomically with respect to other coroutines. Not thread-safe.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, Final
@@ -37,8 +40,8 @@ from rowloom.models.request_admission.ledger import (
     ResourceRecord,
     resource_snapshot,
 )
-from rowloom.models.request_admission.limit_state import LimitTransition
-from rowloom.models.request_admission.limits import RequestLimitRuleFactory, aimd_rule_factory
+from rowloom.models.request_admission.limit_state import LimitTransition, RateLimitEffect
+from rowloom.models.request_admission.limits import RequestLimitRuleFactory
 from rowloom.models.request_admission.outcomes import (
     ReleaseReason,
     ReleaseResult,
@@ -56,6 +59,7 @@ from rowloom.models.request_admission.queue import (
     RequestWaiter,
 )
 from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
+from rowloom.models.request_admission.rules import configured_rule_factory
 from rowloom.models.request_admission.views import (
     RequestAdmissionCapacityView,
     RequestAdmissionCounters,
@@ -93,12 +97,13 @@ class _Counts:
 
 
 class AdaptiveRequestAdmissionController:
-    """The V1 request controller: AIMD limits per resource, static caps per endpoint.
+    """The request controller: adaptive limits per resource, static caps per endpoint.
 
-    Admits a call only if its resource's in-flight count is below the current limit, the
-    resource is not cooling down, and its endpoint's in-flight count over all domains is below
-    the static cap. `limit_rule_factory` picks each resource's `RequestLimitRule` (AIMD by
-    default). Use it from one event loop.
+    Admits a call only if its resource's in-flight count is below the current limit, no
+    cooldown blocks the resource, its endpoint's in-flight count over all domains is below the
+    static cap, and rate-limit pacing allows it. `limit_rule_factory` picks each resource's
+    `RequestLimitRule` (default: the rule the config names per resource, see `rules.py`).
+    Use it from one event loop.
     """
 
     def __init__(
@@ -114,7 +119,7 @@ class AdaptiveRequestAdmissionController:
         self._emitter = events
         self._generation = next(_GENERATIONS)
         self._ledger = RequestLedger(
-            config, limit_rule_factory or aimd_rule_factory, self._generation
+            config, limit_rule_factory or configured_rule_factory, self._generation
         )
         self._queue = RequestFairQueue()
         self._policy = RequestAdmissionPolicy()
@@ -170,6 +175,11 @@ class AdaptiveRequestAdmissionController:
     def runtime_snapshot(self) -> RequestAdmissionRuntimeSnapshot:
         """Current limits, effective max, cooldown ends and in-flight counts."""
         return build_runtime_snapshot(self._ledger, self._queue, self._clock.monotonic())
+
+    def limit_rules(self) -> Mapping[RequestResourceKey, str]:
+        """The name of each registered resource's active limit rule (read-only)."""
+        records = sorted(self._ledger.records(), key=lambda r: r.key)
+        return MappingProxyType({r.key: r.limits.rule.name for r in records})
 
     def observed_maxima(self) -> RequestAdmissionObservedMaxima:
         """The highest waiters, in-flight counts and limits seen so far."""
@@ -484,19 +494,29 @@ class AdaptiveRequestAdmissionController:
             return self._bad_release(lease, outcome, verdict, pending)
         if not isinstance(outcome, RequestReleaseOutcome):
             outcome = _UNEXPECTED  # release never raises, even on a malformed outcome
-        record = self._ledger.settle(lease)
+        record, ordinal = self._ledger.settle(lease)
         self._n.leases_released += 1
         kind = outcome.kind
         record.last_outcome = kind.value
         limits = record.limits
-        new_cascade: bool | None = None
+        if outcome.rate_limit is not None and self._config.header_pacing:
+            record.pacer.observe(now, outcome.rate_limit, record.grants - ordinal - 1)
+        effect: RateLimitEffect | None = None
         if kind is RequestReleaseOutcomeKind.RATE_LIMITED:
             self._n.rate_limited += 1
-            effect = limits.on_rate_limited(now, lease.current_limit, outcome.retry_after_seconds)
+            effect = limits.on_rate_limited(
+                now,
+                lease.current_limit,
+                outcome.retry_after_seconds,
+                granted_in_cooldown=ordinal >= record.cooldown_mark,
+            )
+            if effect.cooldown_started:
+                record.cooldown_mark = record.grants
             transitions = effect.transitions
-            new_cascade = effect.new_cascade
         elif kind is RequestReleaseOutcomeKind.SUCCESS:
-            transitions = limits.on_success(now, now - lease.acquired_at, record.in_flight)
+            transitions = limits.on_success(
+                now, now - lease.acquired_at, record.in_flight, lease.current_limit
+            )
         else:
             if kind in _PROVIDER_FAILURES:
                 limits.on_provider_failure()
@@ -517,7 +537,7 @@ class AdaptiveRequestAdmissionController:
                 reason=kind.value,
                 diagnostics=diagnostics,
             )
-            if new_cascade is not None:
+            if effect is not None:
                 ev.item_event(
                     pending,
                     "request_rate_limited",
@@ -527,8 +547,11 @@ class AdaptiveRequestAdmissionController:
                     snapshot=self._snap(record, now),
                     diagnostics={
                         "retry_after_seconds": outcome.retry_after_seconds,
-                        "new_cascade": new_cascade,
+                        "new_cascade": effect.new_cascade,
                         "lease_limit": lease.current_limit,
+                        "cooldown_mode": limits.cooldown_mode,
+                        "admission_blocked": effect.blocked,
+                        "status_code": outcome.status_code,
                     },
                 )
         self._apply(record, transitions, now, pending, cause=lease.item)
@@ -644,6 +667,8 @@ class AdaptiveRequestAdmissionController:
         if record is None:
             return RequestAdmissionDenied(item, reason)
         until = record.limits.blocked_until(now)
+        if until is None and reason is RequestDenialReason.PACED:
+            until = record.paced_until(now)
         return RequestAdmissionDenied(
             item,
             reason,
@@ -665,7 +690,9 @@ class AdaptiveRequestAdmissionController:
         earliest: float | None = None
         for resource in self._queue.resources():
             record = self._ledger.record(resource)
-            at = record.limits.next_change_at(now) if record is not None else None
-            if at is not None and (earliest is None or at < earliest):
-                earliest = at
+            if record is None:
+                continue
+            for at in (record.limits.next_change_at(now), record.paced_until(now)):
+                if at is not None and (earliest is None or at < earliest):
+                    earliest = at
         self._wakeups.rearm(earliest)

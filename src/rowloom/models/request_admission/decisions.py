@@ -15,8 +15,10 @@ class RequestDenialReason(enum.StrEnum):
     """Why no lease was granted.
 
     - `no_capacity`: the resource's in-flight count is at its current adaptive limit.
-    - `cooldown`: the resource is cooling down after a rate limit.
+    - `cooldown`: a rate-limit cooldown blocks every new admission of the resource.
     - `aggregate_cap`: the endpoint's in-flight count over all domains is at its static cap.
+    - `paced`: the provider's rate-limit headers say its request budget is nearly spent;
+      admissions are spread until the budget resets.
     - `queued_waiters_ahead`: waiters for the resource are queued; a non-blocking acquire
       never jumps them.
     - `timeout`: the queue-wait timeout passed before a lease was granted.
@@ -27,6 +29,7 @@ class RequestDenialReason(enum.StrEnum):
     NO_CAPACITY = "no_capacity"
     COOLDOWN = "cooldown"
     AGGREGATE_CAP = "aggregate_cap"
+    PACED = "paced"
     QUEUED_WAITERS_AHEAD = "queued_waiters_ahead"
     TIMEOUT = "timeout"
     SHUTDOWN = "shutdown"
@@ -62,7 +65,8 @@ class RequestAdmissionDenied:
     """No lease, and why.
 
     `retry_after_seconds` / `available_after_monotonic` are set when the controller knows when
-    the block lifts (a cooldown); `snapshot` is the resource's pressure at the decision.
+    the block lifts (a blocking cooldown, or pacing); `snapshot` is the resource's pressure at
+    the decision.
     """
 
     item: RequestAdmissionItem

@@ -18,6 +18,7 @@ from rowloom.models.request_admission.decisions import RequestAdmissionLease
 from rowloom.models.request_admission.limit_state import AdaptiveRequestLimitState
 from rowloom.models.request_admission.limits import RequestLimitRuleFactory
 from rowloom.models.request_admission.outcomes import ReleaseReason
+from rowloom.models.request_admission.pacing import RateLimitPacer
 from rowloom.models.request_admission.pressure import (
     ProviderModelPressureSnapshot,
     RequestResourcePressureSnapshot,
@@ -42,9 +43,16 @@ class ProviderModelRecord:
 
 
 class ResourceRecord:
-    """One provider/model/domain resource: adaptive limit state, in-flight count, maxima."""
+    """One provider/model/domain resource: adaptive limit state, pacer, in-flight count, maxima.
+
+    `grants` counts the leases ever granted for the resource (a lease's ordinal is the value
+    before its grant); `cooldown_mark` is the ordinal of the first lease granted after the
+    current cooldown began.
+    """
 
     __slots__ = (
+        "cooldown_mark",
+        "grants",
         "in_flight",
         "key",
         "last_outcome",
@@ -52,6 +60,7 @@ class ResourceRecord:
         "max_in_flight",
         "max_limit",
         "max_waiters",
+        "pacer",
         "pm",
     )
 
@@ -66,6 +75,13 @@ class ResourceRecord:
         self.max_waiters = 0
         self.max_limit = limits.current_limit
         self.last_outcome: str | None = None
+        self.pacer = RateLimitPacer()
+        self.grants = 0
+        self.cooldown_mark = 0
+
+    def paced_until(self, now: float) -> float | None:
+        """The pacer's earliest next admission (None: not paced)."""
+        return self.pacer.not_before(now)
 
 
 class RequestLedger:
@@ -82,7 +98,7 @@ class RequestLedger:
         self._generation = generation
         self._prefix = f"rq{generation}-"
         self._next_lease = 1
-        self._active: dict[str, tuple[RequestAdmissionLease, ResourceRecord]] = {}
+        self._active: dict[str, tuple[RequestAdmissionLease, ResourceRecord, int]] = {}
         self._resources: dict[RequestResourceKey, ResourceRecord] = {}
         self._pms = {
             key: ProviderModelRecord(key, cap, config.aliases.get(key, ()))
@@ -119,6 +135,7 @@ class RequestLedger:
             cooldown_seconds=self._config.cooldown_seconds,
             startup_ramp_seconds=self._config.startup_ramp_seconds,
             now=now,
+            cooldown_mode=self._config.cooldown_mode,
         )
         record = ResourceRecord(resource, pm, limits)
         self._resources[resource] = record
@@ -138,7 +155,10 @@ class RequestLedger:
             controller_generation=self._generation,
         )
         self._next_lease += 1
-        self._active[lease.lease_id] = (lease, record)
+        self._active[lease.lease_id] = (lease, record, record.grants)
+        record.grants += 1
+        if self._config.header_pacing:
+            record.pacer.on_admit(now)
         record.in_flight += 1
         record.max_in_flight = max(record.max_in_flight, record.in_flight)
         pm = record.pm
@@ -161,12 +181,12 @@ class RequestLedger:
             return ReleaseReason.DUPLICATE
         return ReleaseReason.UNKNOWN_LEASE
 
-    def settle(self, lease: RequestAdmissionLease) -> ResourceRecord:
-        """Uncount a lease that `check_release` accepted."""
-        _, record = self._active.pop(lease.lease_id)
+    def settle(self, lease: RequestAdmissionLease) -> tuple[ResourceRecord, int]:
+        """Uncount a lease that `check_release` accepted; answer its record and ordinal."""
+        _, record, ordinal = self._active.pop(lease.lease_id)
         record.in_flight -= 1
         record.pm.in_flight -= 1
-        return record
+        return record, ordinal
 
     def in_flight_total(self) -> int:
         return len(self._active)
@@ -231,6 +251,7 @@ def resource_snapshot(
     limits = record.limits
     return RequestResourcePressureSnapshot(
         resource=record.key,
+        limit_rule=limits.rule.name,
         captured_at=now,
         sequence=sequence,
         in_flight=record.in_flight,
@@ -240,6 +261,8 @@ def resource_snapshot(
         provider_model_in_flight=record.pm.in_flight,
         waiters=queue.queued_for_resource(record.key),
         blocked_until_monotonic=limits.blocked_until(now),
+        cooldown_until_monotonic=limits.cooldown_until(now),
+        paced_until_monotonic=record.paced_until(now),
         cooldown_remaining_seconds=limits.cooldown_remaining(now),
         rate_limit_ceiling=limits.rate_limit_ceiling,
         consecutive_rate_limits=limits.consecutive_rate_limits,

@@ -4,6 +4,15 @@ The state adds what the rule does not know: the effective max, cooldown after a 
 rate-limit cascades (one cut per cascade), the startup ramp, and recovery tracking. Every method
 takes `now` from the caller and returns the transitions it caused, so the controller can emit
 events after its own state change is complete. No asyncio, no clock reads.
+
+Cooldown modes. Retry-After tells the client that got the 429 when to retry that request; it
+says nothing about the requests the provider is serving. `block_all` (V1) still blocks every new
+admission of the resource until the cooldown ends, which with a 1 s Retry-After and 200 ms
+latency idles the resource for most of a second per 429. `reduced_limit` (the default) applies
+the cut at once and lets admissions continue up to the reduced limit while the rate-limited
+request itself waits out Retry-After (the executor's retry does that); only when a lease granted
+during the cooldown is rate limited again (the cut did not help: a request-rate or quota limit,
+not concurrency) does the cooldown block every admission until it ends, as in V1.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ class RateLimitEffect:
     new_cascade: bool
     ramp_aborted: bool
     transitions: tuple[LimitTransition, ...]
+    cooldown_started: bool = False
+    blocked: bool = False
 
 
 _NONE: Final[tuple[LimitTransition, ...]] = ()
@@ -49,14 +60,18 @@ class AdaptiveRequestLimitState:
     Guarantees: `1 <= current_limit <= effective_max`; a rate limit cuts the limit at most once
     per cascade (a 429 from a lease granted above the current limit does not cut again); only
     successes outside cooldown and after the ramp feed the rule; the ramp rises linearly from 1
-    to the initial limit over `startup_ramp_seconds` and a rate limit aborts it.
+    to the initial limit over `startup_ramp_seconds` and a rate limit aborts it. Admission is
+    blocked only until `blocked_until`, which never outlasts the cooldown (see the module
+    docstring for the two cooldown modes).
     """
 
     __slots__ = (
+        "_block_all",
         "_blocked_until",
         "_ceiling",
         "_consecutive",
         "_cooldown_seconds",
+        "_cooldown_until",
         "_degraded",
         "_effective_max",
         "_initial",
@@ -78,7 +93,11 @@ class AdaptiveRequestLimitState:
         cooldown_seconds: float,
         startup_ramp_seconds: float,
         now: float,
+        cooldown_mode: str = "block_all",
     ) -> None:
+        if cooldown_mode not in ("block_all", "reduced_limit"):
+            raise ValueError(f"unknown cooldown mode {cooldown_mode!r}")
+        self._block_all = cooldown_mode == "block_all"
         self._rule = rule
         self._effective_max = effective_max
         self._initial = max(1, min(effective_max, initial_limit))
@@ -89,6 +108,7 @@ class AdaptiveRequestLimitState:
         self._ramping = startup_ramp_seconds > 0 and self._initial > 1
         self._limit = self._ramp_value(now) if self._ramping else self._rule.limit
         self._blocked_until: float | None = None
+        self._cooldown_until: float | None = None
         self._ceiling: int | None = None
         self._degraded = False
         self._consecutive = 0
@@ -112,6 +132,10 @@ class AdaptiveRequestLimitState:
     @property
     def rule(self) -> RequestLimitRule:
         return self._rule
+
+    @property
+    def cooldown_mode(self) -> str:
+        return "block_all" if self._block_all else "reduced_limit"
 
     @property
     def rate_limit_ceiling(self) -> int | None:
@@ -139,20 +163,29 @@ class AdaptiveRequestLimitState:
         return self._ramp_value(now) if self._ramping else self._limit
 
     def in_cooldown(self, now: float) -> bool:
+        """A rate-limit cooldown is in force (it may or may not block admission)."""
+        return self._cooldown_until is not None and now < self._cooldown_until
+
+    def cooldown_until(self, now: float) -> float | None:
+        """The cooldown end while cooling down, else None."""
+        return self._cooldown_until if self.in_cooldown(now) else None
+
+    def admission_blocked(self, now: float) -> bool:
+        """The cooldown blocks every new admission now."""
         return self._blocked_until is not None and now < self._blocked_until
 
     def blocked_until(self, now: float) -> float | None:
-        """The cooldown end while cooling down, else None."""
-        return self._blocked_until if self.in_cooldown(now) else None
+        """The end of the admission block while admission is blocked, else None."""
+        return self._blocked_until if self.admission_blocked(now) else None
 
     def cooldown_remaining(self, now: float) -> float:
-        until = self._blocked_until
+        until = self._cooldown_until
         return until - now if until is not None and now < until else 0.0
 
     def next_change_at(self, now: float) -> float | None:
         """The earliest future instant at which admission could open without a release."""
         times = []
-        if self.in_cooldown(now):
+        if self.admission_blocked(now):
             times.append(self._blocked_until)
         if self._ramping and self._limit < self._initial:
             times.append(self._step_time(self._limit + 1))
@@ -173,12 +206,18 @@ class AdaptiveRequestLimitState:
                 self._limit = self._rule.limit
         if self._blocked_until is not None and now >= self._blocked_until:
             self._blocked_until = None
+        if self._cooldown_until is not None and now >= self._cooldown_until:
+            self._cooldown_until = None
             out = out if out is not None else []
             self._check_recovered(now, out)
         return tuple(out) if out else _NONE
 
     def on_success(
-        self, now: float, latency_seconds: float | None, in_flight: int
+        self,
+        now: float,
+        latency_seconds: float | None,
+        in_flight: int,
+        lease_limit: int | None = None,
     ) -> tuple[LimitTransition, ...]:
         """A successful release; feeds the rule only outside cooldown and after the ramp."""
         refreshed = self.refresh(now)
@@ -186,7 +225,9 @@ class AdaptiveRequestLimitState:
         if self._ramping or self.in_cooldown(now):
             return refreshed
         before = self._limit
-        after = self._rule.update(RequestLimitSample(now, False, latency_seconds, in_flight))
+        after = self._rule.update(
+            RequestLimitSample(now, False, latency_seconds, in_flight, lease_limit)
+        )
         if after == before:
             return refreshed
         self._limit = after
@@ -202,10 +243,19 @@ class AdaptiveRequestLimitState:
         return tuple(out)
 
     def on_rate_limited(
-        self, now: float, lease_limit: int, retry_after_seconds: float | None
+        self,
+        now: float,
+        lease_limit: int,
+        retry_after_seconds: float | None,
+        granted_in_cooldown: bool = False,
     ) -> RateLimitEffect:
-        """A 429: cut once per cascade, abort the ramp, cool down for Retry-After or the default."""
+        """A 429: cut once per cascade, abort the ramp, cool down for Retry-After or the default.
+
+        `granted_in_cooldown`: the rate-limited lease was granted after the current cooldown
+        began; under `reduced_limit` that turns the cooldown into a block of every admission.
+        """
         out = list(self.refresh(now))
+        was_cooling = self.in_cooldown(now)
         self._consecutive += 1
         self._rate_limited_total += 1
         self._degraded = True
@@ -223,9 +273,15 @@ class AdaptiveRequestLimitState:
                 out.append(LimitTransition(LIMIT_DECREASED, before, self._limit, cause))
         wait = self._cooldown_seconds if retry_after_seconds is None else retry_after_seconds
         until = now + wait
-        if wait > 0 and (self._blocked_until is None or until > self._blocked_until):
-            self._blocked_until = until
-        return RateLimitEffect(new_cascade, ramp_aborted, tuple(out))
+        if wait > 0 and (self._cooldown_until is None or until > self._cooldown_until):
+            self._cooldown_until = until
+        blocked = self.in_cooldown(now) and (
+            self._block_all or (was_cooling and granted_in_cooldown)
+        )
+        if blocked:
+            self._blocked_until = self._cooldown_until
+        started = not was_cooling and self.in_cooldown(now)
+        return RateLimitEffect(new_cascade, ramp_aborted, tuple(out), started, blocked)
 
     def on_provider_failure(self) -> None:
         """A non-rate-limit provider failure: counted for diagnostics, no limit change."""

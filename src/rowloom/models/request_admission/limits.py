@@ -2,8 +2,9 @@
 
 A rule only answers "given this finished request, what is the limit now?" It knows nothing of
 leases, waiters, cooldowns, cascades, ramps or asyncio; time arrives inside each sample. This
-mirrors the Limit / AIMDLimit split of Netflix concurrency-limits, so a latency-aware rule
-(gradient or Vegas style) can be added as another implementation of `RequestLimitRule`.
+mirrors the Limit / AIMDLimit split of Netflix concurrency-limits: this module holds the
+contract and the V1 AIMD rule; `settling_aimd.py` (the default) and `latency_limit.py` are
+other implementations of `RequestLimitRule`, chosen per resource by `rules.py`.
 """
 
 from __future__ import annotations
@@ -23,18 +24,25 @@ _EPSILON = 1e-9
 class RequestLimitSample:
     """One finished request as a limit rule sees it.
 
-    `rate_limited` is the drop signal (a 429); `latency_seconds` is lease hold time and
-    `in_flight` the resource's in-flight count after release (for latency-aware rules).
+    `rate_limited` is the drop signal (a 429, or a 503/529 overload); `latency_seconds` is
+    lease hold time, `in_flight` the resource's in-flight count after release, and `lease_limit`
+    the limit in force when the lease was granted (None when unknown).
     """
 
     now: float
     rate_limited: bool
     latency_seconds: float | None = None
     in_flight: int = 0
+    lease_limit: int | None = None
 
 
 class RequestLimitRule(Protocol):
     """A limit in `[1, max_limit]` updated by samples; deterministic, no I/O, no clock reads."""
+
+    @property
+    def name(self) -> str:
+        """The rule's name as the capacity plan reports it (`aimd`, `aimd_v1`, `latency`)."""
+        ...
 
     @property
     def limit(self) -> int: ...
@@ -52,7 +60,7 @@ class RequestLimitRule(Protocol):
 
 
 class AimdLimitRule:
-    """Additive increase, multiplicative decrease.
+    """Additive increase, multiplicative decrease: the V1 rule (`aimd_v1`).
 
     A rate-limited sample sets `limit = max(1, floor(limit * decrease_factor))` and restarts the
     success count; every `successes_until_increase` successful samples add `increase_step`, up to
@@ -80,6 +88,10 @@ class AimdLimitRule:
         self._max = max_limit
         self._limit = max(1, min(max_limit, initial_limit))
         self._successes = 0
+
+    @property
+    def name(self) -> str:
+        return "aimd_v1"
 
     @property
     def limit(self) -> int:
@@ -126,7 +138,7 @@ def aimd_rule_factory(
     effective_max: int,
     config: RequestAdmissionConfig,
 ) -> RequestLimitRule:
-    """The V1 rule for every resource: AIMD with the config's parameters."""
+    """The V1 rule for every resource (`aimd_v1`): AIMD with the config's parameters."""
     return AimdLimitRule(
         initial_limit,
         effective_max,

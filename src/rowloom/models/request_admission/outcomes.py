@@ -1,8 +1,10 @@
 """What a lease's holder reports on release, and what release answers.
 
-Only `rate_limited` drives multiplicative decrease and cooldown; every other kind just returns
-capacity (provider failures also count in diagnostics). `parse_retry_after` turns a Retry-After
-header value into seconds for `RequestReleaseOutcome.retry_after_seconds`.
+Only `rate_limited` (a 429, or a 503/529 overload answer) drives decrease and cooldown; every
+other kind just returns capacity (provider failures also count in diagnostics). An outcome may
+carry the provider's `RateLimitBudget` (its `x-ratelimit-*` headers), which paces admissions.
+`parse_retry_after` turns a Retry-After header value into seconds for
+`RequestReleaseOutcome.retry_after_seconds`.
 """
 
 from __future__ import annotations
@@ -35,13 +37,39 @@ class RequestReleaseOutcomeKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitBudget:
+    """A provider's remaining request budget as its `x-ratelimit-*` headers state it.
+
+    `remaining_requests` is what the provider still accepts before `reset_requests_seconds`
+    pass; `limit_requests` is its per-minute request limit. Any field may be None.
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("limit_requests", "remaining_requests"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        reset = self.reset_requests_seconds
+        if reset is not None and (not math.isfinite(reset) or reset < 0):
+            raise ValueError(f"reset_requests_seconds must be a finite number >= 0, got {reset}")
+
+
+@dataclass(frozen=True, slots=True)
 class RequestReleaseOutcome:
-    """The outcome a lease is released with, plus status metadata safe for telemetry."""
+    """The outcome a lease is released with, plus status metadata safe for telemetry.
+
+    `rate_limit` is the provider's budget from the answer's headers, when it sent them.
+    """
 
     kind: RequestReleaseOutcomeKind
     retry_after_seconds: float | None = None
     status_code: int | None = None
     error_class: str | None = None
+    rate_limit: RateLimitBudget | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", RequestReleaseOutcomeKind(self.kind))
@@ -50,18 +78,29 @@ class RequestReleaseOutcome:
             raise ValueError(f"retry_after_seconds must be a finite number >= 0, got {ra}")
 
     @classmethod
-    def success(cls, *, status_code: int | None = None) -> RequestReleaseOutcome:
-        return cls(RequestReleaseOutcomeKind.SUCCESS, status_code=status_code)
+    def success(
+        cls, *, status_code: int | None = None, rate_limit: RateLimitBudget | None = None
+    ) -> RequestReleaseOutcome:
+        return cls(
+            RequestReleaseOutcomeKind.SUCCESS, status_code=status_code, rate_limit=rate_limit
+        )
 
     @classmethod
     def rate_limited(
-        cls, retry_after_seconds: float | None = None, *, status_code: int | None = 429
+        cls,
+        retry_after_seconds: float | None = None,
+        *,
+        status_code: int | None = 429,
+        error_class: str = "rate_limited",
+        rate_limit: RateLimitBudget | None = None,
     ) -> RequestReleaseOutcome:
+        """A 429 (or, with `error_class="provider_overloaded"`, a 503/529 overload answer)."""
         return cls(
             RequestReleaseOutcomeKind.RATE_LIMITED,
             retry_after_seconds=retry_after_seconds,
             status_code=status_code,
-            error_class="rate_limited",
+            error_class=error_class,
+            rate_limit=rate_limit,
         )
 
     @classmethod

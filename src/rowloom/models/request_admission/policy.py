@@ -1,4 +1,4 @@
-"""`RequestAdmissionPolicy`: the V1 rule deciding whether one more request may go out now.
+"""`RequestAdmissionPolicy`: the rule deciding whether one more request may go out now.
 
 Pure: it reads a resource's ledger record and the time, and changes nothing. The controller
 asks it for immediate acquires and for every queued waiter it considers granting.
@@ -11,8 +11,9 @@ from rowloom.models.request_admission.ledger import ResourceRecord
 
 
 class RequestAdmissionPolicy:
-    """Admit only if the resource is not cooling down, its in-flight count is below its current
-    limit, and its endpoint's in-flight count over all domains is below the static cap.
+    """Admit only if no cooldown blocks the resource, its in-flight count is below its current
+    limit, its endpoint's in-flight count over all domains is below the static cap, and
+    rate-limit pacing does not hold the next admission.
 
     `evaluate` answers None (admit) or the first reason, checked in that order.
     """
@@ -20,10 +21,12 @@ class RequestAdmissionPolicy:
     __slots__ = ()
 
     def evaluate(self, record: ResourceRecord, now: float) -> RequestDenialReason | None:
-        if record.limits.in_cooldown(now):
+        if record.limits.admission_blocked(now):
             return RequestDenialReason.COOLDOWN
         if record.in_flight >= record.limits.current_limit:
             return RequestDenialReason.NO_CAPACITY
         if record.pm.in_flight >= record.pm.static_cap:
             return RequestDenialReason.AGGREGATE_CAP
+        if record.paced_until(now) is not None:
+            return RequestDenialReason.PACED
         return None

@@ -18,11 +18,16 @@ from rowloom.models.resources import ProviderModelKey
 class RequestResourcePressureSnapshot:
     """One provider/model/domain resource at one instant.
 
-    `available` is how many more leases the resource could grant right now (0 in cooldown);
-    `blocked` is `available == 0`. `blocked_until_monotonic` is the cooldown end, if cooling.
+    `available` is how many more leases the resource could grant right now: 0 while a cooldown
+    blocks admission (`blocked_until_monotonic`, the block's end) or while rate-limit pacing
+    holds the next admission (`paced_until_monotonic`); `blocked` is `available == 0`.
+    `in_cooldown` / `cooldown_until_monotonic` report a rate-limit cooldown whether or not it
+    blocks: under the default `reduced_limit` mode a cooldown only lowers the limit, so a
+    resource may be cooling down and still admit. `limit_rule` names the adaptive rule.
     """
 
     resource: RequestResourceKey
+    limit_rule: str
     captured_at: float
     sequence: int
     in_flight: int
@@ -32,6 +37,8 @@ class RequestResourcePressureSnapshot:
     provider_model_in_flight: int
     waiters: int
     blocked_until_monotonic: float | None
+    cooldown_until_monotonic: float | None
+    paced_until_monotonic: float | None
     cooldown_remaining_seconds: float
     rate_limit_ceiling: int | None
     consecutive_rate_limits: int
@@ -45,8 +52,13 @@ class RequestResourcePressureSnapshot:
         return self.cooldown_remaining_seconds > 0
 
     @property
+    def admission_blocked(self) -> bool:
+        """A cooldown blocks every new admission now."""
+        return self.blocked_until_monotonic is not None
+
+    @property
     def available(self) -> int:
-        if self.in_cooldown:
+        if self.blocked_until_monotonic is not None or self.paced_until_monotonic is not None:
             return 0
         return max(
             0,
@@ -64,6 +76,7 @@ class RequestResourcePressureSnapshot:
         """The snapshot as a flat JSON object (resource as `provider/model/domain`)."""
         return {
             "resource": self.resource.as_key_str(),
+            "limit_rule": self.limit_rule,
             "captured_at": self.captured_at,
             "sequence": self.sequence,
             "in_flight": self.in_flight,
@@ -73,6 +86,8 @@ class RequestResourcePressureSnapshot:
             "provider_model_in_flight": self.provider_model_in_flight,
             "waiters": self.waiters,
             "blocked_until_monotonic": self.blocked_until_monotonic,
+            "cooldown_until_monotonic": self.cooldown_until_monotonic,
+            "paced_until_monotonic": self.paced_until_monotonic,
             "cooldown_remaining_seconds": self.cooldown_remaining_seconds,
             "rate_limit_ceiling": self.rate_limit_ceiling,
             "consecutive_rate_limits": self.consecutive_rate_limits,

@@ -40,7 +40,12 @@ class RequestAdmissionCounters:
 
 @dataclass(frozen=True, slots=True)
 class RequestAdmissionRuntimeSnapshot:
-    """Current adaptive state per resource and aggregate in-flight per endpoint."""
+    """Current adaptive state per resource and aggregate in-flight per endpoint.
+
+    `limit_rules` names each resource's active limit rule (`aimd`, `latency`, `aimd_v1`);
+    `blocked_until` is the end of a cooldown that blocks admission, `cooldown_until` the end of
+    any rate-limit cooldown (blocking or not), `paced_until` the next paced admission.
+    """
 
     captured_at: float
     current_limits: Mapping[RequestResourceKey, int]
@@ -49,6 +54,9 @@ class RequestAdmissionRuntimeSnapshot:
     in_flight: Mapping[RequestResourceKey, int]
     waiters: Mapping[RequestResourceKey, int]
     provider_model_aggregate_in_flight: Mapping[ProviderModelKey, int]
+    limit_rules: Mapping[RequestResourceKey, str]
+    cooldown_until: Mapping[RequestResourceKey, float | None]
+    paced_until: Mapping[RequestResourceKey, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +86,10 @@ class RequestAdmissionCapacityView:
                 "captured_at": rt.captured_at,
                 "request_domain_current_limits": _keyed(rt.current_limits),
                 "request_domain_effective_max": _keyed(rt.effective_max),
+                "request_domain_limit_rules": _keyed(rt.limit_rules),
                 "request_domain_blocked_until": _keyed(rt.blocked_until),
+                "request_domain_cooldown_until": _keyed(rt.cooldown_until),
+                "request_domain_paced_until": _keyed(rt.paced_until),
                 "request_in_flight_by_resource": _keyed(rt.in_flight),
                 "request_waiters_by_resource": _keyed(rt.waiters),
                 "provider_model_aggregate_in_flight": _keyed(rt.provider_model_aggregate_in_flight),
@@ -107,6 +118,9 @@ def build_runtime_snapshot(
         provider_model_aggregate_in_flight=MappingProxyType(
             {pm.key: pm.in_flight for pm in ledger.provider_models()}
         ),
+        limit_rules=MappingProxyType({r.key: r.limits.rule.name for r in records}),
+        cooldown_until=MappingProxyType({r.key: r.limits.cooldown_until(now) for r in records}),
+        paced_until=MappingProxyType({r.key: r.paced_until(now) for r in records}),
     )
 
 

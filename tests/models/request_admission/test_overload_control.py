@@ -1,0 +1,260 @@
+"""The controller's overload control: cooldown modes, header pacing, limit-rule choice.
+
+Every timed behaviour runs on a ManualClock; `settle()` only yields to the loop.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ra_support import CHAT, EMBED, OTHER_CHAT, MakeHarness, item, settle
+
+from rowloom.config.models import ModelConfig, ModelProvider
+from rowloom.models.request_admission import (
+    AdaptiveRequestAdmissionController,
+    RateLimitBudget,
+    RequestAdmissionConfig,
+    RequestAdmissionDenied,
+    RequestAdmissionLease,
+    RequestDenialReason,
+    RequestDomain,
+    RequestReleaseOutcome,
+    RequestResourceKey,
+)
+from rowloom.models.request_admission.config import PROFILE_ENV
+from rowloom.models.resources import ModelResourceCatalog
+
+OK = RequestReleaseOutcome.success()
+
+
+def lease_of(decision: object) -> RequestAdmissionLease:
+    assert isinstance(decision, RequestAdmissionLease), decision
+    return decision
+
+
+def denial_of(decision: object) -> RequestAdmissionDenied:
+    assert isinstance(decision, RequestAdmissionDenied), decision
+    return decision
+
+
+# -- cooldown modes ------------------------------------------------------------------------------
+
+
+async def test_by_default_a_429_cuts_at_once_and_admissions_continue_up_to_the_cut(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=8, initial={CHAT: 8})
+    c = h.controller
+    held = [lease_of(c.try_acquire(item())) for _ in range(8)]
+    c.release(held.pop(), RequestReleaseOutcome.rate_limited(1.0))  # 8 -> 6, 7 in flight
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and snap.in_cooldown and not snap.admission_blocked
+    assert snap.current_limit == 6
+    assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.NO_CAPACITY
+    c.release(held.pop(), OK)  # in-flight work goes on during the cooldown
+    c.release(held.pop(), OK)
+    held.append(lease_of(c.try_acquire(item())))  # 6 in flight again, inside the cooldown
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and snap.in_cooldown and snap.in_flight == 6
+    assert c.runtime_snapshot().blocked_until[CHAT] is None
+    for lease in held:
+        c.release(lease, OK)
+    assert c.pressure.snapshot(CHAT).current_limit == 6  # type: ignore[union-attr]
+
+
+async def test_a_429_from_a_lease_granted_during_the_cooldown_blocks_every_admission(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=8, initial={CHAT: 4})
+    c = h.controller
+    old = [lease_of(c.try_acquire(item())) for _ in range(4)]
+    c.release(old.pop(), RequestReleaseOutcome.rate_limited(2.0))  # 4 -> 3, soft cooldown
+    c.release(old.pop(), OK)
+    fresh = lease_of(c.try_acquire(item()))  # granted inside the cooldown
+    c.release(fresh, RequestReleaseOutcome.rate_limited(1.0))  # the cut did not help
+    denied = denial_of(c.try_acquire(item()))
+    assert denied.reason is RequestDenialReason.COOLDOWN
+    assert denied.available_after_monotonic == pytest.approx(h.clock.monotonic() + 2.0)
+    waiter = await h.start_waiter(item())
+    c.release(old.pop(), OK)  # in-flight work still completes while admission is blocked
+    await settle()
+    assert not waiter.done()
+    h.clock.advance(2.0)  # the block ends with the cooldown; no release needed
+    await settle()
+    c.release(waiter.result(), OK)
+    for lease in old:
+        c.release(lease, OK)
+    assert c.in_flight_total() == 0 and c.waiters_total() == 0
+    assert h.clock.pending_timers == 0
+
+
+async def test_429s_from_leases_granted_before_the_cooldown_never_block(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=8, initial={CHAT: 8})
+    c = h.controller
+    held = [lease_of(c.try_acquire(item())) for _ in range(8)]
+    for lease in held[:5]:  # a burst of 429s from one cascade
+        c.release(lease, RequestReleaseOutcome.rate_limited(1.0))
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and not snap.admission_blocked and snap.current_limit == 6
+    assert [e.diagnostics["admission_blocked"] for e in h.of_kind("request_rate_limited")] == [
+        False
+    ] * 5
+    for lease in held[5:]:
+        c.release(lease, OK)
+
+
+async def test_block_all_is_the_v1_cooldown(make: MakeHarness) -> None:
+    h = make(cap=8, initial={CHAT: 8}, cooldown_mode="block_all")
+    c = h.controller
+    held = [lease_of(c.try_acquire(item())) for _ in range(2)]
+    c.release(held.pop(), RequestReleaseOutcome.rate_limited(1.0))
+    assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.COOLDOWN
+    c.release(held.pop(), OK)
+    h.clock.advance(1.0)
+    c.release(lease_of(c.try_acquire(item())), OK)
+
+
+async def test_successes_inside_a_cooldown_do_not_raise_the_limit(make: MakeHarness) -> None:
+    h = make(cap=8, initial={CHAT: 4}, successes_until_increase=1)
+    c = h.controller
+    c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(5.0))
+    for _ in range(6):
+        c.release(lease_of(c.try_acquire(item())), OK)
+    assert c.pressure.snapshot(CHAT).current_limit == 3  # type: ignore[union-attr]
+
+
+# -- header pacing -------------------------------------------------------------------------------
+
+
+def spent(reset: float) -> RequestReleaseOutcome:
+    return RequestReleaseOutcome.success(
+        rate_limit=RateLimitBudget(
+            limit_requests=600, remaining_requests=0, reset_requests_seconds=reset
+        )
+    )
+
+
+async def test_an_exhausted_header_budget_paces_new_admissions_until_the_reset(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=8)
+    c = h.controller
+    c.release(lease_of(c.try_acquire(item())), spent(reset=3.0))
+    denied = denial_of(c.try_acquire(item()))
+    assert denied.reason is RequestDenialReason.PACED
+    assert denied.available_after_monotonic == pytest.approx(h.clock.monotonic() + 3.0)
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and snap.available == 0 and snap.paced_until_monotonic is not None
+    first, second = await h.start_waiter(item()), await h.start_waiter(item())
+    h.clock.advance(3.0)  # the reset: one admission, then the provider's rate (0.1 s)
+    await settle()
+    assert first.done() and not second.done()
+    h.clock.advance(0.1)
+    await settle()
+    assert second.done()
+    c.release(first.result(), OK)  # an answer without headers leaves the estimate alone
+    c.release(second.result(), RequestReleaseOutcome.success(rate_limit=RateLimitBudget(600, 50)))
+    c.release(lease_of(c.try_acquire(item())), OK)  # budget again: no pacing
+    assert c.in_flight_total() == 0 and h.clock.pending_timers == 0
+
+
+async def test_headers_count_the_leases_granted_after_the_reporting_one(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=8)
+    c = h.controller
+    reporting = lease_of(c.try_acquire(item()))
+    later = [lease_of(c.try_acquire(item())) for _ in range(2)]
+    budget = RateLimitBudget(600, remaining_requests=2, reset_requests_seconds=5.0)
+    c.release(reporting, RequestReleaseOutcome.success(rate_limit=budget))
+    assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.PACED
+    for lease in later:
+        c.release(lease, OK)
+
+
+async def test_pacing_off_ignores_the_headers(make: MakeHarness) -> None:
+    h = make(cap=8, header_pacing=False)
+    c = h.controller
+    c.release(lease_of(c.try_acquire(item())), spent(reset=3.0))
+    c.release(lease_of(c.try_acquire(item())), OK)
+
+
+# -- limit rules per resource --------------------------------------------------------------------
+
+
+def catalog(*models: ModelConfig) -> ModelResourceCatalog:
+    return ModelResourceCatalog(models, [ModelProvider(name="p", provider_type="simulated")])
+
+
+def test_from_catalog_takes_each_models_limit_rule_and_latency_wins_a_disagreement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    config = RequestAdmissionConfig.from_catalog(
+        catalog(
+            ModelConfig(alias="fast", model="a", provider="p", limit_rule="aimd"),
+            ModelConfig(alias="same", model="a", provider="p", limit_rule="latency"),
+            ModelConfig(alias="plain", model="b", provider="p"),
+            ModelConfig(
+                alias="vec",
+                model="b",
+                provider="p",
+                generation_kind="embedding",
+                limit_rule="latency",
+            ),
+        )
+    )
+    assert config.limit_rule(RequestResourceKey.of("p", "a", "chat")) == "latency"
+    assert config.limit_rule(RequestResourceKey.of("p", "b", "chat")) == "aimd"
+    assert config.limit_rule(RequestResourceKey.of("p", "b", "embedding")) == "latency"
+    assert (config.cooldown_mode, config.header_pacing) == ("reduced_limit", True)
+    controller = AdaptiveRequestAdmissionController(config)
+    assert {k.as_key_str(): v for k, v in controller.limit_rules().items()} == {
+        "p/a/chat": "latency",
+        "p/b/chat": "aimd",
+        "p/b/embedding": "latency",
+    }
+    assert config.as_json()["limit_rules"]["p/a/chat"] == "latency"
+
+
+def test_the_v1_profile_restores_the_reference_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PROFILE_ENV, "v1")
+    config = RequestAdmissionConfig.from_catalog(
+        catalog(
+            ModelConfig(alias="x", model="a", provider="p"),
+            ModelConfig(alias="q", model="c", provider="p", limit_rule="latency"),
+        )
+    )
+    assert config.limit_rule(RequestResourceKey.of("p", "a", "chat")) == "aimd_v1"
+    assert config.limit_rule(RequestResourceKey.of("p", "c", "chat")) == "latency"
+    assert (config.cooldown_mode, config.header_pacing) == ("block_all", False)
+    monkeypatch.setenv(PROFILE_ENV, "no_header_pacing")
+    config = RequestAdmissionConfig.from_catalog(
+        catalog(ModelConfig(alias="x", model="a", provider="p"))
+    )
+    assert (config.cooldown_mode, config.header_pacing) == ("reduced_limit", False)
+    monkeypatch.setenv(PROFILE_ENV, "fastest")
+    with pytest.raises(ValueError, match=PROFILE_ENV):
+        RequestAdmissionConfig.from_catalog(
+            catalog(ModelConfig(alias="x", model="a", provider="p"))
+        )
+
+
+def test_an_unknown_rule_name_is_refused(make: MakeHarness) -> None:
+    with pytest.raises(ValueError, match="unknown limit rule"):
+        make(limit_rules={CHAT: "vegas"})
+
+
+async def test_each_resource_runs_its_own_rule_and_snapshots_name_it(make: MakeHarness) -> None:
+    h = make(limit_rules={CHAT: "latency", EMBED: "aimd_v1"})
+    c = h.controller
+    assert dict(c.limit_rules()) == {CHAT: "latency", EMBED: "aimd_v1", OTHER_CHAT: "aimd"}
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and snap.limit_rule == "latency"
+    assert snap.as_json()["limit_rule"] == "latency"
+    image = RequestResourceKey(CHAT.provider_model, RequestDomain.IMAGE)
+    c.release(lease_of(c.try_acquire(item(image))), OK)  # registered on first use
+    assert c.limit_rules()[image] == "aimd"
+    data = c.capacity_view().as_json()["runtime_snapshot"]["request_domain_limit_rules"]
+    assert data["prov/model-a/chat"] == "latency"
