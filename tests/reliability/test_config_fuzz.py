@@ -213,6 +213,24 @@ providers: [{name: p, provider_type: simulated}]
 models: [{alias: m, model: x, provider: p, inference_parameters: {extra_body: {k: *i}}}]""",
 )
 
+
+def _expression_config(expr: str) -> str:
+    """A config whose expression would hang or exhaust memory if validation evaluated it."""
+    return yaml.safe_dump(
+        {
+            "columns": [
+                {
+                    "name": "x",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["a"]},
+                },
+                {"name": "e", "column_type": "expression", "expr": expr},
+            ]
+        }
+    )
+
+
 HOSTILE_YAML = {
     "billion_laughs": BILLION_LAUGHS,
     "laughs_in_extra_body": LAUGHS_IN_EXTRA_BODY,
@@ -235,6 +253,9 @@ HOSTILE_YAML = {
     "tabs": "columns:\n\t- x\n",
     "bom_and_nul": "\ufeffcolumns: [\x00]\n",
     "multi_document": "columns: []\n---\ncolumns: []\n",
+    "power_in_template": _expression_config("{{ x * (10 ** (10 ** 10)) }}"),
+    "filter_in_template": _expression_config("{{ 'x'|center(1000000000) }}"),
+    "huge_constant_in_template": _expression_config("{{ x ~ (99999 ** 99999) }}"),
     "merge_key_bomb": "a: &a {x: 1}\nb: &b {<<: [*a, *a, *a]}\ncolumns: [{<<: *b}]\n",
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import TemplateSyntaxError, meta, pass_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,7 +36,27 @@ from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.config.run import RunConfig
 
 _TEMPLATE_FIELDS = ("prompt", "system_prompt", "expr", "skip_when")
-_ENV = ImmutableSandboxedEnvironment()
+
+
+@pass_context
+def _analysis_only(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never rendered
+    raise RuntimeError("templates are only analysed here, not rendered")
+
+
+class _AnalysisEnvironment(ImmutableSandboxedEnvironment):
+    """Parses and analyses templates without evaluating any of their code: Jinja folds
+    constant expressions while analysing, so every operator is intercepted and every filter is
+    a context-taking stub (neither is folded); `{{ 9 ** (9 ** 9) }}` cannot hang validation."""
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters = dict.fromkeys(self.filters, _analysis_only)
+
+
+_ENV = _AnalysisEnvironment()
 _JINJA_GLOBALS = frozenset(_ENV.globals)
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rowloom.config.dataset import column_dependencies, column_model_aliases
 from rowloom.config.scheduling import DEFAULT_SCHEDULING_METADATA, SchedulingMetadata
 from rowloom.errors import NonRetryableTaskError
+from rowloom.generators.sandbox import BoundedSandbox, render_bounded
 from rowloom.models.facade import ModelFacade
 
 TaskType = Literal["cell", "batch"]
@@ -87,24 +87,23 @@ class BatchGenerator(ColumnGenerator):
     def generate_batch(self, batch: BatchInput) -> list[Any]: ...
 
 
-_ENV = ImmutableSandboxedEnvironment(
-    autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True
-)
+_ENV = BoundedSandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 def compile_template(source: str) -> Template:
     """A sandboxed Jinja2 template: no attribute escapes, no file access, immutable values,
-    and an error (not an empty string) for an undefined name."""
+    bounded work and output (`rowloom.generators.sandbox`), and an error (not an empty
+    string) for an undefined name."""
     return _ENV.from_string(source)
 
 
 def render(template: Template, row: Mapping[str, Any]) -> str:
     """Render a compiled template over a row; failures raise `NonRetryableTaskError`."""
     try:
-        return template.render(**row)
+        return render_bounded(template, row)
     except TemplateError as exc:
         raise NonRetryableTaskError("template_error", f"template failed: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except Exception as exc:  # whatever a template raises is this row's template error
         raise NonRetryableTaskError(
             "template_error", f"template failed: {type(exc).__name__}: {exc}"
         ) from None
