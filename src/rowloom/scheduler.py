@@ -148,6 +148,7 @@ class AsyncTaskScheduler:
                 self._admit_row_groups()
                 self._pump_frontier()
                 self._dispatch()
+                self._emit_advisory_skips()
                 if self._fatal is not None:
                     raise self._fatal
                 if not (self._pending_groups or self._open_groups or self._checkpointing):
@@ -323,6 +324,17 @@ class AsyncTaskScheduler:
                                            **summary.diagnostics})
         if summary.available_after is not None:
             self._wake_at(summary.available_after)
+
+    def _emit_advisory_skips(self) -> None:
+        """One `request_pressure_advisory_skipped` per skip episode the admission recorded."""
+        for skip in self._admission.drain_advisory_skips():
+            item = skip.item
+            self._events.emit(
+                "request_pressure_advisory_skipped", correlation=self._corr_of(item),
+                task_id=item.task_id, reason=skip.why, scheduler_resource_key=SUBMISSION,
+                diagnostics={**skip.diagnostics, "group": item.group.key.as_key_str(),
+                             "request_resource": skip.resource,
+                             "available_after": skip.available_after})
 
     def _wake_at(self, when: float) -> None:
         if self._timer_at is not None and self._timer_at <= when:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from rowloom.builder.host import GenerationHost
 from rowloom.builder.row_groups import RowGroupPlan
@@ -35,6 +36,9 @@ from rowloom.models.facade import ModelFacade
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
+    RequestDomain,
+    RequestPressureSnapshotProvider,
+    RequestResourceKey,
     RequestResourceResolver,
 )
 from rowloom.models.resources import ModelResourceCatalog
@@ -48,11 +52,14 @@ from rowloom.scheduling import (
     ColumnNode,
     CompletionTracker,
     FairTaskQueue,
+    ProviderAwarePolicyConfig,
+    RequestPressure,
     TaskAdmissionConfig,
     TaskAdmissionController,
     TaskSchedulingResolver,
 )
 from rowloom.scheduling.breaker import ErrorRateBreaker
+from rowloom.scheduling.task_policies import TaskAdmissionPolicyConfig, build_policy
 
 _log = logging.getLogger(__name__)
 
@@ -247,7 +254,15 @@ class DatasetBuilder:
         error: BaseException | None = None
         try:
             await self._run_engine(
-                host, config, rc, pending, sched_events, correlation, run_id, catalog
+                host,
+                config,
+                rc,
+                pending,
+                sched_events,
+                correlation,
+                run_id,
+                catalog,
+                admission.pressure,
             )
         except BaseException as exc:  # record what is done, then re-raise
             error = exc
@@ -326,6 +341,7 @@ class DatasetBuilder:
         correlation: RuntimeCorrelationProvider,
         run_id: str,
         catalog: ModelResourceCatalog,
+        pressure: RequestPressureSnapshotProvider | None = None,
     ) -> SchedulerOutcome:
         if self.engine == "sequential":
             engine = SequentialEngine(
@@ -344,7 +360,12 @@ class DatasetBuilder:
             resolver.resolve(name, gen)
             nodes.append(ColumnNode(name, gen.required_columns, gen.task_type))
         self.task_admission_config = task_admission_config(catalog, resolver)
-        self.task_admission = TaskAdmissionController(self.task_admission_config, self.clock)
+        reader = RequestPressureBridge(pressure) if pressure is not None else None
+        self.task_admission = TaskAdmissionController(
+            self.task_admission_config,
+            self.clock,
+            policy=build_policy(self.task_admission_config.policy, reader),
+        )
         scheduler = AsyncTaskScheduler(
             host=host,
             tracker=CompletionTracker(nodes, resolver.schedulable),
@@ -387,7 +408,9 @@ def task_admission_config(
 
     Submission slots are twice the summed static caps of the endpoints the run uses, plus the
     local slots, so request admission (not task admission) is what limits model traffic, while
-    the bounded-borrow policy keeps one column from holding every slot.
+    the bounded-borrow policy keeps one column from holding every slot and the provider-aware
+    policy keeps a cooled-down provider's tasks from holding slots other providers could use
+    (see `task_policy_config`).
     """
     endpoints = {
         r.group.key.identity[1:3]
@@ -407,8 +430,68 @@ def task_admission_config(
     return TaskAdmissionConfig(
         submission_capacity=2 * (model_slots + custom) + LOCAL_TASK_SLOTS,
         resource_limits={LOCAL: LOCAL_TASK_SLOTS},
-        policy=BoundedBorrowPolicyConfig(),
+        policy=task_policy_config(),
     )
+
+
+TASK_POLICY_ENV: Final = "ROWLOOM_TASK_ADMISSION_POLICY"
+
+
+def task_policy_config() -> TaskAdmissionPolicyConfig:
+    """The run's task policy: provider-aware over bounded borrow.
+
+    `ROWLOOM_TASK_ADMISSION_POLICY=bounded_borrow` selects bounded borrow alone (an
+    engine-internal benchmark knob, not public configuration); an unknown value raises.
+    """
+    value = os.environ.get(TASK_POLICY_ENV, "").strip() or "provider_aware"
+    if value == "provider_aware":
+        return ProviderAwarePolicyConfig(base=BoundedBorrowPolicyConfig())
+    if value == "bounded_borrow":
+        return BoundedBorrowPolicyConfig()
+    raise ValueError(f"{TASK_POLICY_ENV}={value!r}: expected provider_aware or bounded_borrow")
+
+
+class RequestPressureBridge:
+    """Request admission's read-only pressure as the task policy's `RequestPressureReader`.
+
+    Maps a model group's metadata identity `("model", provider, model_id, generation_kind)` to
+    its request resource and reads that resource's snapshot; never calls a mutating method.
+    """
+
+    __slots__ = ("_keys", "_provider")
+
+    def __init__(self, provider: RequestPressureSnapshotProvider) -> None:
+        self._provider = provider
+        self._keys: dict[tuple[str, ...], RequestResourceKey | None] = {}
+
+    def pressure(self, identity: tuple[str, ...]) -> RequestPressure | None:
+        """The pressure of the resource a group with `identity` calls; None if it has none."""
+        try:
+            key = self._keys[identity]
+        except KeyError:
+            key = self._keys[identity] = _resource_of(identity)
+        if key is None:
+            return None
+        snap = self._provider.snapshot(key)
+        if snap is None:
+            return None
+        return RequestPressure(
+            resource=key.as_key_str(),
+            in_flight=snap.in_flight,
+            limit=snap.current_limit,
+            waiters=snap.waiters,
+            available=snap.available,
+            blocked_until=snap.blocked_until_monotonic,
+        )
+
+
+def _resource_of(identity: tuple[str, ...]) -> RequestResourceKey | None:
+    if len(identity) != 4 or identity[0] != "model":
+        return None
+    try:
+        return RequestResourceKey.of(identity[1], identity[2], RequestDomain(identity[3]))
+    except ValueError:
+        return None
 
 
 def _status(

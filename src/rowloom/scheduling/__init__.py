@@ -6,6 +6,11 @@ then `select_next -> TaskAdmissionController.try_acquire -> FairTaskQueue.commit
 """
 
 from rowloom.scheduling.completion import ColumnNode, CompletionTracker
+from rowloom.scheduling.provider_aware import (
+    ProviderAwareTaskAdmissionPolicy,
+    RequestPressure,
+    RequestPressureReader,
+)
 from rowloom.scheduling.queue import FairTaskQueue, GroupQueueFacts, QueueSelection, QueueView
 from rowloom.scheduling.resolver import (
     ResolvedTaskScheduling,
@@ -37,9 +42,11 @@ from rowloom.scheduling.task_admission import (
 from rowloom.scheduling.task_model import Task, TaskTrace
 from rowloom.scheduling.task_policies import (
     AdmissionFacts,
+    AdvisorySkip,
     BoundedBorrowPolicyConfig,
     BoundedBorrowTaskAdmissionPolicy,
     PolicyStateDelta,
+    ProviderAwarePolicyConfig,
     StrictFairPolicyConfig,
     StrictFairTaskAdmissionPolicy,
     TaskAdmissionPolicy,
@@ -50,6 +57,7 @@ __all__ = [
     "LOCAL",
     "SUBMISSION",
     "AdmissionFacts",
+    "AdvisorySkip",
     "BoundedBorrowPolicyConfig",
     "BoundedBorrowTaskAdmissionPolicy",
     "ColumnNode",
@@ -58,9 +66,13 @@ __all__ = [
     "GroupAdmissionFacts",
     "GroupQueueFacts",
     "PolicyStateDelta",
+    "ProviderAwarePolicyConfig",
+    "ProviderAwareTaskAdmissionPolicy",
     "QueueSelection",
     "QueueView",
     "ReleaseResult",
+    "RequestPressure",
+    "RequestPressureReader",
     "ResolvedTaskScheduling",
     "SchedulableTask",
     "SchedulerResourceKey",

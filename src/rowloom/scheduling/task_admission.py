@@ -12,7 +12,11 @@ Guarantees:
 - `release` never raises; a duplicate, stale, wrong-generation or unknown release returns a
   diagnostic `ReleaseResult` and adds no capacity;
 - `is_eligible` and `try_acquire` agree: an eligible candidate is acquired when nothing changed
-  in between.
+  in between;
+- a denial the policy marks as advisory (`AdvisorySkip`, e.g. request pressure) is recorded
+  once per skip episode of its group (until the group is admitted again, or the reason
+  changes) and handed out by `drain_advisory_skips`, so the caller emits events outside
+  every lock.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from rowloom.scheduling.resources import (
 )
 from rowloom.scheduling.task_policies import (
     NO_CHANGE,
+    AdvisorySkip,
     PolicyStateDelta,
     StrictFairPolicyConfig,
     TaskAdmissionDenialReason,
@@ -57,6 +62,7 @@ def _empty() -> Mapping[Any, Any]:
 
 
 _GENERATIONS = itertools.count(1)
+_MAX_UNDRAINED_SKIPS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +305,8 @@ class TaskAdmissionController:
     under an internal lock (policies are called under it and must not call back);
     `is_eligible` is a lock-free read whose verdict `try_acquire` re-checks. Policies read a
     live `AdmissionFacts` reader during `evaluate`; `view()` returns an immutable
-    `TaskAdmissionView` snapshot. The clock stamps `acquired_at`.
+    `TaskAdmissionView` snapshot. The clock stamps `acquired_at`. Advisory skips are kept in
+    a small journal under their own lock (taken after the main lock, never before it).
     """
 
     def __init__(
@@ -331,6 +338,9 @@ class TaskAdmissionController:
         self._memo: tuple[SchedulableTask, QueueView, int, TaskAdmissionPolicyDecision] | None = (
             None
         )
+        self._skip_lock = threading.Lock()
+        self._skipping: dict[TaskGroupKey, str] = {}  # groups in a skip episode -> why
+        self._skips: list[AdvisorySkip] = []  # episodes not yet drained
 
     @property
     def controller_generation(self) -> int:
@@ -366,6 +376,8 @@ class TaskAdmissionController:
         decision = self._policy.evaluate(item, queue_view, self._facts)
         if decision.allowed:
             self._memo = (item, queue_view, version, decision)
+        elif decision.advisory is not None:
+            self._note_skip(decision.advisory)
         return decision.allowed
 
     def try_acquire(self, item: SchedulableTask, queue_view: QueueView) -> TaskAdmissionDecision:
@@ -387,6 +399,8 @@ class TaskAdmissionController:
                     return self._denied(item, "no_capacity")
                 decision = self._policy.evaluate(item, queue_view, self._facts)
                 if not decision.allowed:
+                    if decision.advisory is not None:
+                        self._note_skip(decision.advisory)
                     return self._denied(
                         item,
                         decision.reason or "policy_denied",
@@ -404,6 +418,9 @@ class TaskAdmissionController:
             s4(lease, self._generation)
             self._active[lease.lease_id] = lease
             key = item.group.key
+            if self._skipping:
+                with self._skip_lock:
+                    self._skipping.pop(key, None)  # the group's skip episode ends
             ledger = self._groups.get(key)
             if ledger is None:
                 ledger = self._idle_ledgers.pop(key, None) or _GroupLedger(item.group)
@@ -447,6 +464,18 @@ class TaskAdmissionController:
             self._shutdown = True
             self._version += 1
             self._view = None
+
+    def drain_advisory_skips(self) -> tuple[AdvisorySkip, ...]:
+        """Advisory skip episodes recorded since the last drain, oldest first (each once)."""
+        with self._skip_lock:
+            if not self._skips:
+                return ()
+            skips = tuple(self._skips)
+            self._skips.clear()
+        with self._lock:
+            self._policy_counters["advisory_skip_episodes"] += len(skips)
+            self._view = None
+        return skips
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -509,7 +538,18 @@ class TaskAdmissionController:
         decision = self._policy.evaluate(item, queue_view, self._facts)
         if decision.allowed:
             return None, None
+        if decision.advisory is not None:
+            self._note_skip(decision.advisory)
         return decision.reason or "policy_denied", decision.available_after
+
+    def _note_skip(self, skip: AdvisorySkip) -> None:
+        """Record `skip` if it starts a new skip episode for its group."""
+        key = skip.item.group.key
+        with self._skip_lock:
+            if self._skipping.get(key) != skip.why:
+                self._skipping[key] = skip.why
+                if len(self._skips) < _MAX_UNDRAINED_SKIPS:  # nobody drains: stay bounded
+                    self._skips.append(skip)
 
     def _denied(
         self,

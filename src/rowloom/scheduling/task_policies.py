@@ -10,17 +10,16 @@ among groups with queued or running work, `ceil(limit * weight / active_weight)`
 at least 1. With no competing group the share is the whole limit (work conserving), and a
 group holding nothing is always within its share (single-group work stays live).
 
-Extension point (provider-aware admission, not implemented here): a policy that withholds
-task slots from groups whose request resource is cooling down implements the same protocol,
-takes a read-only request-pressure provider in its constructor (a structural protocol
-declared beside it; never import request admission or model clients here), delegates to a
-base policy such as `BoundedBorrowTaskAdmissionPolicy`, and denies with `policy_denied` and
-an `available_after` (the cooldown end) while other groups are queued. The controller
-already carries `available_after` into denials and `explain_blocked`.
+Provider-aware admission (`rowloom.scheduling.provider_aware`) composes with either policy: it
+reads request pressure through a read-only `RequestPressureReader` passed in, withholds model
+groups whose request resource is cooling down or saturated while other groups have queued work,
+and marks those denials with an `AdvisorySkip` the controller records for the scheduler's
+`request_pressure_advisory_skipped` events.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
 from rowloom.scheduling.resources import SUBMISSION, SchedulableTask, SchedulerResourceKey
 
 if TYPE_CHECKING:
+    from rowloom.scheduling.provider_aware import RequestPressureReader
     from rowloom.scheduling.queue import QueueView
     from rowloom.scheduling.resources import TaskGroupKey, TaskGroupSpec
     from rowloom.scheduling.task_admission import TaskAdmissionLease
@@ -46,11 +46,28 @@ def _empty() -> Mapping[Any, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class AdvisorySkip:
+    """A candidate held back by an advisory signal from outside the task ledger.
+
+    `resource` names the signal's source (a request resource as `provider/model/domain`);
+    `why` says what it showed (`cooldown`, `saturated`, `waiting_bound`); `available_after` is
+    a monotonic deadline when the signal has one.
+    """
+
+    item: SchedulableTask
+    resource: str
+    why: str
+    available_after: float | None = None
+    diagnostics: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskAdmissionPolicyDecision:
     """A policy's verdict on one candidate.
 
     `borrowed` is the number of units above the strict share this admission would add (the
-    policy turns it into debt in `on_acquire`).
+    policy turns it into debt in `on_acquire`). `advisory` is set on a denial that comes from
+    an advisory signal (request pressure) rather than from task-stage capacity or fairness.
     """
 
     allowed: bool
@@ -58,6 +75,7 @@ class TaskAdmissionPolicyDecision:
     available_after: float | None = None
     borrowed: Mapping[SchedulerResourceKey, int] = field(default_factory=_empty)
     diagnostics: Mapping[str, Any] = field(default_factory=_empty)
+    advisory: AdvisorySkip | None = None
 
 
 ALLOWED: Final = TaskAdmissionPolicyDecision(True)
@@ -173,11 +191,55 @@ class BoundedBorrowPolicyConfig:
         return max(1, int(limit * self.borrow_ceiling_fraction))
 
 
-TaskAdmissionPolicyConfig: TypeAlias = StrictFairPolicyConfig | BoundedBorrowPolicyConfig
+@dataclass(frozen=True, slots=True)
+class ProviderAwarePolicyConfig:
+    """Provider-aware admission on top of a `base` fairness policy.
+
+    While another group has queued work, a model group is withheld when its request resource
+    is cooling down (admission blocked), when it has no request capacity and at least
+    `headroom(limit)` request waiters, or when the tasks leased to groups calling that resource
+    reach `waiting_bound(limit) = limit + max(min_headroom, ceil(limit * headroom_fraction))`
+    (`limit`: the resource's current adaptive request limit).
+    """
+
+    base: StrictFairPolicyConfig | BoundedBorrowPolicyConfig = field(
+        default_factory=BoundedBorrowPolicyConfig
+    )
+    headroom_fraction: float = 0.5
+    min_headroom: int = 2
+
+    def __post_init__(self) -> None:
+        if self.headroom_fraction < 0:
+            raise ValueError("headroom_fraction must be >= 0")
+        if self.min_headroom < 1:
+            raise ValueError("min_headroom must be >= 1")
+
+    def headroom(self, limit: int) -> int:
+        """Tasks beyond the request limit that may wait for one resource (>= `min_headroom`)."""
+        return max(self.min_headroom, math.ceil(max(1, limit) * self.headroom_fraction))
+
+    def waiting_bound(self, limit: int) -> int:
+        """How many tasks may hold slots for one request resource whose limit is `limit`."""
+        return max(1, limit) + self.headroom(limit)
 
 
-def build_policy(config: TaskAdmissionPolicyConfig) -> TaskAdmissionPolicy:
-    """The policy object for a policy config."""
+TaskAdmissionPolicyConfig: TypeAlias = (
+    StrictFairPolicyConfig | BoundedBorrowPolicyConfig | ProviderAwarePolicyConfig
+)
+
+
+def build_policy(
+    config: TaskAdmissionPolicyConfig, pressure: RequestPressureReader | None = None
+) -> TaskAdmissionPolicy:
+    """The policy object for a policy config.
+
+    `pressure` is read only by the provider-aware policy; without it that policy never
+    withholds (it behaves as its base).
+    """
+    if isinstance(config, ProviderAwarePolicyConfig):
+        from rowloom.scheduling.provider_aware import ProviderAwareTaskAdmissionPolicy
+
+        return ProviderAwareTaskAdmissionPolicy(config, pressure)
     if isinstance(config, BoundedBorrowPolicyConfig):
         return BoundedBorrowTaskAdmissionPolicy(config)
     return StrictFairTaskAdmissionPolicy(config)
