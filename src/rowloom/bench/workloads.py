@@ -643,6 +643,7 @@ class CrossProviderCooldown(DatasetScenario):
         Knob("a_capacity", 8, "provider A slots"),
         Knob("a_cap", 32, "max_parallel_requests of A's model (over-subscribed)"),
         Knob("a_retry_after_s", 2.0, "A's Retry-After", "float"),
+        Knob("a_columns", 1, "LLM columns on A's model (each its own fairness group)"),
         Knob("b_capacity", 16, "provider B slots"),
         Knob("b_cap", 16, "max_parallel_requests of B's model"),
         Knob("latency_ms", 200.0, "latency of both providers", "float"),
@@ -676,6 +677,10 @@ class CrossProviderCooldown(DatasetScenario):
         if not knobs.get("solo"):
             models.append(model("a_model", "prov_a", knob_int(knobs, "a_cap")))
             columns.append(llm("a_text", "a_model", "A's line on {{ topic }}."))
+            columns += [
+                llm(f"a_text{i}", "a_model", f"A's line {i} on {{{{ topic }}}}.")
+                for i in range(1, knob_int(knobs, "a_columns"))
+            ]
         return dataset(providers, models, columns, seed, self.run_settings(knobs))
 
     async def run_iteration(self, ctx: IterationContext) -> IterationResult:
