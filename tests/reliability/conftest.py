@@ -11,7 +11,7 @@ import pytest
 import yaml
 from tests.reliability.harness import dataset, run_create
 
-CRASH_ROWS = 300
+CRASH_ROWS = 200
 CRASH_BUFFER = 25
 CRASH_GROUPS = CRASH_ROWS // CRASH_BUFFER
 CRASH_COLUMNS = ["row_id", "topic", "text", "blob", "tag"]

@@ -3,7 +3,7 @@ with 5xx, lets 5% hang past the client timeout, drops 3% of connections, and rej
 small capacity with 429 + Retry-After (rate-limit storms, since the client starts at three
 times the capacity). The run, in its own process (`soak_run.py`), must complete with every row
 present or counted as dropped with its reason, leave zero request leases, waiters and task
-leases, and keep its memory bounded. The default suite runs 500 rows; `-m slow` runs 20,000."""
+leases, and keep its memory bounded. The default suite runs 300 rows; `-m slow` runs 20,000."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def check_soak(report: dict[str, Any], stats: dict[str, Any], rows: int) -> None
 
 
 def test_fault_soak_short(tmp_path: Path) -> None:
-    rows = 500
+    rows = 300
     report, stats = soak(tmp_path, rows, events=True)
     check_soak(report, stats, rows)
     assert report["peak_rss_mb"] < 400

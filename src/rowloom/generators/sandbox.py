@@ -34,7 +34,7 @@ from jinja2.visitor import NodeTransformer
 
 MAX_TEMPLATE_OUTPUT = 1_000_000
 """Characters one render may produce (and the largest string or list it may build)."""
-MAX_TEMPLATE_STEPS = 500_000
+MAX_TEMPLATE_STEPS = 200_000
 """Work units one render may spend (loop iterations, calls, operators, range items)."""
 MAX_INT_BITS = 4096
 """Largest integer `**` may produce, in bits."""

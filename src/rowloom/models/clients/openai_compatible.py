@@ -49,6 +49,7 @@ from rowloom.models.clients.base import (
     TokenUsage,
     TransportPoolLimits,
 )
+from rowloom.observability.redaction import register_secret
 
 __all__ = [
     "OpenAICompatibleClient",
@@ -89,6 +90,7 @@ class OpenAICompatibleClient:
         )
         self._provider_name = provider_name
         self._base_url = base_url
+        register_secret(api_key)  # no log line may carry it, even an echoed header
         self._client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or _PLACEHOLDER_KEY,
