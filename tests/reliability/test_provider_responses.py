@@ -29,6 +29,7 @@ from rowloom.models.clients.base import (
 )
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor, RetryPolicy
 from rowloom.models.clients.openai_compatible import OpenAICompatibleClient
+from rowloom.models.clients.simulated import SimulatedModelClient
 from rowloom.models.facade import ModelFacade
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
@@ -295,4 +296,44 @@ async def test_wrong_structured_output_is_corrected_then_dropped(server: FakeSer
             await facade.structured("w", "score it", schema, max_correction_attempts=2)
         assert info.value.reason == "invalid_structured_output"
     assert server.calls == 6  # each correction is its own request attempt
+    assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
+
+
+async def test_an_attempt_without_a_timeout_is_still_bounded() -> None:
+    """A model without `timeout` against a provider that never answers: the executor's default
+    attempt timeout ends each attempt (it used to wait forever)."""
+    config = DatasetConfig.from_dict(
+        {
+            "providers": [
+                {
+                    "name": "mute",
+                    "provider_type": "simulated",
+                    "simulation": {"capacity": 4, "latency_ms": 0, "timeout_rate": 1.0},
+                }
+            ],
+            "models": [{"alias": "w", "model": "m", "provider": "mute"}],
+            "columns": [
+                {"name": "c", "column_type": "llm_text", "model_alias": "w", "prompt": "hi"}
+            ],
+        }
+    )
+    catalog = ModelResourceCatalog(config.models, config.providers)
+    admission = AdaptiveRequestAdmissionController(RequestAdmissionConfig.from_catalog(catalog))
+    assert config.providers[0].simulation is not None
+    executor = ModelRequestExecutor(
+        resolver=RequestResourceResolver(catalog),
+        clients={"mute": SimulatedModelClient("mute", config.providers[0].simulation)},
+        admission=admission,
+        retry=RetryPolicy(
+            max_transient_retries=1,
+            backoff_base_seconds=0.01,
+            default_timeout_seconds=0.05,
+            local_deadline_grace_seconds=0.0,
+        ),
+    )
+    with pytest.raises(RetryableTaskError) as info:
+        async with asyncio.timeout(HANG_SECONDS):
+            await executor.execute_chat("w", [{"role": "user", "content": "hi"}])
+    assert info.value.reason == "provider_timeout" and info.value.provider == "mute"
+    assert executor.stats.by_outcome == {"local_timeout": 2}
     assert admission.in_flight_total() == 0 and admission.waiters_total() == 0

@@ -62,6 +62,9 @@ class RetryPolicy:
     backoff_base_seconds: float = 0.25
     backoff_max_seconds: float = 8.0
     local_deadline_grace_seconds: float = 5.0
+    default_timeout_seconds: float = 600.0
+    """The attempt timeout when the model sets none (the openai SDK's default), so a provider
+    that never answers cannot hold a request forever."""
 
 
 @dataclass(slots=True)
@@ -229,7 +232,8 @@ class ModelRequestExecutor:
             request_group_key=item.group.key,
         )
         try:
-            deadline = None if timeout is None else timeout + self._retry.local_deadline_grace_seconds
+            limit = timeout if timeout is not None else self._retry.default_timeout_seconds
+            deadline = limit + self._retry.local_deadline_grace_seconds
             try:
                 async with asyncio.timeout(deadline):
                     result = await call()
