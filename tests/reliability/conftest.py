@@ -14,6 +14,7 @@ from tests.reliability.harness import dataset, run_create
 CRASH_ROWS = 200
 CRASH_BUFFER = 25
 CRASH_GROUPS = CRASH_ROWS // CRASH_BUFFER
+CRASH_WINDOW = 3  # max_concurrent_row_groups
 CRASH_COLUMNS = ["row_id", "topic", "text", "blob", "tag"]
 
 
@@ -60,7 +61,7 @@ def crash_config(latency_ms: float = 10.0) -> dict[str, Any]:
             {"name": "tag", "column_type": "expression", "expr": "{{ topic }}-{{ text|length }}"},
         ],
         "seed": 11,
-        "run": {"buffer_size": CRASH_BUFFER, "max_concurrent_row_groups": 3},
+        "run": {"buffer_size": CRASH_BUFFER, "max_concurrent_row_groups": CRASH_WINDOW},
     }
 
 

@@ -21,6 +21,7 @@ from tests.reliability.conftest import (
     CRASH_COLUMNS,
     CRASH_GROUPS,
     CRASH_ROWS,
+    CRASH_WINDOW,
     Baseline,
 )
 from tests.reliability.harness import (
@@ -51,6 +52,17 @@ def trigger_for(rng: random.Random, kind: str, groups_left: int) -> Trigger:
     return ("time", rng.uniform(0.3, 0.4 + 0.06 * left))
 
 
+def assert_lost_at_most_in_flight(run_dir: Path) -> None:
+    """Row groups are admitted in order, at most CRASH_WINDOW at a time, so an unfinished row
+    group below the highest finished one was in flight when the process died: there are at most
+    CRASH_WINDOW - 1 of them (the highest finished one was in the same window)."""
+    manifest = read_manifest(run_dir)
+    done = {int(k) for k in manifest["row_groups"]} if manifest else set()
+    if done:
+        holes = [rg for rg in range(max(done)) if rg not in done]
+        assert len(holes) <= CRASH_WINDOW - 1, (sorted(done), holes)
+
+
 def crash_and_resume(baseline: Baseline, tmp_path: Path, seed: int) -> list[KillRecord]:
     rng = random.Random(seed)
     artifacts = tmp_path / "artifacts"
@@ -67,6 +79,7 @@ def crash_and_resume(baseline: Baseline, tmp_path: Path, seed: int) -> list[Kill
         records.append(record)
         assert record.killed or record.returncode == 0, record.stderr
         assert_reader_view_consistent(run_dir, CRASH_COLUMNS, CRASH_BUFFER)
+        assert_lost_at_most_in_flight(run_dir)
         if record.killed and kind == "part_tmp":
             # The kill happened between the temporary's creation and its rename: the partial
             # part is there, hidden, and no reader lists it.
