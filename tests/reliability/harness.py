@@ -107,7 +107,7 @@ class DirWatcher:
 
     def __init__(self, *directories: Path) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        self._fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._fd = int(libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK))
         if self._fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1 failed")
         self._dirs: dict[int, Path] = {}
@@ -196,7 +196,7 @@ def run_and_kill(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            ready, _, _ = select.select([pidfd, watcher], [], [], remaining)
+            ready, _, _ = select.select([pidfd, watcher.fileno()], [], [], remaining)
             if pidfd in ready:
                 break  # the child ended before the trigger
             hit = False

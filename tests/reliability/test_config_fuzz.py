@@ -10,6 +10,7 @@ import json
 import math
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def test_yaml_punctuation_soup(text: str) -> None:
 @FUZZ
 @given(json_values)
 def test_arbitrary_documents(data: Any) -> None:
-    only_config_errors(lambda: DatasetConfig.from_dict(data))  # type: ignore[arg-type]
+    only_config_errors(lambda: DatasetConfig.from_dict(data))
     only_config_errors(lambda: DatasetConfig.from_json(json.dumps(data) + "\n"))
     only_config_errors(lambda: DatasetConfig.from_yaml(yaml.safe_dump(data) + "\n"))
 
@@ -185,8 +186,8 @@ def test_mutated_valid_configs(data: Any) -> None:
     config = only_config_errors(lambda: DatasetConfig.from_dict(data))
     if config is not None:
         check_loaded(config)
-    for text in (json.dumps(data), yaml.safe_dump(data)):
-        loaded = only_config_errors(lambda t=text: DatasetConfig.from_yaml(t + "\n"))
+    for text in (json.dumps(data) + "\n", yaml.safe_dump(data) + "\n"):
+        loaded = only_config_errors(partial(DatasetConfig.from_yaml, text))
         assert (loaded is None) == (config is None)
 
 
@@ -293,7 +294,7 @@ def test_unreadable_paths_are_config_errors(tmp_path: Path) -> None:
     for path in (tmp_path / "missing.yaml", tmp_path, tmp_path / "dir.json"):
         if path.name == "dir.json":
             path.mkdir()
-        assert isinstance(finishes(lambda p=path: DatasetConfig.from_file(p)), ConfigError)
+        assert isinstance(finishes(partial(DatasetConfig.from_file, path)), ConfigError)
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
     assert isinstance(finishes(lambda: DatasetConfig.from_file(binary)), ConfigError)

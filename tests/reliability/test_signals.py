@@ -41,7 +41,7 @@ def start_and_signal(
     try:
         seen = 0
         while seen < after_parts:
-            ready, _, _ = select.select([pidfd, watcher], [], [], 60)
+            ready, _, _ = select.select([pidfd, watcher.fileno()], [], [], 60)
             assert ready and pidfd not in ready, "the run ended before the signal"
             seen += sum(
                 1
