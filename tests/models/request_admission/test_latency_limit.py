@@ -138,20 +138,34 @@ def test_a_slower_workload_does_not_leave_the_limit_collapsed() -> None:
     assert run.completed / run.duration >= 0.8 * 4 / 0.6
 
 
-def test_a_rate_limited_sample_cuts_multiplicatively() -> None:
+def test_slow_start_begins_at_two_and_doubles_while_nothing_queues() -> None:
+    rule = LatencyLimitRule(64, 64)
+    assert rule.limit == 2 and rule.in_slow_start
+    assert rule.reset(64, 64) == 2  # syncing the configured initial limit does not skip it
+    seen = []
+    for _ in range(80):
+        rule.update(RequestLimitSample(0.0, False, 1.0, rule.limit - 1, lease_limit=rule.limit))
+        seen.append(rule.limit)
+    assert seen[-1] == 64 and not rule.in_slow_start
+    assert [v for i, v in enumerate(seen) if i == 0 or v != seen[i - 1]] == [2, 4, 8, 16, 32, 64]
+
+
+def test_a_rate_limited_sample_cuts_multiplicatively_and_ends_slow_start() -> None:
     rule = LatencyLimitRule(20, 40)
+    assert rule.update(RequestLimitSample(0.0, rate_limited=True)) == 1
+    assert not rule.in_slow_start
+    rule.reset(20, 40)
     assert rule.update(RequestLimitSample(0.0, rate_limited=True)) == 15
 
 
 def test_samples_granted_above_the_current_limit_are_ignored() -> None:
-    rule = LatencyLimitRule(10, 40, window_size=2)
+    rule = LatencyLimitRule(2, 40, window_size=2)
     for _ in range(4):
-        rule.update(RequestLimitSample(0.0, False, 1.0, 9, lease_limit=10))
+        rule.update(RequestLimitSample(0.0, False, 1.0, 1, lease_limit=2))
     assert rule.no_load_latency == pytest.approx(1.0)
-    before = rule.limit
     for _ in range(50):  # very slow, but measured under a higher, older limit
-        rule.update(RequestLimitSample(0.0, False, 50.0, 9, lease_limit=before + 5))
-    assert rule.limit == before
+        rule.update(RequestLimitSample(0.0, False, 50.0, 1, lease_limit=7))
+    assert rule.limit == 2
 
 
 def test_a_probe_halves_the_limit_for_a_window_then_restores_it() -> None:

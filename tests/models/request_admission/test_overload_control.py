@@ -87,20 +87,52 @@ async def test_a_429_from_a_lease_granted_during_the_cooldown_blocks_every_admis
     assert h.clock.pending_timers == 0
 
 
+async def test_a_repeat_refusal_at_no_lower_concurrency_cuts_again_without_blocking(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=8, initial={CHAT: 8}, default_limit_rule="aimd_v1")
+    c = h.controller
+    held = [lease_of(c.try_acquire(item())) for _ in range(8)]
+    c.release(held.pop(0), RequestReleaseOutcome.rate_limited(1.0))  # refused at 1 in flight
+    c.release(held.pop(), OK)
+    c.release(held.pop(), OK)
+    fresh = lease_of(c.try_acquire(item()))  # granted in the cooldown with 6 in flight
+    c.release(fresh, RequestReleaseOutcome.rate_limited(1.0))
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and not snap.admission_blocked and snap.current_limit == 4
+    for lease in held:
+        c.release(lease, OK)
+
+
 async def test_429s_from_leases_granted_before_the_cooldown_never_block(
     make: MakeHarness,
 ) -> None:
     h = make(cap=8, initial={CHAT: 8})
     c = h.controller
     held = [lease_of(c.try_acquire(item())) for _ in range(8)]
-    for lease in held[:5]:  # a burst of 429s from one cascade
+    for lease in reversed(held[3:]):  # a burst of 429s from one cascade
         c.release(lease, RequestReleaseOutcome.rate_limited(1.0))
     snap = c.pressure.snapshot(CHAT)
     assert snap is not None and not snap.admission_blocked and snap.current_limit == 6
     assert [e.diagnostics["admission_blocked"] for e in h.of_kind("request_rate_limited")] == [
         False
     ] * 5
-    for lease in held[5:]:
+    for lease in held[:3]:
+        c.release(lease, OK)
+
+
+async def test_an_overshoot_from_twice_the_capacity_lands_on_the_capacity_at_once(
+    make: MakeHarness,
+) -> None:
+    h = make(cap=16, initial={CHAT: 16})  # configured at 2C against a capacity C = 8
+    c = h.controller
+    accepted = [lease_of(c.try_acquire(item())) for _ in range(8)]
+    refused = lease_of(c.try_acquire(item()))  # the ninth in flight is refused at once
+    c.release(refused, RequestReleaseOutcome.rate_limited(1.0))
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and snap.current_limit == 8 and snap.rate_limit_ceiling == 16
+    assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.NO_CAPACITY
+    for lease in accepted:
         c.release(lease, OK)
 
 
@@ -119,9 +151,15 @@ async def test_successes_inside_a_cooldown_do_not_raise_the_limit(make: MakeHarn
     h = make(cap=8, initial={CHAT: 4}, successes_until_increase=1)
     c = h.controller
     c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(5.0))
+    cut = c.pressure.snapshot(CHAT).current_limit  # type: ignore[union-attr]
+    assert cut < 4
     for _ in range(6):
         c.release(lease_of(c.try_acquire(item())), OK)
-    assert c.pressure.snapshot(CHAT).current_limit == 3  # type: ignore[union-attr]
+    assert c.pressure.snapshot(CHAT).current_limit == cut  # type: ignore[union-attr]
+    h.clock.advance(5.0)
+    for _ in range(8):  # after the cooldown they count again (here: toward the probe)
+        c.release(lease_of(c.try_acquire(item())), OK)
+    assert c.pressure.snapshot(CHAT).current_limit > cut  # type: ignore[union-attr]
 
 
 # -- header pacing -------------------------------------------------------------------------------

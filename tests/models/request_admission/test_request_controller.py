@@ -102,7 +102,7 @@ async def test_a_waiter_blocked_by_the_aggregate_cap_is_woken_by_another_domain(
 
 
 async def test_rate_limit_cuts_once_per_cascade_through_the_controller(make: MakeHarness) -> None:
-    h = make(initial={CHAT: 4}, cooldown_seconds=1.0)
+    h = make(initial={CHAT: 4}, cooldown_seconds=1.0, default_limit_rule="aimd_v1")
     c = h.controller
     leases = [lease_of(c.try_acquire(item())) for _ in range(4)]
     for lease in leases:
@@ -121,7 +121,7 @@ async def test_rate_limit_cuts_once_per_cascade_through_the_controller(make: Mak
 async def test_cooldown_blocks_then_expiry_wakes_waiters_without_any_release(
     make: MakeHarness,
 ) -> None:
-    h = make(initial={CHAT: 4}, cooldown_mode="block_all")  # the V1 cooldown
+    h = make(initial={CHAT: 4}, cooldown_mode="block_all", default_limit_rule="aimd_v1")  # V1
     c = h.controller
     c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(3.0))
     denied = denial_of(c.try_acquire(item()))
@@ -192,7 +192,12 @@ async def test_startup_ramp_opens_capacity_over_time_for_waiters(make: MakeHarne
 
 
 async def test_a_rate_limit_aborts_the_startup_ramp(make: MakeHarness) -> None:
-    h = make(initial={CHAT: 4}, startup_ramp_seconds=6.0, cooldown_seconds=0.0)
+    h = make(
+        initial={CHAT: 4},
+        startup_ramp_seconds=6.0,
+        cooldown_seconds=0.0,
+        default_limit_rule="aimd_v1",
+    )
     c = h.controller
     h.clock.advance(4.0)  # ramp value 3
     lease = lease_of(c.try_acquire(item()))

@@ -72,7 +72,7 @@ async def test_every_owned_request_event_kind_is_emitted(make: MakeHarness) -> N
 async def test_immediate_grant_emits_zero_wait_then_lease_with_item_context(
     make: MakeHarness,
 ) -> None:
-    h = make()
+    h = make(default_limit_rule="aimd_v1")
     c = h.controller
     lease = lease_of(c.try_acquire(item(attempt="ra-7")))
     kinds = h.kinds()[-3:]

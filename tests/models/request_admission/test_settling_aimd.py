@@ -140,7 +140,10 @@ def test_a_settled_limit_runs_at_the_capacity_most_of_the_time() -> None:
     step=st.integers(1, 5),
     needed=st.integers(1, 5),
     factor=st.floats(0.05, 0.95),
-    samples=st.lists(st.tuples(st.booleans(), st.integers(0, 100)), max_size=300),
+    samples=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 100), st.one_of(st.none(), st.integers(0, 100))),
+        max_size=300,
+    ),
 )
 def test_the_limit_stays_within_one_and_the_max_under_any_samples(
     initial: int,
@@ -148,14 +151,15 @@ def test_the_limit_stays_within_one_and_the_max_under_any_samples(
     step: int,
     needed: int,
     factor: float,
-    samples: list[tuple[bool, int]],
+    samples: list[tuple[bool, int, int | None]],
 ) -> None:
     rule = SettlingAimdLimitRule(
         initial, top, decrease_factor=factor, increase_step=step, successes_until_increase=needed
     )
     assert 1 <= rule.limit <= top
-    for limited, in_flight in samples:
-        value = rule.update(RequestLimitSample(0.0, limited, 0.1, in_flight))
+    for limited, in_flight, refused in samples:
+        sample = RequestLimitSample(0.0, limited, 0.1, in_flight, lease_in_flight=refused)
+        value = rule.update(sample)
         assert value == rule.limit
         assert 1 <= rule.limit <= rule.max_limit == top
         ceiling = rule.ceiling

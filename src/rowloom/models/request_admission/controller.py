@@ -494,7 +494,8 @@ class AdaptiveRequestAdmissionController:
             return self._bad_release(lease, outcome, verdict, pending)
         if not isinstance(outcome, RequestReleaseOutcome):
             outcome = _UNEXPECTED  # release never raises, even on a malformed outcome
-        record, ordinal = self._ledger.settle(lease)
+        settled = self._ledger.settle(lease)
+        record, ordinal = settled.record, settled.ordinal
         self._n.leases_released += 1
         kind = outcome.kind
         record.last_outcome = kind.value
@@ -509,6 +510,7 @@ class AdaptiveRequestAdmissionController:
                 lease.current_limit,
                 outcome.retry_after_seconds,
                 granted_in_cooldown=ordinal >= record.cooldown_mark,
+                lease_in_flight=settled.in_flight_at_grant,
             )
             if effect.cooldown_started:
                 record.cooldown_mark = record.grants

@@ -4,11 +4,14 @@ vLLM and llama.cpp accept every request and queue what their slots cannot serve,
 AIMD never sees a drop and keeps the limit at its max while latency grows without bound. This
 rule (named `latency`) compares short-term latency to a no-load estimate:
 
-- successes are folded into windows of `max(window_size, limit)` samples (about one round
-  trip of requests); a window's mean latency is the short-term RTT;
-- the no-load RTT starts as the mean of the first few answers (the first answers of a burst
-  did not queue; being the fastest, they err low, so the first probe comes soon) and is
-  re-measured by a drain probe, as BBR's ProbeRTT does: the limit is halved for a window of
+- slow start: the limit starts at 2 (not at the configured max, whose first burst would queue
+  on the server before any answer came back) and doubles every window while requests do not
+  queue, until a window shows queueing; from then on it adjusts as below;
+- successes are folded into windows of `max(window_size, limit)` samples (about one round trip
+  of requests; during slow start, `limit` samples); a window's mean latency is the short-term
+  RTT;
+- the no-load RTT starts as the mean of the first answers (sent two at a time, so unqueued) and
+  is re-measured by a drain probe, as BBR's ProbeRTT does: the limit is halved for a window of
   about two rounds of requests (long enough that the fast answers arriving first do not bias
   it), whose mean over requests that found no queue is averaged into the estimate; then the
   limit is restored. A minimum over noisy windows would sink forever, and a moving average of
@@ -21,7 +24,7 @@ rule (named `latency`) compares short-term latency to a no-load estimate:
   in between the limit holds, so it settles where a few requests queue (the server's knee);
 - samples from leases granted above the current limit are skipped (they describe the old
   limit's queue), so one overload is not punished twice;
-- a rate-limited sample (429, 503, 529) is a drop: multiplicative decrease.
+- a rate-limited sample (429, 503, 529) is a drop: multiplicative decrease (and ends slow start).
 
 Pure and deterministic: no clock, no I/O; the limit stays within `[1, max_limit]`.
 """
@@ -41,12 +44,14 @@ _MAX_CUT: Final = 0.5
 _PROBE_EVERY_MIN: Final = 8
 _PROBE_EVERY_MAX: Final = 128
 _PROBE_ROUNDS: Final = 2
+_STEADY: Final = 0.1
+"""A probe within this relative distance of the previous estimate spaces the next one out."""
 _BOOTSTRAP: Final = 4
 """The first no-load estimate is the mean of this many first answers."""
 _FIRST_PROBE: Final = 2
-"""Windows before the first probe corrects the bootstrap estimate."""
-_STEADY: Final = 0.1
-"""A probe within this relative distance of the previous estimate spaces the next one out."""
+"""Windows before the first probe checks the bootstrap estimate."""
+_START_LIMIT: Final = 2
+_START_WINDOW: Final = 2
 
 
 class LatencyLimitRule:
@@ -60,6 +65,7 @@ class LatencyLimitRule:
         "_no_load",
         "_probe_every",
         "_restore",
+        "_starting",
         "_tolerance",
         "_until_probe",
         "_w_count",
@@ -89,7 +95,9 @@ class LatencyLimitRule:
         self._increase_below = increase_below
         self._window = window_size
         self._max = max_limit
-        self._limit = max(1, min(max_limit, initial_limit))
+        initial = max(1, min(max_limit, initial_limit))
+        self._starting = initial > _START_LIMIT
+        self._limit = min(initial, _START_LIMIT)
         self._no_load: float | None = None
         self._probe_every = _PROBE_EVERY_MIN
         self._until_probe = _FIRST_PROBE
@@ -118,10 +126,16 @@ class LatencyLimitRule:
         """A drain probe is measuring the no-load latency (the limit is halved meanwhile)."""
         return self._restore is not None
 
+    @property
+    def in_slow_start(self) -> bool:
+        """The limit is still doubling from 2 toward the first sign of queueing."""
+        return self._starting
+
     def update(self, sample: RequestLimitSample) -> int:
         if sample.rate_limited:
             base = self._limit if self._restore is None else self._restore
             self._restore = None
+            self._starting = False
             self._limit = max(1, math.floor(base * self._factor + _EPSILON))
             self._clear_window()
             return self._limit
@@ -139,10 +153,12 @@ class LatencyLimitRule:
         return self._limit
 
     def reset(self, limit: int, max_limit: int) -> int:
+        """Set the limit and its ceiling; during slow start the limit only ever lowers."""
         if max_limit < 1:
             raise ValueError("max_limit must be >= 1")
         self._max = max_limit
-        self._limit = max(1, min(max_limit, limit))
+        target = min(limit, self._limit) if self._starting else limit
+        self._limit = max(1, min(max_limit, target))
         self._restore = None
         self._clear_window()
         return self._limit
@@ -152,6 +168,8 @@ class LatencyLimitRule:
             return _BOOTSTRAP
         if self._restore is not None:
             return max(self._window, _PROBE_ROUNDS * self._limit)
+        if self._starting:
+            return max(_START_WINDOW, self._limit)
         return max(self._window, self._limit)
 
     def _close_window(self) -> None:
@@ -167,6 +185,12 @@ class LatencyLimitRule:
         if self._limit == 1:
             self._end_probe(short)  # one at a time: nothing of ours queued either
         ratio = short / self._no_load
+        if self._starting and ratio <= self._tolerance:
+            if ratio <= self._increase_below and saturated:
+                self._limit = min(self._max, 2 * self._limit)
+                self._starting = self._limit < self._max
+            return
+        self._starting = False
         if ratio > self._tolerance:
             middle = (1.0 + self._tolerance) / 2
             cut = max(_MAX_CUT, middle / ratio)

@@ -10,6 +10,7 @@ memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from rowloom.clock import Clock
@@ -84,6 +85,16 @@ class ResourceRecord:
         return self.pacer.not_before(now)
 
 
+@dataclass(frozen=True, slots=True)
+class SettledLease:
+    """A lease just uncounted: its resource, its grant ordinal within the resource, and the
+    resource's in-flight count right after its grant (the lease included)."""
+
+    record: ResourceRecord
+    ordinal: int
+    in_flight_at_grant: int
+
+
 class RequestLedger:
     """Hard accounting of request leases for one controller generation."""
 
@@ -98,7 +109,7 @@ class RequestLedger:
         self._generation = generation
         self._prefix = f"rq{generation}-"
         self._next_lease = 1
-        self._active: dict[str, tuple[RequestAdmissionLease, ResourceRecord, int]] = {}
+        self._active: dict[str, tuple[RequestAdmissionLease, ResourceRecord, int, int]] = {}
         self._resources: dict[RequestResourceKey, ResourceRecord] = {}
         self._pms = {
             key: ProviderModelRecord(key, cap, config.aliases.get(key, ()))
@@ -155,11 +166,11 @@ class RequestLedger:
             controller_generation=self._generation,
         )
         self._next_lease += 1
-        self._active[lease.lease_id] = (lease, record, record.grants)
+        record.in_flight += 1
+        self._active[lease.lease_id] = (lease, record, record.grants, record.in_flight)
         record.grants += 1
         if self._config.header_pacing:
             record.pacer.on_admit(now)
-        record.in_flight += 1
         record.max_in_flight = max(record.max_in_flight, record.in_flight)
         pm = record.pm
         pm.in_flight += 1
@@ -181,12 +192,12 @@ class RequestLedger:
             return ReleaseReason.DUPLICATE
         return ReleaseReason.UNKNOWN_LEASE
 
-    def settle(self, lease: RequestAdmissionLease) -> tuple[ResourceRecord, int]:
-        """Uncount a lease that `check_release` accepted; answer its record and ordinal."""
-        _, record, ordinal = self._active.pop(lease.lease_id)
+    def settle(self, lease: RequestAdmissionLease) -> SettledLease:
+        """Uncount a lease that `check_release` accepted."""
+        _, record, ordinal, in_flight_at_grant = self._active.pop(lease.lease_id)
         record.in_flight -= 1
         record.pm.in_flight -= 1
-        return record, ordinal
+        return SettledLease(record, ordinal, in_flight_at_grant)
 
     def in_flight_total(self) -> int:
         return len(self._active)

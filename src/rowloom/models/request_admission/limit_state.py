@@ -11,8 +11,9 @@ admission of the resource until the cooldown ends, which with a 1 s Retry-After 
 latency idles the resource for most of a second per 429. `reduced_limit` (the default) applies
 the cut at once and lets admissions continue up to the reduced limit while the rate-limited
 request itself waits out Retry-After (the executor's retry does that); only when a lease granted
-during the cooldown is rate limited again (the cut did not help: a request-rate or quota limit,
-not concurrency) does the cooldown block every admission until it ends, as in V1.
+during the cooldown, at a lower concurrency than the one refused first, is rate limited again
+(the cut did not help: a request-rate or quota limit, not concurrency) does the cooldown block
+every admission until it ends, as in V1.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class AdaptiveRequestLimitState:
         "_ramp_start",
         "_ramping",
         "_rate_limited_total",
+        "_refused_in_flight",
         "_rule",
     )
 
@@ -109,6 +111,7 @@ class AdaptiveRequestLimitState:
         self._limit = self._ramp_value(now) if self._ramping else self._rule.limit
         self._blocked_until: float | None = None
         self._cooldown_until: float | None = None
+        self._refused_in_flight: int | None = None
         self._ceiling: int | None = None
         self._degraded = False
         self._consecutive = 0
@@ -248,11 +251,14 @@ class AdaptiveRequestLimitState:
         lease_limit: int,
         retry_after_seconds: float | None,
         granted_in_cooldown: bool = False,
+        lease_in_flight: int | None = None,
     ) -> RateLimitEffect:
         """A 429: cut once per cascade, abort the ramp, cool down for Retry-After or the default.
 
         `granted_in_cooldown`: the rate-limited lease was granted after the current cooldown
-        began; under `reduced_limit` that turns the cooldown into a block of every admission.
+        began; `lease_in_flight`: the in-flight count right after its grant. Under
+        `reduced_limit`, a lease granted in the cooldown and refused at a lower concurrency
+        than the cooldown's first refusal turns the cooldown into a block of every admission.
         """
         out = list(self.refresh(now))
         was_cooling = self.in_cooldown(now)
@@ -267,7 +273,11 @@ class AdaptiveRequestLimitState:
         if new_cascade:
             before = self._limit
             self._ceiling = before
-            self._limit = self._rule.update(RequestLimitSample(now, True))
+            self._limit = self._rule.update(
+                RequestLimitSample(
+                    now, True, lease_limit=lease_limit, lease_in_flight=lease_in_flight
+                )
+            )
             if self._limit != before:
                 cause = "rate_limited_during_ramp" if ramp_aborted else "rate_limited"
                 out.append(LimitTransition(LIMIT_DECREASED, before, self._limit, cause))
@@ -275,12 +285,18 @@ class AdaptiveRequestLimitState:
         until = now + wait
         if wait > 0 and (self._cooldown_until is None or until > self._cooldown_until):
             self._cooldown_until = until
-        blocked = self.in_cooldown(now) and (
-            self._block_all or (was_cooling and granted_in_cooldown)
+        started = not was_cooling and self.in_cooldown(now)
+        if started:
+            self._refused_in_flight = lease_in_flight
+        refused = self._refused_in_flight
+        repeat = (
+            was_cooling
+            and granted_in_cooldown
+            and (refused is None or lease_in_flight is None or lease_in_flight < refused)
         )
+        blocked = self.in_cooldown(now) and (self._block_all or repeat)
         if blocked:
             self._blocked_until = self._cooldown_until
-        started = not was_cooling and self.in_cooldown(now)
         return RateLimitEffect(new_cascade, ramp_aborted, tuple(out), started, blocked)
 
     def on_provider_failure(self) -> None:

@@ -25,8 +25,9 @@ class RequestLimitSample:
     """One finished request as a limit rule sees it.
 
     `rate_limited` is the drop signal (a 429, or a 503/529 overload); `latency_seconds` is
-    lease hold time, `in_flight` the resource's in-flight count after release, and `lease_limit`
-    the limit in force when the lease was granted (None when unknown).
+    lease hold time, `in_flight` the resource's in-flight count after release, `lease_limit`
+    the limit in force when the lease was granted and `lease_in_flight` the resource's
+    in-flight count right after the grant, the lease included (None when unknown).
     """
 
     now: float
@@ -34,6 +35,7 @@ class RequestLimitSample:
     latency_seconds: float | None = None
     in_flight: int = 0
     lease_limit: int | None = None
+    lease_in_flight: int | None = None
 
 
 class RequestLimitRule(Protocol):

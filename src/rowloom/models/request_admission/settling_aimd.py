@@ -5,7 +5,12 @@ few seconds later, so a steady provider sees a 429 every cycle. This rule (the d
 `aimd`) keeps AIMD's arithmetic but remembers the ceiling:
 
 - a 429 below the remembered ceiling (or with none) is a real capacity drop: multiplicative
-  decrease, and the limit that failed becomes the ceiling;
+  decrease, and no higher than one below the concurrency the provider just refused (the
+  in-flight count when the refused request was granted), which becomes the ceiling; a refusal
+  at a concurrency far below the limit (a rate limit, not a concurrency limit) cuts at most to
+  half the multiplicative cut. From a configured max of 2C against capacity C, the first 429
+  comes back at C + 1 in flight and the limit lands on C at once, instead of cascading
+  2C -> 1.5C -> 1.1C -> 0.8C and climbing back;
 - additive increase stops one below the ceiling (the hold level);
 - only after a long clean streak at the hold level does the rule probe the ceiling itself; a
   probe that draws a 429 goes straight back to the hold level (no multiplicative cut) and
@@ -100,7 +105,7 @@ class SettlingAimdLimitRule:
 
     def update(self, sample: RequestLimitSample) -> int:
         if sample.rate_limited:
-            return self._drop()
+            return self._drop(sample.lease_in_flight)
         ceiling = self._ceiling
         if ceiling is None or self._limit < ceiling - 1:
             self._successes += 1
@@ -131,14 +136,18 @@ class SettlingAimdLimitRule:
             self._ceiling = None
         return self._limit
 
-    def _drop(self) -> int:
+    def _drop(self, refused_in_flight: int | None) -> int:
         self._successes = 0
         ceiling = self._ceiling
         if ceiling is not None and self._limit >= ceiling:
             self._limit = max(1, min(self._limit, ceiling) - 1)  # the probe failed: back to hold
             self._hold_needed = min(self._max_hold, 2 * self._hold_needed)
             return self._limit
-        self._ceiling = self._limit
-        self._limit = max(1, math.floor(self._limit * self._factor + _EPSILON))
+        cut = max(1, math.floor(self._limit * self._factor + _EPSILON))
+        if refused_in_flight is not None and refused_in_flight <= cut:
+            cut = max(max(1, cut // 2), refused_in_flight - 1)
+        refused = min(self._limit, refused_in_flight or self._limit)
+        self._ceiling = min(self._max, max(cut + 1, refused))
+        self._limit = cut
         self._hold_needed = self._base_hold
         return self._limit
