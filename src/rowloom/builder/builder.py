@@ -462,26 +462,27 @@ class RequestPressureBridge:
 
     def __init__(self, provider: RequestPressureSnapshotProvider) -> None:
         self._provider = provider
-        self._keys: dict[tuple[str, ...], RequestResourceKey | None] = {}
+        self._keys: dict[tuple[str, ...], tuple[RequestResourceKey, str] | None] = {}
 
     def pressure(self, identity: tuple[str, ...]) -> RequestPressure | None:
         """The pressure of the resource a group with `identity` calls; None if it has none."""
         try:
-            key = self._keys[identity]
+            resolved = self._keys[identity]
         except KeyError:
-            key = self._keys[identity] = _resource_of(identity)
-        if key is None:
+            key = _resource_of(identity)
+            resolved = self._keys[identity] = None if key is None else (key, key.as_key_str())
+        if resolved is None:
             return None
-        snap = self._provider.snapshot(key)
+        snap = self._provider.snapshot(resolved[0])
         if snap is None:
             return None
         return RequestPressure(
-            resource=key.as_key_str(),
-            in_flight=snap.in_flight,
-            limit=snap.current_limit,
-            waiters=snap.waiters,
-            available=snap.available,
-            blocked_until=snap.blocked_until_monotonic,
+            resolved[1],
+            snap.in_flight,
+            snap.current_limit,
+            snap.waiters,
+            snap.available,
+            snap.blocked_until_monotonic,
         )
 
 

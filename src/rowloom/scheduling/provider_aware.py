@@ -27,6 +27,7 @@ request permits and keeps no adaptive state: pressure is read at each decision.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from rowloom.scheduling.task_policies import AdmissionFacts
 
 WithholdReason: TypeAlias = Literal["cooldown", "saturated", "waiting_bound"]
+Decision: TypeAlias = TaskAdmissionPolicyDecision
 
 _PEER_HELD: Final = frozenset({"group_cap", "borrow_debt"})
 _OVER_WITHHELD: Final = TaskAdmissionPolicyDecision(
@@ -80,14 +82,41 @@ class RequestPressureReader(Protocol):
         ...
 
 
+class _Verdict:
+    """One resource's reading at one dispatch moment: pressure, leased tasks, reason (internal).
+
+    Valid while the queue view and the ledger version it was taken at are current and, for a
+    cooldown, until the cooldown ends; the scheduler re-scans only after such a change (or at
+    a deadline), so one reading serves every group of the resource in a scan.
+    """
+
+    __slots__ = ("pressure", "queue_view", "skip", "until", "version", "why")
+
+    def __init__(
+        self,
+        queue_view: QueueView,
+        version: int,
+        pressure: RequestPressure,
+        why: WithholdReason | None,
+        skip: Mapping[str, Any] | None,
+    ) -> None:
+        self.queue_view = queue_view
+        self.version = version
+        self.pressure = pressure
+        self.why = why
+        self.until = pressure.blocked_until if why == "cooldown" else None
+        self.skip = skip  # the skip diagnostics, when withheld
+
+
 class ProviderAwareTaskAdmissionPolicy:
     """A base fairness policy plus request-pressure advisories (see the module docstring).
 
     `evaluate` stays pure with respect to admission state: it reads the pressure reader and
-    keeps only a memo of which groups call which resource. Deltas come from the base policy.
+    keeps only memos (which groups call which resource; the last reading per resource and the
+    last skip decision per group). Deltas come from the base policy.
     """
 
-    __slots__ = ("_base", "_config", "_members", "_reader")
+    __slots__ = ("_base", "_config", "_members", "_queued", "_reader", "_skips", "_verdicts")
 
     def __init__(
         self,
@@ -98,8 +127,12 @@ class ProviderAwareTaskAdmissionPolicy:
         self._config = config or ProviderAwarePolicyConfig()
         self._reader = reader
         self._base = base if base is not None else build_policy(self._config.base)
-        # groups seen per metadata identity (a pure memo; every leased group was evaluated)
+        # groups seen per metadata identity (every leased group was evaluated first)
         self._members: dict[tuple[str, ...], tuple[TaskGroupKey, ...]] = {}
+        self._verdicts: dict[tuple[str, ...], _Verdict | None] = {}
+        self._skips: dict[TaskGroupKey, tuple[_Verdict, SchedulableTask, Decision]] = {}
+        # queued groups per model identity (None: other kinds), memoised per queued-group set
+        self._queued: tuple[object, Counter[tuple[str, ...] | None], int] = (None, Counter(), 0)
 
     @property
     def name(self) -> str:
@@ -114,18 +147,25 @@ class ProviderAwareTaskAdmissionPolicy:
         self, item: SchedulableTask, queue_view: QueueView, admission_view: AdmissionFacts
     ) -> TaskAdmissionPolicyDecision:
         key = item.group.key
-        pressure = self._pressure(key)
-        if pressure is None or not item.resource_request.amounts.get(SUBMISSION):
+        if (
+            self._reader is None
+            or key.identity[0] != "model"
+            or not item.resource_request.amounts.get(SUBMISSION)
+        ):
             return self._base.evaluate(item, queue_view, admission_view)
-        contested = queue_view.has_queued_peer(key, SUBMISSION)
-        if contested:
-            why = self._withhold(key, pressure, admission_view)
-            if why is not None:
-                return self._skip(item, pressure, why, admission_view)
+        members = self._members.get(key.identity, ())
+        if key not in members:
+            self._members[key.identity] = (*members, key)
+        if not self._contested(key.identity, queue_view):
+            return self._base.evaluate(item, queue_view, admission_view)  # alone: stays live
+        verdict = self._verdict(key.identity, queue_view, admission_view)
+        if verdict is None:
+            return self._base.evaluate(item, queue_view, admission_view)
+        if verdict.why is not None:
+            return self._skip(item, verdict)
         decision = self._base.evaluate(item, queue_view, admission_view)
         if (
             decision.allowed
-            or not contested
             or decision.reason not in _PEER_HELD
             or not self._peers_all_withheld(key, queue_view, admission_view)
         ):
@@ -142,31 +182,75 @@ class ProviderAwareTaskAdmissionPolicy:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _pressure(self, key: TaskGroupKey) -> RequestPressure | None:
-        if self._reader is None or key.identity[0] != "model":
-            return None
-        members = self._members.get(key.identity, ())
-        if key not in members:
-            self._members[key.identity] = (*members, key)
-        return self._reader.pressure(key.identity)
+    def _contested(self, identity: tuple[str, ...], queue_view: QueueView) -> bool:
+        """True when a group that does not call this request resource has queued work."""
+        token, counts, total = self._queued
+        if token is not queue_view.group_set_token:  # O(queued groups), only when the set changes
+            counts = Counter(
+                f.group.key.identity if f.group.key.kind == "model" else None
+                for f in queue_view.groups.values()
+                if f.demand.get(SUBMISSION)
+            )
+            total = sum(counts.values())
+            self._queued = (queue_view.group_set_token, counts, total)
+        return total > counts.get(identity, 0)
 
-    def _leased_tasks(self, identity: tuple[str, ...], facts: AdmissionFacts) -> int:
-        """Tasks holding leases in groups that call the same request resource."""
-        return sum(facts.running_count(member) for member in self._members.get(identity, ()))
+    def _verdict(
+        self, identity: tuple[str, ...], queue_view: QueueView, facts: AdmissionFacts
+    ) -> _Verdict | None:
+        """The resource's current reading (memoised for one dispatch moment); None: no pressure."""
+        memo = self._verdicts.get(identity)
+        if (
+            memo is not None
+            and memo.queue_view is queue_view
+            and memo.version == facts.version
+            and (memo.until is None or facts.now < memo.until)
+        ):
+            return memo
+        assert self._reader is not None
+        pressure = self._reader.pressure(identity)
+        if pressure is None:
+            return None
+        why, leased = self._withhold(identity, pressure, facts)
+        skip: Mapping[str, Any] | None = None
+        if why is not None:
+            config = self._config
+            skip = MappingProxyType(
+                {
+                    "request_resource": pressure.resource,
+                    "why": why,
+                    "in_flight": pressure.in_flight,
+                    "limit": pressure.limit,
+                    "waiters": pressure.waiters,
+                    "available": pressure.available,
+                    "leased_tasks": leased,
+                    "waiting_bound": config.waiting_bound(pressure.limit),
+                }
+            )
+        verdict = _Verdict(queue_view, facts.version, pressure, why, skip)
+        self._verdicts[identity] = verdict
+        return verdict
 
     def _withhold(
-        self, key: TaskGroupKey, pressure: RequestPressure, facts: AdmissionFacts
-    ) -> WithholdReason | None:
+        self, identity: tuple[str, ...], pressure: RequestPressure, facts: AdmissionFacts
+    ) -> tuple[WithholdReason | None, int]:
+        """Why a contested group of this resource is withheld (None: it is not), and the
+        tasks leased to the resource's groups."""
+        leased = 0
+        for member in self._members.get(identity, ()):
+            leased += facts.running_count(member)
         if pressure.blocked_until is not None:
-            return "cooldown"
+            return "cooldown", leased
         config = self._config
-        saturated = pressure.available == 0 and pressure.waiters >= config.headroom(pressure.limit)
-        leased = self._leased_tasks(key.identity, facts)
-        if saturated and leased:  # a leased task of this resource will release and wake us
-            return "saturated"
+        if (
+            leased
+            and pressure.available == 0
+            and pressure.waiters >= config.headroom(pressure.limit)
+        ):
+            return "saturated", leased  # a leased task of this resource will wake us
         if leased >= config.waiting_bound(pressure.limit):
-            return "waiting_bound"
-        return None
+            return "waiting_bound", leased
+        return None, leased
 
     def _peers_all_withheld(
         self, key: TaskGroupKey, queue_view: QueueView, facts: AdmissionFacts
@@ -176,35 +260,29 @@ class ProviderAwareTaskAdmissionPolicy:
             peer_key = peer.group.key
             if peer_key == key or not peer.demand.get(SUBMISSION):
                 continue
-            pressure = self._pressure(peer_key)
-            if pressure is None or self._withhold(peer_key, pressure, facts) is None:
+            if self._reader is None or peer_key.identity[0] != "model":
+                return False
+            members = self._members.get(peer_key.identity, ())
+            if peer_key not in members:
+                self._members[peer_key.identity] = (*members, peer_key)
+            verdict = self._verdict(peer_key.identity, queue_view, facts)
+            if verdict is None or verdict.why is None:
                 return False
         return True
 
-    def _skip(
-        self,
-        item: SchedulableTask,
-        pressure: RequestPressure,
-        why: WithholdReason,
-        facts: AdmissionFacts,
-    ) -> TaskAdmissionPolicyDecision:
-        after = pressure.blocked_until if why == "cooldown" else None
-        diagnostics: Mapping[str, Any] = MappingProxyType(
-            {
-                "request_resource": pressure.resource,
-                "why": why,
-                "in_flight": pressure.in_flight,
-                "limit": pressure.limit,
-                "waiters": pressure.waiters,
-                "available": pressure.available,
-                "leased_tasks": self._leased_tasks(item.group.key.identity, facts),
-                "waiting_bound": self._config.waiting_bound(pressure.limit),
-            }
-        )
-        return TaskAdmissionPolicyDecision(
+    def _skip(self, item: SchedulableTask, verdict: _Verdict) -> TaskAdmissionPolicyDecision:
+        cached = self._skips.get(item.group.key)
+        if cached is not None and cached[0] is verdict and cached[1] is item:
+            return cached[2]
+        assert verdict.why is not None and verdict.skip is not None
+        decision = TaskAdmissionPolicyDecision(
             False,
             "policy_denied",
-            after,
-            diagnostics=diagnostics,
-            advisory=AdvisorySkip(item, pressure.resource, why, after, diagnostics),
+            verdict.until,
+            diagnostics=verdict.skip,
+            advisory=AdvisorySkip(
+                item, verdict.pressure.resource, verdict.why, verdict.until, verdict.skip
+            ),
         )
+        self._skips[item.group.key] = (verdict, item, decision)
+        return decision

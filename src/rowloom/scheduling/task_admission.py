@@ -282,6 +282,10 @@ class _LiveFacts:
     def now(self) -> float:
         return self._controller._clock.monotonic()
 
+    @property
+    def version(self) -> int:
+        return self._controller._version
+
     def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
         ledger = self._controller._groups.get(group)
         return 0 if ledger is None else ledger.leased.get(resource, 0)
