@@ -139,7 +139,8 @@ def summary_markdown(result: Mapping[str, Any], scenario: Scenario) -> str:
         "",
         f"- shape: {scenario.shape}",
         f"- shows: {scenario.shows}",
-        f"- provider path: {_PATHS[bool(inputs['http'])]}",
+        f"- provider path: "
+        f"{_PATHS[bool(inputs['http'])] if scenario.uses_providers else 'none (no model calls)'}",
         f"- records {inputs['records']}, iterations {inputs['iterations']}, warm-ups "
         f"{inputs['warmups']}, seed {inputs['seed']}",
         f"- knobs: {json.dumps(inputs['knobs'])}",

@@ -122,12 +122,14 @@ def iteration_metrics(
         out["goodput_ratio"] = successes / wall / limit
     if derived.request_attempts:
         out["cpu_per_request_ms"] = m.cpu_seconds * 1000.0 / derived.request_attempts
-    latencies = sorted(
-        a.completed_at - a.started_at for a in digest.attempts if a.outcome == "success"
-    )
+    ok = [a for a in digest.attempts if a.outcome == "success"]
+    latencies = sorted(a.completed_at - a.started_at for a in ok)
     if latencies:
         out["request_latency_p50_ms"] = quantile(latencies, 0.5) * 1000
         out["request_latency_p95_ms"] = quantile(latencies, 0.95) * 1000
+    late = sorted(a.completed_at - a.started_at for a in ok if a.started_at >= (start + end) / 2)
+    if late:
+        out["request_latency_p95_second_half_ms"] = quantile(late, 0.95) * 1000
     details: dict[str, Any] = {
         "layer_breakdown": view.breakdown.as_json(),
         "limiting_layer": view.limiting_layer(),

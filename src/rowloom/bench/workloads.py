@@ -580,11 +580,21 @@ class QueueingOverload(DatasetScenario):
             2.0,
             label="settled limit within [slots, 2 x slots]",
         ),
-        Target("p95_latency_over_unloaded", "<=", 2.0, label="p95 latency <= 2x unloaded"),
+        Target(
+            "p95_latency_over_unloaded*",
+            "<=",
+            2.0,
+            label="p95 latency <= 2x unloaded (whole run; and requests started in its second half)",
+        ),
         CPU_OVER_HTTP,
     )
 
-    headline = ("settled_limit_over_slots", "p95_latency_over_unloaded", *DEFAULT_HEADLINE)
+    headline = (
+        "settled_limit_over_slots",
+        "p95_latency_over_unloaded*",
+        "request_latency_p95_second_half_ms",
+        *DEFAULT_HEADLINE,
+    )
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         return [
@@ -622,9 +632,13 @@ class QueueingOverload(DatasetScenario):
             metrics["settled_limit_over_slots"] = metrics["settled_limit"] / knob_int(
                 knobs, "slots"
             )
+        unloaded = knob_float(knobs, "latency_ms")
         if "request_latency_p95_ms" in metrics:
-            unloaded = knob_float(knobs, "latency_ms")
             metrics["p95_latency_over_unloaded"] = metrics["request_latency_p95_ms"] / unloaded
+        if "request_latency_p95_second_half_ms" in metrics:
+            metrics["p95_latency_over_unloaded_second_half"] = (
+                metrics["request_latency_p95_second_half_ms"] / unloaded
+            )
         details["unloaded_latency_note"] = (
             "unloaded latency = the provider's fixed service time (latency_ms); measured "
             "latency is model_request_started -> model_request_completed"
