@@ -465,6 +465,10 @@ class AsyncTaskScheduler:
             worker.cancel()
         if self._workers:
             await asyncio.gather(*self._workers, return_exceptions=True)
+        # A worker cancelled before its first step never ran its `finally`: release for it.
+        for running in list(self._running.values()):
+            self._release(running)
+            self._finish(running, asyncio.CancelledError())
         if self._checkpointing:  # a row group being written is finished, not lost
             await asyncio.gather(*self._checkpointing.values(), return_exceptions=True)
         for rg in sorted(self._open_groups):

@@ -53,7 +53,8 @@ def _with_overrides(
         update["max_concurrent_row_groups"] = max_groups
     if not update:
         return config
-    run = config.run_config.model_validate({**config.run_config.model_dump(), **update})
+    base = config.run_config.model_dump(exclude_unset=True)  # keep "default" sources
+    run = config.run_config.model_validate({**base, **update})
     return config.model_copy(update={"run": run})
 
 

@@ -106,6 +106,7 @@ class ModelRequestExecutor:
         self._retry = retry or RetryPolicy()
         self._jitter = random.Random(seed)
         self._attempt_ids = itertools.count(1)
+        self._resources: dict[tuple[str, RequestDomain], RequestResourceKey] = {}
         self.stats = ExecutorStats()
 
     # --- the facade's surface -----------------------------------------------------------------
@@ -131,7 +132,7 @@ class ModelRequestExecutor:
             extra_body=params.extra_body,
         )
         client = self._clients[resolved.key.provider_name]
-        resource = self._resolver.resolve(alias, RequestDomain.CHAT)
+        resource = self._resource(alias, RequestDomain.CHAT)
         return await self._execute(resource, lambda: client.chat(request), params.timeout)
 
     async def execute_embedding(self, alias: str, inputs: Sequence[str]) -> EmbeddingResponse:
@@ -145,8 +146,16 @@ class ModelRequestExecutor:
             extra_body=params.extra_body,
         )
         client = self._clients[resolved.key.provider_name]
-        resource = self._resolver.resolve(alias, RequestDomain.EMBEDDING)
+        resource = self._resource(alias, RequestDomain.EMBEDDING)
         return await self._execute(resource, lambda: client.embed(request), params.timeout)
+
+    def _resource(self, alias: str, domain: RequestDomain) -> RequestResourceKey:
+        """The request resource of `alias` in `domain` (resolved once, then shared)."""
+        key = (alias, domain)
+        resource = self._resources.get(key)
+        if resource is None:
+            resource = self._resources[key] = self._resolver.resolve(alias, domain)
+        return resource
 
     # --- the retry loop -----------------------------------------------------------------------
 
