@@ -218,6 +218,12 @@ def test_run_checks_fail_on_hash_mismatch_leak_or_hidden_waiter() -> None:
         [],
     )
     assert not hidden["passed"]
+    stopped = _result({}, "abc", [])
+    stopped.status = "incomplete"
+    unfinished = _checks(
+        [stopped], [{"index": 0, "output_hashes": {"matches_oracle": True}}], oracle, []
+    )
+    assert not unfinished["passed"] and "did not complete" in unfinished["problems"][0]
 
 
 def _write_events(run_dir: Path, executions: int) -> None:

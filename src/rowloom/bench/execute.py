@@ -118,6 +118,7 @@ async def run_dataset(
     monitor = _Monitor(cancel_after_tasks)
     builder = DatasetBuilder(config, engine=engine, monitor=monitor, client_factory=clients)
     cancelled = False
+    failure: str | None = None
     outputs = None
     with measure() as measurement:
         build = asyncio.ensure_future(
@@ -136,15 +137,20 @@ async def run_dataset(
             if current is not None and current.cancelling():
                 raise  # we are being cancelled ourselves
             cancelled = True
+        except Exception as exc:  # a failed run is a finding, not a harness crash
+            failure = f"{type(exc).__name__}: {exc}"
     stats = await _provider_stats(clients.made, fleet)
-    summary = outputs.summary.as_json() if outputs is not None else {"status": "cancelled"}
+    if outputs is not None:
+        summary = outputs.summary.as_json()
+    else:
+        summary = {"status": "cancelled" if cancelled else "failed", "stop_reason": failure}
     plan = outputs.capacity_plan if outputs is not None else {}
     digest = None
     if outputs is not None and hash_output and outputs.storage is not None:
         digest = await asyncio.to_thread(DatasetResult.from_outputs(outputs).output_hash)
     return RunCapture(
         run_dir=run_dir,
-        status="cancelled" if cancelled else str(summary.get("status")),
+        status=str(summary.get("status")),
         stop_reason=summary.get("stop_reason"),
         summary=summary,
         capacity_plan=plan,

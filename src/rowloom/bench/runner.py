@@ -246,6 +246,13 @@ def _checks(
         hash_text += "; iterations differ from each other"
     if leaks:
         problems.append(f"{len(leaks)} leak finding(s)")
+    unfinished = [
+        f"iteration {i}: {it.status}"
+        for i, it in enumerate(measured)
+        if any(part.rpartition(":")[2] != "complete" for part in it.status.split(","))
+    ]
+    if unfinished:
+        problems.append("runs did not complete: " + "; ".join(unfinished))
     if hidden > 0:
         problems.append(f"{hidden:g} hidden scheduler resource waiter(s)")
     return {
