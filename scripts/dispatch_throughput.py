@@ -52,6 +52,9 @@ class InstantHost:
     async def checkpoint_row_group(self, row_group: int, dropped: Mapping[int, str]) -> int:
         return self.rows
 
+    def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
+        pass
+
     def discard_row_group(self, row_group: int) -> None:
         pass
 

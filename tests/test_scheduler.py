@@ -100,6 +100,9 @@ class FakeHost:
         self.open.discard(row_group)
         return self.rows - len(dropped)
 
+    def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
+        pass
+
     def discard_row_group(self, row_group: int) -> None:
         self.discarded.append(row_group)
         self.open.discard(row_group)

@@ -41,9 +41,16 @@ class TaskHost(Protocol):
 
     def open_row_group(self, row_group: int) -> int: ...
 
-    async def run_task(self, task: Task) -> None: ...
+    async def run_task(self, task: Task) -> Mapping[int, str] | None:
+        """Run a task; return the rows (index -> reason) a whole-row-group task could not
+        produce, which are dropped alone."""
+        ...
 
     async def checkpoint_row_group(self, row_group: int, dropped: Mapping[int, str]) -> int: ...
+
+    def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
+        """Forget a row: later whole-row-group tasks skip it; it is not written."""
+        ...
 
     def discard_row_group(self, row_group: int) -> None: ...
 
@@ -360,15 +367,16 @@ class AsyncTaskScheduler:
         task = running.task.task
         token = self._correlation.set(running.correlation)
         error: BaseException | None = None
+        failed_rows: Mapping[int, str] | None = None
         try:
             if not self._tracker.is_dropped(task):  # a dropped row's cells are not worth a call
-                await self._host.run_task(task)
+                failed_rows = await self._host.run_task(task)
         except BaseException as exc:
             error = exc
         finally:
             self._correlation.reset(token)
             self._release(running)
-            self._finish(running, error)
+            self._finish(running, error, failed_rows)
             self._wake.set()
         if isinstance(error, asyncio.CancelledError):
             raise error
@@ -386,7 +394,12 @@ class AsyncTaskScheduler:
                  task_id=running.task.task_id, task_lease_id=running.lease.lease_id,
                  reason=result.reason, diagnostics=result.diagnostics)
 
-    def _finish(self, running: _Running, error: BaseException | None) -> None:
+    def _finish(
+        self,
+        running: _Running,
+        error: BaseException | None,
+        failed_rows: Mapping[int, str] | None = None,
+    ) -> None:
         """Book a finished worker's outcome in the tracker (after its lease is released)."""
         item, task, emit = running.task, running.task.task, self._events.emit
         ids = {"correlation": running.correlation, "task_id": item.task_id,
@@ -396,6 +409,11 @@ class AsyncTaskScheduler:
         self.outcome.tasks_run += 1
         if error is None:
             self._breaker.record(False)
+            for row, reason in (failed_rows or {}).items():
+                self._on_failure(NonRetryableTaskError(reason))
+                emit("non_retryable_dropped", reason=reason, diagnostics={"row": row}, **ids)
+                self._host.drop_row(rg, row, reason)
+                self._emit_ready(self._tracker.drop_row(rg, row, reason))
             emit("task_completed", reason="success", **ids)
             self._emit_ready(self._tracker.mark_complete(task))
             if self._on_task_done is not None:
@@ -440,6 +458,7 @@ class AsyncTaskScheduler:
         if task.row_index is None:
             self._tracker.drop_row_group(task.row_group, reason)
         else:
+            self._host.drop_row(task.row_group, task.row_index, reason)
             self._emit_ready(self._tracker.drop_row(task.row_group, task.row_index, reason))
 
     def _salvage(self, rg: int) -> None:

@@ -134,3 +134,23 @@ def test_acreate_runs_inside_an_event_loop(tmp_path: Path) -> None:
         return len(result)
 
     assert asyncio.run(main()) == 3
+
+
+@pytest.mark.parametrize("engine", ["async", "sequential"])
+def test_a_bad_row_in_a_whole_row_group_task_drops_only_that_row(engine: str) -> None:
+    config = DatasetConfig.from_dict({
+        "columns": [
+            {"name": "n", "column_type": "sampler", "sampler_type": "uniform",
+             "params": {"low": 0, "high": 4, "integer": True}},
+            # a vectorised (per row group) expression that fails for n == 0
+            {"name": "inv", "column_type": "expression", "expr": "{{ 12 // n }}", "dtype": "int"},
+            {"name": "twice", "column_type": "expression", "expr": "{{ inv * 2 }}", "dtype": "int"},
+        ],
+        "run": {"buffer_size": 10},
+    })
+    result = Designer(engine=engine).preview(config, 30)  # type: ignore[arg-type]
+    zeros = 30 - len(result)
+    assert 0 < zeros < 30
+    assert result.summary.dropped_rows == {"template_error": zeros}
+    assert all(n != 0 for n in result.data["n"])
+    assert result.data["twice"] == [2 * (12 // n) for n in result.data["n"]]

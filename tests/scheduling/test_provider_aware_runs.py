@@ -60,6 +60,9 @@ class _Host:
     async def checkpoint_row_group(self, row_group: int, dropped: Mapping[int, str]) -> int:
         return self.rows - len(dropped)
 
+    def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
+        pass
+
     def discard_row_group(self, row_group: int) -> None:
         pass
 

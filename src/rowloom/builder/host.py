@@ -8,12 +8,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from rowloom.builder.row_groups import RowGroupBuffer, RowGroupPlan
 from rowloom.builder.storage import RunStorage, encode_table
-from rowloom.generators.base import CellContext, ColumnGenerator
+from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
 from rowloom.models.facade import ModelFacade
+
+
+_NO_FAILURES: Mapping[int, str] = MappingProxyType({})
 
 
 class TaskLike(Protocol):
@@ -76,8 +80,9 @@ class GenerationHost:
         """Row groups currently buffered."""
         return len(self._buffers)
 
-    async def run_task(self, task: TaskLike) -> None:
-        """Run one task and store its values; generator errors propagate unchanged."""
+    async def run_task(self, task: TaskLike) -> Mapping[int, str]:
+        """Run one task and store its values; return the rows it could not produce (row index
+        -> reason; only whole-row-group tasks report rows). Generator errors propagate."""
         gen = self.generators[task.column]
         buf = self._buffers[task.row_group]
         if task.task_type == "batch":
@@ -89,9 +94,13 @@ class GenerationHost:
                     f"for {len(live)} rows"
                 )
             col = buf.column(task.column)
+            failed: dict[int, str] = {}
             for i, v in zip(live, values, strict=True):
-                col[i] = v
-            return
+                if isinstance(v, RowFailure):
+                    failed[i] = v.reason
+                else:
+                    col[i] = v
+            return failed
         assert task.row_index is not None
         row = buf.row(task.row_index, gen.required_columns)
         ctx = CellContext(
@@ -101,6 +110,11 @@ class GenerationHost:
             facade=self._facades[task.column],
         )
         buf.set(task.column, task.row_index, await gen.generate_cell(row, ctx))
+        return _NO_FAILURES
+
+    def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
+        """Forget a row: later whole-row-group tasks skip it and it is not written."""
+        self._buffers[row_group].drop(row_index, reason)
 
     async def checkpoint_row_group(self, row_group: int, dropped: Mapping[int, str]) -> int:
         """Write a finished row group (without its dropped rows); return rows written."""

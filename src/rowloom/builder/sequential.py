@@ -8,7 +8,7 @@ deterministic generators both engines produce identical datasets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rowloom.builder.host import GenerationHost
 from rowloom.errors import NonRetryableTaskError, RetryableTaskError, RunAbortedError
@@ -60,35 +60,44 @@ class SequentialEngine:
     async def _run_row_group(self, rg: int) -> dict[int, str]:
         size = self.host.open_row_group(rg)
         dropped: dict[int, str] = {}
+
+        def drop(row: int, reason: str) -> None:
+            dropped.setdefault(row, reason)
+            self.host.drop_row(rg, row, reason)
+
         for column in self.column_order:
             if self.host.generators[column].task_type == "batch":
-                reason = await self._attempt(Task(column, rg, None, "batch"))
+                reason, failed_rows = await self._attempt(Task(column, rg, None, "batch"))
                 if reason is not None:
                     return {r: dropped.get(r, reason) for r in range(size)}
+                for row, row_reason in failed_rows.items():
+                    self._record_failure(NonRetryableTaskError(row_reason))
+                    drop(row, row_reason)
                 continue
             for row in range(size):
                 if row not in dropped:
-                    reason = await self._attempt(Task(column, rg, row, "cell"))
+                    reason, _ = await self._attempt(Task(column, rg, row, "cell"))
                     if reason is not None:
-                        dropped[row] = reason
+                        drop(row, reason)
         return dropped
 
-    async def _attempt(self, task: Task) -> str | None:
-        """Run a task, retrying retryable failures; return a drop reason or None."""
+    async def _attempt(self, task: Task) -> tuple[str | None, Mapping[int, str]]:
+        """Run a task, retrying retryable failures; return (a drop reason or None, the rows a
+        whole-row-group task could not produce)."""
         rounds = 0
         while True:
             self.outcome.tasks_run += 1
             try:
-                await self.host.run_task(task)
+                failed_rows = await self.host.run_task(task)
             except RetryableTaskError as exc:
                 self._record_failure(exc)
                 if rounds < self.max_salvage_rounds:
                     rounds += 1
                     continue
-                return exc.reason
+                return exc.reason, {}
             except NonRetryableTaskError as exc:
                 self._record_failure(exc)
-                return exc.reason
+                return exc.reason, {}
             except Exception as exc:
                 row = "the whole row group" if task.row_index is None else f"row {task.row_index}"
                 exc.add_note(f"rowloom: while generating column {task.column!r}, row group "
@@ -97,7 +106,7 @@ class SequentialEngine:
             self.breaker.record(False)
             if self._on_task_done is not None:
                 self._on_task_done()
-            return None
+            return None, failed_rows
 
     def _record_failure(self, exc: RetryableTaskError | NonRetryableTaskError) -> None:
         if self.breaker.record(True, exc.reason, str(exc), exc.provider):

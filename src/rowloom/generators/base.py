@@ -78,8 +78,20 @@ class ColumnGenerator(ABC):
         raise NotImplementedError(f"{type(self).__name__} is not a batch generator")
 
 
+@dataclass(frozen=True, slots=True)
+class RowFailure:
+    """A batch generator's value for a row it could not produce: that row alone is dropped."""
+
+    reason: str
+    message: str = ""
+
+
 class BatchGenerator(ColumnGenerator):
-    """A generator that fills a whole row group at once."""
+    """A generator that fills a whole row group at once.
+
+    It may return a `RowFailure` for a row it cannot produce; only that row is dropped. An
+    exception drops the whole row group.
+    """
 
     task_type: ClassVar[TaskType] = "batch"
 

@@ -12,6 +12,7 @@ from rowloom.generators.base import (
     BatchInput,
     CellContext,
     ColumnGenerator,
+    RowFailure,
     TaskType,
     compile_template,
     render,
@@ -41,7 +42,13 @@ class ExpressionGenerator(ColumnGenerator):
         return self.value_for(row)
 
     def generate_batch(self, batch: BatchInput) -> list[Any]:
-        return [self.value_for(batch.row(i)) for i in range(len(batch.global_rows))]
+        values: list[Any] = []
+        for i in range(len(batch.global_rows)):
+            try:
+                values.append(self.value_for(batch.row(i)))
+            except NonRetryableTaskError as exc:  # drop this row, not the row group
+                values.append(RowFailure(exc.reason, str(exc)))
+        return values
 
 
 def cast_value(text: str, dtype: str, column: str) -> Any:
