@@ -29,18 +29,33 @@ async def hint(row: dict[str, Any], models: ModelFacade) -> str:
 
 def build_config() -> rl.DatasetConfig:
     return rl.DatasetConfig(
-        providers=[rl.ModelProvider(name="sim", provider_type="simulated",
-                                    simulation=rl.SimulationConfig(latency_ms=50))],
-        models=[rl.ModelConfig(alias="writer", model="sim-writer", provider="sim",
-                               max_parallel_requests=16)],
+        providers=[
+            rl.ModelProvider(
+                name="sim", provider_type="simulated", simulation=rl.SimulationConfig(latency_ms=50)
+            )
+        ],
+        models=[
+            rl.ModelConfig(
+                alias="writer", model="sim-writer", provider="sim", max_parallel_requests=16
+            )
+        ],
         columns=[
-            rl.SamplerColumnConfig(name="topic", sampler_type="category",
-                                   params={"values": ["tides", "glaciers", "dunes"]}),
-            rl.SamplerColumnConfig(name="difficulty", sampler_type="category",
-                                   params={"values": ["easy", "medium", "hard"]}),
-            rl.CustomColumnConfig(name="hint", function=hint,
-                                  required_columns=["topic", "difficulty"],
-                                  model_aliases=["writer"]),
+            rl.SamplerColumnConfig(
+                name="topic",
+                sampler_type="category",
+                params={"values": ["tides", "glaciers", "dunes"]},
+            ),
+            rl.SamplerColumnConfig(
+                name="difficulty",
+                sampler_type="category",
+                params={"values": ["easy", "medium", "hard"]},
+            ),
+            rl.CustomColumnConfig(
+                name="hint",
+                function=hint,
+                required_columns=["topic", "difficulty"],
+                model_aliases=["writer"],
+            ),
         ],
         seed=3,
     )
@@ -55,8 +70,10 @@ def main() -> None:
     calls = {"easy": 0, "medium": 1, "hard": 3}
     expected = sum(calls[d] for d in df["difficulty"])
     print(df.head().to_string())
-    print(f"{len(df)} rows, {result.summary.request_attempts} model requests "
-          f"(expected {expected} by difficulty); dataset in {result.data_dir}")
+    print(
+        f"{len(df)} rows, {result.summary.request_attempts} model requests "
+        f"(expected {expected} by difficulty); dataset in {result.data_dir}"
+    )
 
 
 if __name__ == "__main__":

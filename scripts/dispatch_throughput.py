@@ -94,8 +94,10 @@ def main() -> None:
     args = parser.parse_args()
     for events in (False, True):
         elapsed, tasks = asyncio.run(run(args.cells, args.rows, args.columns, events))
-        print(f"events={'on ' if events else 'off'} tasks={tasks} time={elapsed:.2f}s "
-              f"throughput={tasks / elapsed:,.0f} tasks/s ({1e6 * elapsed / tasks:.1f} us/task)")
+        print(
+            f"events={'on ' if events else 'off'} tasks={tasks} time={elapsed:.2f}s "
+            f"throughput={tasks / elapsed:,.0f} tasks/s ({1e6 * elapsed / tasks:.1f} us/task)"
+        )
 
 
 if __name__ == "__main__":

@@ -189,9 +189,11 @@ async def test_every_task_runs_once_in_dependency_order() -> None:
     scheduler, admission, sink = build(host, max_groups=2)
     outcome = await scheduler.run(range(5))
     assert sorted(outcome.completed_row_groups) == list(range(5))
-    expected = {Task("seed", rg, None, "batch") for rg in range(5)} | {
-        Task("summary", rg, None, "batch") for rg in range(5)
-    } | {Task(c, rg, r, "cell") for c in "abc" for rg in range(5) for r in range(7)}
+    expected = (
+        {Task("seed", rg, None, "batch") for rg in range(5)}
+        | {Task("summary", rg, None, "batch") for rg in range(5)}
+        | {Task(c, rg, r, "cell") for c in "abc" for rg in range(5) for r in range(7)}
+    )
     assert set(host.completed) == expected
     assert all(n == 1 for n in host.completed.values())
     assert_no_leases(admission)
@@ -275,7 +277,7 @@ async def test_programming_error_stops_the_run_with_the_original_exception() -> 
 async def test_breaker_stops_a_run_that_fails_everywhere() -> None:
     host = FakeHost(rows=30, seed=1, non_retryable=1.0, fail_batches=False)
     scheduler, admission, _ = build(host, breaker=0.5)
-    with pytest.raises(RunAbortedError, match="error-rate breaker tripped.*bad_cell"):
+    with pytest.raises(RunAbortedError, match=r"error-rate breaker tripped.*bad_cell"):
         await scheduler.run(range(10))
     assert_no_leases(admission)
     assert len(scheduler.outcome.completed_row_groups) < 10
@@ -338,8 +340,7 @@ async def test_heavy_root_does_not_starve_ready_downstream() -> None:
         "down": SchedulingMetadata("model", ("model", "p", "fast", "chat"), 1),
     }
     host = Host(rows=40)
-    scheduler, admission, sink = build(host, columns=columns, meta=meta, capacity=4,
-                                       max_groups=1)
+    scheduler, admission, _ = build(host, columns=columns, meta=meta, capacity=4, max_groups=1)
     run = asyncio.ensure_future(scheduler.run([0]))
     await four_waiting.wait()  # the root borrows the idle capacity while nothing else is ready
     assert admission.view().leased["submission"] == 4

@@ -141,12 +141,17 @@ class AsyncTaskScheduler:
         """Generate `row_groups`; returns when all are checkpointed (or raises)."""
         self._pending_groups.extend(row_groups)
         emit = self._events.emit
-        emit("scheduler_job_started", diagnostics={
-            "row_groups": len(row_groups),
-            "max_concurrent_row_groups": self._config.max_concurrent_row_groups,
-        })
-        emit("row_group_admission_target_changed",
-             diagnostics={"target": self._config.max_concurrent_row_groups})
+        emit(
+            "scheduler_job_started",
+            diagnostics={
+                "row_groups": len(row_groups),
+                "max_concurrent_row_groups": self._config.max_concurrent_row_groups,
+            },
+        )
+        emit(
+            "row_group_admission_target_changed",
+            diagnostics={"target": self._config.max_concurrent_row_groups},
+        )
         try:
             while self._pending_groups or self._open_groups or self._checkpointing:
                 self._wake.clear()
@@ -166,8 +171,11 @@ class AsyncTaskScheduler:
             raise
         finally:
             self._cancel_timer()
-            emit("scheduler_job_completed", reason=self.outcome.stop_reason or "completed",
-                 diagnostics=self._health())
+            emit(
+                "scheduler_job_completed",
+                reason=self.outcome.stop_reason or "completed",
+                diagnostics=self._health(),
+            )
         return self.outcome
 
     @property
@@ -185,17 +193,26 @@ class AsyncTaskScheduler:
             self._open_groups.add(rg)
             ready = self._tracker.admit_row_group(rg, num_rows)
             self._rg_blocked = False
-            self._events.emit("row_group_admitted", correlation=self._corr(rg, None),
-                              diagnostics={"row_group": rg, "rows": num_rows})
+            self._events.emit(
+                "row_group_admitted",
+                correlation=self._corr(rg, None),
+                diagnostics={"row_group": rg, "rows": num_rows},
+            )
             self._emit_ready(ready)
         in_flight = len(self._open_groups) + len(self._checkpointing)
-        self.outcome.max_row_groups_in_flight = max(self.outcome.max_row_groups_in_flight,
-                                                    in_flight)
+        self.outcome.max_row_groups_in_flight = max(
+            self.outcome.max_row_groups_in_flight, in_flight
+        )
         if self._pending_groups and not self._rg_blocked:
             self._rg_blocked = True
-            self._events.emit("row_group_admission_blocked",
-                              diagnostics={"in_flight": in_flight, "limit": limit,
-                                           "pending": len(self._pending_groups)})
+            self._events.emit(
+                "row_group_admission_blocked",
+                diagnostics={
+                    "in_flight": in_flight,
+                    "limit": limit,
+                    "pending": len(self._pending_groups),
+                },
+            )
 
     def _maybe_checkpoint(self, rg: int) -> None:
         if rg not in self._open_groups or not self._tracker.is_row_group_complete(rg):
@@ -224,8 +241,11 @@ class AsyncTaskScheduler:
         self._deferred.pop(rg, None)
         self.outcome.completed_row_groups.append(rg)
         self.outcome.dropped_rows.update(dropped.values())
-        self._events.emit("row_group_checkpointed", correlation=self._corr(rg, None),
-                          diagnostics={"row_group": rg, "rows": rows, "dropped": len(dropped)})
+        self._events.emit(
+            "row_group_checkpointed",
+            correlation=self._corr(rg, None),
+            diagnostics={"row_group": rg, "rows": rows, "dropped": len(dropped)},
+        )
         self._events.emit("scheduler_health_snapshot", diagnostics=self._health())
         return rows
 
@@ -235,8 +255,9 @@ class AsyncTaskScheduler:
         if not self._events.enabled:
             return
         for item in tasks:
-            self._events.emit("dependency_ready", correlation=self._corr_of(item),
-                              task_id=item.task_id)
+            self._events.emit(
+                "dependency_ready", correlation=self._corr_of(item), task_id=item.task_id
+            )
 
     def _pump_frontier(self) -> None:
         frontier = self._tracker.ready_frontier()
@@ -251,8 +272,9 @@ class AsyncTaskScheduler:
             if item.task_id in accepted_set:
                 self._active[item.task.row_group] += 1
                 if self._events.enabled:
-                    self._events.emit("ready_enqueued", correlation=self._corr_of(item),
-                                      task_id=item.task_id)
+                    self._events.emit(
+                        "ready_enqueued", correlation=self._corr_of(item), task_id=item.task_id
+                    )
         self._idle_reason = None
         maxima = self.outcome.max_queued_by_group
         for group, n in self._queue.view().queued_by_group.items():
@@ -275,23 +297,37 @@ class AsyncTaskScheduler:
             corr = self._corr_of(item, execution_id)
             decision = admission.try_acquire(item, selection.queue_view)
             if not isinstance(decision, TaskAdmissionLease):
-                emit("admission_denied", correlation=corr, task_id=item.task_id,
-                     task_execution_id=execution_id, reason=decision.reason,
-                     scheduler_resource_key=SUBMISSION)
+                emit(
+                    "admission_denied",
+                    correlation=corr,
+                    task_id=item.task_id,
+                    task_execution_id=execution_id,
+                    reason=decision.reason,
+                    scheduler_resource_key=SUBMISSION,
+                )
                 self._wake.set()
                 return
             task = queue.commit(selection)
             if task is None:
                 result = admission.release(decision)
-                emit("stale_selection", correlation=corr, task_id=item.task_id,
-                     task_execution_id=execution_id, task_lease_id=decision.lease_id,
-                     reason=result.reason)
+                emit(
+                    "stale_selection",
+                    correlation=corr,
+                    task_id=item.task_id,
+                    task_execution_id=execution_id,
+                    task_lease_id=decision.lease_id,
+                    reason=result.reason,
+                )
                 continue
-            emit("selected", correlation=corr, task_id=task.task_id,
-                 task_execution_id=execution_id)
-            emit("task_lease_acquired", correlation=corr, task_id=task.task_id,
-                 task_execution_id=execution_id, task_lease_id=decision.lease_id,
-                 scheduler_resource_key=SUBMISSION)
+            emit("selected", correlation=corr, task_id=task.task_id, task_execution_id=execution_id)
+            emit(
+                "task_lease_acquired",
+                correlation=corr,
+                task_id=task.task_id,
+                task_execution_id=execution_id,
+                task_lease_id=decision.lease_id,
+                scheduler_resource_key=SUBMISSION,
+            )
             if not len(queue):
                 emit("queue_drained")
             running = _Running(task, decision, execution_id, corr)
@@ -299,17 +335,27 @@ class AsyncTaskScheduler:
                 worker = self._spawn(self._worker(running))
             except BaseException as exc:
                 self._release(running)
-                emit("worker_spawn_failed", correlation=corr, task_id=task.task_id,
-                     task_execution_id=execution_id, task_lease_id=decision.lease_id,
-                     reason=type(exc).__name__)
+                emit(
+                    "worker_spawn_failed",
+                    correlation=corr,
+                    task_id=task.task_id,
+                    task_execution_id=execution_id,
+                    task_lease_id=decision.lease_id,
+                    reason=type(exc).__name__,
+                )
                 self._active[task.task.row_group] -= 1
                 self._fail(exc)
                 return
             self._running[execution_id] = running
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
-            emit("worker_spawned", correlation=corr, task_id=task.task_id,
-                 task_execution_id=execution_id, task_lease_id=decision.lease_id)
+            emit(
+                "worker_spawned",
+                correlation=corr,
+                task_id=task.task_id,
+                task_execution_id=execution_id,
+                task_lease_id=decision.lease_id,
+            )
 
     def _idle(self) -> None:
         queue_view = self._queue.view()
@@ -319,16 +365,23 @@ class AsyncTaskScheduler:
                 self._events.emit("queue_empty", diagnostics={"running": len(self._running)})
             return
         summary = self._admission.explain_blocked(queue_view)
-        kind = "group_capped" if summary.dominant_reasons[:1] == ("group_cap",) else (
-            "admission_blocked"
+        kind = (
+            "group_capped"
+            if summary.dominant_reasons[:1] == ("group_cap",)
+            else ("admission_blocked")
         )
         if self._idle_reason != kind:
             self._idle_reason = kind
-            self._events.emit(kind, reason=",".join(summary.dominant_reasons),
-                              scheduler_resource_key=SUBMISSION,
-                              diagnostics={"queued": summary.queued_count,
-                                           "available_after": summary.available_after,
-                                           **summary.diagnostics})
+            self._events.emit(
+                kind,
+                reason=",".join(summary.dominant_reasons),
+                scheduler_resource_key=SUBMISSION,
+                diagnostics={
+                    "queued": summary.queued_count,
+                    "available_after": summary.available_after,
+                    **summary.diagnostics,
+                },
+            )
         if summary.available_after is not None:
             self._wake_at(summary.available_after)
 
@@ -337,11 +390,18 @@ class AsyncTaskScheduler:
         for skip in self._admission.drain_advisory_skips():
             item = skip.item
             self._events.emit(
-                "request_pressure_advisory_skipped", correlation=self._corr_of(item),
-                task_id=item.task_id, reason=skip.why, scheduler_resource_key=SUBMISSION,
-                diagnostics={**skip.diagnostics, "group": item.group.key.as_key_str(),
-                             "request_resource": skip.resource,
-                             "available_after": skip.available_after})
+                "request_pressure_advisory_skipped",
+                correlation=self._corr_of(item),
+                task_id=item.task_id,
+                reason=skip.why,
+                scheduler_resource_key=SUBMISSION,
+                diagnostics={
+                    **skip.diagnostics,
+                    "group": item.group.key.as_key_str(),
+                    "request_resource": skip.resource,
+                    "available_after": skip.available_after,
+                },
+            )
 
     def _wake_at(self, when: float) -> None:
         if self._timer_at is not None and self._timer_at <= when:
@@ -385,14 +445,24 @@ class AsyncTaskScheduler:
         result = self._admission.release(running.lease)
         self._running.pop(running.execution_id, None)
         emit = self._events.emit
-        emit("task_lease_released", correlation=running.correlation,
-             task_id=running.task.task_id, task_execution_id=running.execution_id,
-             task_lease_id=running.lease.lease_id, scheduler_resource_key=SUBMISSION,
-             reason=result.reason)
+        emit(
+            "task_lease_released",
+            correlation=running.correlation,
+            task_id=running.task.task_id,
+            task_execution_id=running.execution_id,
+            task_lease_id=running.lease.lease_id,
+            scheduler_resource_key=SUBMISSION,
+            reason=result.reason,
+        )
         if not result.released:
-            emit("release_diagnostic", correlation=running.correlation,
-                 task_id=running.task.task_id, task_lease_id=running.lease.lease_id,
-                 reason=result.reason, diagnostics=result.diagnostics)
+            emit(
+                "release_diagnostic",
+                correlation=running.correlation,
+                task_id=running.task.task_id,
+                task_lease_id=running.lease.lease_id,
+                reason=result.reason,
+                diagnostics=result.diagnostics,
+            )
 
     def _finish(
         self,
@@ -401,9 +471,18 @@ class AsyncTaskScheduler:
         failed_rows: Mapping[int, str] | None = None,
     ) -> None:
         """Book a finished worker's outcome in the tracker (after its lease is released)."""
-        item, task, emit = running.task, running.task.task, self._events.emit
-        ids = {"correlation": running.correlation, "task_id": item.task_id,
-               "task_execution_id": running.execution_id}
+        item, task = running.task, running.task.task
+
+        def emit(kind: str, reason: str | None = None, diagnostics: Any = None) -> None:
+            self._events.emit(
+                kind,
+                correlation=running.correlation,
+                task_id=item.task_id,
+                task_execution_id=running.execution_id,
+                reason=reason,
+                diagnostics=diagnostics,
+            )
+
         rg = task.row_group
         self._active[rg] -= 1
         self.outcome.tasks_run += 1
@@ -411,15 +490,15 @@ class AsyncTaskScheduler:
             self._breaker.record(False)
             for row, reason in (failed_rows or {}).items():
                 self._on_failure(NonRetryableTaskError(reason))
-                emit("non_retryable_dropped", reason=reason, diagnostics={"row": row}, **ids)
+                emit("non_retryable_dropped", reason=reason, diagnostics={"row": row})
                 self._host.drop_row(rg, row, reason)
                 self._emit_ready(self._tracker.drop_row(rg, row, reason))
-            emit("task_completed", reason="success", **ids)
+            emit("task_completed", reason="success")
             self._emit_ready(self._tracker.mark_complete(task))
             if self._on_task_done is not None:
                 self._on_task_done()
         elif isinstance(error, asyncio.CancelledError):
-            emit("cancelled", **ids)
+            emit("cancelled")
             return
         elif isinstance(error, RetryableTaskError):
             self._on_failure(error)
@@ -427,19 +506,26 @@ class AsyncTaskScheduler:
             if rounds < self._config.max_salvage_rounds:
                 self._salvage_rounds[item.task_id] = rounds + 1
                 self._deferred[rg].append(task)
-                emit("retry_deferred", reason=error.reason,
-                     diagnostics={"salvage_round": rounds + 1}, **ids)
+                emit(
+                    "retry_deferred",
+                    reason=error.reason,
+                    diagnostics={"salvage_round": rounds + 1},
+                )
             else:
-                self._drop(task, error.reason, ids)
+                self._drop(task, error.reason, emit)
         elif isinstance(error, NonRetryableTaskError):
             self._on_failure(error)
-            self._drop(task, error.reason, ids)
+            self._drop(task, error.reason, emit)
         else:
-            emit("task_completed", reason="programming_error",
-                 diagnostics={"error": type(error).__name__}, **ids)
-            row = "the whole row group" if task.row_index is None else f"row {task.row_index}"
-            error.add_note(f"rowloom: while generating column {task.column!r}, row group {rg}, "
-                           f"{row}")
+            emit(
+                "task_completed",
+                reason="programming_error",
+                diagnostics={"error": type(error).__name__},
+            )
+            where = "the whole row group" if task.row_index is None else f"row {task.row_index}"
+            error.add_note(
+                f"rowloom: while generating column {task.column!r}, row group {rg}, {where}"
+            )
             self._fail(error)
             return
         if self._active[rg] == 0 and self._deferred.get(rg):
@@ -453,8 +539,8 @@ class AsyncTaskScheduler:
             self.outcome.stop_reason = self._breaker.describe()
             self._fail(RunAbortedError(self.outcome.stop_reason))
 
-    def _drop(self, task: Task, reason: str, ids: dict[str, Any]) -> None:
-        self._events.emit("non_retryable_dropped", reason=reason, **ids)
+    def _drop(self, task: Task, reason: str, emit: Callable[..., None]) -> None:
+        emit("non_retryable_dropped", reason=reason)
         if task.row_index is None:
             self._tracker.drop_row_group(task.row_group, reason)
         else:
@@ -465,8 +551,11 @@ class AsyncTaskScheduler:
         """Re-dispatch a row group's deferred tasks once nothing else of it is in flight."""
         for task in self._deferred.pop(rg, []):
             if self._tracker.requeue(task):
-                self._events.emit("salvage_redispatched", correlation=self._corr(rg, task),
-                                  diagnostics={"column": task.column})
+                self._events.emit(
+                    "salvage_redispatched",
+                    correlation=self._corr(rg, task),
+                    diagnostics={"column": task.column},
+                )
 
     def _fail(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -492,9 +581,7 @@ class AsyncTaskScheduler:
             await asyncio.gather(*self._checkpointing.values(), return_exceptions=True)
         for rg in sorted(self._open_groups):
             self._host.discard_row_group(rg)
-        self.outcome.incomplete_row_groups = sorted(
-            {*self._open_groups, *self._pending_groups}
-        )
+        self.outcome.incomplete_row_groups = sorted({*self._open_groups, *self._pending_groups})
 
     # --- correlation and health ----------------------------------------------------------------
 
@@ -503,21 +590,29 @@ class AsyncTaskScheduler:
         key = (rg, column)
         corr = self._base_correlation.get(key)
         if corr is None:
-            corr = RuntimeCorrelation(self._run_id, rg, column or None,
-                                      task.task_type if task is not None else None)
+            corr = RuntimeCorrelation(
+                self._run_id, rg, column or None, task.task_type if task is not None else None
+            )
             if len(self._base_correlation) > 4096:
                 self._base_correlation.clear()
             self._base_correlation[key] = corr
         return corr
 
-    def _corr_of(self, item: SchedulableTask, execution_id: str | None = None) -> RuntimeCorrelation:
+    def _corr_of(
+        self, item: SchedulableTask, execution_id: str | None = None
+    ) -> RuntimeCorrelation:
         task = item.task
         if execution_id is None:
             return self._corr(task.row_group, task)
         key = item.group.key
         return RuntimeCorrelation(
-            self._run_id, task.row_group, task.column, task.task_type, key.kind,
-            key.identity_hash, execution_id,
+            self._run_id,
+            task.row_group,
+            task.column,
+            task.task_type,
+            key.kind,
+            key.identity_hash,
+            execution_id,
         )
 
     def _health(self) -> dict[str, Any]:

@@ -38,10 +38,12 @@ def preview_hash(config: DatasetConfig, n: int, engine: str, **run: Any) -> tupl
 @pytest.mark.parametrize("buffer_size,groups", [(7, 1), (10, 3), (64, 2)])
 def test_qa_judge_async_equals_sequential(buffer_size: int, groups: int) -> None:
     config = fast(DatasetConfig.from_yaml(EXAMPLES / "qa_judge.yaml"))
-    a, result = preview_hash(config, 23, "async", buffer_size=buffer_size,
-                             max_concurrent_row_groups=groups)
-    s, _ = preview_hash(config, 23, "sequential", buffer_size=buffer_size,
-                        max_concurrent_row_groups=groups)
+    a, result = preview_hash(
+        config, 23, "async", buffer_size=buffer_size, max_concurrent_row_groups=groups
+    )
+    s, _ = preview_hash(
+        config, 23, "sequential", buffer_size=buffer_size, max_concurrent_row_groups=groups
+    )
     assert a == s
     assert len(result) == 23
     for name, values in result.data.items():
@@ -50,55 +52,84 @@ def test_qa_judge_async_equals_sequential(buffer_size: int, groups: int) -> None
 
 def test_values_do_not_depend_on_buffer_size() -> None:
     config = fast(DatasetConfig.from_yaml(EXAMPLES / "qa_judge.yaml"))
-    assert preview_hash(config, 12, "async", buffer_size=5)[0] == preview_hash(
-        config, 12, "async", buffer_size=12)[0]
+    assert (
+        preview_hash(config, 12, "async", buffer_size=5)[0]
+        == preview_hash(config, 12, "async", buffer_size=12)[0]
+    )
 
 
 @st.composite
 def dags(draw: st.DrawFn) -> dict[str, Any]:
     n = draw(st.integers(2, 7))
     columns: list[dict[str, Any]] = [
-        {"name": "c0", "column_type": "sampler", "sampler_type": "category",
-         "params": {"values": ["x", "y", "z"]}}
+        {
+            "name": "c0",
+            "column_type": "sampler",
+            "sampler_type": "category",
+            "params": {"values": ["x", "y", "z"]},
+        }
     ]
     for i in range(1, n):
         name = f"c{i}"
-        deps = draw(st.lists(st.sampled_from([c["name"] for c in columns]), min_size=0,
-                             max_size=3, unique=True))
+        deps = draw(
+            st.lists(
+                st.sampled_from([c["name"] for c in columns]), min_size=0, max_size=3, unique=True
+            )
+        )
         ref = " ".join(f"{{{{ {d} }}}}" for d in deps)
         kind = draw(st.sampled_from(["sampler", "expression", "llm_text", "llm_text", "custom"]))
         if kind == "sampler" or (not deps and kind != "llm_text"):
-            columns.append({"name": name, "column_type": "sampler", "sampler_type": "uniform",
-                            "params": {"low": 0, "high": 100, "integer": True}})
+            columns.append(
+                {
+                    "name": name,
+                    "column_type": "sampler",
+                    "sampler_type": "uniform",
+                    "params": {"low": 0, "high": 100, "integer": True},
+                }
+            )
         elif kind == "expression":
             columns.append({"name": name, "column_type": "expression", "expr": f"{ref}|{i}"})
         elif kind == "custom":
-            columns.append({"name": name, "column_type": "custom",
-                            "function": "tests.builder.dag_functions:join_with_model",
-                            "required_columns": deps, "model_aliases": ["m"]})
+            columns.append(
+                {
+                    "name": name,
+                    "column_type": "custom",
+                    "function": "tests.builder.dag_functions:join_with_model",
+                    "required_columns": deps,
+                    "model_aliases": ["m"],
+                }
+            )
         else:
-            columns.append({"name": name, "column_type": "llm_text", "model_alias": "m",
-                            "prompt": f"Say {ref or 'hi'}."})
+            columns.append(
+                {
+                    "name": name,
+                    "column_type": "llm_text",
+                    "model_alias": "m",
+                    "prompt": f"Say {ref or 'hi'}.",
+                }
+            )
     return {
         "providers": [{"name": "sim", "provider_type": "simulated", "simulation": FAST_SIM}],
-        "models": [{"alias": "m", "model": "sim-m", "provider": "sim",
-                    "max_parallel_requests": 8}],
+        "models": [{"alias": "m", "model": "sim-m", "provider": "sim", "max_parallel_requests": 8}],
         "columns": columns,
         "seed": draw(st.integers(0, 100)),
     }
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=dags(), rows=st.integers(1, 14), buffer_size=st.integers(1, 6),
-       groups=st.integers(1, 3))
+@given(
+    data=dags(), rows=st.integers(1, 14), buffer_size=st.integers(1, 6), groups=st.integers(1, 3)
+)
 def test_random_dags_async_equals_sequential(
     data: dict[str, Any], rows: int, buffer_size: int, groups: int
 ) -> None:
     config = DatasetConfig.from_dict(data)
-    a, _ = preview_hash(config, rows, "async", buffer_size=buffer_size,
-                        max_concurrent_row_groups=groups)
-    s, _ = preview_hash(config, rows, "sequential", buffer_size=buffer_size,
-                        max_concurrent_row_groups=groups)
+    a, _ = preview_hash(
+        config, rows, "async", buffer_size=buffer_size, max_concurrent_row_groups=groups
+    )
+    s, _ = preview_hash(
+        config, rows, "sequential", buffer_size=buffer_size, max_concurrent_row_groups=groups
+    )
     assert a == s
 
 
@@ -138,16 +169,32 @@ def test_acreate_runs_inside_an_event_loop(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("engine", ["async", "sequential"])
 def test_a_bad_row_in_a_whole_row_group_task_drops_only_that_row(engine: str) -> None:
-    config = DatasetConfig.from_dict({
-        "columns": [
-            {"name": "n", "column_type": "sampler", "sampler_type": "uniform",
-             "params": {"low": 0, "high": 4, "integer": True}},
-            # a vectorised (per row group) expression that fails for n == 0
-            {"name": "inv", "column_type": "expression", "expr": "{{ 12 // n }}", "dtype": "int"},
-            {"name": "twice", "column_type": "expression", "expr": "{{ inv * 2 }}", "dtype": "int"},
-        ],
-        "run": {"buffer_size": 10},
-    })
+    config = DatasetConfig.from_dict(
+        {
+            "columns": [
+                {
+                    "name": "n",
+                    "column_type": "sampler",
+                    "sampler_type": "uniform",
+                    "params": {"low": 0, "high": 4, "integer": True},
+                },
+                # a vectorised (per row group) expression that fails for n == 0
+                {
+                    "name": "inv",
+                    "column_type": "expression",
+                    "expr": "{{ 12 // n }}",
+                    "dtype": "int",
+                },
+                {
+                    "name": "twice",
+                    "column_type": "expression",
+                    "expr": "{{ inv * 2 }}",
+                    "dtype": "int",
+                },
+            ],
+            "run": {"buffer_size": 10},
+        }
+    )
     result = Designer(engine=engine).preview(config, 30)  # type: ignore[arg-type]
     zeros = 30 - len(result)
     assert 0 < zeros < 30

@@ -43,7 +43,9 @@ def test_write_is_atomic_and_recorded(tmp_path: Path) -> None:
     assert pq.read_table(path).num_rows == 2
     manifest = json.loads(store.manifest_path.read_text())
     assert manifest["row_groups"]["0"] == {
-        "rows": 2, "dropped": {"template_error": 3}, "part": "part-00000.parquet"
+        "rows": 2,
+        "dropped": {"template_error": 3},
+        "part": "part-00000.parquet",
     }
     assert not [p for p in store.data_dir.iterdir() if p.name.startswith(".")]
 

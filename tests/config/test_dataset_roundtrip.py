@@ -35,7 +35,10 @@ models:
     max_parallel_requests: 64
     inference_parameters: {temperature: 0.7, max_tokens: 64}
 columns:
-  - {name: topic, column_type: sampler, sampler_type: category, params: {values: [rivers, volcanoes]}}
+  - name: topic
+    column_type: sampler
+    sampler_type: category
+    params: {values: [rivers, volcanoes]}
   - {name: draft, column_type: llm_text, model_alias: writer, prompt: "Write about {{ topic }}."}
   - {name: review, column_type: llm_text, model_alias: writer, prompt: "Improve: {{ draft }}"}
 run:
@@ -72,14 +75,16 @@ def test_fingerprint_ignores_run_section_but_not_columns() -> None:
 
 
 def test_declaration_order_does_not_matter_for_dependencies() -> None:
-    config = DatasetConfig.from_dict({
-        "providers": [{"name": "sim", "provider_type": "simulated"}],
-        "models": [{"alias": "w", "model": "m", "provider": "sim"}],
-        "columns": [
-            {"name": "b", "column_type": "llm_text", "model_alias": "w", "prompt": "{{ a }}"},
-            {"name": "a", "column_type": "sampler", "sampler_type": "uuid"},
-        ],
-    })
+    config = DatasetConfig.from_dict(
+        {
+            "providers": [{"name": "sim", "provider_type": "simulated"}],
+            "models": [{"alias": "w", "model": "m", "provider": "sim"}],
+            "columns": [
+                {"name": "b", "column_type": "llm_text", "model_alias": "w", "prompt": "{{ a }}"},
+                {"name": "a", "column_type": "sampler", "sampler_type": "uuid"},
+            ],
+        }
+    )
     assert config.topological_order == ("a", "b")
 
 
@@ -100,7 +105,10 @@ class Answer(BaseModel):
 
 def test_pydantic_model_becomes_schema() -> None:
     col = LLMStructuredColumnConfig(
-        name="a", model_alias="w", prompt="p", output_format=Answer  # type: ignore[arg-type]
+        name="a",
+        model_alias="w",
+        prompt="p",
+        output_format=Answer,  # type: ignore[arg-type]
     )
     assert col.output_format["properties"]["confidence"]["type"] == "number"
 
@@ -115,16 +123,23 @@ names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
     seed=st.none() | st.integers(0, 2**31),
     buffer=st.integers(1, 10_000),
 )
-def test_random_configs_round_trip(values: list[str], name: str, seed: int | None,
-                                   buffer: int) -> None:
-    config = DatasetConfig.from_dict({
-        "columns": [
-            {"name": name, "column_type": "sampler", "sampler_type": "category",
-             "params": {"values": values}},
-            {"name": f"{name}_x", "column_type": "expression", "expr": f"{{{{ {name} }}}}!"},
-        ],
-        "seed": seed,
-        "run": {"buffer_size": buffer},
-    })
+def test_random_configs_round_trip(
+    values: list[str], name: str, seed: int | None, buffer: int
+) -> None:
+    config = DatasetConfig.from_dict(
+        {
+            "columns": [
+                {
+                    "name": name,
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": values},
+                },
+                {"name": f"{name}_x", "column_type": "expression", "expr": f"{{{{ {name} }}}}!"},
+            ],
+            "seed": seed,
+            "run": {"buffer_size": buffer},
+        }
+    )
     assert DatasetConfig.from_yaml(config.to_yaml()) == config
     assert DatasetConfig.from_json(config.to_json()) == config

@@ -24,8 +24,17 @@ def load(name: str) -> ModuleType:
 def test_custom_dynamic_makes_zero_one_or_three_calls_per_row() -> None:
     example = load("custom_dynamic")
     config = example.build_config()
-    config = config.model_copy(update={"providers": [rl.ModelProvider(
-        name="sim", provider_type="simulated", simulation=rl.SimulationConfig(latency_ms=0))]})
+    config = config.model_copy(
+        update={
+            "providers": [
+                rl.ModelProvider(
+                    name="sim",
+                    provider_type="simulated",
+                    simulation=rl.SimulationConfig(latency_ms=0),
+                )
+            ]
+        }
+    )
     for engine in ("async", "sequential"):
         preview = rl.Designer(engine=engine).preview(config, 40)  # type: ignore[arg-type]
         calls = {"easy": 0, "medium": 1, "hard": 3}

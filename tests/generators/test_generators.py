@@ -68,8 +68,7 @@ SAMPLERS: list[tuple[str, dict[str, Any]]] = [
 def test_samplers_are_deterministic_per_global_row(
     sampler_type: str, params: dict[str, Any]
 ) -> None:
-    gen = SamplerGenerator(SamplerColumnConfig(name="s", sampler_type=sampler_type,
-                                               params=params))  # type: ignore[arg-type]
+    gen = SamplerGenerator(SamplerColumnConfig(name="s", sampler_type=sampler_type, params=params))  # type: ignore[arg-type]
     whole = gen.generate_batch(batch(range(40)))
     # split differently (another buffer_size) -> same values for the same global rows
     parts = gen.generate_batch(batch(range(0, 17))) + gen.generate_batch(batch(range(17, 40)))
@@ -80,8 +79,11 @@ def test_samplers_are_deterministic_per_global_row(
 
 def test_sampler_values_respect_params() -> None:
     def values(sampler_type: str, params: dict[str, Any]) -> list[Any]:
-        cfg = SamplerColumnConfig(name="s", sampler_type=sampler_type,  # type: ignore[arg-type]
-                                  params=params)
+        cfg = SamplerColumnConfig(
+            name="s",
+            sampler_type=sampler_type,  # type: ignore[arg-type]
+            params=params,
+        )
         return SamplerGenerator(cfg).generate_batch(batch(range(500)))
 
     assert set(values(*SAMPLERS[0])) == {"b", "c"}  # zero weight never drawn
@@ -96,7 +98,8 @@ def test_sampler_values_respect_params() -> None:
 
 def test_subcategory_follows_its_category() -> None:
     cfg = SamplerColumnConfig(
-        name="sub", sampler_type="subcategory",
+        name="sub",
+        sampler_type="subcategory",
         params={"category": "cat", "values": {"fruit": ["apple", "pear"], "veg": ["leek"]}},
     )
     out = SamplerGenerator(cfg).generate_batch(
@@ -107,13 +110,15 @@ def test_subcategory_follows_its_category() -> None:
 
 
 async def test_expression_casts_and_skips() -> None:
-    gen = ExpressionGenerator(ExpressionColumnConfig(
-        name="e", expr="{{ n * 2 }}", dtype="int", skip_when="{{ n > 2 }}"))
+    gen = ExpressionGenerator(
+        ExpressionColumnConfig(name="e", expr="{{ n * 2 }}", dtype="int", skip_when="{{ n > 2 }}")
+    )
     ctx = CellContext(seed=0, row_group=0, global_row=0, facade=None)
     assert await gen.generate_cell({"n": 2}, ctx) == 4
     assert await gen.generate_cell({"n": 3}, ctx) is None
-    as_json = ExpressionGenerator(ExpressionColumnConfig(name="j", expr='{"a": {{ n }}}',
-                                                         dtype="json"))
+    as_json = ExpressionGenerator(
+        ExpressionColumnConfig(name="j", expr='{"a": {{ n }}}', dtype="json")
+    )
     assert await as_json.generate_cell({"n": 1}, ctx) == {"a": 1}
     bad = ExpressionGenerator(ExpressionColumnConfig(name="b", expr="{{ n }}", dtype="float"))
     with pytest.raises(NonRetryableTaskError) as info:
@@ -148,20 +153,41 @@ CONFIG = {
         {"alias": "e", "model": "m-e", "provider": "sim", "generation_kind": "embedding"},
     ],
     "columns": [
-        {"name": "topic", "column_type": "sampler", "sampler_type": "category",
-         "params": {"values": ["x"]}},
+        {
+            "name": "topic",
+            "column_type": "sampler",
+            "sampler_type": "category",
+            "params": {"values": ["x"]},
+        },
         {"name": "up", "column_type": "expression", "expr": "{{ topic | upper }}"},
-        {"name": "text", "column_type": "llm_text", "model_alias": "w",
-         "prompt": "About {{ up }}", "system_prompt": "Be brief."},
+        {
+            "name": "text",
+            "column_type": "llm_text",
+            "model_alias": "w",
+            "prompt": "About {{ up }}",
+            "system_prompt": "Be brief.",
+        },
         {"name": "late", "column_type": "expression", "expr": "{{ text }}!"},
-        {"name": "data", "column_type": "llm_structured", "model_alias": "w",
-         "prompt": "Give {{ topic }}",
-         "output_format": {"type": "object", "properties": {"n": {"type": "integer"}},
-                           "required": ["n"]}},
-        {"name": "verdict", "column_type": "llm_judge", "model_alias": "other",
-         "prompt": "Judge {{ text }}",
-         "scores": [{"name": "q", "description": "quality", "options": {"1": "bad",
-                                                                          "2": "good"}}]},
+        {
+            "name": "data",
+            "column_type": "llm_structured",
+            "model_alias": "w",
+            "prompt": "Give {{ topic }}",
+            "output_format": {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}},
+                "required": ["n"],
+            },
+        },
+        {
+            "name": "verdict",
+            "column_type": "llm_judge",
+            "model_alias": "other",
+            "prompt": "Judge {{ text }}",
+            "scores": [
+                {"name": "q", "description": "quality", "options": {"1": "bad", "2": "good"}}
+            ],
+        },
         {"name": "vec", "column_type": "embedding", "model_alias": "e", "target_column": "text"},
     ],
 }
@@ -180,15 +206,15 @@ def test_task_granularity_and_model_metadata() -> None:
     meta = gens["text"].get_scheduling_metadata()
     # aliases w and w2 hit the same endpoint: min cap 3
     assert meta == SchedulingMetadata("model", ("model", "sim", "m-w", "chat"), 3)
-    assert gens["vec"].get_scheduling_metadata().identity == ("model", "sim", "m-e",
-                                                               "embedding")
+    assert gens["vec"].get_scheduling_metadata().identity == ("model", "sim", "m-e", "embedding")
     assert gens["topic"].get_scheduling_metadata() == SchedulingMetadata.local()
 
 
 async def test_llm_generators_call_through_the_facade() -> None:
     gens = generators()
-    fake = FakeExecutor(replies=["plain", "not json", '{"n": 4}',
-                                 '{"q": {"score": "2", "reasoning": "ok"}}'])
+    fake = FakeExecutor(
+        replies=["plain", "not json", '{"n": 4}', '{"q": {"score": "2", "reasoning": "ok"}}']
+    )
     ctx = CellContext(seed=0, row_group=0, global_row=0, facade=ModelFacade(fake))
     assert await gens["text"].generate_cell({"up": "X"}, ctx) == "plain"
     assert fake.calls[0][1][0] == {"role": "system", "content": "Be brief."}
@@ -228,14 +254,17 @@ async def test_custom_columns_sync_async_and_programming_errors() -> None:
     config = DatasetConfig.from_dict(CONFIG)
     catalog = ModelResourceCatalog(config.models, config.providers)
     fake = FakeExecutor()
-    ctx = CellContext(seed=0, row_group=0, global_row=7,
-                      facade=ModelFacade(fake, allowed_aliases=["w"]))
-    gen_async = CustomGenerator(CustomColumnConfig(name="c", function=_async_fn,
-                                                   model_aliases=["w"]), catalog)
+    ctx = CellContext(
+        seed=0, row_group=0, global_row=7, facade=ModelFacade(fake, allowed_aliases=["w"])
+    )
+    gen_async = CustomGenerator(
+        CustomColumnConfig(name="c", function=_async_fn, model_aliases=["w"]), catalog
+    )
     assert await gen_async.generate_cell({"n": 3}, ctx) == ["reply:q0", "reply:q1", "reply:q2"]
     assert await gen_async.generate_cell({"n": 0}, ctx) == []
-    gen_sync = CustomGenerator(CustomColumnConfig(name="c", function=_sync_fn,
-                                                  model_aliases=["w"]), catalog)
+    gen_sync = CustomGenerator(
+        CustomColumnConfig(name="c", function=_sync_fn, model_aliases=["w"]), catalog
+    )
     assert await gen_sync.generate_cell({"n": 1}, ctx) == "reply:sync1"
     assert gen_sync.get_scheduling_metadata().kind == "model"
     broken = CustomGenerator(CustomColumnConfig(name="c", function=_broken), catalog)
@@ -251,14 +280,16 @@ async def test_custom_columns_sync_async_and_programming_errors() -> None:
 def test_custom_metadata_across_endpoints_is_custom_model() -> None:
     config = DatasetConfig.from_dict(CONFIG)
     catalog = ModelResourceCatalog(config.models, config.providers)
-    gen = CustomGenerator(CustomColumnConfig(name="c", function=_sync_fn,
-                                             model_aliases=["w", "other"]), catalog)
+    gen = CustomGenerator(
+        CustomColumnConfig(name="c", function=_sync_fn, model_aliases=["w", "other"]), catalog
+    )
     meta = gen.get_scheduling_metadata()
     assert meta.kind == "custom_model"
     assert meta == gen.get_scheduling_metadata()  # deterministic
     explicit = SchedulingMetadata.custom_model("ns", "gpu")
-    gen2 = CustomGenerator(CustomColumnConfig(name="c", function=_sync_fn,
-                                              scheduling_metadata=explicit), catalog)
+    gen2 = CustomGenerator(
+        CustomColumnConfig(name="c", function=_sync_fn, scheduling_metadata=explicit), catalog
+    )
     assert gen2.get_scheduling_metadata() == explicit
 
 
@@ -273,14 +304,16 @@ def test_seed_dataset_columns(tmp_path: Path, fmt: str, sampling: str) -> None:
         path.write_text("city,pop\na,1\nb,2\nc,3\n")
     else:
         path.write_text("\n".join(json.dumps(r) for r in table.to_pylist()) + "\n")
-    config = DatasetConfig.from_dict({
-        "seed_dataset": {"path": str(path), "sampling": sampling},
-        "columns": [
-            {"name": "city", "column_type": "seed_dataset"},
-            {"name": "size", "column_type": "seed_dataset", "source_column": "pop"},
-        ],
-        "seed": 1,
-    })
+    config = DatasetConfig.from_dict(
+        {
+            "seed_dataset": {"path": str(path), "sampling": sampling},
+            "columns": [
+                {"name": "city", "column_type": "seed_dataset"},
+                {"name": "size", "column_type": "seed_dataset", "source_column": "pop"},
+            ],
+            "seed": 1,
+        }
+    )
     gens = build_generators(config, ModelResourceCatalog([], []))
     cities = gens["city"].generate_batch(batch(range(6)))
     sizes = gens["size"].generate_batch(batch(range(6)))
@@ -304,9 +337,19 @@ def test_custom_runs_sync_functions_off_the_event_loop() -> None:
 
     config = DatasetConfig.from_dict(CONFIG)
     catalog = ModelResourceCatalog(config.models, config.providers)
-    gen = CustomGenerator(CustomColumnConfig.model_construct(
-        name="c", function=where, required_columns=[], model_aliases=[],
-        scheduling_metadata=None, drop=False, skip_when=None, column_type="custom"), catalog)
+    gen = CustomGenerator(
+        CustomColumnConfig.model_construct(
+            name="c",
+            function=where,
+            required_columns=[],
+            model_aliases=[],
+            scheduling_metadata=None,
+            drop=False,
+            skip_when=None,
+            column_type="custom",
+        ),
+        catalog,
+    )
     ctx = CellContext(seed=0, row_group=0, global_row=0, facade=None)
     assert asyncio.run(gen.generate_cell({}, ctx)) == 1
     assert seen == [False]

@@ -25,9 +25,7 @@ def imports_of(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("rowloom")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-            "rowloom"
-        ):
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rowloom"):
             found.add(node.module)
     return found
 
@@ -42,17 +40,47 @@ def _in(name: str, package: str) -> bool:
 RULES: list[tuple[str, list[str], list[str]]] = [
     # (importer package, forbidden packages, allowed exceptions)
     ("rowloom.config", ["rowloom"], ["rowloom.config"]),
-    ("rowloom.scheduling", ["rowloom.models.request_admission", "rowloom.models.clients",
-                            "rowloom.models.facade", "rowloom.builder", "rowloom.generators",
-                            "rowloom.interface", "rowloom.scheduler"], []),
-    ("rowloom.scheduler", ["rowloom.models", "rowloom.builder", "rowloom.generators",
-                           "rowloom.interface"], []),
-    ("rowloom.models.request_admission", ["rowloom.scheduling", "rowloom.scheduler",
-                                          "rowloom.models.clients", "rowloom.builder",
-                                          "rowloom.generators"], []),
-    ("rowloom.observability", ["rowloom.scheduling", "rowloom.scheduler", "rowloom.models",
-                               "rowloom.builder", "rowloom.generators", "rowloom.simulation"],
-     []),
+    (
+        "rowloom.scheduling",
+        [
+            "rowloom.models.request_admission",
+            "rowloom.models.clients",
+            "rowloom.models.facade",
+            "rowloom.builder",
+            "rowloom.generators",
+            "rowloom.interface",
+            "rowloom.scheduler",
+        ],
+        [],
+    ),
+    (
+        "rowloom.scheduler",
+        ["rowloom.models", "rowloom.builder", "rowloom.generators", "rowloom.interface"],
+        [],
+    ),
+    (
+        "rowloom.models.request_admission",
+        [
+            "rowloom.scheduling",
+            "rowloom.scheduler",
+            "rowloom.models.clients",
+            "rowloom.builder",
+            "rowloom.generators",
+        ],
+        [],
+    ),
+    (
+        "rowloom.observability",
+        [
+            "rowloom.scheduling",
+            "rowloom.scheduler",
+            "rowloom.models",
+            "rowloom.builder",
+            "rowloom.generators",
+            "rowloom.simulation",
+        ],
+        [],
+    ),
     ("rowloom.capacity", ["rowloom.models.clients", "rowloom.builder", "rowloom.interface"], []),
 ]
 
@@ -73,19 +101,36 @@ def test_only_the_executor_holds_both_clients_and_request_admission() -> None:
     """Only the executor calls both; the builder (the run's composition root) only constructs
     them and hands both to the executor."""
     both = [
-        m for m, imported in MODULES.items()
+        m
+        for m, imported in MODULES.items()
         if any(_in(n, "rowloom.models.request_admission") for n in imported)
-        and any(_in(n, "rowloom.models.clients") and not _in(n, "rowloom.models.clients.base")
-                for n in imported)
+        and any(
+            _in(n, "rowloom.models.clients") and not _in(n, "rowloom.models.clients.base")
+            for n in imported
+        )
         and not _in(m, "rowloom.models.request_admission")
     ]
-    assert set(both) <= {"rowloom.models.clients.model_request_executor",
-                         "rowloom.builder.builder"}, both
+    assert set(both) <= {
+        "rowloom.models.clients.model_request_executor",
+        "rowloom.builder.builder",
+    }, both
 
 
 def test_no_retired_names() -> None:
-    retired = ("ThrottleManager", "ThrottleDomain", "ThrottleConfig", "ThrottledModelClient",
-               "SchedulingHint", "needs_llm_wait", "held_llm_wait", "max_llm_wait_tasks")
-    hits = [f"{p}: {name}" for p in SRC.rglob("*.py") for name in retired
-            if name in p.read_text(encoding="utf-8")]
+    retired = (
+        "ThrottleManager",
+        "ThrottleDomain",
+        "ThrottleConfig",
+        "ThrottledModelClient",
+        "SchedulingHint",
+        "needs_llm_wait",
+        "held_llm_wait",
+        "max_llm_wait_tasks",
+    )
+    hits = [
+        f"{p}: {name}"
+        for p in SRC.rglob("*.py")
+        for name in retired
+        if name in p.read_text(encoding="utf-8")
+    ]
     assert not hits, hits

@@ -32,10 +32,10 @@ def rate_limited(tmp_path_factory: pytest.TempPathFactory) -> DatasetResult:
         run={
             "buffer_size": 15,
             "max_concurrent_row_groups": 2,
-            "request_admission": {"successes_until_increase": 5},
+            "request_admission": {"successes_until_increase": 3},
         },
     )
-    return asyncio.run(s.create(tmp_path_factory.mktemp("rl"), config, 150, "rate_limited"))
+    return asyncio.run(s.create(tmp_path_factory.mktemp("rl"), config, 300, "rate_limited"))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_rate_limit_episode_is_attributed_to_request_admission(
     assert view.limiting_layer() in ("request_admission", "provider_cooldown")
     metrics = view.derived_metrics()
     assert metrics.rate_limited_fraction > 0
-    assert metrics.request_attempts_by_outcome["success"] == 150
+    assert metrics.request_attempts_by_outcome["success"] == 300
 
 
 def test_heavy_root_is_attributed_to_ready_ordering_or_task_admission(

@@ -16,7 +16,6 @@ from rowloom.builder.storage import RunStorage, encode_table
 from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
 from rowloom.models.facade import ModelFacade
 
-
 _NO_FAILURES: Mapping[int, str] = MappingProxyType({})
 
 

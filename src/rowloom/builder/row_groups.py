@@ -70,9 +70,7 @@ class RowGroupBuffer:
     def batch_input(self, columns: Sequence[str], seed: int) -> tuple[list[int], BatchInput]:
         """The live rows and their upstream values, for a whole-row-group task."""
         live = self.live_rows()
-        cols: Mapping[str, list[Any]] = {
-            c: [self.column(c)[i] for i in live] for c in columns
-        }
+        cols: Mapping[str, list[Any]] = {c: [self.column(c)[i] for i in live] for c in columns}
         return live, BatchInput(
             seed=seed,
             row_group=self.row_group,

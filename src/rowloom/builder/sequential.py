@@ -47,8 +47,8 @@ class SequentialEngine:
             except BaseException as exc:
                 self.host.discard_row_group(rg)
                 outcome.incomplete_row_groups.extend(pending)
-                outcome.stop_reason = str(exc) if isinstance(exc, RunAbortedError) else (
-                    outcome.stop_reason
+                outcome.stop_reason = (
+                    str(exc) if isinstance(exc, RunAbortedError) else (outcome.stop_reason)
                 )
                 raise
             await self.host.checkpoint_row_group(rg, dropped)
@@ -100,8 +100,10 @@ class SequentialEngine:
                 return exc.reason, {}
             except Exception as exc:
                 row = "the whole row group" if task.row_index is None else f"row {task.row_index}"
-                exc.add_note(f"rowloom: while generating column {task.column!r}, row group "
-                             f"{task.row_group}, {row}")
+                exc.add_note(
+                    f"rowloom: while generating column {task.column!r}, row group "
+                    f"{task.row_group}, {row}"
+                )
                 raise
             self.breaker.record(False)
             if self._on_task_done is not None:

@@ -212,7 +212,8 @@ class RunStorage:
                 self.manifest = existing
                 self._clean_temporaries()
                 done = {
-                    rg for rg, rec in existing.row_groups.items()
+                    rg
+                    for rg, rec in existing.row_groups.items()
                     if (self.data_dir / rec.part).is_file()
                 }
                 for rg in set(existing.row_groups) - done:

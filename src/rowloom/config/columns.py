@@ -121,7 +121,14 @@ class PersonParams(_Strict):
 
 
 SamplerType: TypeAlias = Literal[
-    "category", "subcategory", "uniform", "gaussian", "bernoulli", "poisson", "uuid", "datetime",
+    "category",
+    "subcategory",
+    "uniform",
+    "gaussian",
+    "bernoulli",
+    "poisson",
+    "uuid",
+    "datetime",
     "person",
 ]
 SAMPLER_PARAMS: dict[str, type[_Strict]] = {
@@ -145,7 +152,9 @@ class ColumnConfigBase(_Strict):
 
     name: str = Field(pattern=_NAME_PATTERN, max_length=128)
     drop: bool = Field(False, description="computed and usable by other columns, not written")
-    skip_when: str | None = Field(None, description="Jinja2 condition; a true result skips the cell")
+    skip_when: str | None = Field(
+        None, description="Jinja2 condition; a true result skips the cell"
+    )
 
 
 class SamplerColumnConfig(ColumnConfigBase):
@@ -342,5 +351,10 @@ class SeedDatasetConfig(_Strict):
         if self.format:
             return self.format
         suffix = self.path.rsplit(".", 1)[-1].lower()
-        return {"parquet": "parquet", "pq": "parquet", "csv": "csv", "jsonl": "jsonl",
-                "ndjson": "jsonl"}.get(suffix, suffix)
+        return {
+            "parquet": "parquet",
+            "pq": "parquet",
+            "csv": "csv",
+            "jsonl": "jsonl",
+            "ndjson": "jsonl",
+        }.get(suffix, suffix)

@@ -216,23 +216,32 @@ class DatasetConfig(BaseModel):
                 import os
 
                 if not os.environ.get(p.api_key_env):
-                    issues.append(ConfigIssue(
-                        "missing_api_key_env", f"providers.{p.name}", "api_key_env",
-                        f"environment variable {p.api_key_env} is not set",
-                    ))
+                    issues.append(
+                        ConfigIssue(
+                            "missing_api_key_env",
+                            f"providers.{p.name}",
+                            "api_key_env",
+                            f"environment variable {p.api_key_env} is not set",
+                        )
+                    )
         if self.seed_dataset is not None and not Path(self.seed_dataset.path).is_file():
-            issues.append(ConfigIssue(
-                "seed_dataset_not_found", "seed_dataset", "path",
-                f"file {self.seed_dataset.path!r} does not exist",
-            ))
+            issues.append(
+                ConfigIssue(
+                    "seed_dataset_not_found",
+                    "seed_dataset",
+                    "path",
+                    f"file {self.seed_dataset.path!r} does not exist",
+                )
+            )
         if issues:
             raise ConfigValidationError(issues)
 
 
 def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
     text: str
-    if isinstance(source, Path) or ("\n" not in source and Path(source).suffix in
-                                    (".yaml", ".yml", ".json")):
+    if isinstance(source, Path) or (
+        "\n" not in source and Path(source).suffix in (".yaml", ".yml", ".json")
+    ):
         path = Path(source)
         try:
             text = path.read_text(encoding="utf-8")
@@ -325,7 +334,9 @@ def _cycle_issues(config: DatasetConfig) -> list[ConfigIssue]:
     in_cycle = sorted(remaining, key=names.index)
     return [
         ConfigIssue(
-            "dependency_cycle", f"columns.{n}", None,
+            "dependency_cycle",
+            f"columns.{n}",
+            None,
             f"column {n!r} is part of a dependency cycle among {in_cycle}",
         )
         for n in in_cycle
@@ -339,8 +350,12 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
     yield from _duplicates([c.name for c in config.columns], "columns", "name", "duplicate_column")
     for m in config.models:
         if m.provider not in provider_names:
-            yield ConfigIssue("unknown_provider", f"models.{m.alias}", "provider",
-                              f"provider {m.provider!r} is not declared; known: {provider_names}")
+            yield ConfigIssue(
+                "unknown_provider",
+                f"models.{m.alias}",
+                "provider",
+                f"provider {m.provider!r} is not declared; known: {provider_names}",
+            )
     models = {m.alias: m for m in config.models}
     names = {c.name for c in config.columns}
     template_ok = True
@@ -354,20 +369,31 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                 refs = template_references(source)
             except TemplateSyntaxError as exc:
                 template_ok = False
-                yield ConfigIssue("template_syntax", loc, field_name,
-                                  f"template does not parse: {exc.message} (line {exc.lineno})")
+                yield ConfigIssue(
+                    "template_syntax",
+                    loc,
+                    field_name,
+                    f"template does not parse: {exc.message} (line {exc.lineno})",
+                )
                 continue
             for ref in sorted(refs - names):
                 template_ok = False
-                yield ConfigIssue("unknown_reference", loc, field_name,
-                                  f"template refers to unknown column {ref!r}")
+                yield ConfigIssue(
+                    "unknown_reference",
+                    loc,
+                    field_name,
+                    f"template refers to unknown column {ref!r}",
+                )
             if col.name in refs:
                 template_ok = False
-                yield ConfigIssue("self_reference", loc, field_name,
-                                  "a column cannot refer to itself")
+                yield ConfigIssue(
+                    "self_reference", loc, field_name, "a column cannot refer to itself"
+                )
         yield from _column_issues(col, loc, names, models, config)
-    if template_ok and _topological_order([c.name for c in config.columns],
-                                           config.dependencies) is None:
+    if (
+        template_ok
+        and _topological_order([c.name for c in config.columns], config.dependencies) is None
+    ):
         yield from _cycle_issues(config)
 
 
@@ -378,48 +404,81 @@ def _column_issues(
         model = models.get(alias)
         field_name = "model_alias" if not isinstance(col, CustomColumnConfig) else "model_aliases"
         if model is None:
-            yield ConfigIssue("unknown_model_alias", loc, field_name,
-                              f"model alias {alias!r} is not declared; known: {sorted(models)}")
+            yield ConfigIssue(
+                "unknown_model_alias",
+                loc,
+                field_name,
+                f"model alias {alias!r} is not declared; known: {sorted(models)}",
+            )
             continue
         wanted = "embedding" if isinstance(col, EmbeddingColumnConfig) else "chat"
         if not isinstance(col, CustomColumnConfig) and model.generation_kind != wanted:
-            yield ConfigIssue("wrong_generation_kind", loc, "model_alias",
-                              f"model {alias!r} is a {model.generation_kind} model; "
-                              f"a {col.column_type} column needs a {wanted} model")
+            yield ConfigIssue(
+                "wrong_generation_kind",
+                loc,
+                "model_alias",
+                f"model {alias!r} is a {model.generation_kind} model; "
+                f"a {col.column_type} column needs a {wanted} model",
+            )
     if isinstance(col, SamplerColumnConfig):
         try:
             params = col.typed_params()
         except ValidationError as exc:
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"])
-                yield ConfigIssue("invalid_sampler_params", loc,
-                                  "params" + (f".{where}" if where else ""), err["msg"])
+                yield ConfigIssue(
+                    "invalid_sampler_params",
+                    loc,
+                    "params" + (f".{where}" if where else ""),
+                    err["msg"],
+                )
             return
         if isinstance(params, SubcategoryParams):
             category = config.column_by_name.get(params.category)
             if category is None:
-                yield ConfigIssue("unknown_reference", loc, "params.category",
-                                  f"category column {params.category!r} does not exist")
+                yield ConfigIssue(
+                    "unknown_reference",
+                    loc,
+                    "params.category",
+                    f"category column {params.category!r} does not exist",
+                )
             elif isinstance(category, SamplerColumnConfig) and category.sampler_type == "category":
                 values = {str(v) for v in category.params.get("values", [])}
                 missing = sorted(values - set(params.values))
                 if missing:
-                    yield ConfigIssue("invalid_sampler_params", loc, "params.values",
-                                      f"no subcategories for categories {missing}")
+                    yield ConfigIssue(
+                        "invalid_sampler_params",
+                        loc,
+                        "params.values",
+                        f"no subcategories for categories {missing}",
+                    )
     if isinstance(col, EmbeddingColumnConfig) and col.target_column not in names:
-        yield ConfigIssue("unknown_reference", loc, "target_column",
-                          f"target column {col.target_column!r} does not exist")
+        yield ConfigIssue(
+            "unknown_reference",
+            loc,
+            "target_column",
+            f"target column {col.target_column!r} does not exist",
+        )
     if isinstance(col, CustomColumnConfig):
         for req in col.required_columns:
             if req not in names:
-                yield ConfigIssue("unknown_reference", loc, "required_columns",
-                                  f"required column {req!r} does not exist")
+                yield ConfigIssue(
+                    "unknown_reference",
+                    loc,
+                    "required_columns",
+                    f"required column {req!r} does not exist",
+                )
             elif req == col.name:
-                yield ConfigIssue("self_reference", loc, "required_columns",
-                                  "a column cannot require itself")
+                yield ConfigIssue(
+                    "self_reference", loc, "required_columns", "a column cannot require itself"
+                )
     if isinstance(col, SeedDatasetColumnConfig) and config.seed_dataset is None:
-        yield ConfigIssue("missing_seed_dataset", loc, "column_type",
-                          "a seed_dataset column needs a top-level seed_dataset section")
+        yield ConfigIssue(
+            "missing_seed_dataset",
+            loc,
+            "column_type",
+            "a seed_dataset column needs a top-level seed_dataset section",
+        )
     if isinstance(col, ExpressionColumnConfig) and not col.expr.strip():
         yield ConfigIssue("empty_expression", loc, "expr", "expression is empty")
 
@@ -470,6 +529,12 @@ def _describe_loc(loc: list[Any], data: Mapping[str, Any]) -> tuple[str, str | N
 
 def _is_union_tag(part: Any) -> bool:
     return part in {
-        "sampler", "expression", "llm_text", "llm_structured", "llm_judge", "embedding", "custom",
+        "sampler",
+        "expression",
+        "llm_text",
+        "llm_structured",
+        "llm_judge",
+        "embedding",
+        "custom",
         "seed_dataset",
     }

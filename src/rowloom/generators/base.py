@@ -47,7 +47,7 @@ class BatchInput:
         return {name: values[i] for name, values in self.columns.items()}
 
 
-class ColumnGenerator(ABC):
+class ColumnGenerator:
     """Produces one column's values. Subclasses implement `generate_cell` or `generate_batch`."""
 
     task_type: ClassVar[TaskType] = "cell"
@@ -86,7 +86,7 @@ class RowFailure:
     message: str = ""
 
 
-class BatchGenerator(ColumnGenerator):
+class BatchGenerator(ColumnGenerator, ABC):
     """A generator that fills a whole row group at once.
 
     It may return a `RowFailure` for a row it cannot produce; only that row is dropped. An

@@ -8,8 +8,8 @@ from typing import Any
 
 from rowloom.config.columns import CustomColumnConfig
 from rowloom.config.scheduling import SchedulingMetadata
-from rowloom.generators.base import CellContext, ColumnGenerator
 from rowloom.errors import TaskError
+from rowloom.generators.base import CellContext, ColumnGenerator
 from rowloom.models.facade import ModelFacade, SyncModelFacade
 from rowloom.models.resources import ModelResourceCatalog
 

@@ -43,9 +43,7 @@ def build_generators(
             gen = SeedColumnGenerator(col, seed_data)
         elif isinstance(col, ExpressionColumnConfig):
             deps = config.dependencies[name]
-            gen = ExpressionGenerator(
-                col, batch=all(out[d].task_type == "batch" for d in deps)
-            )
+            gen = ExpressionGenerator(col, batch=all(out[d].task_type == "batch" for d in deps))
         elif isinstance(col, LLMJudgeColumnConfig):
             gen = LLMJudgeGenerator(col, catalog)
         elif isinstance(col, LLMStructuredColumnConfig):

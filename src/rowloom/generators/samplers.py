@@ -36,9 +36,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 def stream_key(seed: int, *parts: str) -> int:
     """A 64-bit key for one (seed, name...) random stream."""
-    digest = hashlib.blake2b(
-        "\x1f".join([str(seed), *parts]).encode(), digest_size=8
-    ).digest()
+    digest = hashlib.blake2b("\x1f".join([str(seed), *parts]).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 

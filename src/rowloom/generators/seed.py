@@ -23,22 +23,28 @@ class SeedDataset:
         self.config = config
         self.seed = seed
         self.table = _read(config)
-        self.num_rows = self.table.num_rows
+        self.num_rows: int = int(self.table.num_rows)
         if self.num_rows == 0:
             raise ConfigValidationError(
                 [ConfigIssue("empty_seed_dataset", "seed_dataset", "path", "the file has no rows")]
             )
         self._columns: dict[str, list[Any]] = {}
-        self._perms: dict[int, np.ndarray[Any, Any]] = {}
+        self._perms: dict[int, list[int]] = {}
 
     def column(self, name: str) -> list[Any]:
         """All values of one source column (loaded once)."""
         if name not in self._columns:
             if name not in self.table.column_names:
-                raise ConfigValidationError([ConfigIssue(
-                    "unknown_seed_column", f"columns.{name}", "source_column",
-                    f"seed file has no column {name!r}; it has {self.table.column_names}",
-                )])
+                raise ConfigValidationError(
+                    [
+                        ConfigIssue(
+                            "unknown_seed_column",
+                            f"columns.{name}",
+                            "source_column",
+                            f"seed file has no column {name!r}; it has {self.table.column_names}",
+                        )
+                    ]
+                )
             self._columns[name] = self.table.column(name).to_pylist()
         return self._columns[name]
 
@@ -50,8 +56,8 @@ class SeedDataset:
         perm = self._perms.get(epoch)
         if perm is None:
             rng = np.random.default_rng(stream_key(self.seed, "seed_dataset", str(epoch)))
-            perm = self._perms[epoch] = rng.permutation(self.num_rows)
-        return int(perm[offset])
+            perm = self._perms[epoch] = [int(i) for i in rng.permutation(self.num_rows)]
+        return perm[offset]
 
 
 def _read(config: SeedDatasetConfig) -> pa.Table:
@@ -64,12 +70,23 @@ def _read(config: SeedDatasetConfig) -> pa.Table:
         if fmt == "jsonl":
             return pajson.read_json(config.path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise ConfigValidationError([ConfigIssue(
-            "unreadable_seed_dataset", "seed_dataset", "path", f"cannot read {config.path}: {exc}"
-        )]) from None
-    raise ConfigValidationError([ConfigIssue(
-        "unknown_seed_format", "seed_dataset", "format", f"unsupported format {fmt!r}"
-    )])
+        raise ConfigValidationError(
+            [
+                ConfigIssue(
+                    "unreadable_seed_dataset",
+                    "seed_dataset",
+                    "path",
+                    f"cannot read {config.path}: {exc}",
+                )
+            ]
+        ) from None
+    raise ConfigValidationError(
+        [
+            ConfigIssue(
+                "unknown_seed_format", "seed_dataset", "format", f"unsupported format {fmt!r}"
+            )
+        ]
+    )
 
 
 class SeedColumnGenerator(BatchGenerator):

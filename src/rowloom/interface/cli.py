@@ -79,7 +79,9 @@ def validate(config: Annotated[Path, typer.Argument(help="dataset config (YAML o
 def preview(
     config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
     num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 10,
-    engine: Annotated[str, typer.Option(help="async (default) or sequential (the oracle)")] = "async",
+    engine: Annotated[
+        str, typer.Option(help="async (default) or sequential (the oracle)")
+    ] = "async",
 ) -> None:
     """Generate a few rows in memory and print them."""
     cfg = _load(config)
@@ -105,9 +107,7 @@ def _engine(value: str) -> Any:
 
 def _summary_line(summary: dict[str, Any]) -> None:
     dropped = summary["dropped_rows"]
-    dropped_text = (
-        ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) if dropped else "none"
-    )
+    dropped_text = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) if dropped else "none"
     _out.print(
         f"{summary['status']}: {summary['rows_written']}/{summary['num_records']} rows, "
         f"{summary['request_attempts']} model requests, {summary['wall_seconds']:.1f} s wall; "
@@ -127,7 +127,9 @@ def create(
     resume: Annotated[bool, typer.Option(help="continue a stopped run with the same config")] = (
         False
     ),
-    engine: Annotated[str, typer.Option(help="async (default) or sequential (the oracle)")] = "async",
+    engine: Annotated[
+        str, typer.Option(help="async (default) or sequential (the oracle)")
+    ] = "async",
     buffer_size: Annotated[int | None, typer.Option(min=1, help="rows per row group")] = None,
     max_concurrent_row_groups: Annotated[int | None, typer.Option(min=1)] = None,
     quiet: Annotated[bool, typer.Option(help="no progress output")] = False,
@@ -136,8 +138,9 @@ def create(
     """Generate a dataset into ARTIFACT_DIR/NAME (parquet parts, manifest, events, report)."""
     cfg = _with_overrides(_load(config), buffer_size, max_concurrent_row_groups)
     run_name = name or config.stem
-    mode: ProgressMode = "quiet" if quiet else ("plain" if plain or not _err.is_terminal
-                                                 else "live")
+    mode: ProgressMode = (
+        "quiet" if quiet else ("plain" if plain or not _err.is_terminal else "live")
+    )
     monitor = RunMonitor()
     designer = Designer(artifact_dir, engine=_engine(engine))
     display = ProgressDisplay(monitor, mode=mode, console=_err)
@@ -145,8 +148,9 @@ def create(
     async def main() -> Any:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(
-            display.run(designer.acreate(cfg, num_records, run_name, resume=resume,
-                                         monitor=monitor))
+            display.run(
+                designer.acreate(cfg, num_records, run_name, resume=resume, monitor=monitor)
+            )
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
@@ -217,9 +221,15 @@ def mock_server(
         raise typer.Exit(EXIT_INVALID)
     try:
         options = MockServerOptions(
-            host=host, port=port, capacity=capacity, latency_ms=latency_ms,
+            host=host,
+            port=port,
+            capacity=capacity,
+            latency_ms=latency_ms,
             overload=overload,  # type: ignore[arg-type]
-            retry_after=retry_after, rpm=rpm, fail_rate=fail_rate, timeout_rate=timeout_rate,
+            retry_after=retry_after,
+            rpm=rpm,
+            fail_rate=fail_rate,
+            timeout_rate=timeout_rate,
             seed=seed,
         )
     except ValueError as exc:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
 from rowloom.builder.storage import ResumeMode
@@ -13,6 +14,7 @@ from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.interface.results import DatasetResult, PreviewResult
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -60,7 +62,12 @@ class Designer:
         """
         return _run_sync(
             self.acreate(
-                config, num_records, name, resume=resume, run_config=run_config, engine=engine,
+                config,
+                num_records,
+                name,
+                resume=resume,
+                run_config=run_config,
+                engine=engine,
                 monitor=monitor,
             )
         )
@@ -90,7 +97,7 @@ class Designer:
         return DatasetResult.from_outputs(outputs)
 
 
-def _run_sync(coro: Any) -> Any:
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:

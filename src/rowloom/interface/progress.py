@@ -65,8 +65,15 @@ class ProgressDisplay:
     def provider_table(self) -> Table:
         """Per provider/model/domain: in flight / limit / cap, waiters, 429s, cooldown."""
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("provider/model/domain", "in flight", "limit", "max", "waiters", "429s",
-                    "cooldown"):
+        for col in (
+            "provider/model/domain",
+            "in flight",
+            "limit",
+            "max",
+            "waiters",
+            "429s",
+            "cooldown",
+        ):
             table.add_column(col, justify="left" if col.startswith("provider") else "right")
         admission = self.monitor.admission
         if admission is None:
@@ -106,8 +113,9 @@ class ProgressDisplay:
             return await task
         try:
             if self.mode == "live":
-                with Live(self.render(), console=self.console, refresh_per_second=4,
-                          transient=False) as live:
+                with Live(
+                    self.render(), console=self.console, refresh_per_second=4, transient=False
+                ) as live:
                     while not task.done():
                         await asyncio.wait({task}, timeout=self.interval)
                         live.update(self.render())

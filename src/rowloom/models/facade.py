@@ -85,7 +85,7 @@ class ModelFacade:
         (reason `invalid_structured_output`) when every attempt is invalid."""
         self._check(alias)
         messages: list[Mapping[str, str]] = (
-            build_messages(prompt, system_prompt) if isinstance(prompt, str) else list(prompt)
+            list(build_messages(prompt, system_prompt)) if isinstance(prompt, str) else list(prompt)
         )
         response_format = {
             "type": "json_schema",

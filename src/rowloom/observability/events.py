@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol, TypeAlias
 
 from rowloom.observability.correlation import RuntimeCorrelation, RuntimeCorrelationProvider
 
-JsonValue: TypeAlias = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 JsonObject: TypeAlias = dict[str, JsonValue]
 
 _log = logging.getLogger(__name__)
@@ -340,9 +340,7 @@ class RequestEventEmitter(_EmitterBase):
         if event_kind not in _REQUEST_KIND_SET:
             raise ValueError(f"unknown request event kind {event_kind!r}")
         corr_json = (
-            correlation
-            if isinstance(correlation, Mapping)
-            else self._correlation_json(correlation)
+            correlation if isinstance(correlation, Mapping) else self._correlation_json(correlation)
         )
         event = RequestAdmissionEvent(
             event_kind=event_kind,

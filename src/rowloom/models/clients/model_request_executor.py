@@ -163,19 +163,20 @@ class ModelRequestExecutor:
         self,
         resource: RequestResourceKey,
         call: Callable[[], Awaitable[R]],
-        timeout: float | None,
+        attempt_timeout: float | None,
     ) -> R:
         transient = 0
         rate_limited = 0
         while True:
             try:
-                return await self.execute_attempt(resource, call, timeout)
+                return await self.execute_attempt(resource, call, attempt_timeout)
             except ProviderRateLimitError as exc:
                 rate_limited += 1
                 if rate_limited > self._retry.max_rate_limit_retries:
                     raise RetryableTaskError(
-                        "rate_limited", f"{exc.provider}: still rate limited after "
-                        f"{rate_limited} attempts", provider=exc.provider
+                        "rate_limited",
+                        f"{exc.provider}: still rate limited after {rate_limited} attempts",
+                        provider=exc.provider,
                     ) from None
                 wait = exc.retry_after_seconds
                 if wait is None:
@@ -209,7 +210,7 @@ class ModelRequestExecutor:
         self,
         resource: RequestResourceKey,
         call: Callable[[], Awaitable[R]],
-        timeout: float | None,
+        attempt_timeout: float | None,
     ) -> R:
         """Exactly one outbound attempt under exactly one request lease.
 
@@ -241,7 +242,11 @@ class ModelRequestExecutor:
             request_group_key=item.group.key,
         )
         try:
-            limit = timeout if timeout is not None else self._retry.default_timeout_seconds
+            limit = (
+                attempt_timeout
+                if attempt_timeout is not None
+                else self._retry.default_timeout_seconds
+            )
             deadline = limit + self._retry.local_deadline_grace_seconds
             try:
                 async with asyncio.timeout(deadline):
