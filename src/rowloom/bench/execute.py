@@ -116,6 +116,7 @@ async def run_dataset(
     """
     clients = _Clients()
     monitor = _Monitor(cancel_after_tasks)
+    before = await asyncio.to_thread(fleet.server_stats) if fleet and fleet.servers else {}
     builder = DatasetBuilder(config, engine=engine, monitor=monitor, client_factory=clients)
     cancelled = False
     failure: str | None = None
@@ -139,7 +140,7 @@ async def run_dataset(
             cancelled = True
         except Exception as exc:  # a failed run is a finding, not a harness crash
             failure = f"{type(exc).__name__}: {exc}"
-    stats = await _provider_stats(clients.made, fleet)
+    stats = _since(await _provider_stats(clients.made, fleet), before)
     if outputs is not None:
         summary = outputs.summary.as_json()
     else:
@@ -188,6 +189,23 @@ def _request_snapshot(monitor: RunMonitor) -> dict[str, Any]:
         "counters": dataclasses.asdict(admission.counters()),
         "runtime_snapshot": view["runtime_snapshot"],
     }
+
+
+def _since(
+    after: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Server counters of this run only (a server may outlive one run, e.g. across a resume);
+    gauges, peaks and latency percentiles are kept as they are."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, now in after.items():
+        then = before.get(name, {})
+        out[name] = {
+            k: v - then.get(k, 0)
+            if isinstance(v, int) and not any(g in k for g in ("peak", "in_flight", "depth"))
+            else v
+            for k, v in now.items()
+        }
+    return out
 
 
 async def _provider_stats(

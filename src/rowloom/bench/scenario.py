@@ -325,6 +325,7 @@ class DatasetScenario(Scenario):
         scripts = self.provider_scripts(ctx.knobs, ctx.seed)
         run_dir = ctx.workdir / name
         segments: list[RunCapture] = []
+        # one fleet for both segments: a resumed run must see the same config (endpoints)
         with provider_fleet(scripts, http=ctx.http) as fleet:
             config = self.build_config(ctx.knobs, fleet.providers, ctx.seed)
             if resume_after is not None:
@@ -332,10 +333,6 @@ class DatasetScenario(Scenario):
                     config, ctx.records, run_dir, fleet=fleet, cancel_after_tasks=resume_after
                 )
                 segments.append(_set_aside(first, ctx.workdir / f"{name}-cancelled"))
-        if resume_after is not None:
-            scripts = self.provider_scripts(ctx.knobs, ctx.seed)
-        with provider_fleet(scripts, http=ctx.http) as fleet:
-            config = self.build_config(ctx.knobs, fleet.providers, ctx.seed)
             capture = await run_dataset(
                 config,
                 ctx.records,
