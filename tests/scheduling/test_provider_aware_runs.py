@@ -16,6 +16,7 @@ from rowloom.builder.builder import TASK_POLICY_ENV
 from rowloom.clock import SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.scheduling import SchedulingMetadata
+from rowloom.errors import RunAbortedError
 from rowloom.interface.designer import Designer
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import SchedulerEventEmitter
@@ -230,3 +231,18 @@ async def test_a_rate_limited_provider_does_not_starve_a_healthy_one(
     assert a_skips
     assert {e["reason"] for e in a_skips} <= {"cooldown", "saturated", "waiting_bound"}
     assert all(e["diagnostics"]["group"].split("|")[1] in {"a0", "a1", "a2", "a3"} for e in a_skips)
+
+
+async def test_a_provider_that_never_recovers_still_stops_cleanly(tmp_path: Path) -> None:
+    data = _two_providers().model_dump(mode="json", exclude_none=True)
+    data["providers"][0]["simulation"]["fail_rate"] = 1.0  # A answers 5xx to everything
+    data["run"] = {"error_rate_window": 10, "max_salvage_rounds": 0}
+    with pytest.raises(RunAbortedError, match="prov_a"):
+        await Designer(tmp_path).acreate(DatasetConfig.from_dict(data), 24, "never")
+
+    run_dir = tmp_path / "never"
+    kinds = Counter(e["event_kind"] for e in _events(run_dir))
+    assert kinds["task_lease_acquired"] == kinds["task_lease_released"] > 0
+    requests = (run_dir / "events" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    leases = Counter(json.loads(line)["event_kind"] for line in requests if line)
+    assert leases["request_lease_acquired"] == leases["request_lease_released"] > 0

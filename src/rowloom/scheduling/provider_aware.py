@@ -7,8 +7,9 @@ or bounded borrow) and reads request pressure read-only, through the `RequestPre
 declared here (scheduling never imports request admission; the builder adapts the request
 controller's `RequestPressureSnapshotProvider` to it).
 
-Rules, for a model group (metadata identity `("model", provider, model_id, generation_kind)`)
-while another group has queued `submission` demand:
+Rules, for a model group (metadata identity `("model", provider, model_id, generation_kind)`,
+which names one request resource) while a group that calls another resource, or no resource
+(local, custom), has queued work:
 
 - `cooldown`: request admission of its resource is blocked until a deadline: withheld, with
   that deadline as `available_after` (the scheduler wakes then);
@@ -18,11 +19,15 @@ while another group has queued `submission` demand:
   (`limit + headroom`, `ProviderAwarePolicyConfig.waiting_bound`): withheld.
 
 Every withholding is temporary: a cooldown has a deadline, and the other two reasons imply
-leased tasks of the same resource, whose release wakes the scheduler. A group with no queued
-peer is never withheld (single-group work stays live). When the base policy holds a model group
-back only for peers that are all withheld, the group is admitted up to its own waiting bound
-(withheld peers could not use the slots). The policy never acquires, reserves or releases
-request permits and keeps no adaptive state: pressure is read at each decision.
+leased tasks of the same resource, whose release wakes the scheduler. Groups whose queued
+peers all call the same resource are never withheld (single-group and single-provider work
+stay live, as in V1: no other work could use the slots). When the base policy holds a model
+group back (share cap, borrow debt) only for peers that are all withheld, the group is admitted
+up to its own waiting bound: withheld peers could not use the slots.
+
+The policy never acquires, reserves or releases request permits and keeps no adaptive state:
+pressure is read at each dispatch moment, once per resource (memoised on the queue view, the
+ledger version and, for a cooldown, its end).
 """
 
 from __future__ import annotations
