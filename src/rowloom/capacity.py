@@ -157,6 +157,7 @@ class ConfiguredCapacity:
     row_group_admission: RowGroupAdmission
     submission_capacity: CapacityValue[int]
     task_resource_limits: Mapping[str, CapacityValue[int]]
+    task_admission_policy: CapacityValue[str]
     request_resources: tuple[str, ...]
     provider_model_static_caps: Mapping[str, ProviderModelStaticCap]
     request_domain_initial_limits: Mapping[str, CapacityValue[int]]
@@ -170,6 +171,7 @@ class ConfiguredCapacity:
             "row_group_admission": self.row_group_admission.as_json(),
             "submission_capacity": self.submission_capacity.as_json(),
             "task_resource_limits": _values_json(self.task_resource_limits),
+            "task_admission_policy": self.task_admission_policy.as_json(),
             "request_resources": list(self.request_resources),
             "provider_model_static_caps": {
                 k: {
@@ -293,6 +295,7 @@ def build_capacity_plan(
     transport_pools: Mapping[str, TransportPoolLimits | None] | None = None,
     scheduler: SchedulerMaxima | None = None,
     limit_rules: Mapping[RequestResourceKey, str] | None = None,
+    task_policy: CapacityValue[str] | None = None,
 ) -> AsyncCapacityPlan:
     """The plan of one run, from its configs and the final views of its controllers.
 
@@ -310,6 +313,14 @@ def build_capacity_plan(
         row_group_admission=RowGroupAdmission(_row_group_concurrency(run_config, src, sequential)),
         submission_capacity=_submission(task_admission_config, sequential),
         task_resource_limits=_task_limits(task_admission_config),
+        task_admission_policy=task_policy
+        or CapacityValue(
+            "",
+            "default",
+            missing_reason="the sequential engine admits one task at a time"
+            if sequential
+            else "no task admission controller was built",
+        ),
         request_resources=tuple(r.as_key_str() for r in ra_config.resources) if ra_config else (),
         provider_model_static_caps={
             k.as_key_str(): c for k, c in sorted(catalog.static_caps().items())

@@ -23,7 +23,7 @@ from rowloom.builder.host import GenerationHost
 from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.builder.sequential import SequentialEngine
 from rowloom.builder.storage import ResumeMode, RunStorage
-from rowloom.capacity import AsyncCapacityPlan, SchedulerMaxima, build_capacity_plan
+from rowloom.capacity import AsyncCapacityPlan, CapacityValue, SchedulerMaxima, build_capacity_plan
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
@@ -310,6 +310,16 @@ class DatasetBuilder:
                 task_admission_config=self.task_admission_config,
                 task_admission_view=(
                     self.task_admission.view() if self.task_admission is not None else None
+                ),
+                task_policy=(
+                    CapacityValue(
+                        self.task_admission.policy.name,
+                        "environment"
+                        if os.environ.get(TASK_POLICY_ENV)
+                        else "engine_internal_config",
+                    )
+                    if self.task_admission is not None
+                    else None
                 ),
                 request_admission=admission.capacity_view(),
                 transport_pools=pools,
