@@ -62,6 +62,8 @@ def test_comparison_markdown_shows_each_gate_verdict() -> None:
                         "ratio": 1.2,
                         "trimmed_ratio": 1.19,
                         "verdict": "fail",
+                        "pairs_worse": 5,
+                        "pairs": 5,
                     }
                 ],
                 "invariants": {"passed": True, "problems": []},
@@ -69,7 +71,7 @@ def test_comparison_markdown_shows_each_gate_verdict() -> None:
         },
     }
     text = comparison_markdown(result)
-    assert "| `wall_time_seconds` | 10 | 12 | 1.200 | 1.190 | fail |" in text
+    assert "| `wall_time_seconds` | 10 | 12 | 1.200 | 1.190 | 5/5 | fail |" in text
     assert "Overall: **FAIL**" in text
 
 

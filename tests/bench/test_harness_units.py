@@ -98,7 +98,8 @@ def test_gate_passes_fails_or_is_inconclusive() -> None:
     slow = [{"wall": v} for v in (12.0, 12.2, 11.9, 12.1, 12.0)]
     one_outlier = [{"wall": v} for v in (10.0, 10.1, 9.9, 10.0, 20.0)]
     assert [r.verdict for r in gate_rows(gate, base, same)] == ["pass"]
-    assert [r.verdict for r in gate_rows(gate, base, slow)] == ["fail"]
+    (slow_row,) = gate_rows(gate, base, slow)
+    assert slow_row.verdict == "fail" and (slow_row.pairs_worse, slow_row.pairs) == (5, 5)
     # the mean says 20% slower, the trimmed mean says equal: not a claim either way
     assert [r.verdict for r in gate_rows(gate, base, one_outlier)] == ["inconclusive"]
     assert [r.verdict for r in gate_rows(gate, base[:2], slow[:2])] == ["inconclusive"]

@@ -21,7 +21,7 @@ bench_app = typer.Typer(
     help="Benchmark harness: scenarios, A/B comparison across git refs, smoke.",
 )
 _out = Console(soft_wrap=True)
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 

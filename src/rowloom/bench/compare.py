@@ -91,6 +91,8 @@ class GateRow:
     ratio: float
     trimmed_ratio: float | None
     verdict: str
+    pairs_worse: int = 0
+    pairs: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,8 @@ class GateRow:
             "ratio": self.ratio,
             "trimmed_ratio": self.trimmed_ratio,
             "verdict": self.verdict,
+            "pairs_worse": self.pairs_worse,
+            "pairs": self.pairs,
         }
 
 
@@ -140,7 +144,13 @@ def gate_rows(
             verdict = "fail"
         else:
             verdict = "inconclusive"
-        rows.append(GateRow(name, a.mean, b.mean, ratio, trimmed, verdict))
+        paired = [
+            (x[name], y[name])
+            for x, y in zip(baseline, candidate, strict=False)
+            if name in x and name in y
+        ]
+        worse = sum(1 for x, y in paired if y > x * limit)
+        rows.append(GateRow(name, a.mean, b.mean, ratio, trimmed, verdict, worse, len(paired)))
     return rows
 
 
@@ -352,15 +362,16 @@ def comparison_markdown(result: Mapping[str, Any]) -> str:
             "",
             s["gate"]["label"],
             "",
-            "| metric | baseline mean | candidate mean | ratio | trimmed ratio | verdict |",
-            "|---|---|---|---|---|---|",
+            "| metric | baseline mean | candidate mean | ratio | trimmed ratio | pairs worse "
+            "beyond tolerance | verdict |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in s["rows"]:
             trimmed = f"{r['trimmed_ratio']:.3f}" if r["trimmed_ratio"] is not None else "-"
             lines.append(
                 f"| `{r['metric']}` | {r['baseline_mean']:.4g} | "
                 f"{r['candidate_mean']:.4g} | {r['ratio']:.3f} | {trimmed} | "
-                f"{r['verdict']} |"
+                f"{r.get('pairs_worse', '-')}/{r.get('pairs', '-')} | {r['verdict']} |"
             )
         inv = s["invariants"]
         lines += [
