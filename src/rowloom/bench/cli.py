@@ -134,8 +134,7 @@ def _print_report(result: Mapping[str, Any], out: Path) -> None:
 def smoke(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("bench-results/smoke"),
 ) -> None:
-    """Small deterministic runs of several scenarios; fails on a leak, hash mismatch or hidden
-    waiter."""
+    """Small deterministic runs; fails on a leak, a hash mismatch or a hidden waiter."""
     from rowloom.bench.smoke import run_smoke
 
     report = run_smoke(out)

@@ -191,6 +191,7 @@ class ScaleRows(DatasetScenario):
             check.records,
             check.oracle_hash,
             check.reduced_async_hash,
-            reason="1M-row outputs are not hashed per iteration; the sequential oracle and an "
-            f"async run of the model phase's config are compared at {check.records} records",
+            reason="the local phase's outputs (1M rows by default) are not hashed per iteration; "
+            "the sequential oracle and an async run of the model phase's config are compared at "
+            f"{check.records} records",
         )
