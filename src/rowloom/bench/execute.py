@@ -18,6 +18,7 @@ from typing import Any
 from rowloom.bench.machine import Measurement, measure
 from rowloom.bench.providers import ProviderFleet
 from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
+from rowloom.clock import Clock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
 from rowloom.interface.results import DatasetResult
@@ -92,8 +93,10 @@ class _Monitor(RunMonitor):
 class _Clients:
     made: list[ModelClient] = field(default_factory=list)
 
-    def __call__(self, provider: ModelProvider, *, max_connections: int) -> ModelClient:
-        client = make_model_client(provider, max_connections=max_connections)
+    def __call__(
+        self, provider: ModelProvider, *, max_connections: int, clock: Clock | None = None
+    ) -> ModelClient:
+        client = make_model_client(provider, max_connections=max_connections, clock=clock)
         self.made.append(client)
         return client
 

@@ -224,7 +224,9 @@ class DatasetBuilder:
         for pname in sorted(used_providers):
             provider = catalog.provider(pname)
             pool = sum(c.cap for k, c in catalog.static_caps().items() if k.provider_name == pname)
-            clients[pname] = self._client_factory(provider, max_connections=max(1, pool))
+            clients[pname] = self._client_factory(
+                provider, max_connections=max(1, pool), clock=self.clock
+            )
         executor = ModelRequestExecutor(
             resolver=resolver,
             clients=clients,
