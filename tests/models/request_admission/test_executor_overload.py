@@ -128,7 +128,8 @@ async def test_503_is_released_as_an_overload_signal_that_cuts_the_limit() -> No
     assert task.result().text == "ok" and client.attempts == 2
     snap = admission.pressure.snapshot(CHAT)
     assert snap is not None and snap.rate_limited_total == 1
-    assert snap.current_limit == 1  # refused with one request in flight: cut to the floor
+    # refused with one request in flight, far below the limit of 4: the multiplicative cut
+    assert snap.current_limit == 3
     released = [e.reason for e in sink.of_kind("request_lease_released")]  # type: ignore[attr-defined]
     assert released == ["rate_limited", "success"]
     limited = sink.of_kind("request_rate_limited")[0]  # type: ignore[attr-defined]

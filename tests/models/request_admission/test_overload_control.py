@@ -6,7 +6,7 @@ Every timed behaviour runs on a ManualClock; `settle()` only yields to the loop.
 from __future__ import annotations
 
 import pytest
-from ra_support import CHAT, EMBED, OTHER_CHAT, MakeHarness, item, settle
+from ra_support import CHAT, EMBED, OTHER_CHAT, Harness, MakeHarness, item, settle
 
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.models.request_admission import (
@@ -87,7 +87,7 @@ async def test_a_429_from_a_lease_granted_during_the_cooldown_blocks_every_admis
     assert h.clock.pending_timers == 0
 
 
-async def test_a_repeat_refusal_at_no_lower_concurrency_cuts_again_without_blocking(
+async def test_a_repeat_refusal_at_a_higher_concurrency_cuts_again_without_blocking(
     make: MakeHarness,
 ) -> None:
     h = make(cap=8, initial={CHAT: 8}, default_limit_rule="aimd_v1")
@@ -160,6 +160,75 @@ async def test_successes_inside_a_cooldown_do_not_raise_the_limit(make: MakeHarn
     for _ in range(8):  # after the cooldown they count again (here: toward the probe)
         c.release(lease_of(c.try_acquire(item())), OK)
     assert c.pressure.snapshot(CHAT).current_limit > cut  # type: ignore[union-attr]
+
+
+def limit_of(h: Harness) -> int:
+    snap = h.controller.pressure.snapshot(CHAT)
+    assert snap is not None
+    return snap.current_limit
+
+
+async def test_a_burst_of_refusals_at_one_in_flight_costs_one_cut_and_a_block(
+    make: MakeHarness,
+) -> None:
+    # Other models saturate the shared provider: each request of this one is refused at once.
+    h = make(cap=32, initial={CHAT: 32})
+    c = h.controller
+    c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(1.0))
+    assert limit_of(h) == 24  # refused far below the limit: V1's cut, not a cut to 1
+    c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(1.0))
+    assert limit_of(h) == 24  # the same refusal again: the cut did not help, so no second cut
+    denied = denial_of(c.try_acquire(item()))
+    assert denied.reason is RequestDenialReason.COOLDOWN  # ... but a block until Retry-After
+    h.clock.advance(1.0)
+    c.release(lease_of(c.try_acquire(item())), OK)
+    assert h.clock.pending_timers == 0
+
+
+def run_saturated(h: Harness, successes: int, latency: float) -> None:
+    """Keep the resource at its limit; each step one request succeeds after `latency / limit`."""
+    c = h.controller
+    held: list[RequestAdmissionLease] = []
+    for _ in range(successes):
+        while not isinstance(decision := c.try_acquire(item()), RequestAdmissionDenied):
+            held.append(decision)
+        h.clock.advance(latency / max(1, len(held)))
+        c.release(held.pop(0), OK)
+    for lease in held:
+        c.release(lease, OK)
+
+
+async def test_a_resource_refused_at_low_concurrency_climbs_back_to_its_max(
+    make: MakeHarness,
+) -> None:
+    """The qa_judge regression: refusals at 1-2 in flight pinned the embedder at limit 1 for
+    the whole run. Whatever such a history, successes alone bring the limit back to the max
+    within a bounded number of successes and time."""
+    h = make(cap=32, initial={CHAT: 32})
+    c = h.controller
+    for _ in range(4):  # one refusal at one in flight per Retry-After, four times
+        c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(1.0))
+        h.clock.advance(1.0)
+    low = limit_of(h)
+    assert low >= 9  # 32 -> 24 -> 18 -> 13 -> 9, as V1; the old rule fell to 1
+    two = [lease_of(c.try_acquire(item())) for _ in range(2)]  # refused at 2 in flight
+    c.release(two.pop(), RequestReleaseOutcome.rate_limited(1.0))
+    c.release(two.pop(), OK)
+    h.clock.advance(1.0)
+    held = [lease_of(c.try_acquire(item())) for _ in range(limit_of(h))]
+    c.release(held.pop(2), RequestReleaseOutcome.rate_limited(1.0))  # refused at 3 in flight
+    for lease in held:
+        c.release(lease, OK)
+    h.clock.advance(1.0)
+    assert limit_of(h) == 2  # a low ceiling (3) learnt from an overshoot: hold at 2
+    start = h.clock.monotonic()
+    successes = 0
+    while limit_of(h) < 32:
+        run_saturated(h, 25, latency=0.2)
+        successes += 25
+        assert successes <= 33 * 25, f"pinned at {limit_of(h)}"
+    assert h.clock.monotonic() - start < 30.0
+    assert c.in_flight_total() == 0
 
 
 # -- header pacing -------------------------------------------------------------------------------

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rowloom.clock import ManualClock
 from rowloom.models.request_admission import (
+    AdaptiveRequestLimitState,
     AimdLimitRule,
     RequestLimitRule,
     RequestLimitSample,
     SettlingAimdLimitRule,
 )
+from rowloom.models.request_admission.settling_aimd import (
+    MAX_PROBE_AFTER_SECONDS,
+    MAX_PROBE_HOLD_FACTOR,
+    PROBE_AFTER_SECONDS,
+)
 
 
-def ok(in_flight: int = 10_000) -> RequestLimitSample:
-    return RequestLimitSample(0.0, rate_limited=False, latency_seconds=0.2, in_flight=in_flight)
+def ok(in_flight: int = 10_000, now: float = 0.0) -> RequestLimitSample:
+    return RequestLimitSample(now, rate_limited=False, latency_seconds=0.2, in_flight=in_flight)
+
+
+def refused(in_flight: int, now: float = 0.0) -> RequestLimitSample:
+    """A 429 whose request was granted with `in_flight` requests in flight (itself included)."""
+    return RequestLimitSample(now, rate_limited=True, lease_in_flight=in_flight)
 
 
 DROP = RequestLimitSample(0.0, rate_limited=True)
@@ -164,3 +178,171 @@ def test_the_limit_stays_within_one_and_the_max_under_any_samples(
         assert 1 <= rule.limit <= rule.max_limit == top
         ceiling = rule.ceiling
         assert ceiling is None or 1 <= ceiling <= top
+
+
+# -- a remembered ceiling cannot pin a resource low for long ------------------------------------
+
+
+def test_a_refusal_far_below_the_limit_cuts_like_v1_and_learns_no_ceiling() -> None:
+    # A shared provider saturated by other models refuses this resource with 1 in flight.
+    rule = SettlingAimdLimitRule(32, 32)
+    assert rule.update(refused(1)) == 24  # V1's multiplicative cut, not a cut to 1
+    assert rule.ceiling is None
+    for _ in range(8 * 25):
+        rule.update(ok(in_flight=1))  # low demand: the limit is not binding
+    assert rule.limit == 32  # plain additive increase all the way back
+
+
+def test_refusals_at_low_concurrency_never_collapse_the_limit_faster_than_v1() -> None:
+    settling, v1 = SettlingAimdLimitRule(32, 32), AimdLimitRule(32, 32)
+    for _ in range(4):  # four refusals at 1 in flight, each a new cascade
+        settling.update(refused(1))
+        v1.update(refused(1))
+    assert settling.limit == v1.limit == 9 and settling.ceiling is None
+
+
+def test_a_refusal_that_lands_near_the_refused_concurrency_still_sets_the_ceiling() -> None:
+    rule = SettlingAimdLimitRule(64, 64)
+    assert rule.update(refused(33)) == 32  # overshoot from 2C: lands on C
+    assert rule.ceiling == 33
+
+
+def test_a_low_ceiling_is_probed_after_a_few_rounds_not_hundreds_of_successes() -> None:
+    # Capacity 2 right now: refused at 2 in flight with limit 2 -> hold at 1, ceiling 2.
+    rule = SettlingAimdLimitRule(2, 32)
+    assert rule.update(refused(2)) == 1 and rule.ceiling == 2
+    assert rule.probe_after_successes == 8  # eight rounds of one request, not 8 x 25
+    for _ in range(7):
+        rule.update(ok(in_flight=0))
+    assert rule.limit == 1
+    rule.update(ok(in_flight=0))
+    assert rule.limit == 2  # the probe
+
+
+def test_a_slow_low_ceiling_is_probed_once_the_time_bound_passes() -> None:
+    rule = SettlingAimdLimitRule(2, 32)
+    rule.update(refused(2, now=100.0))  # hold at 1, ceiling 2
+    rule.update(ok(in_flight=0, now=100.0 + PROBE_AFTER_SECONDS / 2))
+    assert rule.limit == 1
+    rule.update(ok(in_flight=0, now=100.0 + PROBE_AFTER_SECONDS))
+    assert rule.limit == 2  # two successes, but the ceiling is PROBE_AFTER_SECONDS old
+
+
+def test_a_stuck_low_ceiling_climbs_back_to_the_max_within_bounded_successes() -> None:
+    """The qa_judge regression: a 429 at low concurrency, then only successes at the limit."""
+    rule = SettlingAimdLimitRule(2, 32)
+    rule.update(refused(2))
+    now, successes = 0.0, 0
+    while rule.limit < 32:
+        now += 0.2 / rule.limit  # a saturated resource at 200 ms latency
+        rule.update(ok(in_flight=rule.limit - 1, now=now))
+        successes += 1
+        assert successes <= 8 + 25 + 30 * 25, "pinned below the max"
+    assert rule.ceiling is None
+    assert now < 60.0  # the old rule held at 1 for 200 successes (40 s) before probing
+
+
+def test_failed_probes_space_out_in_time_up_to_a_bound() -> None:
+    rule = SettlingAimdLimitRule(2, 32)
+    now = 0.0
+    rule.update(refused(2, now=now))
+    waits = []
+    for _ in range(8):
+        start = now
+        while rule.limit < 2:
+            now += 1.0  # one slow success a second: the time bound decides
+            rule.update(ok(in_flight=0, now=now))
+        waits.append(now - start)
+        rule.update(refused(2, now=now))  # the probe fails: back to 1
+    assert rule.probe_after_seconds == MAX_PROBE_AFTER_SECONDS
+    assert waits == [5.0, 10.0, 20.0, 40.0, 80.0, 80.0, 80.0, 80.0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    top=st.integers(1, 64),
+    step=st.integers(1, 3),
+    needed=st.integers(1, 30),
+    history=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 70), st.floats(0.0, 20.0)),
+        max_size=200,
+    ),
+    spacing=st.floats(0.001, 30.0),
+)
+def test_after_any_429_history_successes_bring_the_limit_to_the_max_in_bounded_time(
+    top: int,
+    step: int,
+    needed: int,
+    history: list[tuple[bool, int, float]],
+    spacing: float,
+) -> None:
+    rule = SettlingAimdLimitRule(top, top, increase_step=step, successes_until_increase=needed)
+    now = 0.0
+    for limited, in_flight, gap in history:
+        now += gap
+        rule.update(RequestLimitSample(now, limited, 0.2, in_flight, lease_in_flight=in_flight))
+    hold_bound = min(
+        MAX_PROBE_HOLD_FACTOR * needed, math.ceil(MAX_PROBE_AFTER_SECONDS / spacing) + 1
+    )
+    bound = (top + 1) * needed + hold_bound
+    for _ in range(bound):
+        if rule.limit == top:
+            break
+        now += spacing
+        rule.update(ok(in_flight=rule.limit - 1, now=now))
+    assert rule.limit == top
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    top=st.integers(1, 48),
+    mode=st.sampled_from(["reduced_limit", "block_all"]),
+    history=st.lists(
+        st.tuples(
+            st.booleans(),  # rate limited
+            st.integers(1, 60),  # in flight at grant
+            st.integers(0, 8),  # how far above the current limit the lease was granted
+            st.floats(0.0, 3.0),  # seconds since the previous event
+        ),
+        max_size=120,
+    ),
+    latency=st.floats(0.01, 20.0),
+)
+def test_the_limit_state_recovers_to_the_effective_max_after_any_429_history(
+    top: int,
+    mode: str,
+    history: list[tuple[bool, int, int, float]],
+    latency: float,
+) -> None:
+    """Whatever the 429s before, a resource that then only succeeds at its limit reaches
+    `effective_max` within bounded successes and time (the default rule and its state)."""
+    clock = ManualClock()
+    limits = AdaptiveRequestLimitState(
+        SettlingAimdLimitRule(top, top),
+        initial_limit=top,
+        effective_max=top,
+        cooldown_seconds=2.0,
+        startup_ramp_seconds=0.0,
+        now=clock.monotonic(),
+        cooldown_mode=mode,
+    )
+    for limited, in_flight, above, gap in history:
+        clock.advance(gap)
+        now, current = clock.monotonic(), limits.current_limit
+        if limited:
+            limits.on_rate_limited(
+                now, current + above, 1.0, granted_in_cooldown=above == 0, lease_in_flight=in_flight
+            )
+        else:
+            limits.on_success(now, 0.2, min(in_flight, current), current)
+    clock.advance(2.0)  # past any cooldown
+    needed = 25
+    hold = min(MAX_PROBE_HOLD_FACTOR * needed, math.ceil(MAX_PROBE_AFTER_SECONDS / latency) + 1)
+    for _ in range((top + 1) * needed + hold):
+        if limits.current_limit == top:
+            break
+        clock.advance(latency)
+        current = limits.current_limit
+        limits.on_success(clock.monotonic(), latency, current - 1, current)
+    assert limits.current_limit == top
+    assert not limits.in_cooldown(clock.monotonic())

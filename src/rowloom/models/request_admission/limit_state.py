@@ -11,9 +11,11 @@ admission of the resource until the cooldown ends, which with a 1 s Retry-After 
 latency idles the resource for most of a second per 429. `reduced_limit` (the default) applies
 the cut at once and lets admissions continue up to the reduced limit while the rate-limited
 request itself waits out Retry-After (the executor's retry does that); only when a lease granted
-during the cooldown, at a lower concurrency than the one refused first, is rate limited again
-(the cut did not help: a request-rate or quota limit, not concurrency) does the cooldown block
-every admission until it ends, as in V1.
+during the cooldown, at no higher concurrency than the one refused first, is rate limited again
+(the cut did not help: a request-rate or quota limit, or other resources saturating a shared
+provider, not this resource's concurrency) does the cooldown block every admission until it
+ends, as in V1, and such a repeat refused below the current limit does not cut it again: one
+burst of refusals at low concurrency costs one cut and one cooldown, as in V1, not a cut each.
 """
 
 from __future__ import annotations
@@ -59,11 +61,12 @@ class AdaptiveRequestLimitState:
     """The adaptive limit of one request resource.
 
     Guarantees: `1 <= current_limit <= effective_max`; a rate limit cuts the limit at most once
-    per cascade (a 429 from a lease granted above the current limit does not cut again); only
-    successes outside cooldown and after the ramp feed the rule; the ramp rises linearly from 1
-    to the initial limit over `startup_ramp_seconds` and a rate limit aborts it. Admission is
-    blocked only until `blocked_until`, which never outlasts the cooldown (see the module
-    docstring for the two cooldown modes).
+    per cascade (a 429 from a lease granted above the current limit does not cut again, nor
+    does a repeat refusal in the cooldown below the current limit); only successes outside
+    cooldown and after the ramp feed the rule; the ramp rises linearly from 1 to the initial
+    limit over `startup_ramp_seconds` and a rate limit aborts it. Admission is blocked only
+    until `blocked_until`, which never outlasts the cooldown (see the module docstring for the
+    two cooldown modes).
     """
 
     __slots__ = (
@@ -257,11 +260,19 @@ class AdaptiveRequestLimitState:
 
         `granted_in_cooldown`: the rate-limited lease was granted after the current cooldown
         began; `lease_in_flight`: the in-flight count right after its grant. Under
-        `reduced_limit`, a lease granted in the cooldown and refused at a lower concurrency
-        than the cooldown's first refusal turns the cooldown into a block of every admission.
+        `reduced_limit`, a lease granted in the cooldown and refused at no higher concurrency
+        than the cooldown's first refusal (a repeat: the cut did not help) turns the cooldown
+        into a block of every admission; a repeat refused below the current limit does not cut
+        again (the limit did not let it through: more cuts would only outlast the cooldown).
         """
         out = list(self.refresh(now))
         was_cooling = self.in_cooldown(now)
+        first = self._refused_in_flight
+        repeat = (
+            was_cooling
+            and granted_in_cooldown
+            and (first is None or lease_in_flight is None or lease_in_flight <= first)
+        )
         self._consecutive += 1
         self._rate_limited_total += 1
         self._degraded = True
@@ -269,7 +280,10 @@ class AdaptiveRequestLimitState:
         if ramp_aborted:
             self._ramping = False
             self._rule.reset(self._limit, self._effective_max)
-        new_cascade = lease_limit <= self._limit
+        below_limit = lease_in_flight is not None and lease_in_flight < self._limit
+        new_cascade = lease_limit <= self._limit and not (
+            repeat and below_limit and not self._block_all
+        )
         if new_cascade:
             before = self._limit
             self._ceiling = before
@@ -288,12 +302,6 @@ class AdaptiveRequestLimitState:
         started = not was_cooling and self.in_cooldown(now)
         if started:
             self._refused_in_flight = lease_in_flight
-        refused = self._refused_in_flight
-        repeat = (
-            was_cooling
-            and granted_in_cooldown
-            and (refused is None or lease_in_flight is None or lease_in_flight < refused)
-        )
         blocked = self.in_cooldown(now) and (self._block_all or repeat)
         if blocked:
             self._blocked_until = self._cooldown_until

@@ -2,24 +2,33 @@
 
 V1 AIMD climbs back to the level that just drew a 429 at full speed and draws the next one a
 few seconds later, so a steady provider sees a 429 every cycle. This rule (the default, named
-`aimd`) keeps AIMD's arithmetic but remembers the ceiling:
+`aimd`) keeps AIMD's arithmetic but remembers the ceiling. What a 429 means depends on `k`, the
+in-flight count when the refused request was granted (the lease included):
 
-- a 429 below the remembered ceiling (or with none) is a real capacity drop: multiplicative
-  decrease, and no higher than one below the concurrency the provider just refused (the
-  in-flight count when the refused request was granted), which becomes the ceiling; a refusal
-  at a concurrency far below the limit (a rate limit, not a concurrency limit) cuts at most to
-  half the multiplicative cut. From a configured max of 2C against capacity C, the first 429
+- `k` above the multiplicative cut (the limit was binding): multiplicative decrease; `k`
+  becomes the ceiling;
+- `k` at most the cut but at least about half of it (an overshoot): the limit lands one below
+  `k`, which becomes the ceiling. From a configured max of 2C against capacity C, the first 429
   comes back at C + 1 in flight and the limit lands on C at once, instead of cascading
   2C -> 1.5C -> 1.1C -> 0.8C and climbing back;
-- additive increase stops one below the ceiling (the hold level);
-- only after a long clean streak at the hold level does the rule probe the ceiling itself; a
-  probe that draws a 429 goes straight back to the hold level (no multiplicative cut) and
-  doubles the streak the next probe needs, up to a bound, so the provider is re-tested rarely
-  but forever (the ceiling never becomes a permanent cap);
-- a probe that holds for `successes_until_increase` saturated successes (the resource really
-  ran at the probe level) forgets the ceiling: the provider's capacity rose, normal AIMD resumes.
+- `k` far below the limit: the resource was nowhere near its limit, so the refusal says nothing
+  about its own concurrency (other resources saturate a shared provider, or a request-rate
+  limit). V1's multiplicative decrease, and no ceiling: a ceiling learnt at a concurrency of 1
+  or 2 would pin the resource there long after the provider frees up.
 
-Pure and deterministic: no clock, no I/O; the limit stays within `[1, max_limit]`.
+Below the ceiling, additive increase stops one below it (the hold level). The rule probes the
+ceiling itself after a clean streak at the hold level of `PROBE_HOLD_FACTOR` rounds of the hold
+level's concurrency (`min(successes_until_increase, hold)` successes a round), or once
+`PROBE_AFTER_SECONDS` have passed since the 429 that set or confirmed the ceiling, whichever
+comes first: a low ceiling, whose successes arrive slowly, is re-tested after seconds, not after
+hundreds of requests. A probe that draws a 429 goes straight back to the hold level (no
+multiplicative cut) and doubles both waits, up to `MAX_PROBE_HOLD_FACTOR` rounds and
+`MAX_PROBE_AFTER_SECONDS`, so the provider is re-tested rarely but forever. A probe that holds
+for `successes_until_increase` saturated successes (the resource really ran at the probe level)
+forgets the ceiling: normal AIMD resumes.
+
+Pure and deterministic: time arrives inside each sample (`sample.now`), no clock reads, no I/O;
+the limit stays within `[1, max_limit]`.
 """
 
 from __future__ import annotations
@@ -31,23 +40,34 @@ from rowloom.models.request_admission.limits import RequestLimitSample
 
 _EPSILON = 1e-9
 PROBE_HOLD_FACTOR: Final = 8
-"""The first probe waits `PROBE_HOLD_FACTOR * successes_until_increase` successes at the hold."""
+"""The first probe waits this many rounds at the hold level (or `PROBE_AFTER_SECONDS`)."""
 MAX_PROBE_HOLD_FACTOR: Final = 128
-"""Failed probes double the wait, up to `MAX_PROBE_HOLD_FACTOR * successes_until_increase`."""
+"""Failed probes double the wait in rounds, up to this many."""
+PROBE_AFTER_SECONDS: Final = 5.0
+"""The first probe comes at the latest this long after the 429 that set the ceiling."""
+MAX_PROBE_AFTER_SECONDS: Final = 80.0
+"""Failed probes double the wait in time, up to this long."""
 
 
 class SettlingAimdLimitRule:
-    """AIMD with a remembered rate-limit ceiling, a hold just below it and rare probes."""
+    """AIMD with a remembered rate-limit ceiling, a hold just below it and rare probes.
+
+    Guarantees: `1 <= limit <= max_limit`; with a ceiling remembered, `limit < ceiling` except
+    while probing (`limit == ceiling`); from any state, only successes move the limit to
+    `max_limit` within `(max_limit + 1) * successes_until_increase` saturated successes plus
+    the probe wait, which is at most `MAX_PROBE_HOLD_FACTOR * successes_until_increase`
+    successes and ends at the first success `MAX_PROBE_AFTER_SECONDS` after the last 429.
+    """
 
     __slots__ = (
-        "_base_hold",
         "_ceiling",
+        "_ceiling_at",
         "_factor",
-        "_hold_needed",
+        "_hold_rounds",
         "_limit",
         "_max",
-        "_max_hold",
         "_needed",
+        "_probe_seconds",
         "_step",
         "_successes",
     )
@@ -68,13 +88,13 @@ class SettlingAimdLimitRule:
         self._factor = decrease_factor
         self._step = increase_step
         self._needed = successes_until_increase
-        self._base_hold = PROBE_HOLD_FACTOR * successes_until_increase
-        self._max_hold = MAX_PROBE_HOLD_FACTOR * successes_until_increase
-        self._hold_needed = self._base_hold
+        self._hold_rounds = PROBE_HOLD_FACTOR
+        self._probe_seconds = PROBE_AFTER_SECONDS
         self._max = max_limit
         self._limit = max(1, min(max_limit, initial_limit))
         self._successes = 0
         self._ceiling: int | None = None
+        self._ceiling_at = 0.0
 
     @property
     def name(self) -> str:
@@ -96,7 +116,13 @@ class SettlingAimdLimitRule:
     @property
     def probe_after_successes(self) -> int:
         """Successes the next probe of the ceiling waits for at the hold level."""
-        return self._hold_needed
+        hold = self._limit if self._ceiling is None else self._ceiling - 1
+        return self._hold_rounds * max(1, min(self._needed, hold))
+
+    @property
+    def probe_after_seconds(self) -> float:
+        """Seconds after the ceiling's last 429 at which the next probe comes at the latest."""
+        return self._probe_seconds
 
     @property
     def successes(self) -> int:
@@ -105,7 +131,7 @@ class SettlingAimdLimitRule:
 
     def update(self, sample: RequestLimitSample) -> int:
         if sample.rate_limited:
-            return self._drop(sample.lease_in_flight)
+            return self._drop(sample.now, sample.lease_in_flight)
         ceiling = self._ceiling
         if ceiling is None or self._limit < ceiling - 1:
             self._successes += 1
@@ -115,7 +141,8 @@ class SettlingAimdLimitRule:
                 self._limit = max(self._limit, min(top, self._limit + self._step))
         elif self._limit < ceiling:
             self._successes += 1  # holding one below the ceiling
-            if self._successes >= self._hold_needed:
+            due = sample.now - self._ceiling_at >= self._probe_seconds
+            if due or self._successes >= self.probe_after_successes:
                 self._successes = 0
                 self._limit = min(self._max, ceiling)
         elif sample.in_flight + 1 >= self._limit:
@@ -123,7 +150,8 @@ class SettlingAimdLimitRule:
             if self._successes >= self._needed:
                 self._successes = 0
                 self._ceiling = None
-                self._hold_needed = self._base_hold
+                self._hold_rounds = PROBE_HOLD_FACTOR
+                self._probe_seconds = PROBE_AFTER_SECONDS
         return self._limit
 
     def reset(self, limit: int, max_limit: int) -> int:
@@ -132,22 +160,31 @@ class SettlingAimdLimitRule:
         self._max = max_limit
         self._limit = max(1, min(max_limit, limit))
         self._successes = 0
-        if self._ceiling is not None and self._ceiling > max_limit:
+        ceiling = self._ceiling
+        if ceiling is not None and (ceiling > max_limit or ceiling < self._limit):
             self._ceiling = None
         return self._limit
 
-    def _drop(self, refused_in_flight: int | None) -> int:
+    def _drop(self, now: float, refused_in_flight: int | None) -> int:
         self._successes = 0
         ceiling = self._ceiling
         if ceiling is not None and self._limit >= ceiling:
             self._limit = max(1, min(self._limit, ceiling) - 1)  # the probe failed: back to hold
-            self._hold_needed = min(self._max_hold, 2 * self._hold_needed)
+            self._hold_rounds = min(MAX_PROBE_HOLD_FACTOR, 2 * self._hold_rounds)
+            self._probe_seconds = min(MAX_PROBE_AFTER_SECONDS, 2 * self._probe_seconds)
+            self._ceiling_at = now
             return self._limit
         cut = max(1, math.floor(self._limit * self._factor + _EPSILON))
-        if refused_in_flight is not None and refused_in_flight <= cut:
-            cut = max(max(1, cut // 2), refused_in_flight - 1)
-        refused = min(self._limit, refused_in_flight or self._limit)
+        k = refused_in_flight
+        if k is not None and k <= cut:
+            if k - 1 < cut // 2:
+                self._limit = cut  # refused far below the limit: not this resource's doing
+                return self._limit
+            cut = max(1, k - 1)  # an overshoot: land one below the refused concurrency
+        refused = min(self._limit, k or self._limit)
         self._ceiling = min(self._max, max(cut + 1, refused))
+        self._ceiling_at = now
         self._limit = cut
-        self._hold_needed = self._base_hold
+        self._hold_rounds = PROBE_HOLD_FACTOR
+        self._probe_seconds = PROBE_AFTER_SECONDS
         return self._limit
