@@ -126,8 +126,10 @@ async def run_once(config: DatasetConfig, records: int) -> tuple[Recorder, dict[
     rec = Recorder()
     monitor = RunMonitor()
 
-    def factory(provider: ModelProvider, *, max_connections: int) -> ModelClient:
-        return RecordingClient(make_model_client(provider, max_connections=max_connections), rec)
+    def factory(provider: ModelProvider, *, max_connections: int, **kw: Any) -> ModelClient:
+        return RecordingClient(
+            make_model_client(provider, max_connections=max_connections, **kw), rec
+        )
 
     builder = DatasetBuilder(
         config,
