@@ -14,7 +14,15 @@ Contract:
 - `enqueue(items)` is idempotent by `task_id`; it returns only the newly accepted ids.
 - `select_next(is_eligible)` is pure: it removes nothing and changes no virtual time. It visits
   each group at most once, in fair order, calling `is_eligible(head, view)` only while no
-  internal lock is held.
+  internal lock is held, and returns the first head the callback accepts.
+- Exhausted resources: backlogged groups are kept in *request classes* (one per distinct
+  resource request of their head task; there are very few), each with its own pair of WF2Q+
+  heaps under the one virtual time, so the fair order is the merge of the classes' orders. A
+  callback that refuses a head because a resource is exhausted says so with
+  `report_exhausted(resource, free)`; the queue then skips, for the rest of that selection,
+  every class whose request needs more than `free` units of it, without asking or walking
+  its groups. The choice is the same as an exhaustive scan's; a selection that finds nothing
+  because every class is blocked asks one head per class.
 - `commit(selection)` is the only removal; it returns None when the queue changed since the
   selection (stale `sequence_version`).
 - `view()` is an immutable `QueueView`; building one never scans the queue (per-group facts
@@ -50,8 +58,13 @@ _SHIFT: Final = 4
 _MASK: Final = (1 << _SHIFT) - 1
 _EMPTY_CHUNK: Final[tuple[None, ...]] = (None,) * (1 << _SHIFT)
 
-_Entry: TypeAlias = tuple[TaskGroupSpec, int, Mapping[SchedulerResourceKey, int], SchedulableTask]
-"""Snapshot of one queued group: (spec, queued count, demand, head task); never mutated."""
+_Entry: TypeAlias = tuple[
+    TaskGroupSpec, int, Mapping[SchedulerResourceKey, int] | None, SchedulableTask
+]
+"""Snapshot of one queued group: (spec, queued count, demand, head task); never mutated.
+
+Demand None: every queued task of the group makes the head's request (count x its amounts).
+"""
 
 _Heap: TypeAlias = list[tuple[float, int, int]]
 """Heap of (tag, head task sequence, group slot)."""
@@ -82,7 +95,13 @@ class _QueueShape:
     group_count: int
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+_State: TypeAlias = tuple[
+    int, int, Mapping[SchedulerResourceKey, int], Sequence[tuple[_Entry | None, ...]], _QueueShape
+]
+"""A view's facts: (sequence version, queued total, demand by resource, chunks, shape)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class QueueView:
     """Immutable raw facts about queued work at one `sequence_version`. No eligibility.
 
@@ -92,11 +111,7 @@ class QueueView:
     changes, so consumers can memoise what depends only on that set.
     """
 
-    sequence_version: int
-    queued_total: int
-    _demand: Mapping[SchedulerResourceKey, int] = field(repr=False)
-    _chunks: Sequence[tuple[_Entry | None, ...]] = field(repr=False)
-    _shape: _QueueShape = field(repr=False)
+    _s: _State  # one slot: a view is built once per queue change, on the dispatch hot path
 
     @classmethod
     def from_groups(cls, facts: Iterable[GroupQueueFacts], sequence_version: int = 0) -> QueueView:
@@ -121,7 +136,8 @@ class QueueView:
             len(by_key),
         )
         chunks = [tuple(entries[i : i + size]) for i in range(0, len(entries), size)]
-        return cls(sequence_version, sum(f.queued for f in by_key.values()), demand, chunks, shape)
+        total = sum(f.queued for f in by_key.values())
+        return cls((sequence_version, total, demand, chunks, shape))
 
     def __eq__(self, other: object) -> bool:
         """Same version and the same queued facts (the internal layout does not matter)."""
@@ -130,45 +146,63 @@ class QueueView:
         return (
             self.sequence_version == other.sequence_version
             and self.queued_total == other.queued_total
-            and dict(self._demand) == dict(other._demand)
+            and dict(self._s[2]) == dict(other._s[2])
             and dict(self.groups) == dict(other.groups)
         )
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __repr__(self) -> str:
+        return (
+            f"QueueView(sequence_version={self.sequence_version}, "
+            f"queued_total={self.queued_total}, groups={self.queued_group_count})"
+        )
+
+    @property
+    def sequence_version(self) -> int:
+        """The queue's `sequence_version` when this view was taken."""
+        return self._s[0]
+
+    @property
+    def queued_total(self) -> int:
+        """Queued tasks over all groups."""
+        return self._s[1]
+
     @property
     def queued_weight_total(self) -> int:
         """Sum of the weights of groups with queued work."""
-        return self._shape.weight_total
+        return self._s[4].weight_total
 
     @property
     def queued_group_count(self) -> int:
         """How many groups have queued work."""
-        return self._shape.group_count
+        return self._s[4].group_count
 
     @property
     def queued_demand_by_resource(self) -> Mapping[SchedulerResourceKey, int]:
         """Queued units per resource, over all groups."""
-        return MappingProxyType(self._demand)
+        return MappingProxyType(self._s[2])
 
     @property
     def queued_groups_by_resource(self) -> Mapping[SchedulerResourceKey, int]:
         """How many groups have queued demand for each resource."""
-        return self._shape.groups_by_resource
+        return self._s[4].groups_by_resource
 
     @property
     def group_set_token(self) -> object:
         """Identity changes whenever the set of queued groups changes."""
-        return self._shape
+        return self._s[4]
 
     def _entry(self, group: TaskGroupKey) -> _Entry | None:
-        slot = self._shape.slot_of.get(group)
-        return None if slot is None else self._chunks[slot >> _SHIFT][slot & _MASK]
+        s = self._s
+        slot = s[4].slot_of.get(group)
+        return None if slot is None else s[3][slot >> _SHIFT][slot & _MASK]
 
     def is_queued(self, group: TaskGroupKey) -> bool:
         """True when `group` has at least one queued task."""
-        slot = self._shape.slot_of.get(group)
-        return slot is not None and self._chunks[slot >> _SHIFT][slot & _MASK] is not None
+        s = self._s
+        slot = s[4].slot_of.get(group)
+        return slot is not None and s[3][slot >> _SHIFT][slot & _MASK] is not None
 
     def queued_count(self, group: TaskGroupKey) -> int:
         """Queued tasks of `group`."""
@@ -178,7 +212,12 @@ class QueueView:
     def demand(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
         """Queued units of `resource` requested by `group`."""
         entry = self._entry(group)
-        return 0 if entry is None else entry[2].get(resource, 0)
+        if entry is None:
+            return 0
+        demand = entry[2]
+        if demand is None:
+            return entry[1] * entry[3].resource_request.amounts.get(resource, 0)
+        return demand.get(resource, 0)
 
     def first_request(self, group: TaskGroupKey) -> SchedulerResourceRequest | None:
         """The resource request of `group`'s first candidate, if it has queued work."""
@@ -187,27 +226,30 @@ class QueueView:
 
     def peer_demand(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
         """Queued units of `resource` requested by every group except `group`."""
-        return self._demand.get(resource, 0) - self.demand(group, resource)
+        return self._s[2].get(resource, 0) - self.demand(group, resource)
 
     def has_queued_peer(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> bool:
         """True when another group has queued demand for `resource`."""
-        others = self._shape.groups_by_resource.get(resource, 0)
+        others = self._s[4].groups_by_resource.get(resource, 0)
         if others == 1:
             return not self.demand(group, resource)
         return others > 1
 
     def peer_demand_by_resource(self, group: TaskGroupKey) -> Mapping[SchedulerResourceKey, int]:
         """Queued peer demand by resource, from `group`'s point of view."""
-        return {r: self.peer_demand(group, r) for r in self._demand}
+        return {r: self.peer_demand(group, r) for r in self._s[2]}
 
     @property
     def groups(self) -> Mapping[TaskGroupKey, GroupQueueFacts]:
         """Queued groups and their facts, in first-enqueue order (materialised; O(groups))."""
         out: dict[TaskGroupKey, GroupQueueFacts] = {}
-        for key, slot in self._shape.slot_of.items():
-            entry = self._chunks[slot >> _SHIFT][slot & _MASK]
+        _, _, _, chunks, shape = self._s
+        for key, slot in shape.slot_of.items():
+            entry = chunks[slot >> _SHIFT][slot & _MASK]
             if entry is not None:
                 spec, queued, demand, head = entry
+                if demand is None:
+                    demand = {r: queued * a for r, a in head.resource_request.amounts.items()}
                 out[key] = GroupQueueFacts(spec, queued, MappingProxyType(demand), head)
         return MappingProxyType(out)
 
@@ -232,7 +274,7 @@ class QueueView:
             "sequence_version": self.sequence_version,
             "queued_total": self.queued_total,
             "queued_weight_total": self.queued_weight_total,
-            "queued_demand_by_resource": dict(self._demand),
+            "queued_demand_by_resource": dict(self._s[2]),
             "queued_groups_by_resource": dict(self.queued_groups_by_resource),
             "groups": {
                 k.as_key_str(): {
@@ -256,42 +298,106 @@ class QueueSelection:
     item: SchedulableTask
     queue_view: QueueView
     sequence_version: int
+    _at: int = field(default=-1, repr=False, compare=False)
+    """Where the queue found the candidate: `index << 32 | group slot` (a hint for commit)."""
 
 
 # Hot-path construction of the frozen values above through their slot descriptors: the
 # generated frozen __init__ costs several times more, and these classes validate nothing.
 _new = object.__new__
-_qv_version, _qv_total, _qv_demand, _qv_chunks, _qv_shape = (
-    QueueView.__dict__[name].__set__
-    for name in ("sequence_version", "queued_total", "_demand", "_chunks", "_shape")
+_qv_state = QueueView.__dict__["_s"].__set__
+_sel_item, _sel_view, _sel_version, _sel_at = (
+    QueueSelection.__dict__[name].__set__
+    for name in ("item", "queue_view", "sequence_version", "_at")
 )
-_sel_item, _sel_view, _sel_version = (
-    QueueSelection.__dict__[name].__set__ for name in ("item", "queue_view", "sequence_version")
-)
+_SLOT_BITS: Final = 32
+_SLOT_MASK: Final = (1 << _SLOT_BITS) - 1
 
 
-def _selection(item: SchedulableTask, view: QueueView, version: int) -> QueueSelection:
+def _selection(item: SchedulableTask, view: QueueView, version: int, at: int) -> QueueSelection:
     selection: QueueSelection = _new(QueueSelection)
     _sel_item(selection, item)
     _sel_view(selection, view)
     _sel_version(selection, version)
+    _sel_at(selection, at)
     return selection
+
+
+class _Notes(threading.local):
+    """Per-thread note an eligibility callback leaves while it refuses (internal)."""
+
+    exhausted: tuple[SchedulerResourceKey, int] | None = None
+
+
+_NOTES: Final = _Notes()
+
+
+def report_exhausted(resource: SchedulerResourceKey, free: int) -> None:
+    """Say, from inside an eligibility callback, that `resource` has only `free` units left.
+
+    Call it while refusing a head task because its request needs more of `resource` than is
+    free. It promises that for the rest of the current `select_next` on this thread the
+    callback refuses every head needing more than `free` units of `resource`, so the queue
+    skips all of them at once, without asking. Outside a callback it has no effect.
+    """
+    _NOTES.exhausted = (resource, free)
+
+
+class _Class:
+    """Backlogged groups whose head task makes one resource request (internal).
+
+    Each class keeps its own pair of WF2Q+ heaps under the queue's single virtual time, so
+    the global fair order is the merge of the classes' orders, and a class whose request
+    cannot be met is skipped whole.
+    """
+
+    __slots__ = ("ahead", "amounts", "groups", "on_time")
+
+    def __init__(self, request: SchedulerResourceRequest) -> None:
+        self.amounts = dict(request.amounts)
+        self.on_time: _Heap = []  # (finish, head seq, slot) of groups with S <= V
+        self.ahead: _Heap = []  # (start, head seq, slot) of groups with S > V
+        self.groups = 0  # backlogged groups in this class
+
+    def needs_more_than(self, resource: SchedulerResourceKey, free: int) -> bool:
+        """True when this class's request needs more than `free` units of `resource`."""
+        return self.amounts.get(resource, 0) > free
+
+
+_NO_CLASS: Final = _Class(SchedulerResourceRequest({}))
+
+_Item: TypeAlias = tuple[int, SchedulableTask, _Class]
+"""One queued task: (enqueue sequence, task, the class of its request)."""
 
 
 class _Group:
     """Mutable per-group queue state (internal)."""
 
-    __slots__ = ("demand", "finish", "inv_weight", "items", "slot", "spec", "start", "where")
+    __slots__ = (
+        "cls",
+        "demand",
+        "finish",
+        "inv_weight",
+        "items",
+        "slot",
+        "spec",
+        "start",
+        "uniform",
+        "where",
+    )
 
     def __init__(self, spec: TaskGroupSpec, slot: int) -> None:
         self.spec = spec
         self.slot = slot
         self.inv_weight = 1.0 / spec.weight
-        self.items: deque[tuple[int, SchedulableTask]] = deque()
+        self.items: deque[_Item] = deque()
+        # the request every queued task makes, or None (then `demand` holds the queued units)
+        self.uniform: SchedulerResourceRequest | None = None
         self.demand: dict[SchedulerResourceKey, int] = {}
         self.start = 0.0
         self.finish = float("-inf")
-        self.where = 0  # 0: not backlogged, _ON_TIME or _AHEAD: the heap holding it
+        self.where = 0  # 0: not backlogged, _ON_TIME or _AHEAD: which heap of `cls` holds it
+        self.cls: _Class | None = None  # the class of its head task while backlogged
 
 
 class FairTaskQueue:
@@ -308,8 +414,11 @@ class FairTaskQueue:
         self._count = 0
         self._groups: list[_Group] = []
         self._slot_of: dict[TaskGroupKey, int] = {}
-        self._on_time: _Heap = []  # (finish, head seq, slot) of groups with S <= V
-        self._ahead: _Heap = []  # (start, head seq, slot) of groups with S > V
+        self._classes: dict[SchedulerResourceRequest, _Class] = {}
+        self._last_class: tuple[SchedulerResourceRequest | None, _Class | None] = (None, None)
+        self._live: list[_Class] = []  # classes with backlogged groups
+        self._on_time_groups = 0
+        self._ahead_groups = 0
         self._vtime = 0.0
         self._backlogged_weight = 0
         self._backlogged_groups = 0
@@ -320,11 +429,9 @@ class FairTaskQueue:
         self._dirty: set[int] = set()
         self._demand_snapshot: dict[SchedulerResourceKey, int] = {}
         self._demand_dirty = False
-        self._shape = EMPTY_QUEUE_VIEW._shape
+        self._shape = EMPTY_QUEUE_VIEW._s[4]
         self._shape_dirty = False
         self._view: QueueView | None = EMPTY_QUEUE_VIEW
-        # where the last scanned candidate sat: (version, slot, heap, index); a hint for commit
-        self._hint: tuple[int, int, int, int] = (-1, -1, 0, 0)
 
     # -- mutation ---------------------------------------------------------------------------
 
@@ -354,9 +461,10 @@ class FairTaskQueue:
                     continue
                 group = self._group_for(item.group)
                 self._ids.add(item.task_id)
-                group.items.append((next(self._seq), item))
+                request = item.resource_request
+                self._add_demand(group, request)
+                group.items.append((next(self._seq), item, self._class_for(request)))
                 self._count += 1
-                self._add_demand(group, item.resource_request)
                 if group.where == 0:
                     self._activate(group)
                 self._dirty.add(group.slot)
@@ -374,51 +482,89 @@ class FairTaskQueue:
             if selection.sequence_version != self._version:
                 return None
             item = selection.item
-            slot = self._slot_of.get(item.group.key)
-            if slot is None:
-                return None
+            at = selection._at
+            if at >= 0:
+                slot = at & _SLOT_MASK
+            else:  # a selection this queue did not make
+                found = self._slot_of.get(item.group.key)
+                if found is None:
+                    return None
+                slot = found
             group = self._groups[slot]
-            if not group.items or group.items[0][1] is not item:
+            items = group.items
+            if not items or items[0][1] is not item:
                 return None
-            heap, index = self._locate(group)
-            group.items.popleft()
+            cls = group.cls
+            assert cls is not None
+            was_on_time = group.where == _ON_TIME
+            heap = cls.on_time if was_on_time else cls.ahead
+            index = at >> _SLOT_BITS
+            if index >= len(heap) or heap[index][2] != slot:
+                index = _index_of(heap, slot)
+            items.popleft()
             self._ids.discard(item.task_id)
             self._count -= 1
             self._remove_demand(group, item.resource_request)
-            self._vtime += 1.0 / self._backlogged_weight
+            self._vtime = vtime = self._vtime + 1.0 / self._backlogged_weight
+            limit = vtime + _EPS
             group.start = start = group.finish
-            if group.items:
+            if items:
+                head_seq, _, head_cls = items[0]
                 group.finish = finish = start + group.inv_weight
-                head_seq = group.items[0][0]
-                limit = self._vtime + _EPS
-                on_time, ahead = self._on_time, self._ahead
-                at_top = heap is on_time and index == 0
                 if start <= limit:
+                    target, entry = head_cls.on_time, (finish, head_seq, slot)
+                    if not was_on_time:
+                        self._on_time_groups += 1
+                        self._ahead_groups -= 1
                     group.where = _ON_TIME
-                    if at_top:
-                        heapq.heapreplace(on_time, (finish, head_seq, slot))
+                    if target is heap and index == 0:
+                        heapq.heapreplace(heap, entry)
                     else:
                         _heap_remove(heap, index)
-                        heapq.heappush(on_time, (finish, head_seq, slot))
+                        heapq.heappush(target, entry)
                 else:
+                    target, entry = head_cls.ahead, (start, head_seq, slot)
                     group.where = _AHEAD
-                    if at_top and ahead and ahead[0][0] <= limit:
-                        # swap: the served group goes ahead, the earliest due group comes on time
-                        _, due_seq, due_slot = heapq.heapreplace(ahead, (start, head_seq, slot))
-                        due = self._groups[due_slot]
-                        due.where = _ON_TIME
-                        heapq.heapreplace(on_time, (due.finish, due_seq, due_slot))
-                    else:
+                    if was_on_time:
+                        self._on_time_groups -= 1
+                        self._ahead_groups += 1
+                        if index == 0 and head_cls is cls and target and target[0][0] <= limit:
+                            # swap: the served group goes ahead, the earliest due one on time
+                            _, due_seq, due_slot = heapq.heapreplace(target, entry)
+                            due = self._groups[due_slot]
+                            due.where = _ON_TIME
+                            heapq.heapreplace(heap, (due.finish, due_seq, due_slot))
+                            self._on_time_groups += 1
+                            self._ahead_groups -= 1
+                            target = None
+                    if target is not None:
                         _heap_remove(heap, index)
-                        heapq.heappush(ahead, (start, head_seq, slot))
+                        heapq.heappush(target, entry)
+                if head_cls is not cls:
+                    self._leave(cls)
+                    self._join(head_cls)
+                    group.cls = head_cls
             else:
                 _heap_remove(heap, index)
+                if was_on_time:
+                    self._on_time_groups -= 1
+                else:
+                    self._ahead_groups -= 1
+                self._leave(cls)
+                group.cls = None
                 group.where = 0
                 self._backlogged_weight -= group.spec.weight
                 self._backlogged_groups -= 1
                 self._shape_dirty = True
-            if self._ahead:
-                self._catch_up()
+            if self._ahead_groups:
+                if not self._on_time_groups:
+                    self._catch_up()
+                else:
+                    for live in self._live:
+                        ahead = live.ahead
+                        if ahead and ahead[0][0] <= limit:
+                            self._catch_up()
+                            break
             self._dirty.add(slot)
             self._version += 1
             self._view = None
@@ -432,36 +578,62 @@ class FairTaskQueue:
         self, is_eligible: Callable[[SchedulableTask, QueueView], bool]
     ) -> QueueSelection | None:
         """The fairest eligible head task, or None. Pure: nothing is removed or advanced."""
-        for _ in range(_MAX_SCAN_RESTARTS):
+        notes = _NOTES
+        restarts = 0
+        dead: list[_Class] | None = None  # classes blocked on an exhausted resource, this pass
+        version = -1
+        view = EMPTY_QUEUE_VIEW
+        while True:
             self._lock.acquire()
             try:
-                if self._count == 0:
-                    return None
-                version = self._version
-                view = self._view_locked()
-                first = self._on_time or self._ahead
-                slot = first[0][2]
+                if dead is None:
+                    if self._count == 0:
+                        return None
+                    version = self._version
+                    view = self._view or self._view_locked()
+                elif self._version != version:
+                    restarts, dead = self._restart(restarts), None
+                    continue
+                live = self._live
+                if dead is None and len(live) == 1:
+                    cls = live[0]
+                    heap = cls.on_time or cls.ahead
+                else:
+                    found = self._first_locked(dead or ())
+                    if found is None:
+                        return None
+                    heap, cls = found
+                slot = heap[0][2]
                 item = self._groups[slot].items[0][1]
-                which = _ON_TIME if first is self._on_time else _AHEAD
-                self._hint = (version, slot, which, 0)
             finally:
                 self._lock.release()
+            notes.exhausted = None
             if is_eligible(item, view):
                 if self._version == version:  # the callback may have mutated the queue
                     selection: QueueSelection = _new(QueueSelection)
                     _sel_item(selection, item)
                     _sel_view(selection, view)
                     _sel_version(selection, version)
+                    _sel_at(selection, slot)
                     return selection
+                restarts, dead = self._restart(restarts), None
                 continue
-            outcome = self._scan(version, view, which, is_eligible, skip_root=True)
-            if outcome is None and which == _ON_TIME:
-                outcome = self._scan(version, view, _AHEAD, is_eligible, skip_root=False)
-            if outcome is None:
-                return None
+            note = notes.exhausted
+            if note is not None:
+                resource, free = note
+                if cls.amounts.get(resource, 0) > free:
+                    # the whole class is blocked: drop it and every class needing as much;
+                    # `live` is only read again after the version is checked under the lock
+                    if dead is None:
+                        dead = []
+                    for other in live:
+                        if other.amounts.get(resource, 0) > free and other not in dead:
+                            dead.append(other)
+                    continue
+            outcome = self._scan(version, view, is_eligible, cls, heap, note, dead or [])
             if outcome is not _RESTART:
-                return _selection(outcome, view, version)
-        raise RuntimeError("the queue changed during every selection scan")
+                return outcome  # type: ignore[no-any-return]
+            restarts, dead = self._restart(restarts), None
 
     def view(self) -> QueueView:
         """The current immutable view (cheap: shared until the queue changes)."""
@@ -481,48 +653,104 @@ class FairTaskQueue:
 
     # -- internals --------------------------------------------------------------------------
 
+    @staticmethod
+    def _restart(restarts: int) -> int:
+        """Count one more selection pass spoiled by a concurrent change."""
+        if restarts + 1 >= _MAX_SCAN_RESTARTS:
+            raise RuntimeError("the queue changed during every selection scan")
+        return restarts + 1
+
+    def _first_locked(self, dead: Sequence[_Class]) -> tuple[_Heap, _Class] | None:
+        """The heap whose root is the fairest head outside `dead` classes, and its class."""
+        best: _Heap | None = None
+        best_cls = self._live[0]
+        for cls in self._live:
+            heap = cls.on_time
+            if heap and (best is None or heap[0] < best[0]) and cls not in dead:
+                best, best_cls = heap, cls
+        if best is None:
+            for cls in self._live:
+                heap = cls.ahead
+                if heap and (best is None or heap[0] < best[0]) and cls not in dead:
+                    best, best_cls = heap, cls
+        return None if best is None else (best, best_cls)
+
     def _scan(
         self,
         version: int,
         view: QueueView,
-        which: int,
         is_eligible: Callable[[SchedulableTask, QueueView], bool],
-        skip_root: bool,
+        first: _Class,
+        first_heap: _Heap,
+        note: tuple[SchedulerResourceKey, int] | None,
+        dead: list[_Class],
     ) -> Any:
-        """Visit one heap in key order without popping; returns an item, None, or _RESTART.
+        """Go on after the refused fairest head (`first_heap[0]`, of class `first`).
 
-        Best-first walk over the heap array: each visited group costs O(log visited).
+        Returns a `QueueSelection`, None, or _RESTART. Best-first merge over the classes'
+        heaps without popping, on-time heaps first, then the ahead heaps (work conserving);
+        each visited group costs O(log visited). A class whose request needs more of a
+        resource the callback reported exhausted is dropped whole: its groups are neither
+        asked nor walked.
         """
-        heap = self._on_time if which == _ON_TIME else self._ahead
-        frontier: list[tuple[tuple[float, int, int], int]] = []
-        rejected = 0 if skip_root else -1
+        notes = _NOTES
+        # (heap entry, index in its heap, class); heap entries are unique, so comparisons
+        # never reach the class
+        frontier: list[tuple[tuple[float, int, int], int, _Class]] = []
+        on_time = first_heap is first.on_time
+        last: tuple[_Class, _Heap, int] | None = (first, first_heap, 0)
+        seeded = False
         while True:
             self._lock.acquire()
             try:
                 if self._version != version:
                     return _RESTART
-                size = len(heap)
-                if rejected < 0:
-                    if size == 0:
+                live = self._live
+                if note is not None:
+                    resource, free = note
+                    note = None
+                    for cls in live:
+                        if cls not in dead and cls.amounts.get(resource, 0) > free:
+                            dead.append(cls)
+                    if len(dead) == len(live):
                         return None
-                    index = 0
-                else:
-                    child = 2 * rejected + 1
-                    if child < size:
-                        heapq.heappush(frontier, (heap[child], child))
-                        if child + 1 < size:
-                            heapq.heappush(frontier, (heap[child + 1], child + 1))
-                    if not frontier:
+                if not seeded:  # the roots of the other classes' heaps of this phase
+                    seeded = True
+                    for cls in live:
+                        if cls is not first and cls not in dead:
+                            heap = cls.on_time if on_time else cls.ahead
+                            if heap:
+                                heapq.heappush(frontier, (heap[0], 0, cls))
+                if last is not None:
+                    cls, heap, index = last
+                    last = None
+                    if cls not in dead:
+                        child = 2 * index + 1
+                        size = len(heap)
+                        if child < size:
+                            heapq.heappush(frontier, (heap[child], child, cls))
+                            if child + 1 < size:
+                                heapq.heappush(frontier, (heap[child + 1], child + 1, cls))
+                while frontier and frontier[0][2] in dead:
+                    heapq.heappop(frontier)
+                if not frontier:
+                    if not on_time:
                         return None
-                    index = heapq.heappop(frontier)[1]
+                    on_time, seeded, first = False, False, _NO_CLASS  # now the ahead heaps
+                    continue
+                _, index, cls = heapq.heappop(frontier)
+                heap = cls.on_time if on_time else cls.ahead
                 slot = heap[index][2]
                 item = self._groups[slot].items[0][1]
-                self._hint = (version, slot, which, index)
             finally:
                 self._lock.release()
+            notes.exhausted = None
             if is_eligible(item, view):
-                return item if self._version == version else _RESTART
-            rejected = index
+                if self._version != version:
+                    return _RESTART
+                return _selection(item, view, version, index << _SLOT_BITS | slot)
+            note = notes.exhausted
+            last = (cls, heap, index)
 
     def _view_locked(self) -> QueueView:
         view = self._view
@@ -531,11 +759,24 @@ class FairTaskQueue:
         dirty = self._dirty
         if dirty:
             chunks = self._chunks.copy()
+            groups = self._groups
             if len(dirty) == 1:  # the common case: one commit since the last view
                 slot = dirty.pop()
-                chunk = list(chunks[slot >> _SHIFT])
-                chunk[slot & _MASK] = _entry_of(self._groups[slot])
-                chunks[slot >> _SHIFT] = tuple(chunk)
+                index = slot >> _SHIFT
+                chunk = list(chunks[index])
+                group = groups[slot]
+                items = group.items
+                chunk[slot & _MASK] = (
+                    (
+                        group.spec,
+                        len(items),
+                        None if group.uniform is not None else dict(group.demand),
+                        items[0][1],
+                    )
+                    if items
+                    else None
+                )
+                chunks[index] = tuple(chunk)
             else:
                 edited: dict[int, list[_Entry | None]] = {}
                 for slot in dirty:
@@ -543,7 +784,7 @@ class FairTaskQueue:
                     edit = edited.get(index)
                     if edit is None:
                         edit = edited[index] = list(chunks[index])
-                    edit[slot & _MASK] = _entry_of(self._groups[slot])
+                    edit[slot & _MASK] = _entry_of(groups[slot])
                 for index, edit in edited.items():
                     chunks[index] = tuple(edit)
                 dirty.clear()
@@ -560,11 +801,9 @@ class FairTaskQueue:
             )
             self._shape_dirty = False
         view = _new(QueueView)
-        _qv_version(view, self._version)
-        _qv_total(view, self._count)
-        _qv_demand(view, self._demand_snapshot)
-        _qv_chunks(view, self._chunks)
-        _qv_shape(view, self._shape)
+        _qv_state(
+            view, (self._version, self._count, self._demand_snapshot, self._chunks, self._shape)
+        )
         self._view = view
         return view
 
@@ -581,81 +820,126 @@ class FairTaskQueue:
         self._shape_dirty = True
         return group
 
+    def _class_for(self, request: SchedulerResourceRequest) -> _Class:
+        """The class of `request` (equal requests share one), created on first use."""
+        last_request, last_class = self._last_class
+        if request is last_request and last_class is not None:
+            return last_class
+        cls = self._classes.get(request)
+        if cls is None:
+            cls = self._classes[request] = _Class(request)
+        self._last_class = (request, cls)
+        return cls
+
+    def _join(self, cls: _Class) -> None:
+        cls.groups += 1
+        if cls.groups == 1:
+            self._live.append(cls)
+
+    def _leave(self, cls: _Class) -> None:
+        cls.groups -= 1
+        if not cls.groups:
+            self._live.remove(cls)
+
     def _activate(self, group: _Group) -> None:
-        """`group` just became backlogged: tag its head and put it in a heap."""
+        """`group` just became backlogged: tag its head and put it in its class's heaps."""
         group.start = max(self._vtime, group.finish)
         group.finish = group.start + group.inv_weight
         self._backlogged_weight += group.spec.weight
         self._backlogged_groups += 1
         self._shape_dirty = True
-        head_seq = group.items[0][0]
+        head_seq, _, cls = group.items[0]
+        group.cls = cls
+        self._join(cls)
         if group.start <= self._vtime + _EPS:
             group.where = _ON_TIME
-            heapq.heappush(self._on_time, (group.finish, head_seq, group.slot))
+            self._on_time_groups += 1
+            heapq.heappush(cls.on_time, (group.finish, head_seq, group.slot))
         else:
             group.where = _AHEAD
-            heapq.heappush(self._ahead, (group.start, head_seq, group.slot))
-
-    def _locate(self, group: _Group) -> tuple[_Heap, int]:
-        """The heap holding `group` and its index (the scan hint, else a linear search)."""
-        heap = self._on_time if group.where == _ON_TIME else self._ahead
-        if heap[0][2] == group.slot:
-            return heap, 0
-        version, slot, which, index = self._hint
-        if (
-            version == self._version
-            and slot == group.slot
-            and which == group.where
-            and index < len(heap)
-            and heap[index][2] == slot
-        ):
-            return heap, index
-        for index, entry in enumerate(heap):
-            if entry[2] == group.slot:
-                return heap, index
-        raise AssertionError("a backlogged group is missing from its heap")
+            self._ahead_groups += 1
+            heapq.heappush(cls.ahead, (group.start, head_seq, group.slot))
 
     def _catch_up(self) -> None:
         """Advance V to the earliest start when nothing is on time; move due groups on time."""
-        ahead = self._ahead
-        if not ahead:
+        if not self._ahead_groups:
             return
-        if not self._on_time and ahead[0][0] > self._vtime:
-            self._vtime = ahead[0][0]
+        live = self._live
+        if not self._on_time_groups:
+            earliest = min(cls.ahead[0][0] for cls in live if cls.ahead)
+            if earliest > self._vtime:
+                self._vtime = earliest
         limit = self._vtime + _EPS
-        while ahead and ahead[0][0] <= limit:
-            _, head_seq, slot = heapq.heappop(ahead)
-            group = self._groups[slot]
-            group.where = _ON_TIME
-            heapq.heappush(self._on_time, (group.finish, head_seq, slot))
+        groups = self._groups
+        for cls in live:
+            ahead = cls.ahead
+            while ahead and ahead[0][0] <= limit:
+                _, head_seq, slot = heapq.heappop(ahead)
+                group = groups[slot]
+                group.where = _ON_TIME
+                self._on_time_groups += 1
+                self._ahead_groups -= 1
+                heapq.heappush(cls.on_time, (group.finish, head_seq, slot))
 
     def _add_demand(self, group: _Group, request: SchedulerResourceRequest) -> None:
-        demand, total = group.demand, self._demand_total
+        """Count `request` into the demand of `group` (call before queueing its task)."""
+        total = self._demand_total
         for resource, amount in request.amounts.items():
-            before = demand.get(resource, 0)
-            demand[resource] = before + amount
             total[resource] = total.get(resource, 0) + amount
-            if before == 0:
-                self._groups_with_demand[resource] = self._groups_with_demand.get(resource, 0) + 1
-                self._shape_dirty = True
         self._demand_dirty = True
+        uniform = group.uniform
+        if not group.items:
+            group.uniform = request
+            fresh: Iterable[SchedulerResourceKey] = request.amounts
+        elif uniform is not None and (request is uniform or request == uniform):
+            return
+        else:
+            demand = group.demand
+            if uniform is not None:  # the group's first task with another request
+                queued = len(group.items)
+                demand.update({r: queued * a for r, a in uniform.amounts.items()})
+                group.uniform = None
+            fresh = [r for r in request.amounts if not demand.get(r)]
+            for resource, amount in request.amounts.items():
+                demand[resource] = demand.get(resource, 0) + amount
+        with_demand = self._groups_with_demand
+        for resource in fresh:
+            with_demand[resource] = with_demand.get(resource, 0) + 1
+            self._shape_dirty = True
 
     def _remove_demand(self, group: _Group, request: SchedulerResourceRequest) -> None:
-        demand, total = group.demand, self._demand_total
-        for resource, amount in request.amounts.items():
-            left = demand[resource] - amount
-            total[resource] -= amount
-            if left:
-                demand[resource] = left
-                continue
-            del demand[resource]
-            if not total[resource]:
-                del total[resource]
-            self._groups_with_demand[resource] -= 1
-            if not self._groups_with_demand[resource]:
-                del self._groups_with_demand[resource]
-            self._shape_dirty = True
+        """Take the committed task's `request` out of the demand (after it left `group`)."""
+        total = self._demand_total
         self._demand_dirty = True
+        for resource, amount in request.amounts.items():
+            left = total[resource] - amount
+            if left:
+                total[resource] = left
+            else:
+                del total[resource]
+        if group.uniform is not None:
+            if group.items:
+                return
+            group.uniform = None
+            gone: Iterable[SchedulerResourceKey] = request.amounts
+        else:
+            demand = group.demand
+            gone = []
+            for resource, amount in request.amounts.items():
+                left = demand[resource] - amount
+                if left:
+                    demand[resource] = left
+                else:
+                    del demand[resource]
+                    gone.append(resource)
+        with_demand = self._groups_with_demand
+        for resource in gone:
+            count = with_demand[resource] - 1
+            if count:
+                with_demand[resource] = count
+            else:
+                del with_demand[resource]
+            self._shape_dirty = True
 
 
 _RESTART: Final = object()
@@ -665,7 +949,16 @@ def _entry_of(group: _Group) -> _Entry | None:
     """The immutable snapshot entry of one group (None when it has nothing queued)."""
     if not group.items:
         return None
-    return (group.spec, len(group.items), dict(group.demand), group.items[0][1])
+    demand = None if group.uniform is not None else dict(group.demand)
+    return (group.spec, len(group.items), demand, group.items[0][1])
+
+
+def _index_of(heap: _Heap, slot: int) -> int:
+    """The index of group `slot` in `heap` (a linear search: commit's hint was stale)."""
+    for index, entry in enumerate(heap):
+        if entry[2] == slot:
+            return index
+    raise AssertionError("a backlogged group is missing from its heap")
 
 
 def _heap_remove(heap: _Heap, index: int) -> None:

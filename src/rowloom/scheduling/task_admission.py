@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
 from rowloom.clock import Clock
-from rowloom.scheduling.queue import QueueView
+from rowloom.scheduling.queue import QueueView, report_exhausted
 from rowloom.scheduling.resources import (
     SUBMISSION,
     SchedulableTask,
@@ -268,12 +268,13 @@ class _LiveFacts:
     The controller keeps `running_weight` and `running_set_token` current; policies only read.
     """
 
-    __slots__ = ("_controller", "limits", "running_set_token", "running_weight")
+    __slots__ = ("_controller", "_groups", "limits", "running_set_token", "running_weight")
 
     def __init__(
         self, controller: TaskAdmissionController, limits: Mapping[SchedulerResourceKey, int]
     ) -> None:
         self._controller = controller
+        self._groups = controller._groups  # the controller's live ledger dict (never rebound)
         self.limits = limits
         self.running_set_token: object = object()
         self.running_weight = 0
@@ -287,19 +288,19 @@ class _LiveFacts:
         return self._controller._version
 
     def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
-        ledger = self._controller._groups.get(group)
+        ledger = self._groups.get(group)
         return 0 if ledger is None else ledger.leased.get(resource, 0)
 
     def running_count(self, group: TaskGroupKey) -> int:
-        ledger = self._controller._groups.get(group)
+        ledger = self._groups.get(group)
         return 0 if ledger is None else ledger.leases
 
     def debt(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
-        ledger = self._controller._groups.get(group)
+        ledger = self._groups.get(group)
         return 0 if ledger is None else ledger.debt.get(resource, 0)
 
     def running_groups(self) -> Iterable[TaskGroupSpec]:
-        return [ledger.group for ledger in self._controller._groups.values() if ledger.leases]
+        return [ledger.group for ledger in self._groups.values() if ledger.leases]
 
 
 class TaskAdmissionController:
@@ -375,8 +376,11 @@ class TaskAdmissionController:
         limits, leased = self._limits, self._leased
         for resource, amount in item.resource_request.amounts.items():
             limit = limits.get(resource)
-            if limit is not None and leased[resource] + amount > limit:
-                return False
+            if limit is not None:
+                free = limit - leased[resource]
+                if amount > free:
+                    report_exhausted(resource, free)  # the queue skips every head needing more
+                    return False
         decision = self._policy.evaluate(item, queue_view, self._facts)
         if decision.allowed:
             self._memo = (item, queue_view, version, decision)
@@ -388,17 +392,17 @@ class TaskAdmissionController:
         """Lease `item`'s resources, or say why not (no waiting, no queueing here)."""
         self._lock.acquire()
         try:
-            if self._shutdown:
-                return self._denied(item, "shutdown")
             memo = self._memo
             if (
                 memo is not None
                 and memo[0] is item
                 and memo[1] is queue_view
-                and memo[2] == self._version
+                and memo[2] == self._version  # shutdown changes the version too
             ):
                 decision = memo[3]
             else:
+                if self._shutdown:
+                    return self._denied(item, "shutdown")
                 if not self._fits(item):
                     return self._denied(item, "no_capacity")
                 decision = self._policy.evaluate(item, queue_view, self._facts)
@@ -411,28 +415,31 @@ class TaskAdmissionController:
                         decision.available_after,
                         decision.diagnostics,
                     )
-            self._issued += 1
+            self._issued = issued = self._issued + 1
             amounts = item.resource_request.amounts
+            lease_id = f"{self._prefix}{issued}"
             lease: TaskAdmissionLease = _new(TaskAdmissionLease)
             s0, s1, s2, s3, s4 = _lease_set
-            s0(lease, self._prefix + str(self._issued))
+            s0(lease, lease_id)
             s1(lease, item)
             s2(lease, amounts)
             s3(lease, self._clock.monotonic())
             s4(lease, self._generation)
-            self._active[lease.lease_id] = lease
-            key = item.group.key
+            self._active[lease_id] = lease
+            spec = item.group
+            key = spec.key
             if self._skipping:
                 with self._skip_lock:
                     self._skipping.pop(key, None)  # the group's skip episode ends
-            ledger = self._groups.get(key)
+            groups = self._groups
+            ledger = groups.get(key)
             if ledger is None:
-                ledger = self._idle_ledgers.pop(key, None) or _GroupLedger(item.group)
-                self._groups[key] = ledger
-            if ledger.leases == 0:
+                ledger = self._idle_ledgers.pop(key, None) or _GroupLedger(spec)
+                groups[key] = ledger
+            if not ledger.leases:
                 facts = self._facts
                 facts.running_set_token = object()
-                facts.running_weight += item.group.weight
+                facts.running_weight += spec.weight
             ledger.leases += 1
             leased, maxima = self._leased, self._max_leased
             group_leased = ledger.leased
@@ -444,7 +451,7 @@ class TaskAdmissionController:
                 group_leased[resource] = group_leased.get(resource, 0) + amount
             delta = self._policy.on_acquire(lease, decision)
             if delta is not NO_CHANGE:
-                self._apply_delta_locked(delta)
+                self._apply_delta_locked(delta, key, ledger)
             self._version += 1
             self._view = None
             return lease
@@ -575,15 +582,18 @@ class TaskAdmissionController:
                     "controller_generation": self._generation,
                 },
             )
-        active = self._active.get(lease.lease_id)
+        lease_id = lease.lease_id
+        active = self._active.pop(lease_id, None)
         if active is None:
-            issued = self._issued_number(lease.lease_id)
+            issued = self._issued_number(lease_id)
             reason: ReleaseReason = "duplicate" if issued is not None else "unknown_lease"
-            return ReleaseResult(False, reason, {"lease_id": lease.lease_id})
+            return ReleaseResult(False, reason, {"lease_id": lease_id})
         if active is not lease and active != lease:
-            return ReleaseResult(False, "stale_lease", {"lease_id": lease.lease_id})
-        del self._active[lease.lease_id]
-        ledger = self._groups[active.item.group.key]
+            self._active[lease_id] = active
+            return ReleaseResult(False, "stale_lease", {"lease_id": lease_id})
+        spec = active.item.group
+        key = spec.key
+        ledger = self._groups[key]
         leased, group_leased = self._leased, ledger.leased
         for resource, amount in active.resources.items():
             leased[resource] -= amount
@@ -593,19 +603,18 @@ class TaskAdmissionController:
             else:
                 del group_leased[resource]
         ledger.leases -= 1
-        if ledger.leases == 0:
+        if not ledger.leases:
             facts = self._facts
             facts.running_set_token = object()
-            facts.running_weight -= ledger.group.weight
+            facts.running_weight -= spec.weight
         diagnostics: Mapping[str, Any] = _EMPTY
         try:
             delta = self._policy.on_release(active)
             if delta is not NO_CHANGE:
-                self._apply_delta_locked(delta)
+                self._apply_delta_locked(delta, key, ledger)
         except Exception as exc:
             diagnostics = {"policy_error": repr(exc)}
-        if ledger.leases == 0 and not ledger.debt:
-            key = active.item.group.key
+        if not ledger.leases and not ledger.debt:
             del self._groups[key]
             self._idle_ledgers[key] = ledger  # reused by the group's next lease
         self._version += 1
@@ -622,14 +631,17 @@ class TaskAdmissionController:
         number = int(tail)
         return number if 1 <= number <= self._issued else None
 
-    def _apply_delta_locked(self, delta: PolicyStateDelta) -> None:
+    def _apply_delta_locked(
+        self, delta: PolicyStateDelta, key: TaskGroupKey, ledger: _GroupLedger
+    ) -> None:
+        """Apply a policy delta; `ledger` is `key`'s ledger (the lease's own group)."""
         if delta.debt:
             groups = self._groups
-            for (key, resource), change in delta.debt.items():
-                ledger = groups.get(key)
-                if ledger is None:
+            for (group, resource), change in delta.debt.items():
+                target = ledger if group is key else groups.get(group)
+                if target is None:
                     continue
-                debt = ledger.debt
+                debt = target.debt
                 before = debt.get(resource, 0)
                 if not before and change <= 0:  # repaying nothing: the common release case
                     continue
