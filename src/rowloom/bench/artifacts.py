@@ -56,15 +56,7 @@ def _row(
     verdict = why or "not measured"
     gap = None
     if stats is not None:
-        full = target.met(stats.mean)
-        trimmed = target.met(stats.trimmed_mean) if stats.trimmed_mean is not None else full
-        verdict = (
-            "met"
-            if full and trimmed
-            else "missed"
-            if not full and not trimmed
-            else ("inconclusive")
-        )
+        verdict = target_verdict(target, stats)
         gap = target.gap(stats.mean)
     return {
         "metric": metric,
@@ -76,6 +68,15 @@ def _row(
         "verdict": verdict,
         "gap": gap,
     }
+
+
+def target_verdict(target: Target, stats: SummaryStats) -> str:
+    """`met` or `missed` when the mean and the trimmed mean agree, else `inconclusive`."""
+    full = target.met(stats.mean)
+    trimmed = target.met(stats.trimmed_mean) if stats.trimmed_mean is not None else full
+    if full and trimmed:
+        return "met"
+    return "missed" if not full and not trimmed else "inconclusive"
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:

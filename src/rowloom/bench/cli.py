@@ -64,6 +64,17 @@ def parse_knob_args(args: list[str]) -> dict[str, str]:
     return out
 
 
+def _knob_assignments(items: list[str]) -> dict[str, str]:
+    """`name=value` (or `--name=value`) items into `{name_with_underscores: value}`."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.removeprefix("--").partition("=")
+        if not eq or not name:
+            raise ValueError(f"a per-side knob looks like NAME=VALUE, not {item!r}")
+        out[name.replace("-", "_")] = value
+    return out
+
+
 @bench_app.command(
     "run",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -161,9 +172,34 @@ def compare(
     http: Annotated[bool, typer.Option()] = False,
     repo: Annotated[Path, typer.Option(help="the git repository")] = Path("."),
     cache_dir: Annotated[Path | None, typer.Option(help="worktrees and venvs (reused)")] = None,
+    baseline_env: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE set for the baseline's runs only (repeatable)"),
+    ] = None,
+    candidate_env: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE set for the candidate's runs only (repeatable)"),
+    ] = None,
+    baseline_knob: Annotated[
+        list[str] | None,
+        typer.Option(help="scenario knob NAME=VALUE for the baseline only (repeatable)"),
+    ] = None,
+    candidate_knob: Annotated[
+        list[str] | None,
+        typer.Option(help="scenario knob NAME=VALUE for the candidate only (repeatable)"),
+    ] = None,
 ) -> None:
-    """Build BASELINE and CANDIDATE in their own worktree+venv and run paired A B A B."""
-    from rowloom.bench.compare import CompareError, CompareOptions, run_compare
+    """Build BASELINE and CANDIDATE in their own worktree+venv and run paired A B A B.
+
+    BASELINE and CANDIDATE may be the same ref when the sides differ by --baseline-env /
+    --candidate-env (e.g. ROWLOOM_REQUEST_ADMISSION_PROFILE=v1) or by per-side knobs.
+    """
+    from rowloom.bench.compare import (
+        CompareError,
+        CompareOptions,
+        parse_env_assignments,
+        run_compare,
+    )
     from rowloom.bench.registry import get_scenario
 
     # click hands unknown `--knob VALUE` tokens to the variadic SCENARIOS argument
@@ -174,8 +210,17 @@ def compare(
         knobs = parse_knob_args(tokens[split:])
         if not scenarios:
             raise ValueError("name at least one scenario")
+        env = {
+            "baseline": parse_env_assignments(baseline_env or []),
+            "candidate": parse_env_assignments(candidate_env or []),
+        }
+        own = {
+            "baseline": _knob_assignments(baseline_knob or []),
+            "candidate": _knob_assignments(candidate_knob or []),
+        }
         for sid in scenarios:
-            get_scenario(sid).resolve_knobs(knobs)
+            for side_knobs in own.values():
+                get_scenario(sid).resolve_knobs({**knobs, **side_knobs})
     except (KeyError, ValueError) as exc:
         _err.print(f"[red]invalid arguments[/red]: {str(exc).strip(chr(39))}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
@@ -194,6 +239,10 @@ def compare(
         knobs=knobs,
         cache_dir=cache_dir,
         command_line=("rowloom", *sys.argv[1:]),
+        baseline_env=env["baseline"],
+        candidate_env=env["candidate"],
+        baseline_knobs=own["baseline"],
+        candidate_knobs=own["candidate"],
     )
     try:
         report = run_compare(options, log=lambda msg: _err.print(msg, highlight=False))

@@ -6,6 +6,11 @@ commit). Every measured iteration is one invocation of that venv's `rowloom benc
 --iterations 1` (with its own warm-ups), alternating baseline and candidate so drift on the
 machine hits both sides alike.
 
+Each side may also get its own environment variables and scenario knobs (`baseline_env`,
+`candidate_env`, `baseline_knobs`, `candidate_knobs`), so two settings of ONE commit can be
+paired the same way, e.g. the engine's benchmark switches
+`ROWLOOM_REQUEST_ADMISSION_PROFILE=v1` against the default. Both refs may then be the same.
+
 Gates (benchmarks.md): each scenario's gate metric (lower is better) may be at most its
 tolerance worse than the baseline. A verdict is `pass` or `fail` only when it holds both on
 the means and on the trimmed means (fastest and slowest iteration of each side dropped), else
@@ -15,20 +20,21 @@ the means and on the trimmed means (fastest and slowest iteration of each side d
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rowloom.bench.artifacts import write_json
+from rowloom.bench.artifacts import natural_key, target_verdict, write_json
 from rowloom.bench.machine import machine_info
 from rowloom.bench.registry import get_scenario
-from rowloom.bench.scenario import Gate
+from rowloom.bench.scenario import Gate, Scenario, Target
 from rowloom.bench.stats import SummaryStats
 
 BENCH_MARKER = Path("src/rowloom/bench/cli.py")
@@ -55,6 +61,18 @@ class CompareOptions:
     knobs: Mapping[str, str] = field(default_factory=dict)
     cache_dir: Path | None = None
     command_line: Sequence[str] = ()
+    baseline_env: Mapping[str, str] = field(default_factory=dict)
+    candidate_env: Mapping[str, str] = field(default_factory=dict)
+    baseline_knobs: Mapping[str, str] = field(default_factory=dict)
+    candidate_knobs: Mapping[str, str] = field(default_factory=dict)
+
+    def side_env(self, role: str) -> Mapping[str, str]:
+        """The extra environment variables of one side (`baseline` or `candidate`)."""
+        return self.baseline_env if role == "baseline" else self.candidate_env
+
+    def side_own_knobs(self, role: str) -> Mapping[str, str]:
+        """The scenario knobs of one side only (they override the shared `knobs`)."""
+        return self.baseline_knobs if role == "baseline" else self.candidate_knobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +84,18 @@ class Side:
     sha: str
     worktree: Path
     venv: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    knobs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def rowloom(self) -> Path:
         return self.venv / "bin" / "rowloom"
+
+    def label(self) -> str:
+        """`ref (sha)` plus the side's own environment and knobs, if any."""
+        extra = [f"{k}={v}" for k, v in sorted(self.env.items())]
+        extra += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(self.knobs.items())]
+        return f"{self.ref} ({self.sha[:12]})" + (f" [{', '.join(extra)}]" if extra else "")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +104,9 @@ class Side:
             "sha": self.sha,
             "worktree": str(self.worktree),
             "venv": str(self.venv),
+            "env": dict(self.env),
+            "knobs": dict(self.knobs),
+            "label": self.label(),
         }
 
 
@@ -225,8 +254,21 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def run_one(side: Side, scenario: str, out: Path, options: CompareOptions) -> dict[str, Any]:
-    """One measured iteration on one side; returns its `result.json`."""
+def parse_env_assignments(items: Sequence[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings into a mapping; ValueError on a malformed item or name."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name or not (name.replace("_", "a").isalnum() and not name[0].isdigit()):
+            raise ValueError(f"expected KEY=VALUE with a variable name as KEY, not {item!r}")
+        out[name] = value
+    return out
+
+
+def invocation(
+    side: Side, scenario: str, out: Path, options: CompareOptions
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one measured iteration on one side."""
     cmd = [
         str(side.rowloom),
         "bench",
@@ -245,10 +287,16 @@ def run_one(side: Side, scenario: str, out: Path, options: CompareOptions) -> di
         cmd += ["--records", str(options.records)]
     if options.http:
         cmd.append("--http")
-    for name, value in options.knobs.items():
+    for name, value in {**options.knobs, **side.knobs}.items():
         cmd += ["--" + name.replace("_", "-"), value]
+    return cmd, {**_clean_env(), **side.env}
+
+
+def run_one(side: Side, scenario: str, out: Path, options: CompareOptions) -> dict[str, Any]:
+    """One measured iteration on one side; returns its `result.json`."""
+    cmd, env = invocation(side, scenario, out, options)
     done = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=side.worktree, env=_clean_env(), timeout=6 * 3600
+        cmd, capture_output=True, text=True, cwd=side.worktree, env=env, timeout=6 * 3600
     )
     result_path = out / "result.json"
     if done.returncode not in (0, 1) or not result_path.is_file():
@@ -267,8 +315,12 @@ def run_compare(options: CompareOptions, log: Callable[[str], None] = print) -> 
     repo = Path(_git(options.repo, "rev-parse", "--show-toplevel"))
     cache = options.cache_dir or Path.home() / ".cache" / "rowloom-bench"
     sides = [
-        prepare_side(repo, "baseline", options.baseline, cache, log),
-        prepare_side(repo, "candidate", options.candidate, cache, log),
+        replace(
+            prepare_side(repo, role, ref, cache, log),
+            env=dict(options.side_env(role)),
+            knobs=dict(options.side_own_knobs(role)),
+        )
+        for role, ref in (("baseline", options.baseline), ("candidate", options.candidate))
     ]
     options.out.mkdir(parents=True, exist_ok=True)
     per_scenario: dict[str, Any] = {}
@@ -279,7 +331,7 @@ def run_compare(options: CompareOptions, log: Callable[[str], None] = print) -> 
                 log(f"{scenario}: pair {i + 1}/{options.iterations}, {side.role} ({side.ref})")
                 out = options.out / scenario / f"pair{i}-{side.role}"
                 results[side.role].append(run_one(side, scenario, out, options))
-        per_scenario[scenario] = _scenario_result(scenario, results)
+        per_scenario[scenario] = _scenario_result(scenario, results, http=options.http)
     passed = all(s["passed"] for s in per_scenario.values())
     result = {
         "artifact_schema_version": 1,
@@ -295,6 +347,10 @@ def run_compare(options: CompareOptions, log: Callable[[str], None] = print) -> 
             "seed": options.seed,
             "http": options.http,
             "knobs": dict(options.knobs),
+            "baseline_env": dict(options.baseline_env),
+            "candidate_env": dict(options.candidate_env),
+            "baseline_knobs": dict(options.baseline_knobs),
+            "candidate_knobs": dict(options.candidate_knobs),
             "order": "A B A B (baseline first)",
         },
         "command_line": list(options.command_line),
@@ -308,13 +364,62 @@ def run_compare(options: CompareOptions, log: Callable[[str], None] = print) -> 
     return CompareReport(result, markdown)
 
 
-def _scenario_result(scenario: str, results: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    gate = get_scenario(scenario).gate
+def metric_rows(
+    scenario: Scenario,
+    baseline: Sequence[Mapping[str, float]],
+    candidate: Sequence[Mapping[str, float]],
+    *,
+    http: bool,
+) -> list[dict[str, Any]]:
+    """Informational rows: every target metric and `compare_metrics` entry present on both
+    sides, with both sides' mean and trimmed mean, their ratios and (targets) each side's
+    verdict. They never fail a comparison; the gate does."""
+    patterns: list[tuple[str, Target | None]] = [
+        (t.metric, t) for t in scenario.targets if http or not t.http_only
+    ]
+    patterns += [(p, None) for p in scenario.compare_metrics]
+    common = {n for m in baseline for n in m} & {n for m in candidate for n in m}
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for pattern, target in patterns:
+        for name in sorted((n for n in common if fnmatch.fnmatchcase(n, pattern)), key=natural_key):
+            if name in seen:
+                continue
+            seen.add(name)
+            a = SummaryStats.of([m[name] for m in baseline if name in m])
+            b = SummaryStats.of([m[name] for m in candidate if name in m])
+            trimmed = None
+            if a.trimmed_mean and b.trimmed_mean is not None:
+                trimmed = b.trimmed_mean / a.trimmed_mean
+            rows.append(
+                {
+                    "metric": name,
+                    "target": target.text() if target is not None else None,
+                    "baseline": a.as_json(),
+                    "candidate": b.as_json(),
+                    "ratio": b.mean / a.mean if a.mean else None,
+                    "trimmed_ratio": trimmed,
+                    "baseline_verdict": target_verdict(target, a) if target else None,
+                    "candidate_verdict": target_verdict(target, b) if target else None,
+                }
+            )
+    return rows
+
+
+def _scenario_result(
+    scenario: str, results: Mapping[str, list[dict[str, Any]]], *, http: bool = False
+) -> dict[str, Any]:
+    spec = get_scenario(scenario)
+    gate = spec.gate
     metrics = {
         role: [it["metrics"] for r in runs for it in r["iterations"]]
         for role, runs in results.items()
     }
     rows = gate_rows(gate, metrics["baseline"], metrics["candidate"])
+    loads = {
+        role: [r.get("machine", {}).get("load_average_at_start") for r in runs]
+        for role, runs in results.items()
+    }
     problems = [
         f"{role} pair {i}: {p}"
         for role, runs in results.items()
@@ -330,6 +435,8 @@ def _scenario_result(scenario: str, results: Mapping[str, list[dict[str, Any]]])
         },
         "rows": [r.as_json() for r in rows],
         "gate_verdict": _overall(rows),
+        "metrics": metric_rows(spec, metrics["baseline"], metrics["candidate"], http=http),
+        "load_average_at_start": loads,
         "invariants": {"passed": not problems, "problems": problems},
         "harness_versions": harness,
         "passed": not problems and all(r.verdict != "fail" for r in rows),
@@ -349,7 +456,7 @@ def comparison_markdown(result: Mapping[str, Any]) -> str:
     """The comparison as Markdown: one gate table per scenario with verdicts."""
     b, c = result["baseline"], result["candidate"]
     lines = [
-        f"# Comparison: {b['ref']} ({b['sha'][:12]}) vs {c['ref']} ({c['sha'][:12]})",
+        f"# Comparison: {_side_label(b)} vs {_side_label(c)}",
         "",
         f"{result['inputs']['iterations']} pairs, order {result['inputs']['order']}; "
         f"machine {result['machine']['cpu']}, {result['machine']['cores']} cores. "
@@ -373,6 +480,7 @@ def comparison_markdown(result: Mapping[str, Any]) -> str:
                 f"{r['candidate_mean']:.4g} | {r['ratio']:.3f} | {trimmed} | "
                 f"{r.get('pairs_worse', '-')}/{r.get('pairs', '-')} | {r['verdict']} |"
             )
+        lines += _metric_table(s.get("metrics") or [])
         inv = s["invariants"]
         lines += [
             "",
@@ -380,3 +488,34 @@ def comparison_markdown(result: Mapping[str, Any]) -> str:
             f"{'pass' if inv['passed'] else 'FAIL: ' + '; '.join(inv['problems'])}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _side_label(side: Mapping[str, Any]) -> str:
+    label = side.get("label")
+    return str(label) if label else f"{side['ref']} ({side['sha'][:12]})"
+
+
+def _metric_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Targets and scenario figures, both sides (informational: they do not gate)."""
+    if not rows:
+        return []
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    out = [
+        "",
+        "Targets and figures (mean / trimmed mean; informational):",
+        "",
+        "| metric | target | baseline | candidate | ratio | trimmed ratio | verdicts (A, B) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, b = r["baseline"], r["candidate"]
+        verdicts = f"{r['baseline_verdict']}, {r['candidate_verdict']}" if r.get("target") else "-"
+        out.append(
+            f"| `{r['metric']}` | {r.get('target') or '-'} | {num(a['mean'])} / "
+            f"{num(a['trimmed_mean'])} | {num(b['mean'])} / {num(b['trimmed_mean'])} | "
+            f"{num(r['ratio'])} | {num(r['trimmed_ratio'])} | {verdicts} |"
+        )
+    return out

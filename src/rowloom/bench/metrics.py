@@ -114,6 +114,7 @@ def iteration_metrics(
     if derived.mean_active_capacity is not None:
         out["mean_active_capacity"] = derived.mean_active_capacity
     successes = derived.request_attempts_by_outcome.get("success", 0)
+    out["rate_limited_requests"] = float(derived.request_attempts_by_outcome.get("rate_limited", 0))
     out["successful_requests"] = float(successes)
     out["successful_requests_per_second"] = successes / wall
     limit = ctx.limit_rps

@@ -1,8 +1,10 @@
-"""Every benchmark scenario of benchmarks.md, by id, in the spec's order."""
+"""Every benchmark scenario of benchmarks.md, by id, in the spec's order (then the
+scenarios added for issue 7, e.g. `rate_limit_headers`)."""
 
 from __future__ import annotations
 
 from rowloom.bench.micro import QueueAdmissionMicro
+from rowloom.bench.rate_limits import RateLimitHeaders
 from rowloom.bench.scale import ScaleRows
 from rowloom.bench.scenario import Scenario
 from rowloom.bench.workloads import (
@@ -30,6 +32,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     AimdConvergence(),
     QueueingOverload(),
     CrossProviderCooldown(),
+    RateLimitHeaders(),
     ScaleRows(),
 )
 

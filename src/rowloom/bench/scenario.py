@@ -9,9 +9,11 @@ sequential oracle (run once, with a quiet provider: answers do not depend on tim
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -205,6 +207,8 @@ class Scenario(ABC):
     gate: Gate = NEUTRAL_GATE
     uses_providers: bool = True
     headline: tuple[str, ...] = DEFAULT_HEADLINE
+    compare_metrics: tuple[str, ...] = ()
+    """Metrics (patterns) `compare` tabulates for both sides besides the targets' metrics."""
 
     def summary_extra(self, result: Mapping[str, Any]) -> list[str]:
         """Extra Markdown lines for `summary.md` (default: none)."""
@@ -239,6 +243,26 @@ class Scenario(ABC):
 
     @abstractmethod
     async def oracle(self, ctx: IterationContext) -> OracleCheck: ...
+
+
+@contextmanager
+def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in `os.environ` for the block and restore what was there after.
+
+    The engine reads its benchmark-only switches (e.g. `ROWLOOM_REQUEST_ADMISSION_PROFILE`)
+    from the environment when a run starts; a scenario knob that selects one sets it here, for
+    its own runs only.
+    """
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def knob_int(knobs: Mapping[str, KnobValue], name: str) -> int:
@@ -298,6 +322,10 @@ class DatasetScenario(Scenario):
     ) -> None:
         """Scenario-specific figures derived from the computed ones (default: none)."""
 
+    def engine_environment(self, knobs: Mapping[str, KnobValue]) -> dict[str, str]:
+        """Environment switches the engine reads, set for this scenario's runs (default: none)."""
+        return {}
+
     def run_settings(self, knobs: Mapping[str, KnobValue]) -> dict[str, Any]:
         """The `run:` section: the scenario's row-group settings unless a knob overrides them."""
         out: dict[str, Any] = {}
@@ -326,7 +354,10 @@ class DatasetScenario(Scenario):
         run_dir = ctx.workdir / name
         segments: list[RunCapture] = []
         # one fleet for both segments: a resumed run must see the same config (endpoints)
-        with provider_fleet(scripts, http=ctx.http) as fleet:
+        with (
+            scoped_environment(self.engine_environment(ctx.knobs)),
+            provider_fleet(scripts, http=ctx.http) as fleet,
+        ):
             config = self.build_config(ctx.knobs, fleet.providers, ctx.seed)
             if resume_after is not None:
                 first = await run_dataset(
@@ -377,7 +408,10 @@ class DatasetScenario(Scenario):
     async def oracle(self, ctx: IterationContext) -> OracleCheck:
         records = min(ctx.records, ORACLE_RECORD_CAP)
         quiet = [s.quiet() for s in self.provider_scripts(ctx.knobs, ctx.seed)]
-        with provider_fleet(quiet, http=False) as fleet:
+        with (
+            scoped_environment(self.engine_environment(ctx.knobs)),
+            provider_fleet(quiet, http=False) as fleet,
+        ):
             config = self.build_config(ctx.knobs, fleet.providers, ctx.seed)
             seq = await run_dataset(config, records, ctx.workdir / "oracle", engine="sequential")
         shutil.rmtree(seq.run_dir, ignore_errors=True)
@@ -427,4 +461,5 @@ __all__ = [
     "knob_float",
     "knob_int",
     "knob_str",
+    "scoped_environment",
 ]
