@@ -320,3 +320,117 @@ def test_mixed_requests_match_a_simple_model(ops: list[tuple[str, int, int, int]
         )
         assert dict(view.queued_groups_by_resource) == dict(groups_by_resource)
         assert view == QueueView.from_groups(view.groups.values(), view.sequence_version)
+
+
+def test_heads_lists_each_queued_group_once() -> None:
+    queue = FairTaskQueue()
+    a, b = group("a", 2), group("b")
+    queue.enqueue(tasks(a, 3, SUBMIT_LOCAL) + tasks(b, 1) + [task(a, request=LOCAL_TWO)])
+    view = queue.view()
+    assert [(spec, n, head) for spec, n, head in view.heads()] == [
+        (f.group, f.queued, f.head) for f in view.groups.values()
+    ]
+
+
+def test_explain_blocked_counts_groups_blocked_on_the_ledger() -> None:
+    admission = TaskAdmissionController(TaskAdmissionConfig(10, {LOCAL: 1}), ManualClock())
+    queue = FairTaskQueue()
+    for i in range(30):
+        queue.enqueue(tasks(group(f"l{i}"), 2, SUBMIT_LOCAL))
+    queue.enqueue([task(group(f"m{i}")) for i in range(3)])
+    held = admission.try_acquire(task(group("x"), request=SUBMIT_LOCAL), queue.view())
+    assert isinstance(held, TaskAdmissionLease)
+    summary = admission.explain_blocked(queue.view())
+    assert summary.queued_count == 63 and summary.dominant_reasons == ("no_capacity",)
+    assert summary.diagnostics["blocked_groups_by_reason"] == {"no_capacity": 30}
+    assert summary.diagnostics["queued_by_reason"] == {"no_capacity": 60}
+    assert summary.diagnostics["eligible_groups"] == 3
+
+
+# -- remembered exhaustion (a ledger passed with the report) -----------------------------------
+
+
+class CountingAdmission(TaskAdmissionController):
+    """Counts eligibility questions (the scheduler passes the bound method, new each time)."""
+
+    asked = 0
+
+    def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> bool:
+        self.asked += 1
+        return super().is_eligible(item, queue_view)
+
+
+def test_later_selections_read_the_ledger_instead_of_asking_blocked_heads() -> None:
+    queue = FairTaskQueue()
+    admission = CountingAdmission(TaskAdmissionConfig(64, {LOCAL: 1}), ManualClock())
+    for i in range(20):
+        queue.enqueue(tasks(group(f"l{i}"), 3, SUBMIT_LOCAL))
+    queue.enqueue(tasks(group("model"), 3, SUBMIT))
+    first = queue.select_next(admission.is_eligible)
+    assert first is not None and first.item.resource_request == SUBMIT_LOCAL
+    held = admission.try_acquire(first.item, first.queue_view)
+    assert isinstance(held, TaskAdmissionLease) and queue.commit(first)
+    for _ in range(2):
+        admission.asked = 0
+        selection = queue.select_next(admission.is_eligible)
+        assert selection is not None and selection.item.resource_request == SUBMIT
+        assert admission.asked <= 2  # the first time it learns; then only the model head
+    assert admission.asked == 1
+    other = queue.select_next(lambda item, view: True)  # another callback: nothing is skipped
+    assert other is not None and other.item.resource_request == SUBMIT_LOCAL
+    admission.release(held)
+    selection = queue.select_next(admission.is_eligible)
+    assert selection is not None and selection.item.resource_request == SUBMIT_LOCAL
+
+
+class RememberingLedger(Ledger):
+    """A ledger the queue may read between selections; one callback object for all of them."""
+
+    def __init__(self, free: Mapping[SchedulerResourceKey, int], refused: set[TaskGroupKey]):
+        super().__init__(free, refused)
+        self.seen: set[str] = set()
+
+    def free_units(self, resource: SchedulerResourceKey) -> int:
+        return self.free.get(resource, 10**9)
+
+    def is_eligible(self, item: SchedulableTask, view: QueueView) -> bool:
+        assert item.task_id not in self.seen, "a head was asked twice in one selection"
+        self.seen.add(item.task_id)
+        for resource, amount in item.resource_request.amounts.items():
+            free = self.free_units(resource)
+            if amount > free:
+                report_exhausted(resource, free, self)
+                return False
+        return item.group.key not in self.refused
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    scenarios(),
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 1), st.integers(0, 2), st.booleans()),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sets(st.integers(0, 11)),
+)
+def test_remembered_exhaustion_never_changes_the_choice(
+    scenario: tuple[list[tuple[int, int, int]], dict[SchedulerResourceKey, int]],
+    steps: list[tuple[int, int, int, bool]],
+    refused: set[int],
+) -> None:
+    batches, free = scenario
+    queue = build(batches, 0)
+    refused_keys = {group(f"g{i}", 1 + i % 3).key for i in refused}
+    ledger = RememberingLedger(free, refused_keys)
+    for local, gpu, submission, commit in steps:
+        ledger.free = {LOCAL: local, GPU: gpu, SUBMISSION: submission}
+        ledger.seen.clear()
+        chosen = queue.select_next(ledger.is_eligible)
+        exhaustive = queue.select_next(ledger.callback(report=False))
+        if chosen is None:
+            assert exhaustive is None
+        else:
+            assert exhaustive is not None and chosen.item is exhaustive.item
+            if commit:
+                assert queue.commit(chosen) is chosen.item

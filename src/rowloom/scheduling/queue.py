@@ -37,10 +37,10 @@ import heapq
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 from rowloom.scheduling.resources import (
     SchedulableTask,
@@ -253,6 +253,14 @@ class QueueView:
                 out[key] = GroupQueueFacts(spec, queued, MappingProxyType(demand), head)
         return MappingProxyType(out)
 
+    def heads(self) -> Iterator[tuple[TaskGroupSpec, int, SchedulableTask]]:
+        """(group, queued count, first candidate) of every queued group (O(groups), no copies)."""
+        _, _, _, chunks, shape = self._s
+        for slot in shape.slot_of.values():
+            entry = chunks[slot >> _SHIFT][slot & _MASK]
+            if entry is not None:
+                yield entry[0], entry[1], entry[3]
+
     @property
     def queued_by_group(self) -> Mapping[TaskGroupKey, int]:
         """Queued task count per group (materialised; O(groups))."""
@@ -323,24 +331,39 @@ def _selection(item: SchedulableTask, view: QueueView, version: int, at: int) ->
     return selection
 
 
+class ResourceLedger(Protocol):
+    """The hard ledger behind an eligibility callback, as far as the queue may read it."""
+
+    def free_units(self, resource: SchedulerResourceKey) -> int:
+        """Units of `resource` free right now (a lock-free read; never blocks)."""
+        ...
+
+
 class _Notes(threading.local):
     """Per-thread note an eligibility callback leaves while it refuses (internal)."""
 
-    exhausted: tuple[SchedulerResourceKey, int] | None = None
+    exhausted: tuple[SchedulerResourceKey, int, ResourceLedger | None] | None = None
 
 
 _NOTES: Final = _Notes()
 
 
-def report_exhausted(resource: SchedulerResourceKey, free: int) -> None:
+def report_exhausted(
+    resource: SchedulerResourceKey, free: int, ledger: ResourceLedger | None = None
+) -> None:
     """Say, from inside an eligibility callback, that `resource` has only `free` units left.
 
     Call it while refusing a head task because its request needs more of `resource` than is
-    free. It promises that for the rest of the current `select_next` on this thread the
-    callback refuses every head needing more than `free` units of `resource`, so the queue
-    skips all of them at once, without asking. Outside a callback it has no effect.
+    free. It promises that the callback refuses every head needing more than `free` units of
+    `resource` for the rest of the current `select_next` on this thread, so the queue skips
+    all of them at once, without asking. Outside a callback it has no effect.
+
+    With `ledger` it also promises that, for as long as the same callback is passed to
+    `select_next`, the callback refuses every head needing more of `resource` than
+    `ledger.free_units(resource)`: later selections then read the ledger first (outside the
+    queue's lock) and skip the blocked heads without asking them.
     """
-    _NOTES.exhausted = (resource, free)
+    _NOTES.exhausted = (resource, free, ledger)
 
 
 class _Class:
@@ -358,10 +381,6 @@ class _Class:
         self.on_time: _Heap = []  # (finish, head seq, slot) of groups with S <= V
         self.ahead: _Heap = []  # (start, head seq, slot) of groups with S > V
         self.groups = 0  # backlogged groups in this class
-
-    def needs_more_than(self, resource: SchedulerResourceKey, free: int) -> bool:
-        """True when this class's request needs more than `free` units of `resource`."""
-        return self.amounts.get(resource, 0) > free
 
 
 _NO_CLASS: Final = _Class(SchedulerResourceRequest({}))
@@ -432,6 +451,16 @@ class FairTaskQueue:
         self._shape = EMPTY_QUEUE_VIEW._s[4]
         self._shape_dirty = False
         self._view: QueueView | None = EMPTY_QUEUE_VIEW
+        # (callback, its ledger, resources it reported exhausted); read by later selections
+        self._max_need: dict[SchedulerResourceKey, int] = {}  # most any class requests
+        self._ledger_memo: (
+            tuple[
+                Callable[[SchedulableTask, QueueView], bool],
+                ResourceLedger,
+                tuple[SchedulerResourceKey, ...],
+            ]
+            | None
+        ) = None
 
     # -- mutation ---------------------------------------------------------------------------
 
@@ -504,7 +533,17 @@ class FairTaskQueue:
             items.popleft()
             self._ids.discard(item.task_id)
             self._count -= 1
-            self._remove_demand(group, item.resource_request)
+            request = item.resource_request
+            total = self._demand_total
+            for resource, amount in request.amounts.items():
+                left = total[resource] - amount
+                if left:
+                    total[resource] = left
+                else:
+                    del total[resource]
+            self._demand_dirty = True
+            if group.uniform is None or not items:
+                self._remove_group_demand(group, request)
             self._vtime = vtime = self._vtime + 1.0 / self._backlogged_weight
             limit = vtime + _EPS
             group.start = start = group.finish
@@ -579,61 +618,86 @@ class FairTaskQueue:
     ) -> QueueSelection | None:
         """The fairest eligible head task, or None. Pure: nothing is removed or advanced."""
         notes = _NOTES
-        restarts = 0
-        dead: list[_Class] | None = None  # classes blocked on an exhausted resource, this pass
-        version = -1
-        view = EMPTY_QUEUE_VIEW
-        while True:
-            self._lock.acquire()
-            try:
-                if dead is None:
-                    if self._count == 0:
-                        return None
-                    version = self._version
-                    view = self._view or self._view_locked()
-                elif self._version != version:
-                    restarts, dead = self._restart(restarts), None
-                    continue
-                live = self._live
-                if dead is None and len(live) == 1:
-                    cls = live[0]
-                    heap = cls.on_time or cls.ahead
-                else:
-                    found = self._first_locked(dead or ())
-                    if found is None:
-                        return None
-                    heap, cls = found
-                slot = heap[0][2]
-                item = self._groups[slot].items[0][1]
-            finally:
-                self._lock.release()
-            notes.exhausted = None
-            if is_eligible(item, view):
-                if self._version == version:  # the callback may have mutated the queue
+        for _ in range(_MAX_SCAN_RESTARTS):  # a pass restarts when the queue changes under it
+            # resources `is_eligible`'s ledger reported exhausted before: read them first,
+            # outside the lock (the ledger is not the queue's to call under its lock)
+            blocked: list[tuple[SchedulerResourceKey, int]] | None = None
+            memo = self._ledger_memo
+            if memo is not None and (memo[0] is is_eligible or memo[0] == is_eligible):
+                ledger, need = memo[1], self._max_need
+                for resource in memo[2]:
+                    free = ledger.free_units(resource)
+                    if free < need.get(resource, 0):
+                        if blocked is None:
+                            blocked = []
+                        blocked.append((resource, free))
+            dead: list[_Class] = []  # classes blocked on an exhausted resource, this pass
+            version = -1
+            view = EMPTY_QUEUE_VIEW
+            while True:
+                self._lock.acquire()
+                try:
+                    if version < 0:
+                        if self._count == 0:
+                            return None
+                        version = self._version
+                        live = self._live
+                        if blocked is not None:
+                            for resource, free in blocked:
+                                _block(live, dead, resource, free)
+                            if len(dead) == len(live):
+                                return None
+                        view = self._view or self._view_locked()
+                    elif self._version != version:
+                        break
+                    if not dead and len(live) == 1:
+                        cls = live[0]
+                        heap = cls.on_time or cls.ahead
+                    else:
+                        found = self._first_locked(dead)
+                        if found is None:
+                            return None
+                        heap, cls = found
+                    slot = heap[0][2]
+                    item = self._groups[slot].items[0][1]
+                finally:
+                    self._lock.release()
+                notes.exhausted = None
+                if is_eligible(item, view):
+                    if self._version != version:  # the callback may have mutated the queue
+                        break
                     selection: QueueSelection = _new(QueueSelection)
                     _sel_item(selection, item)
                     _sel_view(selection, view)
                     _sel_version(selection, version)
                     _sel_at(selection, slot)
                     return selection
-                restarts, dead = self._restart(restarts), None
-                continue
-            note = notes.exhausted
-            if note is not None:
-                resource, free = note
-                if cls.amounts.get(resource, 0) > free:
-                    # the whole class is blocked: drop it and every class needing as much;
-                    # `live` is only read again after the version is checked under the lock
-                    if dead is None:
-                        dead = []
-                    for other in live:
-                        if other.amounts.get(resource, 0) > free and other not in dead:
-                            dead.append(other)
-                    continue
-            outcome = self._scan(version, view, is_eligible, cls, heap, note, dead or [])
-            if outcome is not _RESTART:
-                return outcome  # type: ignore[no-any-return]
-            restarts, dead = self._restart(restarts), None
+                note = notes.exhausted
+                if note is None:
+                    outcome = self._scan(version, view, is_eligible, cls, heap, None, dead)
+                    if outcome is _RESTART:
+                        break
+                    return outcome  # type: ignore[no-any-return]
+                resource, free, reporter = note
+                if reporter is not None:
+                    self._remember(is_eligible, reporter, resource)
+                if cls.amounts.get(resource, 0) <= free:  # not why this head was refused
+                    outcome = self._scan(
+                        version, view, is_eligible, cls, heap, (resource, free), dead
+                    )
+                    if outcome is _RESTART:
+                        break
+                    return outcome
+                # `live` is read again only after the version is checked under the lock
+                _block(live, dead, resource, free)
+                if len(dead) == len(live):  # every class is blocked: nothing is eligible
+                    self._lock.acquire()
+                    unchanged = self._version == version
+                    self._lock.release()
+                    if unchanged:
+                        return None
+                    break
+        raise RuntimeError("the queue changed during every selection scan")
 
     def view(self) -> QueueView:
         """The current immutable view (cheap: shared until the queue changes)."""
@@ -653,12 +717,23 @@ class FairTaskQueue:
 
     # -- internals --------------------------------------------------------------------------
 
-    @staticmethod
-    def _restart(restarts: int) -> int:
-        """Count one more selection pass spoiled by a concurrent change."""
-        if restarts + 1 >= _MAX_SCAN_RESTARTS:
-            raise RuntimeError("the queue changed during every selection scan")
-        return restarts + 1
+    def _remember(
+        self,
+        is_eligible: Callable[[SchedulableTask, QueueView], bool],
+        ledger: ResourceLedger,
+        resource: SchedulerResourceKey,
+    ) -> None:
+        """Note that `is_eligible`'s ledger reported `resource` exhausted (for later passes)."""
+        memo = self._ledger_memo
+        if (
+            memo is not None
+            and memo[1] is ledger
+            and (memo[0] is is_eligible or memo[0] == is_eligible)
+        ):
+            if resource not in memo[2]:
+                self._ledger_memo = (memo[0], ledger, (*memo[2], resource))
+        else:
+            self._ledger_memo = (is_eligible, ledger, (resource,))
 
     def _first_locked(self, dead: Sequence[_Class]) -> tuple[_Heap, _Class] | None:
         """The heap whose root is the fairest head outside `dead` classes, and its class."""
@@ -707,11 +782,8 @@ class FairTaskQueue:
                     return _RESTART
                 live = self._live
                 if note is not None:
-                    resource, free = note
+                    _block(live, dead, note[0], note[1])
                     note = None
-                    for cls in live:
-                        if cls not in dead and cls.amounts.get(resource, 0) > free:
-                            dead.append(cls)
                     if len(dead) == len(live):
                         return None
                 if not seeded:  # the roots of the other classes' heaps of this phase
@@ -749,7 +821,11 @@ class FairTaskQueue:
                 if self._version != version:
                     return _RESTART
                 return _selection(item, view, version, index << _SLOT_BITS | slot)
-            note = notes.exhausted
+            exhausted = notes.exhausted
+            if exhausted is not None:
+                note = (exhausted[0], exhausted[1])
+                if exhausted[2] is not None:
+                    self._remember(is_eligible, exhausted[2], exhausted[0])
             last = (cls, heap, index)
 
     def _view_locked(self) -> QueueView:
@@ -828,6 +904,9 @@ class FairTaskQueue:
         cls = self._classes.get(request)
         if cls is None:
             cls = self._classes[request] = _Class(request)
+            need = self._max_need
+            for resource, amount in cls.amounts.items():
+                need[resource] = max(amount, need.get(resource, 0))
         self._last_class = (request, cls)
         return cls
 
@@ -907,20 +986,13 @@ class FairTaskQueue:
             with_demand[resource] = with_demand.get(resource, 0) + 1
             self._shape_dirty = True
 
-    def _remove_demand(self, group: _Group, request: SchedulerResourceRequest) -> None:
-        """Take the committed task's `request` out of the demand (after it left `group`)."""
-        total = self._demand_total
-        self._demand_dirty = True
-        for resource, amount in request.amounts.items():
-            left = total[resource] - amount
-            if left:
-                total[resource] = left
-            else:
-                del total[resource]
+    def _remove_group_demand(self, group: _Group, request: SchedulerResourceRequest) -> None:
+        """Take a committed task's `request` out of `group`'s demand (its total is done).
+
+        A group whose tasks all make one request keeps no demand of its own until it empties.
+        """
         if group.uniform is not None:
-            if group.items:
-                return
-            group.uniform = None
+            group.uniform = None  # the group is empty
             gone: Iterable[SchedulerResourceKey] = request.amounts
         else:
             demand = group.demand
@@ -943,6 +1015,15 @@ class FairTaskQueue:
 
 
 _RESTART: Final = object()
+
+
+def _block(
+    live: Sequence[_Class], dead: list[_Class], resource: SchedulerResourceKey, free: int
+) -> None:
+    """Add to `dead` every live class whose request needs more than `free` of `resource`."""
+    for cls in live:
+        if cls.amounts.get(resource, 0) > free and cls not in dead:
+            dead.append(cls)
 
 
 def _entry_of(group: _Group) -> _Entry | None:

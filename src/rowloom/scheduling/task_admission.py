@@ -22,6 +22,7 @@ Guarantees:
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -63,6 +64,7 @@ def _empty() -> Mapping[Any, Any]:
 
 _GENERATIONS = itertools.count(1)
 _MAX_UNDRAINED_SKIPS: Final = 4096
+_MAX_KEY_CACHE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,13 +270,21 @@ class _LiveFacts:
     The controller keeps `running_weight` and `running_set_token` current; policies only read.
     """
 
-    __slots__ = ("_controller", "_groups", "limits", "running_set_token", "running_weight")
+    __slots__ = (
+        "_controller",
+        "_held",
+        "_ledgers",
+        "limits",
+        "running_set_token",
+        "running_weight",
+    )
 
     def __init__(
         self, controller: TaskAdmissionController, limits: Mapping[SchedulerResourceKey, int]
     ) -> None:
         self._controller = controller
-        self._groups = controller._groups  # the controller's live ledger dict (never rebound)
+        self._ledgers = controller._ledgers  # the controller's live dicts (never rebound)
+        self._held = controller._held
         self.limits = limits
         self.running_set_token: object = object()
         self.running_weight = 0
@@ -288,19 +298,19 @@ class _LiveFacts:
         return self._controller._version
 
     def leased_by_group(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
-        ledger = self._groups.get(group)
+        ledger = self._ledgers.get(group)
         return 0 if ledger is None else ledger.leased.get(resource, 0)
 
     def running_count(self, group: TaskGroupKey) -> int:
-        ledger = self._groups.get(group)
+        ledger = self._ledgers.get(group)
         return 0 if ledger is None else ledger.leases
 
     def debt(self, group: TaskGroupKey, resource: SchedulerResourceKey) -> int:
-        ledger = self._groups.get(group)
+        ledger = self._ledgers.get(group)
         return 0 if ledger is None else ledger.debt.get(resource, 0)
 
     def running_groups(self) -> Iterable[TaskGroupSpec]:
-        return [ledger.group for ledger in self._groups.values() if ledger.leases]
+        return [ledger.group for ledger in self._held.values() if ledger.leases]
 
 
 class TaskAdmissionController:
@@ -322,6 +332,7 @@ class TaskAdmissionController:
     ) -> None:
         self._config = config
         self._clock = clock
+        self._monotonic = clock.monotonic
         self._policy = policy if policy is not None else build_policy(config.policy)
         self._generation = next(_GENERATIONS)
         self._prefix = f"tl{self._generation}-"
@@ -330,13 +341,15 @@ class TaskAdmissionController:
         self._limits_view: Mapping[SchedulerResourceKey, int] = MappingProxyType(dict(self._limits))
         self._leased: dict[SchedulerResourceKey, int] = dict.fromkeys(self._limits, 0)
         self._max_leased: dict[SchedulerResourceKey, int] = dict.fromkeys(self._limits, 0)
-        self._groups: dict[TaskGroupKey, _GroupLedger] = {}
+        self._ledgers: dict[TaskGroupKey, _GroupLedger] = {}  # every group that held a lease
+        self._held: dict[int, _GroupLedger] = {}  # by id: ledgers with a lease or policy debt
+        # id(group key) -> (that key, its ledger): skips hashing keys on the hot path
+        self._ledger_of: dict[int, tuple[TaskGroupKey, _GroupLedger]] = {}
         self._active: dict[str, TaskAdmissionLease] = {}
         self._issued = 0
         self._shutdown = False
         self._policy_counters: Counter[str] = Counter()
         self._version = 0
-        self._idle_ledgers: dict[TaskGroupKey, _GroupLedger] = {}
         self._facts = _LiveFacts(self, self._limits_view)
         self._view: TaskAdmissionView | None = None
         # the last positive is_eligible verdict: (item, queue view, ledger version, decision)
@@ -379,7 +392,7 @@ class TaskAdmissionController:
             if limit is not None:
                 free = limit - leased[resource]
                 if amount > free:
-                    report_exhausted(resource, free)  # the queue skips every head needing more
+                    report_exhausted(resource, free, self)  # the queue skips heads needing more
                     return False
         decision = self._policy.evaluate(item, queue_view, self._facts)
         if decision.allowed:
@@ -387,6 +400,15 @@ class TaskAdmissionController:
         elif decision.advisory is not None:
             self._note_skip(decision.advisory)
         return decision.allowed
+
+    def free_units(self, resource: SchedulerResourceKey) -> int:
+        """Units of `resource` not leased now (`sys.maxsize` when unlimited); lock-free read.
+
+        `is_eligible` refuses every candidate that needs more than this (the queue relies on
+        it to skip groups blocked on an exhausted resource without asking them).
+        """
+        limit = self._limits.get(resource)
+        return sys.maxsize if limit is None else limit - self._leased[resource]
 
     def try_acquire(self, item: SchedulableTask, queue_view: QueueView) -> TaskAdmissionDecision:
         """Lease `item`'s resources, or say why not (no waiting, no queueing here)."""
@@ -423,7 +445,7 @@ class TaskAdmissionController:
             s0(lease, lease_id)
             s1(lease, item)
             s2(lease, amounts)
-            s3(lease, self._clock.monotonic())
+            s3(lease, self._monotonic())
             s4(lease, self._generation)
             self._active[lease_id] = lease
             spec = item.group
@@ -431,12 +453,9 @@ class TaskAdmissionController:
             if self._skipping:
                 with self._skip_lock:
                     self._skipping.pop(key, None)  # the group's skip episode ends
-            groups = self._groups
-            ledger = groups.get(key)
-            if ledger is None:
-                ledger = self._idle_ledgers.pop(key, None) or _GroupLedger(spec)
-                groups[key] = ledger
+            ledger = self._ledger(key, spec)
             if not ledger.leases:
+                self._held[id(ledger)] = ledger
                 facts = self._facts
                 facts.running_set_token = object()
                 facts.running_weight += spec.weight
@@ -496,7 +515,11 @@ class TaskAdmissionController:
             return self._view_locked()
 
     def explain_blocked(self, queue_view: QueueView) -> TaskAdmissionBlockSummary:
-        """Why the head task of each queued group cannot be admitted (O(queued groups))."""
+        """Why the head task of each queued group cannot be admitted (O(queued groups)).
+
+        Heads blocked on the hard ledger cost one check per distinct request; only heads that
+        fit are put to the policy.
+        """
         with self._lock:
             if queue_view.queued_total == 0:
                 return TaskAdmissionBlockSummary(0, (), None)
@@ -504,13 +527,14 @@ class TaskAdmissionController:
             queued_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
             eligible_groups = 0
             available_after: float | None = None
-            for facts in queue_view.groups.values():
-                reason, after = self._denial_locked(facts.head, queue_view)
+            fits: dict[int, bool] = {}  # by id of a head's request (the view holds them)
+            for _, queued, head in queue_view.heads():
+                reason, after = self._denial_locked(head, queue_view, fits)
                 if reason is None:
                     eligible_groups += 1
                     continue
                 groups_by_reason[reason] += 1
-                queued_by_reason[reason] += facts.queued
+                queued_by_reason[reason] += queued
                 if after is not None and (available_after is None or after < available_after):
                     available_after = after
             dominant = tuple(sorted(queued_by_reason, key=lambda r: (-queued_by_reason[r], r)))
@@ -540,11 +564,15 @@ class TaskAdmissionController:
         return True
 
     def _denial_locked(
-        self, item: SchedulableTask, queue_view: QueueView
+        self, item: SchedulableTask, queue_view: QueueView, fits: dict[int, bool]
     ) -> tuple[TaskAdmissionDenialReason | None, float | None]:
         if self._shutdown:
             return "shutdown", None
-        if not self._fits(item):
+        request = id(item.resource_request)
+        ok = fits.get(request)
+        if ok is None:
+            ok = fits[request] = self._fits(item)
+        if not ok:
             return "no_capacity", None
         decision = self._policy.evaluate(item, queue_view, self._facts)
         if decision.allowed:
@@ -593,7 +621,7 @@ class TaskAdmissionController:
             return ReleaseResult(False, "stale_lease", {"lease_id": lease_id})
         spec = active.item.group
         key = spec.key
-        ledger = self._groups[key]
+        ledger = self._ledger(key, spec)
         leased, group_leased = self._leased, ledger.leased
         for resource, amount in active.resources.items():
             leased[resource] -= amount
@@ -615,11 +643,23 @@ class TaskAdmissionController:
         except Exception as exc:
             diagnostics = {"policy_error": repr(exc)}
         if not ledger.leases and not ledger.debt:
-            del self._groups[key]
-            self._idle_ledgers[key] = ledger  # reused by the group's next lease
+            del self._held[id(ledger)]
         self._version += 1
         self._view = None
         return _RELEASED if diagnostics is _EMPTY else ReleaseResult(True, "released", diagnostics)
+
+    def _ledger(self, key: TaskGroupKey, spec: TaskGroupSpec) -> _GroupLedger:
+        """`key`'s ledger, created on first use (found by the key object's identity first)."""
+        cached = self._ledger_of.get(id(key))
+        if cached is not None and cached[0] is key:
+            return cached[1]
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            ledger = self._ledgers[key] = _GroupLedger(spec)
+        if len(self._ledger_of) >= _MAX_KEY_CACHE:  # many equal key objects: start afresh
+            self._ledger_of.clear()
+        self._ledger_of[id(key)] = (key, ledger)  # holds `key`, so its id is not reused
+        return ledger
 
     def _issued_number(self, lease_id: str) -> int | None:
         """The sequence number of a lease id this controller issued, else None."""
@@ -636,11 +676,10 @@ class TaskAdmissionController:
     ) -> None:
         """Apply a policy delta; `ledger` is `key`'s ledger (the lease's own group)."""
         if delta.debt:
-            groups = self._groups
             for (group, resource), change in delta.debt.items():
-                target = ledger if group is key else groups.get(group)
-                if target is None:
-                    continue
+                target = ledger if group is key else self._ledgers.get(group)
+                if target is None or id(target) not in self._held:
+                    continue  # debt is kept only for groups holding a lease or debt
                 debt = target.debt
                 before = debt.get(resource, 0)
                 if not before and change <= 0:  # repaying nothing: the common release case
@@ -665,14 +704,14 @@ class TaskAdmissionController:
             for resource in lease.resources:
                 by_resource[resource] = by_resource.get(resource, 0) + 1
         groups = {
-            key: GroupAdmissionFacts(
+            ledger.group.key: GroupAdmissionFacts(
                 ledger.group,
                 ledger.leases,
                 MappingProxyType(dict(ledger.leased)),
-                MappingProxyType(running.get(key, {})),
+                MappingProxyType(running.get(ledger.group.key, {})),
                 MappingProxyType(dict(ledger.debt)),
             )
-            for key, ledger in self._groups.items()
+            for ledger in self._held.values()
         }
         view = TaskAdmissionView(
             self._version,
