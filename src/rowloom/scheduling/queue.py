@@ -21,8 +21,11 @@ Contract:
   callback that refuses a head because a resource is exhausted says so with
   `report_exhausted(resource, free)`; the queue then skips, for the rest of that selection,
   every class whose request needs more than `free` units of it, without asking or walking
-  its groups. The choice is the same as an exhaustive scan's; a selection that finds nothing
-  because every class is blocked asks one head per class.
+  its groups. When the report names the callback's `ResourceLedger`, later selections with
+  the same callback first read `ledger.free_units` for the resources it reported (outside
+  the lock) and skip blocked classes before asking anyone. The choice is always the one an
+  exhaustive scan makes; a selection that finds nothing because every class is blocked asks
+  at most one head per class (none when the ledger already shows them blocked).
 - `commit(selection)` is the only removal; it returns None when the queue changed since the
   selection (stale `sequence_version`).
 - `view()` is an immutable `QueueView`; building one never scans the queue (per-group facts
@@ -310,25 +313,26 @@ class QueueSelection:
     """Where the queue found the candidate: `index << 32 | group slot` (a hint for commit)."""
 
 
-# Hot-path construction of the frozen values above through their slot descriptors: the
-# generated frozen __init__ costs several times more, and these classes validate nothing.
+# Hot-path construction of the frozen values above, which validate nothing: the generated
+# frozen __init__ costs several times more. A view is one slot set through its descriptor; a
+# selection is filled in a plain shell with the same slot layout, which then takes on the
+# frozen class (a layout mismatch would raise TypeError at the first selection).
 _new = object.__new__
 _qv_state = QueueView.__dict__["_s"].__set__
-_sel_item, _sel_view, _sel_version, _sel_at = (
-    QueueSelection.__dict__[name].__set__
-    for name in ("item", "queue_view", "sequence_version", "_at")
-)
+_SelectionShell: Any = type("_SelectionShell", (), {"__slots__": QueueSelection.__slots__})
 _SLOT_BITS: Final = 32
 _SLOT_MASK: Final = (1 << _SLOT_BITS) - 1
 
 
 def _selection(item: SchedulableTask, view: QueueView, version: int, at: int) -> QueueSelection:
-    selection: QueueSelection = _new(QueueSelection)
-    _sel_item(selection, item)
-    _sel_view(selection, view)
-    _sel_version(selection, version)
-    _sel_at(selection, at)
-    return selection
+    selection = _SelectionShell()
+    selection.item = item
+    selection.queue_view = view
+    selection.sequence_version = version
+    selection._at = at
+    selection.__class__ = QueueSelection
+    done: QueueSelection = selection
+    return done
 
 
 class ResourceLedger(Protocol):
@@ -666,12 +670,14 @@ class FairTaskQueue:
                 if is_eligible(item, view):
                     if self._version != version:  # the callback may have mutated the queue
                         break
-                    selection: QueueSelection = _new(QueueSelection)
-                    _sel_item(selection, item)
-                    _sel_view(selection, view)
-                    _sel_version(selection, version)
-                    _sel_at(selection, slot)
-                    return selection
+                    selection = _SelectionShell()  # as `_selection`, inlined: the hot path
+                    selection.item = item
+                    selection.queue_view = view
+                    selection.sequence_version = version
+                    selection._at = slot
+                    selection.__class__ = QueueSelection
+                    done: QueueSelection = selection
+                    return done
                 note = notes.exhausted
                 if note is None:
                     outcome = self._scan(version, view, is_eligible, cls, heap, None, dead)

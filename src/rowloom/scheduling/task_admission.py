@@ -13,6 +13,10 @@ Guarantees:
   diagnostic `ReleaseResult` and adds no capacity;
 - `is_eligible` and `try_acquire` agree: an eligible candidate is acquired when nothing changed
   in between;
+- `is_eligible` refuses every candidate that needs more of some resource than
+  `free_units(resource)`, before asking the policy, and reports such a refusal to the queue
+  (`report_exhausted(resource, free, self)`), which then skips every queued group blocked on
+  that resource without asking it;
 - a denial the policy marks as advisory (`AdvisorySkip`, e.g. request pressure) is recorded
   once per skip episode of its group (until the group is admitted again, or the reason
   changes) and handed out by `drain_advisory_skips`, so the caller emits events outside
@@ -244,12 +248,10 @@ class ReleaseResult:
 
 _RELEASED: Final = ReleaseResult(True, "released")
 
-_new = object.__new__
-# hot-path construction of leases through their slot descriptors (no __post_init__ to skip)
-_lease_set = tuple(
-    TaskAdmissionLease.__dict__[name].__set__
-    for name in ("lease_id", "item", "resources", "acquired_at", "controller_generation")
-)
+# Hot-path construction of leases (no __post_init__ to skip): filled in a plain shell with the
+# lease's slot layout, which then takes on the frozen class; the generated frozen __init__
+# costs several times more (a layout mismatch would raise TypeError at the first lease).
+_LeaseShell: Any = type("_LeaseShell", (), {"__slots__": TaskAdmissionLease.__slots__})
 
 
 class _GroupLedger:
@@ -440,13 +442,14 @@ class TaskAdmissionController:
             self._issued = issued = self._issued + 1
             amounts = item.resource_request.amounts
             lease_id = f"{self._prefix}{issued}"
-            lease: TaskAdmissionLease = _new(TaskAdmissionLease)
-            s0, s1, s2, s3, s4 = _lease_set
-            s0(lease, lease_id)
-            s1(lease, item)
-            s2(lease, amounts)
-            s3(lease, self._monotonic())
-            s4(lease, self._generation)
+            shell = _LeaseShell()
+            shell.lease_id = lease_id
+            shell.item = item
+            shell.resources = amounts
+            shell.acquired_at = self._monotonic()
+            shell.controller_generation = self._generation
+            shell.__class__ = TaskAdmissionLease
+            lease: TaskAdmissionLease = shell
             self._active[lease_id] = lease
             spec = item.group
             key = spec.key
