@@ -657,6 +657,11 @@ class FairTaskQueue:
                     if not dead and len(live) == 1:
                         cls = live[0]
                         heap = cls.on_time or cls.ahead
+                    elif len(live) - len(dead) == 1:  # one class left: its fairest head
+                        for cls in live:
+                            if cls not in dead:
+                                break
+                        heap = cls.on_time or cls.ahead
                     else:
                         found = self._first_locked(dead)
                         if found is None:

@@ -456,7 +456,10 @@ class TaskAdmissionController:
             if self._skipping:
                 with self._skip_lock:
                     self._skipping.pop(key, None)  # the group's skip episode ends
-            ledger = self._ledger(key, spec)
+            cached = self._ledger_of.get(id(key))  # `_ledger`, inlined for the common case
+            ledger = (
+                cached[1] if cached is not None and cached[0] is key else self._ledger(key, spec)
+            )
             if not ledger.leases:
                 self._held[id(ledger)] = ledger
                 facts = self._facts
@@ -624,7 +627,8 @@ class TaskAdmissionController:
             return ReleaseResult(False, "stale_lease", {"lease_id": lease_id})
         spec = active.item.group
         key = spec.key
-        ledger = self._ledger(key, spec)
+        cached = self._ledger_of.get(id(key))  # `_ledger`, inlined for the common case
+        ledger = cached[1] if cached is not None and cached[0] is key else self._ledger(key, spec)
         leased, group_leased = self._leased, ledger.leased
         for resource, amount in active.resources.items():
             leased[resource] -= amount
