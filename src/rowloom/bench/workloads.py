@@ -541,6 +541,12 @@ class AimdConvergence(DatasetScenario):
         ),
         CPU_OVER_HTTP,
     )
+    compare_metrics = (
+        "rate_limited_fraction",
+        "rate_limited_requests",
+        "time_to_settle_seconds",
+        "settled_limit",
+    )
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         return [one_provider(knobs, seed, retry_after_s=knob_float(knobs, "retry_after_s"))]
@@ -594,6 +600,12 @@ class QueueingOverload(DatasetScenario):
         "p95_latency_over_unloaded*",
         "request_latency_p95_second_half_ms",
         *DEFAULT_HEADLINE,
+    )
+    compare_metrics = (
+        "settled_limit",
+        "request_latency_p95_ms",
+        "successful_requests_per_second",
+        "engine_wall_seconds",
     )
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
@@ -668,6 +680,7 @@ class CrossProviderCooldown(DatasetScenario):
     )
 
     headline = ("b_solo_rps", "b_mixed_rps", "b_throughput_ratio", *DEFAULT_HEADLINE)
+    compare_metrics = ("b_solo_rps", "b_mixed_rps", "rate_limited_requests", "engine_wall_seconds")
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         latency = knob_float(knobs, "latency_ms")
