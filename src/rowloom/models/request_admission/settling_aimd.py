@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from rowloom.models.request_admission.limits import RequestLimitSample
+from rowloom.models.request_admission.limits import RequestLimitSample, check_aimd_parameters
 
 _EPSILON = 1e-9
 PROBE_HOLD_FACTOR: Final = 8
@@ -81,10 +81,7 @@ class SettlingAimdLimitRule:
         increase_step: int = 1,
         successes_until_increase: int = 25,
     ) -> None:
-        if not 0 < decrease_factor < 1:
-            raise ValueError("decrease_factor must be in (0, 1)")
-        if increase_step < 1 or successes_until_increase < 1 or max_limit < 1:
-            raise ValueError("increase_step, successes_until_increase and max_limit must be >= 1")
+        check_aimd_parameters(decrease_factor, increase_step, successes_until_increase, max_limit)
         self._factor = decrease_factor
         self._step = increase_step
         self._needed = successes_until_increase
