@@ -30,7 +30,7 @@ from rowloom.bench.scenario import (
     knob_float,
     knob_int,
 )
-from rowloom.bench.workloads import dataset, llm, model, topic_sampler
+from rowloom.bench.workloads import llm, topic_sampler, writer_dataset
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
 from rowloom.models.request_admission.config import PROFILE_ENV, AdmissionProfile
@@ -94,13 +94,7 @@ class RateLimitHeaders(DatasetScenario):
         self, knobs: Mapping[str, KnobValue], providers: Sequence[ModelProvider], seed: int
     ) -> DatasetConfig:
         columns = [topic_sampler(), llm("text", "writer", "A line on {{ topic }}.")]
-        return dataset(
-            providers,
-            [model("writer", "limited", knob_int(knobs, "model_cap"))],
-            columns,
-            seed,
-            self.run_settings(knobs),
-        )
+        return writer_dataset(self, knobs, providers, columns, seed, provider="limited")
 
     def engine_environment(self, knobs: Mapping[str, KnobValue]) -> dict[str, str]:
         profile = knobs.get("admission_profile")

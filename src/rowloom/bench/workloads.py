@@ -105,6 +105,22 @@ def dataset(
     )
 
 
+def writer_dataset(
+    scenario: DatasetScenario,
+    knobs: Mapping[str, KnobValue],
+    providers: Sequence[ModelProvider],
+    columns: list[dict[str, Any]],
+    seed: int,
+    *,
+    provider: str = "sim",
+    cap_knob: str = "model_cap",
+    **extra: Any,
+) -> DatasetConfig:
+    """`dataset` with one model, `writer` on `provider`, capped by the knob `cap_knob`."""
+    writer = model("writer", provider, knob_int(knobs, cap_knob), **extra)
+    return dataset(providers, [writer], columns, seed, scenario.run_settings(knobs))
+
+
 def one_provider(
     knobs: Mapping[str, KnobValue], seed: int, name: str = "sim", **extra: Any
 ) -> ProviderScript:
@@ -137,13 +153,7 @@ class E2ENarrow(DatasetScenario):
         for i in range(1, knob_int(knobs, "chain") + 1):
             columns.append(llm(f"step{i}", "writer", f"Extend this in one line: {{{{ {prev} }}}}"))
             prev = f"step{i}"
-        return dataset(
-            providers,
-            [model("writer", "sim", knob_int(knobs, "model_cap"))],
-            columns,
-            seed,
-            self.run_settings(knobs),
-        )
+        return writer_dataset(self, knobs, providers, columns, seed)
 
 
 class E2EWide(DatasetScenario):
@@ -169,13 +179,7 @@ class E2EWide(DatasetScenario):
             llm(f"angle{i}", "writer", f"Angle {i} on {{{{ topic }}}} in one line.")
             for i in range(knob_int(knobs, "width"))
         ]
-        return dataset(
-            providers,
-            [model("writer", "sim", knob_int(knobs, "model_cap"))],
-            columns,
-            seed,
-            self.run_settings(knobs),
-        )
+        return writer_dataset(self, knobs, providers, columns, seed)
 
 
 class E2EDualModel(DatasetScenario):
@@ -296,13 +300,7 @@ class E2EDynamicRequests(DatasetScenario):
             },
             llm("summary", "writer", "Summarise: {{ facts }}"),
         ]
-        return dataset(
-            providers,
-            [model("writer", "sim", knob_int(knobs, "model_cap"))],
-            columns,
-            seed,
-            self.run_settings(knobs),
-        )
+        return writer_dataset(self, knobs, providers, columns, seed)
 
 
 class HeavyRoot(DatasetScenario):
@@ -555,13 +553,7 @@ class AimdConvergence(DatasetScenario):
         self, knobs: Mapping[str, KnobValue], providers: Sequence[ModelProvider], seed: int
     ) -> DatasetConfig:
         columns = [topic_sampler(), llm("text", "writer", "A line on {{ topic }}.")]
-        return dataset(
-            providers,
-            [model("writer", "sim", knob_int(knobs, "configured_max"))],
-            columns,
-            seed,
-            self.run_settings(knobs),
-        )
+        return writer_dataset(self, knobs, providers, columns, seed, cap_knob="configured_max")
 
 
 class QueueingOverload(DatasetScenario):
@@ -623,15 +615,16 @@ class QueueingOverload(DatasetScenario):
         self, knobs: Mapping[str, KnobValue], providers: Sequence[ModelProvider], seed: int
     ) -> DatasetConfig:
         columns = [topic_sampler(), llm("text", "writer", "A line on {{ topic }}.")]
-        models = [
-            model(
-                "writer",
-                "queued",
-                knob_int(knobs, "configured_max"),
-                limit_rule=knob_str(knobs, "limit_rule"),
-            )
-        ]
-        return dataset(providers, models, columns, seed, self.run_settings(knobs))
+        return writer_dataset(
+            self,
+            knobs,
+            providers,
+            columns,
+            seed,
+            provider="queued",
+            cap_knob="configured_max",
+            limit_rule=knob_str(knobs, "limit_rule"),
+        )
 
     def extra_metrics(
         self,
