@@ -14,8 +14,9 @@ estimate reaches zero:
   limit, no further pacing);
 - a fresh answer reporting budget left ends the pacing at once.
 
-Measured choice (scripts/overload_control.py rpm): spreading the budget early, from a reserve
-of one limit's worth, cost 4% wall time for no fewer 429s than this rule.
+Measured choice (an RPM-limited simulated provider, the setup of the `rate_limit_headers`
+bench scenario): spreading the budget early, from a reserve of one limit's worth, cost 4% wall
+time for no fewer 429s than this rule.
 
 Pure and deterministic: no clock reads, no I/O. Liveness: `not_before` is either None (admit
 now) or a finite instant after `now`, and at that instant it answers None unless a newer
