@@ -92,6 +92,10 @@ def test_every_create_run_writes_a_self_contained_report(tmp_path: Path) -> None
     assert html.count("<svg") >= 3  # rows, one provider, waiters
     assert "static cap (8)" in html and "current limit" in html
     assert "429 responses" in html  # capacity 3 under a cap of 8 forces rate limits
+    # which rules are in force: the task admission policy and each resource's limit rule
+    policy = result.capacity_plan["configured"]["task_admission_policy"]["value"]
+    assert re.search(rf"task_admission_policy</td><td[^>]*>{re.escape(policy)}<", html)
+    assert re.search(r"sim/sim-writer/chat</td><td>aimd<", html)
 
 
 def test_report_data_matches_the_run(tmp_path: Path) -> None:

@@ -272,7 +272,7 @@ def _plan_tables(plan: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     cfg = plan.get("configured", {})
     scalar = []
-    for name in ("buffer_size", "submission_capacity"):
+    for name in ("buffer_size", "submission_capacity", "task_admission_policy"):
         scalar.append((name, cfg.get(name)))
     scalar.append(
         ("row_group_concurrency", cfg.get("row_group_admission", {}).get("row_group_concurrency"))
