@@ -1,9 +1,13 @@
 """`OpenAICompatibleClient`: any OpenAI-compatible endpoint through the official `openai` SDK.
 
 One outbound attempt per call (`max_retries=0`), over the SDK's default async HTTP client class
-with an explicit connection pool, so `transport_pool_limits` is the pool really in use. Headers
-are read through `with_raw_response`: `Retry-After` / `retry-after-ms` (seconds or an HTTP date)
-and `x-ratelimit-*`. Failures are classified into the `ProviderError` taxonomy:
+with an explicit connection pool, so `transport_pool_limits` is the pool really in use. Requests
+go through the SDK's documented low-level `AsyncOpenAI.post(path, cast_to=Response, ...)`: the
+SDK still owns auth, headers, timeouts, the transport and the error classes, but the body is
+sent as built here and the answer parsed with orjson, skipping the SDK's per-request
+`TypedDict` transform and model construction (about 1.3 ms of CPU per request here, half the
+client's cost). Headers: `Retry-After` / `retry-after-ms` (seconds or an HTTP date) and
+`x-ratelimit-*`. Failures are classified into the `ProviderError` taxonomy:
 
 | answer | error |
 |---|---|
@@ -30,7 +34,8 @@ from types import ModuleType
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+import orjson
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient, RequestOptions
 
 from rowloom.models.clients.base import (
     ChatRequest,
@@ -61,6 +66,11 @@ __all__ = [
 _PLACEHOLDER_KEY = "not-needed"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _CONNECT_TIMEOUTS = frozenset({"ConnectTimeout", "PoolTimeout"})
+# SDKs that scope auth per operation (`security`) send the bearer key only when asked; older
+# ones always send it and have no such option.
+_AUTH_OPTIONS: Mapping[str, Any] = (
+    {"security": {"bearer_auth": True}} if "security" in RequestOptions.__annotations__ else {}
+)
 
 
 def _http_module() -> ModuleType:
@@ -102,6 +112,7 @@ class OpenAICompatibleClient:
         )
         self._provider_name = provider_name
         self._base_url = base_url
+        self._response_type: Any = http.Response
         register_secret(api_key)  # no log line may carry it, even an echoed header
         http_client, kind = _http_client(limits, http.__name__)
         self._client = AsyncOpenAI(
@@ -133,63 +144,70 @@ class OpenAICompatibleClient:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """One chat-completion attempt (first choice's text) or a classified `ProviderError`."""
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model,
             "messages": [dict(m) for m in request.messages],
         }
-        for name in ("temperature", "top_p", "max_tokens", "timeout"):
+        for name in ("temperature", "top_p", "max_tokens"):
             value = getattr(request, name)
             if value is not None:
-                kwargs[name] = value
+                body[name] = value
         if request.response_format is not None:
-            kwargs["response_format"] = dict(request.response_format)
+            body["response_format"] = dict(request.response_format)
         if request.extra_body:
-            kwargs["extra_body"] = dict(request.extra_body)
+            body.update(request.extra_body)
+        response, rate_limit = await self._post("chat", "/chat/completions", body, request.timeout)
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
-        except openai.APIError as exc:
-            raise self._classify(exc, "chat") from None
-        rate_limit = parse_rate_limit_headers(raw.headers)
-        try:
-            completion: Any = raw.parse()
-            text = completion.choices[0].message.content
-            usage = _usage(completion.usage)
+            data = orjson.loads(response.content)
+            message = data["choices"][0]["message"]
+            text = message.get("content")
+            usage = _usage(data.get("usage"))
         except Exception:
-            raise self._malformed("chat", raw.status_code, rate_limit) from None
+            raise self._malformed("chat", response.status_code, rate_limit) from None
         if text is not None and not isinstance(text, str):
-            raise self._malformed("chat", raw.status_code, rate_limit)
+            raise self._malformed("chat", response.status_code, rate_limit)
         return ChatResponse(
-            text=text or "", usage=usage, rate_limit=rate_limit, status_code=raw.status_code
+            text=text or "", usage=usage, rate_limit=rate_limit, status_code=response.status_code
         )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """One embeddings attempt (vectors in input order) or a classified `ProviderError`."""
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model,
             "input": list(request.inputs),
             "encoding_format": "float",
         }
-        if request.timeout is not None:
-            kwargs["timeout"] = request.timeout
         if request.extra_body:
-            kwargs["extra_body"] = dict(request.extra_body)
+            body.update(request.extra_body)
+        response, rate_limit = await self._post("embeddings", "/embeddings", body, request.timeout)
         try:
-            raw = await self._client.embeddings.with_raw_response.create(**kwargs)
-        except openai.APIError as exc:
-            raise self._classify(exc, "embeddings") from None
-        rate_limit = parse_rate_limit_headers(raw.headers)
-        try:
-            parsed: Any = raw.parse()
-            items = sorted(parsed.data, key=lambda item: item.index)
-            vectors = tuple(tuple(float(x) for x in item.embedding) for item in items)
-            usage = _usage(parsed.usage)
+            data = orjson.loads(response.content)
+            items = sorted(data["data"], key=lambda item: int(item["index"]))
+            vectors = tuple(tuple(float(x) for x in item["embedding"]) for item in items)
+            usage = _usage(data.get("usage"))
         except Exception:
-            raise self._malformed("embeddings", raw.status_code, rate_limit) from None
+            raise self._malformed("embeddings", response.status_code, rate_limit) from None
         if len(vectors) != len(request.inputs):
-            raise self._malformed("embeddings", raw.status_code, rate_limit)
+            raise self._malformed("embeddings", response.status_code, rate_limit)
         return EmbeddingResponse(
-            vectors=vectors, usage=usage, rate_limit=rate_limit, status_code=raw.status_code
+            vectors=vectors, usage=usage, rate_limit=rate_limit, status_code=response.status_code
         )
+
+    async def _post(
+        self, route: str, path: str, body: dict[str, Any], timeout_s: float | None
+    ) -> tuple[Any, RateLimitHeaders | None]:
+        """One POST through the SDK; the raw answer and its rate-limit headers, or a
+        classified `ProviderError` (non-2xx answers raise in the SDK)."""
+        options: RequestOptions = dict(_AUTH_OPTIONS)  # type: ignore[assignment]
+        if timeout_s is not None:
+            options["timeout"] = timeout_s
+        try:
+            response = await self._client.post(
+                path, cast_to=self._response_type, body=body, options=options
+            )
+        except openai.APIError as exc:
+            raise self._classify(exc, route) from None
+        return response, parse_rate_limit_headers(response.headers)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -261,11 +279,12 @@ class OpenAICompatibleClient:
 
 
 def _usage(usage: Any) -> TokenUsage | None:
+    """Token counts from a parsed `usage` object (None when the answer has none)."""
     if usage is None:
         return None
     return TokenUsage(
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
     )
 
 
