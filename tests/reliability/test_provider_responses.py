@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,9 +206,11 @@ async def test_adapter_classifies_malformed_embeddings(server: FakeServer, case:
     assert isinstance(result, ProviderResponseError), repr(result)
 
 
-def wiring(
-    url: str, timeout: float = 1.0
-) -> tuple[ModelRequestExecutor, AdaptiveRequestAdmissionController]:
+@asynccontextmanager
+async def wiring(
+    url: str, call_timeout_s: float = 1.0
+) -> AsyncIterator[tuple[ModelRequestExecutor, AdaptiveRequestAdmissionController]]:
+    """The executor and admission over one adapter for `url`; the adapter is closed after."""
     config = DatasetConfig.from_dict(
         {
             "providers": [{"name": "bad", "provider_type": "openai", "endpoint": url}],
@@ -217,7 +220,7 @@ def wiring(
                     "model": "m",
                     "provider": "bad",
                     "max_parallel_requests": 4,
-                    "inference_parameters": {"timeout": timeout},
+                    "inference_parameters": {"timeout": call_timeout_s},
                 }
             ],
             "columns": [
@@ -227,40 +230,44 @@ def wiring(
     )
     catalog = ModelResourceCatalog(config.models, config.providers)
     admission = AdaptiveRequestAdmissionController(RequestAdmissionConfig.from_catalog(catalog))
+    client = OpenAICompatibleClient("bad", url, max_connections=4)
     executor = ModelRequestExecutor(
         resolver=RequestResourceResolver(catalog),
-        clients={"bad": OpenAICompatibleClient("bad", url, max_connections=4)},
+        clients={"bad": client},
         admission=admission,
         retry=RetryPolicy(
             max_transient_retries=2, backoff_base_seconds=0.01, backoff_max_seconds=0.02
         ),
     )
-    return executor, admission
+    try:
+        yield executor, admission
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.parametrize("case", ["not_json", "empty_choices", "content_is_object", "deep_json"])
 async def test_executor_fails_the_cell_after_retries(server: FakeServer, case: str) -> None:
     server.handlers["/v1/chat/completions"] = CHAT_MALFORMED[case]
-    executor, admission = wiring(server.url)
-    with pytest.raises(NonRetryableTaskError) as info:
-        async with asyncio.timeout(HANG_SECONDS):
-            await executor.execute_chat("w", [{"role": "user", "content": "hi"}])
-    assert info.value.reason == "malformed_response"
-    assert info.value.provider == "bad"
-    assert server.calls == 3  # one attempt plus two retries, each under its own lease
-    assert executor.stats.by_outcome == {"provider_failure": 3}
-    assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
+    async with wiring(server.url) as (executor, admission):
+        with pytest.raises(NonRetryableTaskError) as info:
+            async with asyncio.timeout(HANG_SECONDS):
+                await executor.execute_chat("w", [{"role": "user", "content": "hi"}])
+        assert info.value.reason == "malformed_response"
+        assert info.value.provider == "bad"
+        assert server.calls == 3  # one attempt plus two retries, each under its own lease
+        assert executor.stats.by_outcome == {"provider_failure": 3}
+        assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
 
 
 async def test_executor_times_out_a_stalled_body(server: FakeServer) -> None:
     server.handlers["/v1/chat/completions"] = CHAT_MALFORMED["stalled_body"]
-    executor, admission = wiring(server.url, timeout=0.3)
-    with pytest.raises(RetryableTaskError) as info:
-        async with asyncio.timeout(HANG_SECONDS):
-            await executor.execute_chat("w", [{"role": "user", "content": "hi"}])
-    assert info.value.reason == "provider_timeout"  # retryable: a later salvage round
-    assert executor.stats.by_outcome == {"provider_timeout": 3}
-    assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
+    async with wiring(server.url, call_timeout_s=0.3) as (executor, admission):
+        with pytest.raises(RetryableTaskError) as info:
+            async with asyncio.timeout(HANG_SECONDS):
+                await executor.execute_chat("w", [{"role": "user", "content": "hi"}])
+        assert info.value.reason == "provider_timeout"  # retryable: a later salvage round
+        assert executor.stats.by_outcome == {"provider_timeout": 3}
+        assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
 
 
 WRONG_SCHEMA_ANSWERS = [
@@ -283,20 +290,20 @@ async def test_wrong_structured_output_is_corrected_then_dropped(server: FakeSer
         return _json(completion(next(answers)))
 
     server.handlers["/v1/chat/completions"] = handler
-    executor, admission = wiring(server.url)
-    schema = {
-        "type": "object",
-        "properties": {"score": {"type": "integer"}},
-        "required": ["score"],
-        "additionalProperties": False,
-    }
-    facade = ModelFacade(executor, ["w"])
-    for _ in range(2):
-        with pytest.raises(NonRetryableTaskError) as info:
-            await facade.structured("w", "score it", schema, max_correction_attempts=2)
-        assert info.value.reason == "invalid_structured_output"
-    assert server.calls == 6  # each correction is its own request attempt
-    assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
+    async with wiring(server.url) as (executor, admission):
+        schema = {
+            "type": "object",
+            "properties": {"score": {"type": "integer"}},
+            "required": ["score"],
+            "additionalProperties": False,
+        }
+        facade = ModelFacade(executor, ["w"])
+        for _ in range(2):
+            with pytest.raises(NonRetryableTaskError) as info:
+                await facade.structured("w", "score it", schema, max_correction_attempts=2)
+            assert info.value.reason == "invalid_structured_output"
+        assert server.calls == 6  # each correction is its own request attempt
+        assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
 
 
 async def test_an_attempt_without_a_timeout_is_still_bounded() -> None:
