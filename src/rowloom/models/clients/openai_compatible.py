@@ -279,13 +279,17 @@ class OpenAICompatibleClient:
 
 
 def _usage(usage: Any) -> TokenUsage | None:
-    """Token counts from a parsed `usage` object (None when the answer has none)."""
-    if usage is None:
+    """Token counts from a parsed `usage` object; None when it is absent or not counts (usage
+    is bookkeeping: an odd one never fails an answer whose content is fine)."""
+    if not isinstance(usage, dict):
         return None
-    return TokenUsage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
+    try:
+        return TokenUsage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 # ----------------------------------------------------------------------------- header parsing
