@@ -164,6 +164,7 @@ class ConfiguredCapacity:
     request_admission_config: RequestAdmissionConfigSnapshot | None
     transport_pool_limits: Mapping[str, CapacityValue[dict[str, Any]]]
     request_limit_rules: Mapping[str, CapacityValue[str]]
+    request_provider_limits: CapacityValue[bool]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -190,12 +191,14 @@ class ConfiguredCapacity:
             ),
             "transport_pool_limits": _values_json(self.transport_pool_limits),
             "request_limit_rules": _values_json(self.request_limit_rules),
+            "request_provider_limits": self.request_provider_limits.as_json(),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeCapacitySnapshot:
-    """The request controller's adaptive state when the plan was built (end of the run)."""
+    """The request controller's adaptive state when the plan was built (end of the run);
+    `provider_limits`: the learned limit of each provider serving two or more endpoints."""
 
     captured_at: float | None
     request_domain_current_limits: Mapping[str, int]
@@ -203,6 +206,7 @@ class RuntimeCapacitySnapshot:
     request_domain_blocked_until: Mapping[str, float | None]
     provider_model_aggregate_in_flight: Mapping[str, int]
     missing_reason: str | None = None
+    provider_limits: Mapping[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -211,6 +215,7 @@ class RuntimeCapacitySnapshot:
             "request_domain_effective_max": dict(self.request_domain_effective_max),
             "request_domain_blocked_until": dict(self.request_domain_blocked_until),
             "provider_model_aggregate_in_flight": dict(self.provider_model_aggregate_in_flight),
+            "provider_limits": dict(self.provider_limits),
             "missing_reason": self.missing_reason,
         }
 
@@ -333,6 +338,11 @@ def build_capacity_plan(
         ),
         transport_pool_limits=_pools(transport_pools or {}),
         request_limit_rules=_limit_rules(config, ra_config, limit_rules),
+        request_provider_limits=(
+            CapacityValue(ra_config.provider_limits, "engine_internal_config")
+            if ra_config is not None
+            else CapacityValue(False, "default", missing_reason="no request admission in this run")
+        ),
     )
     return AsyncCapacityPlan(
         engine=engine,
@@ -459,6 +469,7 @@ def _runtime(view: RequestAdmissionCapacityView | None) -> RuntimeCapacitySnapsh
         request_domain_effective_max=_keyed(rt.effective_max),
         request_domain_blocked_until=_keyed(rt.blocked_until),
         provider_model_aggregate_in_flight=_keyed(rt.provider_model_aggregate_in_flight),
+        provider_limits=dict(rt.provider_limits),
     )
 
 

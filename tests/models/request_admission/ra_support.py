@@ -70,7 +70,11 @@ MakeHarness = Callable[..., Harness]
 
 
 def harness_factory() -> MakeHarness:
-    """Build a controller over PM (chat, embedding) and OTHER_PM (chat) with a ManualClock."""
+    """Build a controller over PM (chat, embedding) and OTHER_PM (chat) with a ManualClock.
+
+    PM and OTHER_PM share the provider `prov`; its learned provider limit is off unless a
+    test passes `provider_limits=True`, so per-resource rules are tested on their own.
+    """
 
     def _make(
         *,
@@ -82,6 +86,7 @@ def harness_factory() -> MakeHarness:
         events: bool = True,
         **kwargs: Any,
     ) -> Harness:
+        kwargs.setdefault("provider_limits", False)
         clock = ManualClock()
         sink: InMemoryEventSink[Any] = InMemoryEventSink()
         config = RequestAdmissionConfig(

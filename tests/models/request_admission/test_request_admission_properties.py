@@ -126,9 +126,20 @@ def check_invariants(c: AdaptiveRequestAdmissionController, ledger: Ledger) -> N
         assert 1 <= snap.current_limit <= snap.effective_max
     for g in c.pressure.global_snapshots().values():
         assert g.aggregate_in_flight <= g.static_cap
+    by_provider: dict[str, int] = {}
+    for g in c.pressure.global_snapshots().values():
+        by_provider[g.provider_model.provider_name] = (
+            by_provider.get(g.provider_model.provider_name, 0) + g.aggregate_in_flight
+        )
+    for snap in c.pressure.snapshots().values():
+        assert snap.provider_in_flight == by_provider[snap.resource.provider_model.provider_name]
+        if snap.provider_limit is not None:
+            assert snap.provider_limit >= 1
 
 
-async def scenario(ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode) -> None:
+async def scenario(
+    ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode, provider_limits: bool = True
+) -> None:
     clock = ManualClock()
     sink: InMemoryEventSink[Any] = InMemoryEventSink()
     config = RequestAdmissionConfig(
@@ -139,6 +150,7 @@ async def scenario(ops: list[tuple[object, ...]], ramp: float, mode: CooldownMod
         cooldown_seconds=1.0,
         startup_ramp_seconds=ramp,
         cooldown_mode=mode,
+        provider_limits=provider_limits,
     )
     c = AdaptiveRequestAdmissionController(
         config, clock=clock, events=RequestEventEmitter(sink, clock.monotonic)
@@ -223,6 +235,8 @@ async def scenario(ops: list[tuple[object, ...]], ramp: float, mode: CooldownMod
         assert isinstance(snap, dict)
         assert snap["in_flight"] <= snap["current_limit"]
         assert snap["provider_model_in_flight"] <= snap["static_cap"]
+        if snap["provider_limit"] is not None:
+            assert snap["provider_in_flight"] <= snap["provider_limit"]
         assert snap["blocked_until_monotonic"] is None
         if mode == "block_all":
             assert snap["cooldown_remaining_seconds"] == 0
@@ -240,8 +254,9 @@ async def scenario(ops: list[tuple[object, ...]], ramp: float, mode: CooldownMod
     ops=operations,
     ramp=st.sampled_from([0.0, 2.0]),
     mode=st.sampled_from(["reduced_limit", "block_all"]),
+    provider_limits=st.booleans(),
 )
 def test_random_interleavings_keep_the_ledger_exact(
-    ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode
+    ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode, provider_limits: bool
 ) -> None:
-    asyncio.run(scenario(ops, ramp, mode))
+    asyncio.run(scenario(ops, ramp, mode, provider_limits))

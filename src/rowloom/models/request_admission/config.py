@@ -5,7 +5,8 @@ each model's limit rule (`ModelConfig.limit_rule`); static caps come from the mo
 initial limits, clamps, the queue-wait default, the cooldown mode and header pacing are
 engine-internal (benchmarks may inject them, or select a profile through
 `ROWLOOM_REQUEST_ADMISSION_PROFILE`: `v1` is the reference V1 behaviour, `no_header_pacing`
-the default without pacing on rate-limit headers).
+the default without pacing on rate-limit headers, `no_provider_limit` the default without the
+learned limit per shared provider).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CooldownMode: TypeAlias = Literal["reduced_limit", "block_all"]
 """What a rate-limit cooldown holds back: `reduced_limit` (default) admits up to the cut limit
 and blocks everything only when a lease granted during the cooldown is rate limited again;
 `block_all` (V1) blocks every new admission until the cooldown ends."""
-AdmissionProfile: TypeAlias = Literal["default", "v1", "no_header_pacing"]
+AdmissionProfile: TypeAlias = Literal["default", "v1", "no_header_pacing", "no_provider_limit"]
 PROFILE_ENV: Final = "ROWLOOM_REQUEST_ADMISSION_PROFILE"
 _RULE_NAMES: Final = frozenset(get_args(LimitRuleName))
 
@@ -45,7 +46,9 @@ class RequestAdmissionConfig:
     effective_max(r)` (an absent initial limit starts at the effective max). Resources need not
     be listed in `resources` to be admitted: any domain of an endpoint with a static cap is
     registered on first use; `resources` are registered up front. `limit_rule(r)` names the
-    resource's limit rule (`limit_rules`, else `default_limit_rule`).
+    resource's limit rule (`limit_rules`, else `default_limit_rule`). With `provider_limits`, a
+    provider serving two or more endpoints also gets a learned limit on its total in flight
+    (see `ledger.ProviderRecord`).
     """
 
     static_caps: Mapping[ProviderModelKey, int]
@@ -63,6 +66,7 @@ class RequestAdmissionConfig:
     default_limit_rule: LimitRuleName = "aimd"
     cooldown_mode: CooldownMode = "reduced_limit"
     header_pacing: bool = True
+    provider_limits: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.multiplicative_decrease_factor < 1:
@@ -148,11 +152,14 @@ class RequestAdmissionConfig:
         `default`: unchanged. `v1`: the reference V1 behaviour (`aimd` rules become `aimd_v1`,
         a cooldown blocks every admission, no header pacing; explicit `latency` rules stay).
         `no_header_pacing`: unchanged but without pacing on rate-limit headers.
+        `no_provider_limit`: unchanged but without the learned limit per shared provider.
         """
         if profile == "default":
             return self
         if profile == "no_header_pacing":
             return replace(self, header_pacing=False)
+        if profile == "no_provider_limit":
+            return replace(self, provider_limits=False)
         if profile != "v1":
             raise ValueError(f"unknown request admission profile {profile!r}")
         v1: dict[RequestResourceKey, LimitRuleName] = {
@@ -164,6 +171,7 @@ class RequestAdmissionConfig:
             default_limit_rule="aimd_v1" if self.default_limit_rule == "aimd" else "latency",
             cooldown_mode="block_all",
             header_pacing=False,
+            provider_limits=False,
         )
 
     def with_tuning(self, tuning: RequestAdmissionTuningConfig | None) -> RequestAdmissionConfig:
@@ -225,6 +233,7 @@ class RequestAdmissionConfig:
             "default_limit_rule": self.default_limit_rule,
             "cooldown_mode": self.cooldown_mode,
             "header_pacing": self.header_pacing,
+            "provider_limits": self.provider_limits,
         }
 
 

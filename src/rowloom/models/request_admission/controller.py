@@ -38,9 +38,15 @@ from rowloom.models.request_admission.ledger import (
     LedgerPressureView,
     RequestLedger,
     ResourceRecord,
+    SettledLease,
     resource_snapshot,
 )
-from rowloom.models.request_admission.limit_state import LimitTransition, RateLimitEffect
+from rowloom.models.request_admission.limit_state import (
+    LIMIT_DECREASED,
+    LIMIT_INCREASED,
+    LimitTransition,
+    RateLimitEffect,
+)
 from rowloom.models.request_admission.limits import RequestLimitRuleFactory
 from rowloom.models.request_admission.outcomes import (
     ReleaseReason,
@@ -557,8 +563,43 @@ class AdaptiveRequestAdmissionController:
                     },
                 )
         self._apply(record, transitions, now, pending, cause=lease.item)
+        if kind is RequestReleaseOutcomeKind.SUCCESS or effect is not None:
+            self._observe_provider(settled, effect is not None, now, pending, lease.item)
         self._dispatch(now, pending)
         return _RELEASED
+
+    def _observe_provider(
+        self,
+        settled: SettledLease,
+        rate_limited: bool,
+        now: float,
+        pending: Pending | None,
+        cause: RequestAdmissionItem,
+    ) -> None:
+        """Fold a success or a 429 into the provider's learned limit; note a change as a limit
+        event of the resource whose release caused it (`reason`: `provider_limit`)."""
+        provider = settled.record.pm.provider
+        before = provider.observe(
+            now, rate_limited, settled.provider_ordinal, settled.provider_in_flight_at_grant
+        )
+        if before is None or pending is None:
+            return
+        after = provider.limit
+        assert after is not None
+        ev.resource_event(
+            pending,
+            LIMIT_DECREASED if after < before else LIMIT_INCREASED,
+            settled.record.key,
+            cause=cause,
+            reason="provider_limit",
+            snapshot=self._snap(settled.record, now),
+            diagnostics={
+                "scope": "provider",
+                "provider": provider.name,
+                "before": before,
+                "after": after,
+            },
+        )
 
     def _bad_release(
         self,

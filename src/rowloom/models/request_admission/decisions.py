@@ -17,6 +17,8 @@ class RequestDenialReason(enum.StrEnum):
     - `no_capacity`: the resource's in-flight count is at its current adaptive limit.
     - `cooldown`: a rate-limit cooldown blocks every new admission of the resource.
     - `aggregate_cap`: the endpoint's in-flight count over all domains is at its static cap.
+    - `provider_limit`: the provider's in-flight count over all its endpoints is at the limit
+      learned from its 429s (providers serving two or more endpoints).
     - `paced`: the provider's rate-limit headers say its request budget is nearly spent;
       admissions are spread until the budget resets.
     - `queued_waiters_ahead`: waiters for the resource are queued; a non-blocking acquire
@@ -29,6 +31,7 @@ class RequestDenialReason(enum.StrEnum):
     NO_CAPACITY = "no_capacity"
     COOLDOWN = "cooldown"
     AGGREGATE_CAP = "aggregate_cap"
+    PROVIDER_LIMIT = "provider_limit"
     PACED = "paced"
     QUEUED_WAITERS_AHEAD = "queued_waiters_ahead"
     TIMEOUT = "timeout"

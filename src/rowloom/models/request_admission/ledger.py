@@ -1,4 +1,5 @@
-"""The request ledger: per-resource and per-endpoint in-flight counts, active leases, maxima.
+"""The request ledger: per-resource, per-endpoint and per-provider in-flight counts, active
+leases, maxima.
 
 The ledger is the hard accounting of request admission. A lease is counted in its resource and
 its endpoint when granted and uncounted exactly once when a valid release settles it; a bad
@@ -17,7 +18,7 @@ from rowloom.clock import Clock
 from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.decisions import RequestAdmissionLease
 from rowloom.models.request_admission.limit_state import AdaptiveRequestLimitState
-from rowloom.models.request_admission.limits import RequestLimitRuleFactory
+from rowloom.models.request_admission.limits import RequestLimitRuleFactory, RequestLimitSample
 from rowloom.models.request_admission.outcomes import ReleaseReason
 from rowloom.models.request_admission.pacing import RateLimitPacer
 from rowloom.models.request_admission.pressure import (
@@ -26,18 +27,99 @@ from rowloom.models.request_admission.pressure import (
 )
 from rowloom.models.request_admission.queue import RequestFairQueue
 from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
+from rowloom.models.request_admission.settling_aimd import SettlingAimdLimitRule
 from rowloom.models.resources import ProviderModelKey
 
 
+class ProviderRecord:
+    """One provider: in-flight count over all its endpoints and, when it serves two or more
+    endpoints (and `RequestAdmissionConfig.provider_limits` is on), a learned limit on it.
+
+    Endpoints of one provider share its capacity, but each resource's limit only learns its
+    own ceiling: two models of 32 on a 32-slot provider keep overshooting it. The provider
+    limit is a `SettlingAimdLimitRule` over the provider's total in flight, starting at the
+    sum of its endpoints' static caps: a 429 whose lease was granted at provider in-flight `k`
+    lands the limit one below `k` and remembers `k` as the ceiling, which is probed rarely.
+    One cut per cascade: a refusal of a lease granted before the last decrease (its grant
+    ordinal below `cut_mark`) is already answered by that decrease and is not folded in.
+    `limit` is None without a rule.
+    """
+
+    __slots__ = (
+        "cut_mark",
+        "grants",
+        "in_flight",
+        "max_in_flight",
+        "max_limit",
+        "min_limit",
+        "name",
+        "rule",
+    )
+
+    def __init__(self, name: str, rule: SettlingAimdLimitRule | None) -> None:
+        self.name = name
+        self.rule = rule
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.grants = 0
+        self.cut_mark = 0
+        self.max_limit = rule.limit if rule is not None else None
+        self.min_limit = self.max_limit
+
+    @property
+    def limit(self) -> int | None:
+        return None if self.rule is None else self.rule.limit
+
+    def observe(
+        self, now: float, rate_limited: bool, ordinal: int, in_flight_at_grant: int
+    ) -> int | None:
+        """Fold one finished attempt (granted as the provider's `ordinal`-th lease, at
+        `in_flight_at_grant`) in; the previous limit when it changed, else None."""
+        rule = self.rule
+        if rule is None or (rate_limited and ordinal < self.cut_mark):
+            return None
+        before = rule.limit
+        after = rule.update(
+            RequestLimitSample(
+                now=now,
+                rate_limited=rate_limited,
+                in_flight=self.in_flight,
+                lease_in_flight=in_flight_at_grant,
+            )
+        )
+        if after == before:
+            return None
+        if after < before:
+            self.cut_mark = self.grants
+        self.max_limit = max(self.max_limit or after, after)
+        self.min_limit = min(self.min_limit or after, after)
+        return before
+
+
 class ProviderModelRecord:
-    """One endpoint: static cap and aggregate in-flight over all its domains."""
+    """One endpoint: static cap and aggregate in-flight over all its domains; its provider."""
 
-    __slots__ = ("aliases", "in_flight", "key", "max_in_flight", "resources", "static_cap")
+    __slots__ = (
+        "aliases",
+        "in_flight",
+        "key",
+        "max_in_flight",
+        "provider",
+        "resources",
+        "static_cap",
+    )
 
-    def __init__(self, key: ProviderModelKey, static_cap: int, aliases: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        key: ProviderModelKey,
+        static_cap: int,
+        aliases: tuple[str, ...],
+        provider: ProviderRecord,
+    ) -> None:
         self.key = key
         self.static_cap = static_cap
         self.aliases = aliases
+        self.provider = provider
         self.in_flight = 0
         self.max_in_flight = 0
         self.resources: list[ResourceRecord] = []
@@ -87,12 +169,14 @@ class ResourceRecord:
 
 @dataclass(frozen=True, slots=True)
 class SettledLease:
-    """A lease just uncounted: its resource, its grant ordinal within the resource, and the
-    resource's in-flight count right after its grant (the lease included)."""
+    """A lease just uncounted: its resource, its grant ordinals within the resource and the
+    provider, and their in-flight counts right after its grant (the lease included)."""
 
     record: ResourceRecord
     ordinal: int
     in_flight_at_grant: int
+    provider_ordinal: int
+    provider_in_flight_at_grant: int
 
 
 class RequestLedger:
@@ -109,11 +193,22 @@ class RequestLedger:
         self._generation = generation
         self._prefix = f"rq{generation}-"
         self._next_lease = 1
-        self._active: dict[str, tuple[RequestAdmissionLease, ResourceRecord, int, int]] = {}
+        self._active: dict[
+            str, tuple[RequestAdmissionLease, ResourceRecord, int, int, int, int]
+        ] = {}
         self._resources: dict[RequestResourceKey, ResourceRecord] = {}
+        caps = sorted(config.static_caps.items())
+        self._providers = {
+            name: ProviderRecord(
+                name, _provider_rule(config, [c for k, c in caps if k.provider_name == name])
+            )
+            for name in sorted({k.provider_name for k, _ in caps})
+        }
         self._pms = {
-            key: ProviderModelRecord(key, cap, config.aliases.get(key, ()))
-            for key, cap in sorted(config.static_caps.items())
+            key: ProviderModelRecord(
+                key, cap, config.aliases.get(key, ()), self._providers[key.provider_name]
+            )
+            for key, cap in caps
         }
 
     @property
@@ -131,6 +226,9 @@ class RequestLedger:
 
     def provider_model(self, key: ProviderModelKey) -> ProviderModelRecord | None:
         return self._pms.get(key)
+
+    def providers(self) -> Iterable[ProviderRecord]:
+        return self._providers.values()
 
     def register(self, resource: RequestResourceKey, now: float) -> ResourceRecord | None:
         """Create the resource's record; None when its endpoint has no static cap."""
@@ -167,8 +265,19 @@ class RequestLedger:
         )
         self._next_lease += 1
         record.in_flight += 1
-        self._active[lease.lease_id] = (lease, record, record.grants, record.in_flight)
+        provider = record.pm.provider
+        provider.in_flight += 1
+        provider.max_in_flight = max(provider.max_in_flight, provider.in_flight)
+        self._active[lease.lease_id] = (
+            lease,
+            record,
+            record.grants,
+            record.in_flight,
+            provider.grants,
+            provider.in_flight,
+        )
         record.grants += 1
+        provider.grants += 1
         if self._config.header_pacing:
             record.pacer.on_admit(now)
         record.max_in_flight = max(record.max_in_flight, record.in_flight)
@@ -194,10 +303,13 @@ class RequestLedger:
 
     def settle(self, lease: RequestAdmissionLease) -> SettledLease:
         """Uncount a lease that `check_release` accepted."""
-        _, record, ordinal, in_flight_at_grant = self._active.pop(lease.lease_id)
+        _, record, ordinal, in_flight, provider_ordinal, provider_in_flight = self._active.pop(
+            lease.lease_id
+        )
         record.in_flight -= 1
         record.pm.in_flight -= 1
-        return SettledLease(record, ordinal, in_flight_at_grant)
+        record.pm.provider.in_flight -= 1
+        return SettledLease(record, ordinal, in_flight, provider_ordinal, provider_in_flight)
 
     def in_flight_total(self) -> int:
         return len(self._active)
@@ -281,6 +393,8 @@ def resource_snapshot(
         provider_failures_total=limits.provider_failures_total,
         in_startup_ramp=limits.in_ramp,
         last_outcome=record.last_outcome,
+        provider_in_flight=record.pm.provider.in_flight,
+        provider_limit=record.pm.provider.limit,
     )
 
 
@@ -301,4 +415,19 @@ def provider_model_snapshot(
         domain_current_limits=MappingProxyType(
             {r.key.domain: r.limits.limit_at(now) for r in records}
         ),
+    )
+
+
+def _provider_rule(config: RequestAdmissionConfig, caps: list[int]) -> SettlingAimdLimitRule | None:
+    """The learned provider limit for a provider whose endpoints have `caps` (None: one
+    endpoint, or provider limits off)."""
+    if not config.provider_limits or len(caps) < 2:
+        return None
+    top = sum(caps)
+    return SettlingAimdLimitRule(
+        top,
+        top,
+        decrease_factor=config.multiplicative_decrease_factor,
+        increase_step=config.additive_increase_step,
+        successes_until_increase=config.successes_until_increase,
     )

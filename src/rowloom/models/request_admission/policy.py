@@ -12,7 +12,8 @@ from rowloom.models.request_admission.ledger import ResourceRecord
 
 class RequestAdmissionPolicy:
     """Admit only if no cooldown blocks the resource, its in-flight count is below its current
-    limit, its endpoint's in-flight count over all domains is below the static cap, and
+    limit, its endpoint's in-flight count over all domains is below the static cap, its
+    provider's in-flight count is below the provider's learned limit (if it has one), and
     rate-limit pacing does not hold the next admission.
 
     `evaluate` answers None (admit) or the first reason, checked in that order.
@@ -27,6 +28,9 @@ class RequestAdmissionPolicy:
             return RequestDenialReason.NO_CAPACITY
         if record.pm.in_flight >= record.pm.static_cap:
             return RequestDenialReason.AGGREGATE_CAP
+        provider = record.pm.provider
+        if provider.rule is not None and provider.in_flight >= provider.rule.limit:
+            return RequestDenialReason.PROVIDER_LIMIT
         if record.paced_until(now) is not None:
             return RequestDenialReason.PACED
         return None

@@ -24,6 +24,9 @@ class RequestResourcePressureSnapshot:
     `in_cooldown` / `cooldown_until_monotonic` report a rate-limit cooldown whether or not it
     blocks: under the default `reduced_limit` mode a cooldown only lowers the limit, so a
     resource may be cooling down and still admit. `limit_rule` names the adaptive rule.
+    `provider_limit` is the provider's learned limit on its total in flight
+    (`provider_in_flight`) when it serves two or more endpoints, else None; `available`
+    counts it.
     """
 
     resource: RequestResourceKey
@@ -46,6 +49,8 @@ class RequestResourcePressureSnapshot:
     provider_failures_total: int
     in_startup_ramp: bool
     last_outcome: str | None
+    provider_in_flight: int = 0
+    provider_limit: int | None = None
 
     @property
     def in_cooldown(self) -> bool:
@@ -60,13 +65,13 @@ class RequestResourcePressureSnapshot:
     def available(self) -> int:
         if self.blocked_until_monotonic is not None or self.paced_until_monotonic is not None:
             return 0
-        return max(
-            0,
-            min(
-                self.current_limit - self.in_flight,
-                self.static_cap - self.provider_model_in_flight,
-            ),
+        room = min(
+            self.current_limit - self.in_flight,
+            self.static_cap - self.provider_model_in_flight,
         )
+        if self.provider_limit is not None:
+            room = min(room, self.provider_limit - self.provider_in_flight)
+        return max(0, room)
 
     @property
     def blocked(self) -> bool:
@@ -95,6 +100,8 @@ class RequestResourcePressureSnapshot:
             "provider_failures_total": self.provider_failures_total,
             "in_startup_ramp": self.in_startup_ramp,
             "last_outcome": self.last_outcome,
+            "provider_in_flight": self.provider_in_flight,
+            "provider_limit": self.provider_limit,
         }
 
 

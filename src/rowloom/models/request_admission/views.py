@@ -45,6 +45,7 @@ class RequestAdmissionRuntimeSnapshot:
     `limit_rules` names each resource's active limit rule (`aimd`, `latency`, `aimd_v1`);
     `blocked_until` is the end of a cooldown that blocks admission, `cooldown_until` the end of
     any rate-limit cooldown (blocking or not), `paced_until` the next paced admission.
+    `provider_limits` is the learned limit of each provider that serves two or more endpoints.
     """
 
     captured_at: float
@@ -57,6 +58,7 @@ class RequestAdmissionRuntimeSnapshot:
     limit_rules: Mapping[RequestResourceKey, str]
     cooldown_until: Mapping[RequestResourceKey, float | None]
     paced_until: Mapping[RequestResourceKey, float | None]
+    provider_limits: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class RequestAdmissionCapacityView:
                 "request_in_flight_by_resource": _keyed(rt.in_flight),
                 "request_waiters_by_resource": _keyed(rt.waiters),
                 "provider_model_aggregate_in_flight": _keyed(rt.provider_model_aggregate_in_flight),
+                "provider_limits": dict(rt.provider_limits),
             },
             "observed_maxima": {
                 "request_waiters_by_resource": _keyed(om.request_waiters_by_resource),
@@ -121,6 +124,9 @@ def build_runtime_snapshot(
         limit_rules=MappingProxyType({r.key: r.limits.rule.name for r in records}),
         cooldown_until=MappingProxyType({r.key: r.limits.cooldown_until(now) for r in records}),
         paced_until=MappingProxyType({r.key: r.paced_until(now) for r in records}),
+        provider_limits=MappingProxyType(
+            {p.name: p.limit for p in ledger.providers() if p.limit is not None}
+        ),
     )
 
 

@@ -1,0 +1,94 @@
+"""Two models on one provider that is smaller than their caps together: a whole run learns the
+provider's limit, shows it in the capacity plan and the events, and loses nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rowloom.config.dataset import DatasetConfig
+from rowloom.interface.designer import Designer
+from rowloom.models.request_admission.config import PROFILE_ENV
+
+CAPACITY = 4
+
+
+def config() -> DatasetConfig:
+    return DatasetConfig.from_dict(
+        {
+            "providers": [
+                {
+                    "name": "shared",
+                    "provider_type": "simulated",
+                    "simulation": {
+                        "capacity": CAPACITY,
+                        "latency_ms": 20,
+                        "overload": "reject",
+                        "retry_after_s": 0.2,
+                        "seed": 3,
+                    },
+                }
+            ],
+            "models": [
+                {"alias": "writer", "model": "w", "provider": "shared", "max_parallel_requests": 8},
+                {"alias": "judge", "model": "j", "provider": "shared", "max_parallel_requests": 8},
+            ],
+            "columns": [
+                {
+                    "name": "topic",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["a", "b", "c"]},
+                },
+                {
+                    "name": "answer",
+                    "column_type": "llm_text",
+                    "model_alias": "writer",
+                    "prompt": "Write about {{ topic }}.",
+                },
+                {
+                    "name": "check",
+                    "column_type": "llm_text",
+                    "model_alias": "judge",
+                    "prompt": "Check: {{ topic }}",
+                },
+            ],
+            "run": {"buffer_size": 40},
+        }
+    )
+
+
+def provider_limit_events(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / "events" / "requests.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    return [e for e in events if e.get("reason") == "provider_limit"]
+
+
+def test_a_shared_provider_gets_a_learned_limit_near_its_capacity(tmp_path: Path) -> None:
+    result = Designer(tmp_path).create(config(), 120, "shared")
+    assert result.summary.status == "complete"
+    assert result.summary.rows_written == 120 and not result.summary.dropped_rows
+    plan = result.capacity_plan
+    assert plan["configured"]["request_provider_limits"]["value"] is True
+    limit = plan["runtime_snapshot"]["provider_limits"]["shared"]
+    assert 1 <= limit <= CAPACITY + 1  # started at 16 (8 + 8); holds at 4, probes 5
+    decreases = [
+        e for e in provider_limit_events(result.run_dir) if e["event_kind"].endswith("decreased")
+    ]
+    assert decreases and decreases[0]["diagnostics"]["before"] == 16
+    assert all(e["diagnostics"]["provider"] == "shared" for e in decreases)
+
+
+def test_without_the_provider_limit_the_plan_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PROFILE_ENV, "no_provider_limit")
+    result = Designer(tmp_path).create(config(), 40, "off")
+    assert result.summary.status == "complete"
+    plan = result.capacity_plan
+    assert plan["configured"]["request_provider_limits"]["value"] is False
+    assert plan["runtime_snapshot"]["provider_limits"] == {}
+    assert provider_limit_events(result.run_dir) == []

@@ -1,0 +1,123 @@
+"""The learned limit of a provider that serves two or more endpoints (ManualClock throughout).
+
+PM (`prov/model-a`, cap 4) and OTHER_PM (`prov/model-b`, cap 4) share the provider `prov`,
+so its limit starts at 8: what the two endpoints' caps allow together.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ra_support import CHAT, OTHER_CHAT, OTHER_PM, PM, Harness, MakeHarness, item, settle
+
+from rowloom.models.request_admission import (
+    AdaptiveRequestAdmissionController,
+    RequestAdmissionConfig,
+    RequestAdmissionDenied,
+    RequestAdmissionLease,
+    RequestDenialReason,
+    RequestReleaseOutcome,
+)
+
+OK = RequestReleaseOutcome.success()
+LIMITED = RequestReleaseOutcome.rate_limited(1.0)
+
+
+def lease_of(decision: object) -> RequestAdmissionLease:
+    assert isinstance(decision, RequestAdmissionLease), decision
+    return decision
+
+
+def provider_limit(c: AdaptiveRequestAdmissionController) -> int | None:
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None
+    return snap.provider_limit
+
+
+def provider_events(kind: str, h: Harness) -> list[dict[str, object]]:
+    """Diagnostics of the provider-limit changes among `kind` events."""
+    return [dict(e.diagnostics or {}) for e in h.of_kind(kind) if e.reason == "provider_limit"]
+
+
+def test_a_429_above_the_shared_capacity_lands_the_provider_limit_below_it(
+    make: MakeHarness,
+) -> None:
+    h = make(provider_limits=True)
+    c = h.controller
+    assert provider_limit(c) == 8
+    chat = [lease_of(c.try_acquire(item(CHAT))) for _ in range(3)]
+    other = [lease_of(c.try_acquire(item(OTHER_CHAT))) for _ in range(2)]
+    # The provider refuses the fifth request in flight (its real capacity is 4).
+    c.release(other[-1], LIMITED)
+    assert provider_limit(c) == 4  # one below the refused concurrency, not a blind 0.75 cut
+    assert provider_events("request_limit_decreased", h) == [
+        {"scope": "provider", "provider": "prov", "before": 8, "after": 4}
+    ]
+    # CHAT itself has room (3 of 4), but the provider is at its limit.
+    denied = c.try_acquire(item(CHAT))
+    assert isinstance(denied, RequestAdmissionDenied)
+    assert denied.reason is RequestDenialReason.PROVIDER_LIMIT
+    snap = c.pressure.snapshot(CHAT)
+    assert snap is not None and snap.available == 0 and snap.in_flight < snap.current_limit
+    # The rest of the same cascade (granted before the cut) does not cut again.
+    c.release(chat[-1], LIMITED)
+    assert provider_limit(c) == 4
+    assert len(provider_events("request_limit_decreased", h)) == 1
+    for lease in (*chat[:-1], other[0]):
+        c.release(lease, OK)
+    assert c.in_flight_total() == 0 and c.waiters_total() == 0
+
+
+def test_the_ceiling_is_probed_later_and_a_failed_probe_goes_back_to_hold(
+    make: MakeHarness,
+) -> None:
+    h = make(provider_limits=True)
+    c = h.controller
+    held = [lease_of(c.try_acquire(item(CHAT))) for _ in range(3)]
+    held += [lease_of(c.try_acquire(item(OTHER_CHAT))) for _ in range(2)]
+    c.release(held.pop(), LIMITED)
+    assert provider_limit(c) == 4  # ceiling 5
+    h.clock.advance(10.0)  # past the first probe deadline (5 s after the ceiling's 429)
+    c.release(held.pop(), OK)
+    assert provider_limit(c) == 5  # the probe
+    assert provider_events("request_limit_increased", h)[-1]["after"] == 5
+    held += [lease_of(c.try_acquire(item(OTHER_CHAT))) for _ in range(2)]  # 5 in flight
+    c.release(held.pop(), LIMITED)  # granted at 5 after the cut: the probe failed
+    assert provider_limit(c) == 4
+    for lease in held:
+        c.release(lease, OK)
+    assert c.in_flight_total() == 0
+
+
+async def test_a_release_on_one_endpoint_wakes_a_waiter_held_by_the_provider_limit(
+    make: MakeHarness,
+) -> None:
+    h = make(provider_limits=True)
+    c = h.controller
+    chat = [lease_of(c.try_acquire(item(CHAT))) for _ in range(3)]
+    other = [lease_of(c.try_acquire(item(OTHER_CHAT))) for _ in range(2)]
+    c.release(other.pop(), LIMITED)  # provider limit 4, 4 in flight
+    waiter = await h.start_waiter(item(CHAT))
+    assert not waiter.done()
+    c.release(other.pop(), OK)  # frees provider room on the other endpoint
+    await settle()
+    assert waiter.done()
+    for lease in (*chat, waiter.result()):
+        c.release(lease, OK)
+    assert c.in_flight_total() == 0 and c.waiters_total() == 0
+
+
+def test_a_provider_with_one_endpoint_has_no_provider_limit() -> None:
+    config = RequestAdmissionConfig(static_caps={PM: 4}, resources=(CHAT,))
+    assert config.provider_limits
+    c = AdaptiveRequestAdmissionController(config)
+    assert provider_limit(c) is None
+
+
+@pytest.mark.parametrize("profile", ["v1", "no_provider_limit"])
+def test_the_v1_and_no_provider_limit_profiles_turn_it_off(profile: str) -> None:
+    config = RequestAdmissionConfig(
+        static_caps={PM: 4, OTHER_PM: 4}, resources=(CHAT, OTHER_CHAT)
+    ).with_profile(profile)  # type: ignore[arg-type]
+    assert not config.provider_limits
+    assert config.as_json()["provider_limits"] is False
+    assert provider_limit(AdaptiveRequestAdmissionController(config)) is None
