@@ -45,26 +45,14 @@ class ProviderRecord:
     `limit` is None without a rule.
     """
 
-    __slots__ = (
-        "cut_mark",
-        "grants",
-        "in_flight",
-        "max_in_flight",
-        "max_limit",
-        "min_limit",
-        "name",
-        "rule",
-    )
+    __slots__ = ("cut_mark", "grants", "in_flight", "name", "rule")
 
     def __init__(self, name: str, rule: SettlingAimdLimitRule | None) -> None:
         self.name = name
         self.rule = rule
         self.in_flight = 0
-        self.max_in_flight = 0
         self.grants = 0
         self.cut_mark = 0
-        self.max_limit = rule.limit if rule is not None else None
-        self.min_limit = self.max_limit
 
     @property
     def limit(self) -> int | None:
@@ -91,8 +79,6 @@ class ProviderRecord:
             return None
         if after < before:
             self.cut_mark = self.grants
-        self.max_limit = max(self.max_limit or after, after)
-        self.min_limit = min(self.min_limit or after, after)
         return before
 
 
@@ -267,7 +253,6 @@ class RequestLedger:
         record.in_flight += 1
         provider = record.pm.provider
         provider.in_flight += 1
-        provider.max_in_flight = max(provider.max_in_flight, provider.in_flight)
         self._active[lease.lease_id] = (
             lease,
             record,
