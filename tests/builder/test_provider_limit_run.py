@@ -11,6 +11,7 @@ import pytest
 
 from rowloom.config.dataset import DatasetConfig
 from rowloom.interface.designer import Designer
+from rowloom.interface.report import load_report
 from rowloom.models.request_admission.config import PROFILE_ENV
 
 CAPACITY = 4
@@ -80,6 +81,12 @@ def test_a_shared_provider_gets_a_learned_limit_near_its_capacity(tmp_path: Path
     ]
     assert decreases and decreases[0]["diagnostics"]["before"] == 16
     assert all(e["diagnostics"]["provider"] == "shared" for e in decreases)
+    # The report's per-resource limit lines are the resources' own limits, never the provider's.
+    view = load_report(result.run_dir).view
+    assert view.limit_changes
+    for _, key, _, before, after in view.limit_changes:
+        assert key.startswith("shared/")
+        assert all(v is None or v <= 8 for v in (before, after)), (key, before, after)
 
 
 def test_without_the_provider_limit_the_plan_says_so(

@@ -216,7 +216,11 @@ def _request_pass(d: EventDigest, events: Iterator[dict[str, Any]]) -> None:
             initial = (e.get("diagnostics") or {}).get("initial_limit")
             if isinstance(initial, int) and not d.limit_steps[key]:
                 d.limit_steps[key].append((t, initial))
-        elif kind in ("request_limit_decreased", "request_limit_increased") and key:
+        elif (
+            kind in ("request_limit_decreased", "request_limit_increased")
+            and key
+            and (e.get("diagnostics") or {}).get("scope") != "provider"  # not this resource's
+        ):
             after = (e.get("diagnostics") or {}).get("after")
             steps = d.limit_steps[key]
             if isinstance(after, int) and (not steps or steps[-1][1] != after):

@@ -370,6 +370,10 @@ class _Builder:
             self.rate_limit_cascades.append((t, key))
         if kind in _LIMIT_KINDS and key and res is not None:
             diag = e.get("diagnostics") or {}
+            if diag.get("scope") == "provider":
+                # a provider-limit change, reported on the resource whose release caused it:
+                # not a change of that resource's own limit
+                return
             after = diag.get("after")
             self.limit_changes.append((t, key, kind, diag.get("before"), after))
             if isinstance(after, int) and kind != "request_effective_cap_changed":
