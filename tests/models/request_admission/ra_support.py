@@ -11,10 +11,12 @@ from rowloom.clock import ManualClock
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
+    RequestAdmissionDenied,
     RequestAdmissionItem,
     RequestAdmissionLease,
     RequestDomain,
     RequestEventContext,
+    RequestReleaseOutcome,
     RequestResourceKey,
 )
 from rowloom.models.resources import ProviderModelKey
@@ -64,6 +66,21 @@ def item(
     return RequestAdmissionItem.for_resource(
         resource, weight=weight, timeout=timeout, event_context=ctx
     )
+
+
+OK = RequestReleaseOutcome.success()
+
+
+def lease_of(decision: object) -> RequestAdmissionLease:
+    """The decision, asserted to be a lease."""
+    assert isinstance(decision, RequestAdmissionLease), decision
+    return decision
+
+
+def denial_of(decision: object) -> RequestAdmissionDenied:
+    """The decision, asserted to be a denial."""
+    assert isinstance(decision, RequestAdmissionDenied), decision
+    return decision
 
 
 MakeHarness = Callable[..., Harness]

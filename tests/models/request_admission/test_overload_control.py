@@ -6,7 +6,18 @@ Every timed behaviour runs on a ManualClock; `settle()` only yields to the loop.
 from __future__ import annotations
 
 import pytest
-from ra_support import CHAT, EMBED, OTHER_CHAT, Harness, MakeHarness, item, settle
+from ra_support import (
+    CHAT,
+    EMBED,
+    OK,
+    OTHER_CHAT,
+    Harness,
+    MakeHarness,
+    denial_of,
+    item,
+    lease_of,
+    settle,
+)
 
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.models.request_admission import (
@@ -22,19 +33,6 @@ from rowloom.models.request_admission import (
 )
 from rowloom.models.request_admission.config import PROFILE_ENV
 from rowloom.models.resources import ModelResourceCatalog
-
-OK = RequestReleaseOutcome.success()
-
-
-def lease_of(decision: object) -> RequestAdmissionLease:
-    assert isinstance(decision, RequestAdmissionLease), decision
-    return decision
-
-
-def denial_of(decision: object) -> RequestAdmissionDenied:
-    assert isinstance(decision, RequestAdmissionDenied), decision
-    return decision
-
 
 # -- cooldown modes ------------------------------------------------------------------------------
 

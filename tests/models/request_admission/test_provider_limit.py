@@ -7,24 +7,28 @@ so its limit starts at 8: what the two endpoints' caps allow together.
 from __future__ import annotations
 
 import pytest
-from ra_support import CHAT, OTHER_CHAT, OTHER_PM, PM, Harness, MakeHarness, item, settle
+from ra_support import (
+    CHAT,
+    OK,
+    OTHER_CHAT,
+    OTHER_PM,
+    PM,
+    Harness,
+    MakeHarness,
+    item,
+    lease_of,
+    settle,
+)
 
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
     RequestAdmissionDenied,
-    RequestAdmissionLease,
     RequestDenialReason,
     RequestReleaseOutcome,
 )
 
-OK = RequestReleaseOutcome.success()
 LIMITED = RequestReleaseOutcome.rate_limited(1.0)
-
-
-def lease_of(decision: object) -> RequestAdmissionLease:
-    assert isinstance(decision, RequestAdmissionLease), decision
-    return decision
 
 
 def provider_limit(c: AdaptiveRequestAdmissionController) -> int | None:

@@ -9,33 +9,30 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from ra_support import CHAT, EMBED, OTHER_CHAT, PM, MakeHarness, item, settle
+from ra_support import (
+    CHAT,
+    EMBED,
+    OK,
+    OTHER_CHAT,
+    PM,
+    MakeHarness,
+    denial_of,
+    item,
+    lease_of,
+    settle,
+)
 
 from rowloom.clock import ManualClock, TimerHandle
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
-    RequestAdmissionDenied,
     RequestAdmissionError,
-    RequestAdmissionLease,
     RequestDenialReason,
     RequestDomain,
     RequestPressureSnapshotProvider,
     RequestReleaseOutcome,
     RequestResourceKey,
 )
-
-OK = RequestReleaseOutcome.success()
-
-
-def lease_of(decision: object) -> RequestAdmissionLease:
-    assert isinstance(decision, RequestAdmissionLease), decision
-    return decision
-
-
-def denial_of(decision: object) -> RequestAdmissionDenied:
-    assert isinstance(decision, RequestAdmissionDenied), decision
-    return decision
 
 
 async def test_admits_up_to_the_current_limit(make: MakeHarness) -> None:

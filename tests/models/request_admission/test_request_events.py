@@ -6,27 +6,20 @@ import asyncio
 import json
 
 import pytest
-from ra_support import CHAT, PM, MakeHarness, item, settle
+from ra_support import CHAT, OK, PM, MakeHarness, item, lease_of, settle
 
 from rowloom.clock import ManualClock
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
     RequestAdmissionError,
-    RequestAdmissionLease,
     RequestReleaseOutcome,
 )
 from rowloom.models.request_admission import ledger as ledger_module
 from rowloom.observability.events import REQUEST_EVENT_KINDS, RequestEventEmitter
 
-OK = RequestReleaseOutcome.success()
 EXECUTOR_KINDS = {"model_request_started", "model_request_completed"}
 OWNED_KINDS = set(REQUEST_EVENT_KINDS) - EXECUTOR_KINDS
-
-
-def lease_of(decision: object) -> RequestAdmissionLease:
-    assert isinstance(decision, RequestAdmissionLease), decision
-    return decision
 
 
 async def test_every_owned_request_event_kind_is_emitted(make: MakeHarness) -> None:

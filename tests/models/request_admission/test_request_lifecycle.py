@@ -6,23 +6,14 @@ import asyncio
 import dataclasses
 
 import pytest
-from ra_support import CHAT, EMBED, MakeHarness, item, settle
+from ra_support import CHAT, EMBED, OK, MakeHarness, item, lease_of, settle
 
 from rowloom.models.request_admission import (
     ReleaseReason,
     RequestAdmissionError,
-    RequestAdmissionLease,
     RequestDenialReason,
     RequestReleaseOutcome,
 )
-
-OK = RequestReleaseOutcome.success()
-
-
-def lease_of(decision: object) -> RequestAdmissionLease:
-    assert isinstance(decision, RequestAdmissionLease), decision
-    return decision
-
 
 # -- timeout and shutdown --------------------------------------------------------------------
 
