@@ -61,16 +61,6 @@ class RequestLimitRule(Protocol):
         ...
 
 
-def check_aimd_parameters(
-    decrease_factor: float, increase_step: int, successes_until_increase: int, max_limit: int
-) -> None:
-    """Raise `ValueError` unless `0 < decrease_factor < 1` and the integer knobs are >= 1."""
-    if not 0 < decrease_factor < 1:
-        raise ValueError("decrease_factor must be in (0, 1)")
-    if increase_step < 1 or successes_until_increase < 1 or max_limit < 1:
-        raise ValueError("increase_step, successes_until_increase and max_limit must be >= 1")
-
-
 class AimdLimitRule:
     """Additive increase, multiplicative decrease: the V1 rule (`aimd_v1`).
 
@@ -90,7 +80,10 @@ class AimdLimitRule:
         increase_step: int = 1,
         successes_until_increase: int = 25,
     ) -> None:
-        check_aimd_parameters(decrease_factor, increase_step, successes_until_increase, max_limit)
+        if not 0 < decrease_factor < 1:
+            raise ValueError("decrease_factor must be in (0, 1)")
+        if increase_step < 1 or successes_until_increase < 1 or max_limit < 1:
+            raise ValueError("increase_step, successes_until_increase and max_limit must be >= 1")
         self._factor = decrease_factor
         self._step = increase_step
         self._needed = successes_until_increase

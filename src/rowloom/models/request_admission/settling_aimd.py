@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from rowloom.models.request_admission.limits import RequestLimitSample, check_aimd_parameters
+from rowloom.models.request_admission.limits import AimdLimitRule, RequestLimitSample
 
 _EPSILON = 1e-9
 PROBE_HOLD_FACTOR: Final = 8
@@ -49,8 +49,10 @@ MAX_PROBE_AFTER_SECONDS: Final = 80.0
 """Failed probes double the wait in time, up to this long."""
 
 
-class SettlingAimdLimitRule:
+class SettlingAimdLimitRule(AimdLimitRule):
     """AIMD with a remembered rate-limit ceiling, a hold just below it and rare probes.
+
+    Shares `AimdLimitRule`'s parameters and state; `update` and `reset` add the ceiling.
 
     Guarantees: `1 <= limit <= max_limit`; with a ceiling remembered, `limit < ceiling` except
     while probing (`limit == ceiling`); from any state, only successes move the limit to
@@ -59,18 +61,7 @@ class SettlingAimdLimitRule:
     successes and ends at the first success `MAX_PROBE_AFTER_SECONDS` after the last 429.
     """
 
-    __slots__ = (
-        "_ceiling",
-        "_ceiling_at",
-        "_factor",
-        "_hold_rounds",
-        "_limit",
-        "_max",
-        "_needed",
-        "_probe_seconds",
-        "_step",
-        "_successes",
-    )
+    __slots__ = ("_ceiling", "_ceiling_at", "_hold_rounds", "_probe_seconds")
 
     def __init__(
         self,
@@ -81,29 +72,21 @@ class SettlingAimdLimitRule:
         increase_step: int = 1,
         successes_until_increase: int = 25,
     ) -> None:
-        check_aimd_parameters(decrease_factor, increase_step, successes_until_increase, max_limit)
-        self._factor = decrease_factor
-        self._step = increase_step
-        self._needed = successes_until_increase
+        super().__init__(
+            initial_limit,
+            max_limit,
+            decrease_factor=decrease_factor,
+            increase_step=increase_step,
+            successes_until_increase=successes_until_increase,
+        )
         self._hold_rounds = PROBE_HOLD_FACTOR
         self._probe_seconds = PROBE_AFTER_SECONDS
-        self._max = max_limit
-        self._limit = max(1, min(max_limit, initial_limit))
-        self._successes = 0
         self._ceiling: int | None = None
         self._ceiling_at = 0.0
 
     @property
     def name(self) -> str:
         return "aimd"
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def max_limit(self) -> int:
-        return self._max
 
     @property
     def ceiling(self) -> int | None:
@@ -120,11 +103,6 @@ class SettlingAimdLimitRule:
     def probe_after_seconds(self) -> float:
         """Seconds after the ceiling's last 429 at which the next probe comes at the latest."""
         return self._probe_seconds
-
-    @property
-    def successes(self) -> int:
-        """Successes counted toward the next increase, probe or probe verdict."""
-        return self._successes
 
     def update(self, sample: RequestLimitSample) -> int:
         if sample.rate_limited:
@@ -152,11 +130,7 @@ class SettlingAimdLimitRule:
         return self._limit
 
     def reset(self, limit: int, max_limit: int) -> int:
-        if max_limit < 1:
-            raise ValueError("max_limit must be >= 1")
-        self._max = max_limit
-        self._limit = max(1, min(max_limit, limit))
-        self._successes = 0
+        super().reset(limit, max_limit)
         ceiling = self._ceiling
         if ceiling is not None and (ceiling > max_limit or ceiling < self._limit):
             self._ceiling = None
