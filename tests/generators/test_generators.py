@@ -36,13 +36,20 @@ class FakeExecutor:
         self.calls: list[tuple[str, list[Mapping[str, str]], Any]] = []
 
     async def execute_chat(
-        self, alias: str, messages: Sequence[Mapping[str, str]], *, response_format: Any = None
+        self,
+        alias: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        response_format: Any = None,
+        **_: Any,
     ) -> ChatResponse:
         self.calls.append((alias, list(messages), response_format))
         text = self.replies.pop(0) if self.replies else f"reply:{messages[-1]['content']}"
         return ChatResponse(text=text)
 
-    async def execute_embedding(self, alias: str, inputs: Sequence[str]) -> EmbeddingResponse:
+    async def execute_embedding(
+        self, alias: str, inputs: Sequence[str], **_: Any
+    ) -> EmbeddingResponse:
         self.calls.append((alias, [{"content": t} for t in inputs], None))
         return EmbeddingResponse(vectors=tuple((float(len(t)), 1.0) for t in inputs))
 

@@ -26,6 +26,7 @@ from rowloom.builder.storage import ResumeMode, RunStorage
 from rowloom.capacity import AsyncCapacityPlan, CapacityValue, SchedulerMaxima, build_capacity_plan
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
+from rowloom.config.models import ModelPrice
 from rowloom.config.run import RunConfig
 from rowloom.errors import RunAbortedError
 from rowloom.generators import ColumnGenerator, build_generators
@@ -42,6 +43,7 @@ from rowloom.models.request_admission import (
     RequestResourceResolver,
 )
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.models.usage import UsageTotals, usage_report
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
 from rowloom.observability.sinks import FanOutEventSink, JsonlEventSink
@@ -86,6 +88,8 @@ class RunSummary:
     status: str = "running"
     stop_reason: str | None = None
     resumed_row_groups: int = 0
+    token_usage: dict[str, Any] = field(default_factory=dict)
+    """`usage_report` over every session of the run (kept row groups and discarded work)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +106,7 @@ class RunSummary:
             "status": self.status,
             "stop_reason": self.stop_reason,
             "resumed_row_groups": self.resumed_row_groups,
+            "token_usage": self.token_usage,
         }
 
 
@@ -126,6 +131,7 @@ class RunMonitor:
         self.tasks_done = 0
         self.admission: AdaptiveRequestAdmissionController | None = None
         self.executor: ModelRequestExecutor | None = None
+        self.prices: dict[str, ModelPrice | None] = {}
 
     def on_checkpoint(self, row_group: int, rows: int) -> None:
         self.rows_done += rows
@@ -238,6 +244,7 @@ class DatasetBuilder:
         )
         self.monitor.admission = admission
         self.monitor.executor = executor
+        self.monitor.prices = {m.alias: m.price for m in config.models}
 
         def facade_for(gen: ColumnGenerator) -> ModelFacade | None:
             return ModelFacade(executor, gen.model_aliases) if gen.model_aliases else None
@@ -250,6 +257,7 @@ class DatasetBuilder:
             facade_for,
             storage,
             on_checkpoint=self._on_checkpoint(sched_sink, req_sink),
+            usage=executor.usage,
         )
         pending = [rg for rg in range(plan.count) if rg not in done]
         started = time.monotonic()
@@ -286,8 +294,11 @@ class DatasetBuilder:
             outcome = self._engine_outcome or SchedulerOutcome()
             summary.status, summary.stop_reason = _status(summary, outcome, error)
             capacity_plan = self._capacity_plan(admission, pools, outcome)
+            discarded = executor.usage.take_rest()
             if storage is not None:
-                storage.finish(summary.status, summary.stop_reason)
+                storage.finish(summary.status, summary.stop_reason, discarded)
+            summary.token_usage = _token_usage(config, storage, host.kept_usage, discarded)
+            if storage is not None:
                 _write_run_artifacts(storage, capacity_plan, summary)
         return RunOutputs(
             summary=summary,
@@ -519,6 +530,22 @@ def _status(
     if error is not None:
         return "incomplete", f"{type(error).__name__}: {error}"
     return "incomplete", outcome.stop_reason or "not every row group finished"
+
+
+def _token_usage(
+    config: DatasetConfig,
+    storage: RunStorage | None,
+    kept: UsageTotals,
+    discarded: UsageTotals,
+) -> dict[str, Any]:
+    """The run's token usage: from the manifest (every session) or, in memory, this one."""
+    if storage is not None and storage.manifest is not None:
+        totals = storage.manifest.token_usage()
+    else:
+        totals = UsageTotals()
+        totals.merge(kept)
+        totals.merge(discarded)
+    return usage_report(totals, {m.alias: m.price for m in config.models})
 
 
 def dropped_total(dropped: Counter[str] | dict[str, int]) -> int:

@@ -15,6 +15,7 @@ from rowloom.builder.row_groups import RowGroupBuffer, RowGroupPlan
 from rowloom.builder.storage import RunStorage, encode_table
 from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
 from rowloom.models.facade import ModelFacade
+from rowloom.models.usage import CallTag, UsageLedger, UsageTotals
 
 _NO_FAILURES: Mapping[int, str] = MappingProxyType({})
 
@@ -56,6 +57,7 @@ class GenerationHost:
         facade_for: Callable[[ColumnGenerator], ModelFacade | None],
         storage: RunStorage | None,
         on_checkpoint: Callable[[int, int], None] | None = None,
+        usage: UsageLedger | None = None,
     ) -> None:
         self.generators = generators
         self.plan = plan
@@ -67,6 +69,9 @@ class GenerationHost:
         self._facades = {name: facade_for(gen) for name, gen in generators.items()}
         self._buffers: dict[int, RowGroupBuffer] = {}
         self._on_checkpoint = on_checkpoint
+        self._usage = usage
+        self.kept_usage = UsageTotals()
+        """Usage of the row groups checkpointed by this host (in memory or on disk)."""
 
     def open_row_group(self, row_group: int) -> int:
         """Create the buffer for a row group; return its row count."""
@@ -102,11 +107,17 @@ class GenerationHost:
             return failed
         assert task.row_index is not None
         row = buf.row(task.row_index, gen.required_columns)
+        global_row = buf.offset + task.row_index
+        facade = self._facades[task.column]
         ctx = CellContext(
             seed=self.seed,
             row_group=task.row_group,
-            global_row=buf.offset + task.row_index,
-            facade=self._facades[task.column],
+            global_row=global_row,
+            facade=(
+                facade.bind(CallTag(task.column, task.row_group, global_row))
+                if facade is not None
+                else None
+            ),
         )
         buf.set(task.column, task.row_index, await gen.generate_cell(row, ctx))
         return _NO_FAILURES
@@ -123,9 +134,11 @@ class GenerationHost:
         live = buf.live_rows()
         values = {c: [buf.column(c)[i] for i in live] for c in self.output_columns}
         reasons = Counter(buf.dropped.values())
+        usage = self._usage.take(row_group) if self._usage is not None else UsageTotals()
+        self.kept_usage.merge(usage)
         if self.storage is not None:
             table = encode_table(self.output_columns, values)
-            await asyncio.to_thread(self.storage.write_row_group, row_group, table, reasons)
+            await asyncio.to_thread(self.storage.write_row_group, row_group, table, reasons, usage)
         else:
             self.kept[row_group] = values
         self.stats.row_groups += 1

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rowloom.errors import ResumeError
+from rowloom.models.usage import UsageTotals, usage_report
 
 MANIFEST_VERSION = 1
 JSON_COLUMNS_KEY = b"rowloom.json_columns"
@@ -121,6 +122,14 @@ class RowGroupRecord:
     rows: int
     dropped: dict[str, int] = field(default_factory=dict)
     part: str = ""
+    usage: UsageTotals = field(default_factory=UsageTotals)
+    """Tokens spent on this row group, by column and model alias."""
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": self.rows, "dropped": self.dropped, "part": self.part}
+        if self.usage:
+            out["usage"] = self.usage.as_json()
+        return out
 
 
 @dataclass
@@ -137,6 +146,16 @@ class Manifest:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     incomplete_reason: str | None = None
+    discarded_usage: UsageTotals = field(default_factory=UsageTotals)
+    """Tokens spent on row groups that were never checkpointed (every session so far)."""
+
+    def token_usage(self) -> UsageTotals:
+        """Everything spent on this dataset so far: kept row groups plus discarded work."""
+        total = UsageTotals()
+        for record in self.row_groups.values():
+            total.merge(record.usage)
+        total.merge(self.discarded_usage)
+        return total
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -151,10 +170,9 @@ class Manifest:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "rows_written": sum(r.rows for r in self.row_groups.values()),
-            "row_groups": {
-                str(k): {"rows": v.rows, "dropped": v.dropped, "part": v.part}
-                for k, v in sorted(self.row_groups.items())
-            },
+            "row_groups": {str(k): v.as_json() for k, v in sorted(self.row_groups.items())},
+            "discarded_usage": self.discarded_usage.as_json(),
+            "token_usage": usage_report(self.token_usage(), {}),
         }
 
     @classmethod
@@ -170,9 +188,15 @@ class Manifest:
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
             row_groups={
-                int(k): RowGroupRecord(int(v["rows"]), dict(v.get("dropped", {})), v["part"])
+                int(k): RowGroupRecord(
+                    int(v["rows"]),
+                    dict(v.get("dropped", {})),
+                    v["part"],
+                    UsageTotals.from_json(v.get("usage")),
+                )
                 for k, v in data.get("row_groups", {}).items()
             },
+            discarded_usage=UsageTotals.from_json(data.get("discarded_usage")),
         )
 
 
@@ -217,7 +241,7 @@ class RunStorage:
                     if (self.data_dir / rec.part).is_file()
                 }
                 for rg in set(existing.row_groups) - done:
-                    del existing.row_groups[rg]
+                    existing.discarded_usage.merge(existing.row_groups.pop(rg).usage)
                 existing.status = "running"
                 existing.incomplete_reason = None
                 self._write_manifest()
@@ -270,6 +294,7 @@ class RunStorage:
         row_group: int,
         table: pa.Table,
         dropped: Mapping[str, int],
+        usage: UsageTotals | None = None,
     ) -> Path:
         """Write one row group's part atomically, then record it in the manifest."""
         assert self.manifest is not None, "open() first"
@@ -279,15 +304,20 @@ class RunStorage:
         write_atomic(path, sink.getvalue().to_pybytes())
         with self._lock:
             self.manifest.row_groups[row_group] = RowGroupRecord(
-                table.num_rows, dict(dropped), path.name
+                table.num_rows, dict(dropped), path.name, usage or UsageTotals()
             )
             self._write_manifest()
         return path
 
-    def finish(self, status: str, reason: str | None = None) -> None:
-        """Record the run's end state ("complete" or "incomplete")."""
+    def finish(
+        self, status: str, reason: str | None = None, discarded: UsageTotals | None = None
+    ) -> None:
+        """Record the run's end state ("complete" or "incomplete") and the usage spent on row
+        groups this session did not checkpoint."""
         assert self.manifest is not None
         with self._lock:
+            if discarded:
+                self.manifest.discarded_usage.merge(discarded)
             self.manifest.status = status
             self.manifest.incomplete_reason = reason
             self._write_manifest()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, TypeAlias
+import random
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
 
@@ -30,6 +31,15 @@ class SimulationConfig(_Strict):
     timeout_rate: float = Field(0.0, ge=0, le=1, description="fraction of requests that hang")
     seed: int = 0
     embedding_dimensions: int = Field(16, ge=1, le=4096)
+    reasoning: Literal["none", "field", "inline"] = Field(
+        "none",
+        description="reasoning in answers: none, a separate reasoning_content field, or an "
+        "inline <think> block",
+    )
+    tool_call_turns: int = Field(
+        1, ge=0, le=100, description="turns that call a tool when a request offers tools"
+    )
+    image_size: int = Field(8, ge=1, le=512, description="side of generated PNGs, in pixels")
 
 
 class ModelProvider(_Strict):
@@ -69,14 +79,113 @@ class ModelProvider(_Strict):
         return None
 
 
-class InferenceParameters(_Strict):
-    """Per-model generation parameters sent with every request."""
+class UniformDistributionParams(_Strict):
+    """`low` (inclusive) and `high` (exclusive) bounds."""
 
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _range(self) -> UniformDistributionParams:
+        if self.high <= self.low:
+            raise ValueError("low must be less than high")
+        return self
+
+
+class UniformDistribution(_Strict):
+    """A value drawn uniformly from `[low, high)` for each request."""
+
+    distribution_type: Literal["uniform"] = "uniform"
+    params: UniformDistributionParams
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw from `rng`."""
+        return rng.uniform(self.params.low, self.params.high)
+
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value a draw can take."""
+        return self.params.low, self.params.high
+
+
+class ManualDistributionParams(_Strict):
+    """Values to draw from, with optional weights (equal when unset)."""
+
+    values: list[float] = Field(min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> ManualDistributionParams:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError("values and weights must have the same length")
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("weights must be non-negative with a positive sum")
+        return self
+
+
+class ManualDistribution(_Strict):
+    """A value drawn from a fixed list (optionally weighted) for each request."""
+
+    distribution_type: Literal["manual"] = "manual"
+    params: ManualDistributionParams
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw from `rng`."""
+        p = self.params
+        return float(rng.choices(p.values, weights=p.weights)[0])
+
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value a draw can take."""
+        return min(self.params.values), max(self.params.values)
+
+
+Distribution: TypeAlias = Annotated[
+    UniformDistribution | ManualDistribution, Field(discriminator="distribution_type")
+]
+"""An inference parameter sampled per request (Data Designer's `distribution_type` shapes)."""
+
+
+def _in_range(
+    name: str,
+    value: float | UniformDistribution | ManualDistribution | None,
+    low: float,
+    high: float,
+) -> None:
+    if value is None or isinstance(value, int | float):
+        return  # scalars are checked by their field constraints
+    lo, hi = value.bounds()
+    if lo < low or hi > high:
+        raise ValueError(f"{name} must be within [{low}, {high}]")
+
+
+class InferenceParameters(_Strict):
+    """Per-model generation parameters sent with every request.
+
+    `temperature` and `top_p` may be a distribution (`uniform` or `manual`): each request
+    draws its own value, deterministically from the run seed and the cell and messages it is
+    for, so a rerun sends the same values and a retry of one request the same value.
+    """
+
+    temperature: Annotated[float, Field(ge=0, le=2)] | Distribution | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | Distribution | None = None
     max_tokens: int | None = Field(None, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds per request attempt")
     extra_body: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> InferenceParameters:
+        _in_range("temperature", self.temperature, 0.0, 2.0)
+        _in_range("top_p", self.top_p, 0.0, 1.0)
+        return self
+
+
+class ModelPrice(_Strict):
+    """Price per million tokens, for the estimated cost of a run (reasoning tokens are
+    billed as completion tokens, as providers count them)."""
+
+    prompt_per_million: float = Field(ge=0)
+    completion_per_million: float = Field(ge=0)
+    currency: str = Field("USD", min_length=1, max_length=8)
 
 
 class ModelConfig(_Strict):
@@ -88,6 +197,9 @@ class ModelConfig(_Strict):
     generation_kind: GenerationKind = "chat"
     inference_parameters: InferenceParameters = Field(default_factory=InferenceParameters)
     max_parallel_requests: int = Field(4, ge=1, le=100_000)
+    price: ModelPrice | None = Field(
+        None, description="price per million tokens; gives the run's estimated cost"
+    )
     limit_rule: LimitRule = Field(
         "aimd",
         description="adaptive request limit rule: loss-based AIMD, or latency-aware for servers "

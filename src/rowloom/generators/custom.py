@@ -82,3 +82,6 @@ class _NoModels:
 
     async def execute_embedding(self, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError("unreachable: the facade rejects every alias")
+
+    async def execute_image(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("unreachable: the facade rejects every alias")

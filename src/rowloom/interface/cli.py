@@ -22,6 +22,7 @@ from rowloom.config.errors import ConfigError
 from rowloom.errors import ResumeError, RunAbortedError
 from rowloom.interface.designer import Designer
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
+from rowloom.interface.report import format_usage
 
 app = typer.Typer(
     add_completion=False,
@@ -114,6 +115,9 @@ def _summary_line(summary: dict[str, Any]) -> None:
         f"dropped rows: {dropped_text}",
         highlight=False,
     )
+    usage = format_usage(summary.get("token_usage"))
+    if usage:
+        _out.print(f"token usage: {usage}", highlight=False)
     if summary.get("stop_reason"):
         _out.print(f"stopped because: {summary['stop_reason']}", highlight=False)
 

@@ -18,9 +18,18 @@ from rich.table import Table
 from rich.text import Text
 
 from rowloom.builder.builder import RunMonitor
+from rowloom.models.usage import usage_report
 
 T = TypeVar("T")
 ProgressMode = Literal["live", "plain", "quiet"]
+
+
+def _si(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.2f}M"
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -59,8 +68,24 @@ class ProgressDisplay:
         requests = m.executor.stats.attempts if m.executor is not None else 0
         return (
             f"rows {done}/{m.rows_total}  {rate:,.1f} rows/s  tasks {m.tasks_done}  "
-            f"requests {requests}  elapsed {_fmt_eta(elapsed)}  ETA {_fmt_eta(eta)}"
+            f"requests {requests}{self._tokens()}  elapsed {_fmt_eta(elapsed)}  "
+            f"ETA {_fmt_eta(eta)}"
         )
+
+    def _tokens(self) -> str:
+        """`  tokens 12.3k in / 4.5k out (1.2k reasoning) ~$0.0123` for this session."""
+        executor = self.monitor.executor
+        if executor is None:
+            return ""
+        session = executor.usage.session
+        total = session.total()
+        if not total.requests:
+            return ""
+        text = f"  tokens {_si(total.prompt_tokens)} in / {_si(total.completion_tokens)} out"
+        if total.reasoning_tokens:
+            text += f" ({_si(total.reasoning_tokens)} reasoning)"
+        cost = usage_report(session, self.monitor.prices)["total"].get("estimated_cost")
+        return text + (f"  ~{cost:.4f}" if cost is not None else "")
 
     def provider_table(self) -> Table:
         """Per provider/model/domain: in flight / limit / cap, waiters, 429s, cooldown."""

@@ -77,6 +77,7 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
         "requests_by_outcome": dict(sorted(view.attempts_by_outcome.items())),
         "wall_seconds": round(view.wall_seconds, 3),
         "engine": (plan or {}).get("engine"),
+        "token_usage": (manifest or {}).get("token_usage"),
     }
     merged = {**derived, **{k: v for k, v in (summary or {}).items() if v is not None}}
     return RunReport(
@@ -119,6 +120,7 @@ def render_html(report: RunReport) -> str:
         resource_charts=[(k, Markup(v), c) for k, v, c in _resource_charts(report)],
         waiters_chart=Markup(_waiters_chart(report)),
         dropped=report.dropped_rows,
+        usage=report.summary.get("token_usage") or {},
         plan=_plan_tables(report.capacity_plan),
         plan_json=json.dumps(report.capacity_plan, indent=2) if report.capacity_plan else "",
         event_counts=report.view.event_counts,
@@ -336,6 +338,9 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"dropped rows: {_kv(report.dropped_rows) or 'none'}",
         highlight=False,
     )
+    usage_text = format_usage(s.get("token_usage"))
+    if usage_text:
+        console.print(f"token usage: {usage_text}", highlight=False)
     layers = Table(title="where the time went (task-seconds)", box=None, header_style="bold")
     for col in ("layer", "seconds", "share"):
         layers.add_column(col, justify="left" if col == "layer" else "right")
@@ -386,6 +391,20 @@ def _resource_rows(report: RunReport) -> list[tuple[str, ...]]:
             )
         )
     return rows
+
+
+def format_usage(usage: dict[str, Any] | None) -> str:
+    """`12,345 prompt + 6,789 completion tokens (1,200 reasoning), ~0.0123 USD` or ''."""
+    total = (usage or {}).get("total") or {}
+    if not total.get("requests"):
+        return ""
+    text = f"{total['prompt_tokens']:,} prompt + {total['completion_tokens']:,} completion tokens"
+    if total.get("reasoning_tokens"):
+        text += f" ({total['reasoning_tokens']:,} reasoning)"
+    if "estimated_cost" in total:
+        currency = (usage or {}).get("currency") or ""
+        text += f", ~{total['estimated_cost']:.4f} {currency}".rstrip()
+    return text
 
 
 def _kv(mapping: dict[str, int] | Any) -> str:

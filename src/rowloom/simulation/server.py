@@ -1,8 +1,10 @@
 """The simulated provider over real HTTP (aiohttp, 127.0.0.1 by default): `rowloom mock-server`.
 
-OpenAI-compatible routes: `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`,
-plus `GET /stats` (JSON counters). Each request runs through the same `ProviderCapacityModel`
-and `SimulatedResponses` as the in-process adapter, so both paths behave alike:
+OpenAI-compatible routes: `POST /v1/chat/completions` (with reasoning and tool calls, see
+`simulation.turns`), `POST /v1/embeddings`, `POST /v1/images/generations` (deterministic small
+PNGs as `b64_json`), `GET /v1/models`, plus `GET /stats` (JSON counters). Each request runs
+through the same `ProviderCapacityModel` and `SimulatedResponses` as the in-process adapter,
+so both paths behave alike:
 
 - 429 with a `Retry-After` header (integer seconds, or an HTTP date when
   `retry_after_format="http-date"`) and `x-ratelimit-*-requests` headers when `rpm` is set;
@@ -36,7 +38,9 @@ from rowloom.clock import Clock
 from rowloom.config.models import SimulationConfig
 from rowloom.models.clients.base import RateLimitHeaders
 from rowloom.simulation.capacity import CapacityStats, ProviderCapacityModel, ServiceOutcome
+from rowloom.simulation.media import simulated_png
 from rowloom.simulation.responses import SimulatedResponses
+from rowloom.simulation.turns import SimulatedTurns
 
 __all__ = ["MockProviderServer", "MockServerOptions", "MockServerStats", "serve"]
 
@@ -67,6 +71,10 @@ class MockServerOptions:
     invalid_json_rate: float = 0.0
     api_key: str | None = field(default=None, repr=False)
     models: tuple[str, ...] = ("simulated-model",)
+    reasoning: Literal["none", "field", "inline"] = "none"
+    tool_call_turns: int = 1
+    image_size: int = 8
+    ignore_response_format: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drop_rate <= 1.0:
@@ -89,6 +97,9 @@ class MockServerOptions:
             timeout_rate=self.timeout_rate,
             seed=self.seed,
             embedding_dimensions=self.embedding_dimensions,
+            reasoning=self.reasoning,
+            tool_call_turns=self.tool_call_turns,
+            image_size=self.image_size,
         )
 
 
@@ -133,6 +144,13 @@ class MockProviderServer:
             seed=opts.seed,
             embedding_dimensions=opts.embedding_dimensions,
             invalid_json_rate=opts.invalid_json_rate,
+        )
+        self._turns = SimulatedTurns(
+            self._responses,
+            seed=opts.seed,
+            reasoning=opts.reasoning,
+            tool_call_turns=opts.tool_call_turns,
+            ignore_response_format=opts.ignore_response_format,
         )
         self._drop_rng = random.Random(f"{opts.seed}:drop")
         self._api_key = f"Bearer {opts.api_key}".encode() if opts.api_key else None
@@ -179,6 +197,7 @@ class MockProviderServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/images/generations", self._images)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/stats", self._stats)
         runner = web.AppRunner(
@@ -238,27 +257,75 @@ class MockProviderServer:
         if outcome.kind != "ok":
             return self._failure(outcome)
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-        answer = self._responses.chat(
+        tools = body.get("tools")
+        turn = self._turns.chat(
             model,
             messages,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             response_format=response_format,
+            tools=tools if isinstance(tools, list) else None,
+            tool_choice=body.get("tool_choice"),
         )
-        finish = "length" if answer.completion_tokens == max_tokens else "stop"
+        finish = turn.finish_reason
+        if finish == "stop" and turn.completion_tokens == max_tokens:
+            finish = "length"
+        message: dict[str, Any] = {"role": "assistant", "content": turn.text or None}
+        if turn.reasoning is not None:
+            message["reasoning_content"] = turn.reasoning
+        if turn.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in turn.tool_calls
+            ]
         self._ids += 1
         payload = {
             "id": f"chatcmpl-sim-{self._ids}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer.text},
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": _usage(answer.prompt_tokens, answer.completion_tokens),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": _usage(turn.prompt_tokens, turn.completion_tokens, turn.reasoning_tokens),
+        }
+        return _json(payload, 200, _rate_limit_headers(outcome.rate_limit))
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request)
+        if isinstance(body, web.StreamResponse):
+            return body
+        model, prompt, n = body.get("model"), body.get("prompt"), body.get("n", 1)
+        if (
+            not isinstance(model, str)
+            or not isinstance(prompt, str)
+            or not isinstance(n, int)
+            or not 1 <= n <= 10
+            or body.get("response_format", "b64_json") != "b64_json"
+        ):
+            return self._bad_request(
+                "`model` and a string `prompt` are required; n in 1..10; only b64_json answers"
+            )
+        outcome = await self._run(request)
+        if outcome.kind != "ok":
+            return self._failure(outcome)
+        size = self._options.image_size
+        data = [
+            {
+                "b64_json": base64.b64encode(
+                    simulated_png(
+                        self._options.seed, model, f"{prompt}#{i}" if i else prompt, size=size
+                    )
+                ).decode("ascii")
+            }
+            for i in range(n)
+        ]
+        tokens = len(prompt.split()) + 1
+        payload = {
+            "created": int(time.time()),
+            "data": data,
+            "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
         }
         return _json(payload, 200, _rate_limit_headers(outcome.rate_limit))
 
@@ -368,12 +435,15 @@ class MockProviderServer:
         return str(max(0, math.ceil(seconds)))
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {
+def _usage(prompt: int, completion: int, reasoning: int = 0) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
 
 
 def _b64(vector: tuple[float, ...]) -> str:

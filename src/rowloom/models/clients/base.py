@@ -24,34 +24,86 @@ class RateLimitHeaders:
     reset_tokens_seconds: float | None = None
 
 
+Message = Mapping[str, Any]
+"""An OpenAI chat message: `role`, `content` (text or a list of content parts such as
+`{"type": "image_url", "image_url": {"url": ...}}`), and for tool use `tool_calls` (assistant)
+or `tool_call_id` (tool)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One chat-completion attempt against a canonical model id."""
 
     model: str
-    messages: tuple[Mapping[str, str], ...]
+    messages: tuple[Message, ...]
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     timeout: float | None = None
     response_format: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    """OpenAI function-tool specs (`{"type": "function", "function": {...}}`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
+    """Tokens of one answer. `reasoning_tokens` are part of `completion_tokens`, as OpenAI
+    reports them (`completion_tokens_details.reasoning_tokens`)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model asked for; `arguments` is the JSON text it sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_message_part(self) -> dict[str, Any]:
+        """The call as it appears in an assistant message's `tool_calls`."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class ChatResponse:
-    """The text of the first choice plus transport metadata."""
+    """The first choice of an answer (text, reasoning, tool calls) plus transport metadata.
+
+    `reasoning_content` is the provider's separate reasoning field (`reasoning_content` or
+    `reasoning`), None when the answer has none; inline `<think>` blocks stay in `text`.
+    """
 
     text: str
     usage: TokenUsage | None = None
     rate_limit: RateLimitHeaders | None = None
     status_code: int = 200
+    reasoning_content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+
+    def assistant_message(self) -> dict[str, Any]:
+        """The answer as the assistant message a conversation continues with."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.reasoning_content:
+            message["reasoning_content"] = self.reasoning_content
+        if self.tool_calls:
+            message["tool_calls"] = [call.as_message_part() for call in self.tool_calls]
+        return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +117,26 @@ class EmbeddingRequest:
 @dataclass(frozen=True, slots=True)
 class EmbeddingResponse:
     vectors: tuple[tuple[float, ...], ...]
+    usage: TokenUsage | None = None
+    rate_limit: RateLimitHeaders | None = None
+    status_code: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """One image-generation attempt (`POST /images/generations`, base64 answers)."""
+
+    model: str
+    prompt: str
+    timeout: float | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResponse:
+    """The generated images' bytes (PNG, JPEG or WebP as the provider sends them)."""
+
+    images: tuple[bytes, ...]
     usage: TokenUsage | None = None
     rate_limit: RateLimitHeaders | None = None
     status_code: int = 200
@@ -159,5 +231,7 @@ class ModelClient(Protocol):
     async def chat(self, request: ChatRequest) -> ChatResponse: ...
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
+
+    async def generate_image(self, request: ImageRequest) -> ImageResponse: ...
 
     async def aclose(self) -> None: ...

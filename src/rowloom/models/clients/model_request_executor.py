@@ -13,19 +13,26 @@ once. Rate-limit headers of any answer travel to request admission in the releas
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
+
 from rowloom.clock import Clock, SystemClock, sleep_until
+from rowloom.config.models import ManualDistribution, UniformDistribution
 from rowloom.errors import NonRetryableTaskError, RetryableTaskError
 from rowloom.models.clients.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
+    Message,
     ModelClient,
     ProviderError,
     ProviderOverloadedError,
@@ -47,6 +54,7 @@ from rowloom.models.request_admission import (
     RequestResourceKey,
     RequestResourceResolver,
 )
+from rowloom.models.usage import CallTag, UsageLedger
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import RequestEventEmitter
 
@@ -105,6 +113,8 @@ class ModelRequestExecutor:
         self._clock = clock or SystemClock()
         self._retry = retry or RetryPolicy()
         self._jitter = random.Random(seed)
+        self._seed = seed
+        self.usage = UsageLedger()
         self._attempt_ids = itertools.count(1)
         self._resources: dict[tuple[str, RequestDomain], RequestResourceKey] = {}
         self.stats = ExecutorStats()
@@ -114,28 +124,42 @@ class ModelRequestExecutor:
     async def execute_chat(
         self,
         alias: str,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Message],
         *,
         response_format: Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        tag: CallTag | None = None,
     ) -> ChatResponse:
-        """One chat completion through `alias`, retried per the policy."""
+        """One chat completion through `alias`, retried per the policy; its usage is booked
+        under `tag`. Distribution-valued parameters are drawn once per request (see
+        `sample_parameter`), so every retry of the request sends the same values."""
         resolved = self._catalog.resolve(alias)
         params = resolved.model.inference_parameters
+        message_tuple = tuple(dict(m) for m in messages)
+        extra_body = params.extra_body
+        if tool_choice is not None:
+            extra_body = {**(extra_body or {}), "tool_choice": tool_choice}
         request = ChatRequest(
             model=resolved.key.model_id,
-            messages=tuple(dict(m) for m in messages),
-            temperature=params.temperature,
-            top_p=params.top_p,
+            messages=message_tuple,
+            temperature=self._draw(params.temperature, "temperature", alias, tag, message_tuple),
+            top_p=self._draw(params.top_p, "top_p", alias, tag, message_tuple),
             max_tokens=params.max_tokens,
             timeout=params.timeout,
             response_format=response_format,
-            extra_body=params.extra_body,
+            extra_body=extra_body,
+            tools=tuple(tools) if tools else None,
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.CHAT)
-        return await self._execute(resource, lambda: client.chat(request), params.timeout)
+        response = await self._execute(resource, lambda: client.chat(request), params.timeout)
+        self.usage.record(tag, alias, response.usage)
+        return response
 
-    async def execute_embedding(self, alias: str, inputs: Sequence[str]) -> EmbeddingResponse:
+    async def execute_embedding(
+        self, alias: str, inputs: Sequence[str], *, tag: CallTag | None = None
+    ) -> EmbeddingResponse:
         """One embedding request through `alias`, retried per the policy."""
         resolved = self._catalog.resolve(alias)
         params = resolved.model.inference_parameters
@@ -147,7 +171,41 @@ class ModelRequestExecutor:
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.EMBEDDING)
-        return await self._execute(resource, lambda: client.embed(request), params.timeout)
+        response = await self._execute(resource, lambda: client.embed(request), params.timeout)
+        self.usage.record(tag, alias, response.usage)
+        return response
+
+    async def execute_image(
+        self, alias: str, prompt: str, *, tag: CallTag | None = None
+    ) -> ImageResponse:
+        """One image generation through `alias`, retried per the policy."""
+        resolved = self._catalog.resolve(alias)
+        params = resolved.model.inference_parameters
+        request = ImageRequest(
+            model=resolved.key.model_id,
+            prompt=prompt,
+            timeout=params.timeout,
+            extra_body=params.extra_body,
+        )
+        client = self._clients[resolved.key.provider_name]
+        resource = self._resource(alias, RequestDomain.IMAGE)
+        response = await self._execute(
+            resource, lambda: client.generate_image(request), params.timeout
+        )
+        self.usage.record(tag, alias, response.usage)
+        return response
+
+    def _draw(
+        self,
+        value: float | UniformDistribution | ManualDistribution | None,
+        name: str,
+        alias: str,
+        tag: CallTag | None,
+        messages: tuple[Message, ...],
+    ) -> float | None:
+        if value is None or isinstance(value, int | float):
+            return value
+        return sample_parameter(value, self._seed, name, alias, tag, messages)
 
     def _resource(self, alias: str, domain: RequestDomain) -> RequestResourceKey:
         """The request resource of `alias` in `domain` (resolved once, then shared)."""
@@ -323,3 +381,21 @@ def _budget(headers: object) -> RateLimitBudget | None:
         )
     except ValueError:
         return None  # a malformed header never fails the call
+
+
+def sample_parameter(
+    distribution: UniformDistribution | ManualDistribution,
+    seed: int,
+    name: str,
+    alias: str,
+    tag: CallTag | None,
+    messages: Sequence[Mapping[str, Any]],
+) -> float:
+    """A distribution-valued inference parameter's draw for one request: a pure function of
+    the run seed, the parameter, the alias, the cell (`tag`) and the messages, so reruns and
+    retries send the same value while rows (and follow-up turns) get their own."""
+    h = hashlib.blake2b(digest_size=16)
+    cell = (tag.column, tag.row_group, tag.global_row) if tag is not None else None
+    h.update(repr((seed, name, alias, cell)).encode())
+    h.update(orjson.dumps(list(messages), option=orjson.OPT_SORT_KEYS, default=str))
+    return distribution.sample(random.Random(h.digest()))

@@ -24,6 +24,7 @@ Messages never carry the API key or a response body, and SDK exceptions are not 
 
 from __future__ import annotations
 
+import base64
 import importlib
 import math
 import re
@@ -42,6 +43,8 @@ from rowloom.models.clients.base import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloadedError,
@@ -52,6 +55,7 @@ from rowloom.models.clients.base import (
     ProviderTimeoutError,
     RateLimitHeaders,
     TokenUsage,
+    ToolCall,
     TransportPoolLimits,
 )
 from rowloom.observability.redaction import register_secret
@@ -143,7 +147,8 @@ class OpenAICompatibleClient:
         return self._pool_limits
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        """One chat-completion attempt (first choice's text) or a classified `ProviderError`."""
+        """One chat-completion attempt (first choice's text, reasoning and tool calls) or a
+        classified `ProviderError`."""
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [dict(m) for m in request.messages],
@@ -154,20 +159,61 @@ class OpenAICompatibleClient:
                 body[name] = value
         if request.response_format is not None:
             body["response_format"] = dict(request.response_format)
+        if request.tools:
+            body["tools"] = [dict(t) for t in request.tools]
         if request.extra_body:
             body.update(request.extra_body)
         response, rate_limit = await self._post("chat", "/chat/completions", body, request.timeout)
         try:
             data = orjson.loads(response.content)
-            message = data["choices"][0]["message"]
+            choice = data["choices"][0]
+            message = choice["message"]
             text = message.get("content")
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            tool_calls = _tool_calls(message.get("tool_calls"))
             usage = _usage(data.get("usage"))
         except Exception:
             raise self._malformed("chat", response.status_code, rate_limit) from None
-        if text is not None and not isinstance(text, str):
+        if (text is not None and not isinstance(text, str)) or not isinstance(
+            reasoning, str | None
+        ):
             raise self._malformed("chat", response.status_code, rate_limit)
         return ChatResponse(
-            text=text or "", usage=usage, rate_limit=rate_limit, status_code=response.status_code
+            text=text or "",
+            usage=usage,
+            rate_limit=rate_limit,
+            status_code=response.status_code,
+            reasoning_content=reasoning or None,
+            tool_calls=tool_calls,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def generate_image(self, request: ImageRequest) -> ImageResponse:
+        """One image-generation attempt (`/images/generations`, base64 answers) or a
+        classified `ProviderError`."""
+        body: dict[str, Any] = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "n": 1,
+            "response_format": "b64_json",
+        }
+        if request.extra_body:
+            body.update(request.extra_body)
+        response, rate_limit = await self._post(
+            "images", "/images/generations", body, request.timeout
+        )
+        try:
+            data = orjson.loads(response.content)
+            images = tuple(
+                base64.b64decode(item["b64_json"], validate=True) for item in data["data"]
+            )
+            usage = _usage(data.get("usage"))
+        except Exception:
+            raise self._malformed("images", response.status_code, rate_limit) from None
+        if not images or not all(images):
+            raise self._malformed("images", response.status_code, rate_limit)
+        return ImageResponse(
+            images=images, usage=usage, rate_limit=rate_limit, status_code=response.status_code
         )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -279,17 +325,40 @@ class OpenAICompatibleClient:
 
 
 def _usage(usage: Any) -> TokenUsage | None:
-    """Token counts from a parsed `usage` object; None when it is absent or not counts (usage
-    is bookkeeping: an odd one never fails an answer whose content is fine)."""
+    """Token counts from a parsed `usage` object (chat's `prompt_tokens`/`completion_tokens`
+    with `completion_tokens_details.reasoning_tokens`, or the images API's `input_tokens`/
+    `output_tokens`); None when it is absent or not counts (usage is bookkeeping: an odd one
+    never fails an answer whose content is fine)."""
     if not isinstance(usage, dict):
         return None
     try:
+        details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
         return TokenUsage(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
+            completion_tokens=int(
+                usage.get("completion_tokens") or usage.get("output_tokens") or 0
+            ),
+            reasoning_tokens=int(reasoning or 0),
         )
     except (TypeError, ValueError):
         return None
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """Function calls of an assistant message (`tool_calls`); other kinds are ignored."""
+    if raw is None:
+        return ()
+    calls = []
+    for item in raw:
+        function = item.get("function") if item.get("type", "function") == "function" else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments or {}).decode()
+        calls.append(ToolCall(str(item.get("id") or ""), str(function["name"]), arguments))
+    return tuple(calls)
 
 
 # ----------------------------------------------------------------------------- header parsing

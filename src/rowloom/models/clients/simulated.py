@@ -15,14 +15,19 @@ from rowloom.models.clients.base import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
     ProviderRateLimitError,
     ProviderServerError,
     ProviderTimeoutError,
     TokenUsage,
+    ToolCall,
     TransportPoolLimits,
 )
 from rowloom.simulation.capacity import ProviderCapacityModel, ServiceOutcome
+from rowloom.simulation.media import simulated_png
 from rowloom.simulation.responses import SimulatedResponses
+from rowloom.simulation.turns import SimulatedTurns
 
 __all__ = ["SimulatedModelClient"]
 
@@ -55,6 +60,14 @@ class SimulatedModelClient:
             embedding_dimensions=cfg.embedding_dimensions,
             invalid_json_rate=invalid_json_rate,
         )
+        self._turns = SimulatedTurns(
+            self._responses,
+            seed=cfg.seed,
+            reasoning=cfg.reasoning,
+            tool_call_turns=cfg.tool_call_turns,
+        )
+        self._seed = cfg.seed
+        self._image_size = cfg.image_size
 
     def __repr__(self) -> str:
         return f"SimulatedModelClient(provider={self._provider_name!r})"
@@ -77,15 +90,31 @@ class SimulatedModelClient:
         """One chat attempt: the deterministic answer, or a classified `ProviderError`."""
         outcome = await self._capacity.serve(request.timeout)
         self._raise_for(outcome, "chat")
-        answer = self._responses.chat(
+        turn = self._turns.chat(
             request.model,
             request.messages,
             max_tokens=request.max_tokens,
             response_format=request.response_format,
+            tools=request.tools,
+            tool_choice=(request.extra_body or {}).get("tool_choice"),
         )
         return ChatResponse(
-            text=answer.text,
-            usage=TokenUsage(answer.prompt_tokens, answer.completion_tokens),
+            text=turn.text,
+            usage=TokenUsage(turn.prompt_tokens, turn.completion_tokens, turn.reasoning_tokens),
+            rate_limit=outcome.rate_limit,
+            reasoning_content=turn.reasoning,
+            tool_calls=tuple(ToolCall(c.id, c.name, c.arguments) for c in turn.tool_calls),
+            finish_reason=turn.finish_reason,
+        )
+
+    async def generate_image(self, request: ImageRequest) -> ImageResponse:
+        """One image attempt: a deterministic small PNG, or a classified `ProviderError`."""
+        outcome = await self._capacity.serve(request.timeout)
+        self._raise_for(outcome, "images")
+        png = simulated_png(self._seed, request.model, request.prompt, size=self._image_size)
+        return ImageResponse(
+            images=(png,),
+            usage=TokenUsage(len(request.prompt.split()) + 1, 0),
             rate_limit=outcome.rate_limit,
         )
 
