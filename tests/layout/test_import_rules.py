@@ -97,6 +97,32 @@ def test_import_rules(importer: str, forbidden: list[str], allowed: list[str]) -
     assert not bad, "\n".join(sorted(bad))
 
 
+def test_distributed_sits_on_top_and_alone_imports_ray() -> None:
+    """`distributed` may import builder, scheduler, models and observability; nothing below it
+    imports `distributed`, and `ray` is imported only inside `distributed`."""
+    above = ("rowloom.distributed", "rowloom.bench", "rowloom.interface")
+    below = [
+        f"{m} imports {n}"
+        for m, imported in MODULES.items()
+        if not any(_in(m, a) for a in above)
+        for n in imported
+        if _in(n, "rowloom.distributed")
+    ]
+    assert not below, below
+    ray_users = []
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "ray" or n.startswith("ray.") for n in names):
+                ray_users.append(module_name(path))
+    assert all(_in(m, "rowloom.distributed") for m in ray_users), ray_users
+
+
 def test_only_the_executor_holds_both_clients_and_request_admission() -> None:
     """Only the executor calls both; the builder (the run's composition root) only constructs
     them and hands both to the executor."""

@@ -3,6 +3,7 @@ scenarios added for issue 7, e.g. `rate_limit_headers`)."""
 
 from __future__ import annotations
 
+from rowloom.bench.fleet import FleetSimulation
 from rowloom.bench.micro import QueueAdmissionMicro
 from rowloom.bench.rate_limits import RateLimitHeaders
 from rowloom.bench.scale import ScaleRows
@@ -34,6 +35,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     CrossProviderCooldown(),
     RateLimitHeaders(),
     ScaleRows(),
+    FleetSimulation(),
 )
 
 

@@ -1,0 +1,93 @@
+"""`ShareCoordinator`: the Ray-free heart of one provider's limit coordinator.
+
+One coordinator serves one provider: a `FleetShares` per share key (each request resource of
+the provider, and the provider itself when it serves two or more endpoints, as request
+admission keys them). A worker sends one batch of `ShareReport`s per report (every ~200 ms, and
+at once after a 429) and gets one `ShareGrant` per key back. The Ray actor in `ray_engine.py`
+only wraps this class; the simulated fleet (`fleet_sim.py`) calls it directly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rowloom.distributed.shares import FleetShares, FleetSharesView
+from rowloom.models.request_admission.shares import ShareGrant, ShareReport
+
+
+@dataclass(frozen=True, slots=True)
+class ShareKeyConfig:
+    """One share key: its fleet max limit and the settling AIMD's parameters."""
+
+    max_limit: int
+    decrease_factor: float = 0.75
+    increase_step: int = 1
+    successes_until_increase: int = 25
+
+
+class UnknownShareKeyError(KeyError):
+    """A report named a share key this coordinator does not serve."""
+
+
+class ShareCoordinator:
+    """Fleet limits of one provider's share keys, split into worker shares.
+
+    `epoch` names this incarnation (random by default): after a restart, reports that carry
+    another epoch's generation never cut the new limits, which start low again.
+    """
+
+    def __init__(self, keys: Mapping[str, ShareKeyConfig], *, epoch: int | None = None) -> None:
+        if not keys:
+            raise ValueError("a coordinator serves at least one share key")
+        self._epoch = epoch if epoch is not None else random.getrandbits(62) + 1
+        self._fleets = {
+            key: FleetShares(
+                cfg.max_limit,
+                epoch=self._epoch,
+                decrease_factor=cfg.decrease_factor,
+                increase_step=cfg.increase_step,
+                successes_until_increase=cfg.successes_until_increase,
+            )
+            for key, cfg in keys.items()
+        }
+        self._workers: set[str] = set()
+        self._reports = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._fleets)
+
+    @property
+    def reports(self) -> int:
+        """Reports handled since start."""
+        return self._reports
+
+    def report(
+        self, worker: str, reports: Mapping[str, ShareReport], now: float
+    ) -> dict[str, ShareGrant]:
+        """Fold one worker's reports in; its grant for every key it reported."""
+        self._reports += 1
+        self._workers.add(worker)
+        grants: dict[str, ShareGrant] = {}
+        for key, report in reports.items():
+            fleet = self._fleets.get(key)
+            if fleet is None:
+                raise UnknownShareKeyError(key)
+            grants[key] = fleet.report(worker, report, now)
+        return grants
+
+    def leave(self, worker: str) -> None:
+        """A worker finished or died: everything it held is free again."""
+        self._workers.discard(worker)
+        for fleet in self._fleets.values():
+            fleet.leave(worker)
+
+    def view(self) -> dict[str, FleetSharesView]:
+        """Each key's fleet limit, generation and shares per worker."""
+        return {key: fleet.view() for key, fleet in self._fleets.items()}

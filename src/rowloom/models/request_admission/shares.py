@@ -1,0 +1,188 @@
+"""`ShareGate`: one worker's share of a fleet-wide request limit (the worker side of the Ray
+engine's one adaptive limit per provider).
+
+On one machine each resource's limit adapts to its own 429s. A fleet of workers against one
+provider would multiply that limit (and its 429 storms) by the worker count, so a coordinator
+runs the adaptive limit over the whole fleet and grants each worker an integer share
+(`ShareGrant`). The gate is what a worker keeps of it, per share key (a request resource or a
+provider):
+
+- it admits a request only while the key's in-flight count is below the share (a share of 0
+  admits nothing) and no fleet pause is in force;
+- a 429 cuts the share at once, once per cascade (a refusal of a lease granted before the last
+  local cut is already answered by it), without waiting for the coordinator;
+- it counts what the coordinator needs into the next `ShareReport`: successes, 429s, and the
+  429s of leases granted under the generation the worker holds ("fresh": only these may cut
+  the fleet limit, so one cascade costs the fleet one cut);
+- a worker that loses its coordinator keeps its last share (at least 1, so it still makes
+  progress) and goes on cutting on its own 429s.
+
+Pure and deterministic: time arrives as arguments, no clock reads, no I/O, no asyncio. Lease
+ordinals are the caller's count of leases granted on the key (the value before each grant).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+LOCAL_CUT_FACTOR: Final = 0.75
+"""A 429 cuts the worker's share to `floor(share * LOCAL_CUT_FACTOR)` at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGrant:
+    """What the coordinator grants one worker on one key.
+
+    `generation` counts the fleet limit's cuts (one per cascade); `epoch` names the coordinator
+    incarnation, so a restarted coordinator never mistakes an old generation for its own;
+    `pause_seconds` holds every admission of the key for that long from receipt (the fleet's
+    Retry-After); `limit` is the fleet limit the share is part of (for views only).
+    """
+
+    share: int
+    generation: int
+    epoch: int = 0
+    pause_seconds: float = 0.0
+    limit: int = 0
+
+    def __post_init__(self) -> None:
+        if self.share < 0 or self.pause_seconds < 0:
+            raise ValueError("a share and a pause are never negative")
+
+
+@dataclass(frozen=True, slots=True)
+class ShareReport:
+    """What one worker tells the coordinator about one key since its last report.
+
+    `share`/`generation`/`epoch`: the share in force now (after local cuts) and the grant it
+    came from; `in_flight` and `waiting` (queued requests) make the worker's demand;
+    `successes` and `rate_limited` count finished attempts; `fresh_rate_limited` counts the
+    429s of leases granted under the held generation; `retry_after_seconds` is the longest
+    Retry-After among them.
+    """
+
+    share: int
+    generation: int
+    epoch: int
+    in_flight: int
+    waiting: int
+    successes: int = 0
+    rate_limited: int = 0
+    fresh_rate_limited: int = 0
+    retry_after_seconds: float | None = None
+
+    @property
+    def demand(self) -> int:
+        """Requests the worker would have in flight now if its share allowed."""
+        return self.in_flight + self.waiting
+
+
+class ShareGate:
+    """One worker's share of one fleet-wide limit (see the module docstring).
+
+    Guarantees: `share >= 0`; `share <= granted`; a 429 cuts at most once per cascade; a
+    worker that lost its coordinator keeps `share >= 1`.
+    """
+
+    __slots__ = (
+        "_cut_mark",
+        "_fresh",
+        "_generation_mark",
+        "_rate_limited",
+        "_retry_after",
+        "_successes",
+        "epoch",
+        "generation",
+        "granted",
+        "limit",
+        "orphaned",
+        "paused_until",
+        "share",
+    )
+
+    def __init__(self, *, admitted: int = 0) -> None:
+        self.share = 0
+        self.granted = 0
+        self.limit = 0
+        self.generation = 0
+        self.epoch = 0
+        self.paused_until = 0.0
+        self.orphaned = False
+        self._generation_mark = admitted
+        self._cut_mark = admitted
+        self._successes = 0
+        self._rate_limited = 0
+        self._fresh = 0
+        self._retry_after: float | None = None
+
+    def admits(self, in_flight: int, now: float) -> bool:
+        """May one more request go out on this key now?"""
+        return in_flight < self.share and now >= self.paused_until
+
+    def grant(self, grant: ShareGrant, *, admitted: int, now: float) -> None:
+        """Adopt a grant received now; `admitted` is the key's lease count so far."""
+        if grant.generation != self.generation or grant.epoch != self.epoch:
+            self._generation_mark = admitted
+        self.share = self.granted = grant.share
+        self.generation = grant.generation
+        self.epoch = grant.epoch
+        self.limit = grant.limit
+        self.paused_until = now + grant.pause_seconds if grant.pause_seconds > 0 else 0.0
+        self.orphaned = False
+        self._cut_mark = max(self._cut_mark, self._generation_mark)
+
+    def on_success(self) -> None:
+        """Count one successful attempt."""
+        self._successes += 1
+
+    def on_rate_limited(
+        self, ordinal: int, *, admitted: int, retry_after_seconds: float | None = None
+    ) -> bool:
+        """Count a 429 of the lease granted as `ordinal`; cut the share once per cascade.
+
+        `admitted` is the key's lease count now. Returns True when the share was cut.
+        """
+        self._rate_limited += 1
+        if ordinal >= self._generation_mark:
+            self._fresh += 1
+            if retry_after_seconds is not None:
+                self._retry_after = max(self._retry_after or 0.0, retry_after_seconds)
+        if ordinal < self._cut_mark:
+            return False
+        floor = 1 if self.orphaned else 0
+        self.share = max(floor, min(self.share, math.floor(self.share * LOCAL_CUT_FACTOR)))
+        self._cut_mark = admitted
+        return True
+
+    def take_report(self, in_flight: int, waiting: int) -> ShareReport:
+        """The report of everything since the last one; the counters start again."""
+        report = ShareReport(
+            share=self.share,
+            generation=self.generation,
+            epoch=self.epoch,
+            in_flight=in_flight,
+            waiting=waiting,
+            successes=self._successes,
+            rate_limited=self._rate_limited,
+            fresh_rate_limited=self._fresh,
+            retry_after_seconds=self._retry_after,
+        )
+        self._successes = self._rate_limited = self._fresh = 0
+        self._retry_after = None
+        return report
+
+    def restore(self, report: ShareReport) -> None:
+        """Put back the counts of a report that never reached the coordinator."""
+        self._successes += report.successes
+        self._rate_limited += report.rate_limited
+        self._fresh += report.fresh_rate_limited
+        if report.retry_after_seconds is not None:
+            self._retry_after = max(self._retry_after or 0.0, report.retry_after_seconds)
+
+    def orphan(self) -> None:
+        """The coordinator is lost: keep the last share (at least 1) and cut on own 429s."""
+        self.orphaned = True
+        self.share = max(1, self.share)
+        self.granted = max(self.granted, self.share)
