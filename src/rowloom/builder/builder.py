@@ -47,6 +47,7 @@ from rowloom.models.usage import UsageTotals, usage_report
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
 from rowloom.observability.sinks import FanOutEventSink, JsonlEventSink
+from rowloom.profile import write_profile
 from rowloom.scheduler import AsyncTaskScheduler, SchedulerConfig, SchedulerOutcome
 from rowloom.scheduling import (
     LOCAL,
@@ -299,7 +300,7 @@ class DatasetBuilder:
                 storage.finish(summary.status, summary.stop_reason, discarded)
             summary.token_usage = _token_usage(config, storage, host.kept_usage, discarded)
             if storage is not None:
-                _write_run_artifacts(storage, capacity_plan, summary)
+                _write_run_artifacts(storage, capacity_plan, summary, self.config.to_dict())
         return RunOutputs(
             summary=summary,
             storage=storage,
@@ -411,17 +412,22 @@ class DatasetBuilder:
 
 
 def _write_run_artifacts(
-    storage: RunStorage, plan: AsyncCapacityPlan | None, summary: RunSummary
+    storage: RunStorage,
+    plan: AsyncCapacityPlan | None,
+    summary: RunSummary,
+    config: dict[str, Any],
 ) -> None:
-    """Write `capacity_plan.json` and `report.html`; never raises (failures are logged)."""
+    """Write `capacity_plan.json`, `profile.json` and `report.html`; never raises (failures
+    are logged)."""
     from rowloom.interface.report import write_report
 
     try:
         if plan is not None:
             storage.write_json(storage.capacity_plan_path, plan.as_json())
+        write_profile(storage.run_dir, config)
         write_report(storage.run_dir, summary=summary.as_json())
     except Exception:
-        _log.exception("could not write the capacity plan or the report")
+        _log.exception("could not write the capacity plan, the profile or the report")
 
 
 def task_admission_config(

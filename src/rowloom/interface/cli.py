@@ -20,6 +20,7 @@ from rowloom.builder.builder import RunMonitor
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
 from rowloom.errors import ResumeError, RunAbortedError
+from rowloom.interface import cli_data
 from rowloom.interface.designer import Designer
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 from rowloom.interface.report import format_usage
@@ -30,6 +31,7 @@ app = typer.Typer(
     help="Generate synthetic datasets with LLMs, as fast as each provider accepts.",
 )
 app.add_typer(bench_app, name="bench")
+cli_data.register(app)
 _out = Console()
 _err = Console(stderr=True)
 

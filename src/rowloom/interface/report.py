@@ -21,8 +21,10 @@ from rich.table import Table
 
 from rowloom.builder.storage import write_atomic
 from rowloom.interface.report_charts import Chart, Line, bar_rows, legend, time_chart
+from rowloom.interface.report_dataset import dataset_section
 from rowloom.observability.series import StepSeries
 from rowloom.observability.view import LAYERS, CorrelatedRuntimeView, DerivedMetrics
+from rowloom.profile import read_profile
 
 _COLORS = ("#2563eb", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be123c", "#4d7c0f")
 _LAYER_TEXT = {
@@ -124,6 +126,7 @@ def render_html(report: RunReport) -> str:
         plan=_plan_tables(report.capacity_plan),
         plan_json=json.dumps(report.capacity_plan, indent=2) if report.capacity_plan else "",
         event_counts=report.view.event_counts,
+        dataset=Markup(dataset_section(read_profile(report.run_dir))),
         sequence_violations=report.view.sequence_violations,
     )
 

@@ -1,0 +1,83 @@
+"""`rowloom profile | export`: commands over a finished (or stopped) run folder.
+
+They read the run folder only (manifest, parts, config.yaml), never call a model, and exit 2
+with a one-line message when the folder or an argument is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rowloom.interface.exit_codes import ExitCode
+from rowloom.interface.report import write_report
+from rowloom.profile import write_profile
+from rowloom.profile.export import FORMATS, ExportError, ExportSpec, export_run
+
+_out = Console()
+_err = Console(stderr=True)
+
+RunDir = Annotated[Path, typer.Argument(help="a run folder (ARTIFACT_DIR/NAME)")]
+
+
+def _require_run(run_dir: Path) -> None:
+    if not (run_dir / "manifest.json").is_file():
+        _err.print(f"[red]not a run folder[/red]: {run_dir} (no manifest.json)", highlight=False)
+        raise typer.Exit(ExitCode.INVALID)
+
+
+def profile(run_dir: RunDir) -> None:
+    """Recompute RUN_DIR/profile.json (and the report's Dataset section) from the data."""
+    _require_run(run_dir)
+    path = write_profile(run_dir)
+    report = write_report(run_dir)
+    _out.print(f"profile: {path}\nreport:  {report}", highlight=False)
+
+
+def export(
+    run_dir: RunDir,
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl, csv or parquet")] = "jsonl",
+    out: Annotated[
+        Path | None, typer.Option(help="output file (default: NAME.FORMAT in the current folder)")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="comma-separated columns to export (default: all)")
+    ] = None,
+    side_columns: Annotated[
+        bool, typer.Option(help="include <column>__reasoning_content / __trace columns")
+    ] = True,
+    max_rows_per_file: Annotated[
+        int | None, typer.Option(min=1, help="shard into files of at most N rows")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
+) -> None:
+    """Write the dataset of RUN_DIR as one JSONL/CSV/parquet file, or shards of N rows."""
+    _require_run(run_dir)
+    if format not in FORMATS:
+        _err.print(f"[red]--format must be one of {', '.join(FORMATS)}[/red]", highlight=False)
+        raise typer.Exit(ExitCode.INVALID)
+    spec = ExportSpec(
+        run_dir=run_dir,
+        out=out or Path(f"{run_dir.resolve().name}.{format}"),
+        format=format,
+        columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+        side_columns=side_columns,
+        max_rows_per_file=max_rows_per_file,
+        overwrite=overwrite,
+    )
+    try:
+        paths = export_run(spec)
+    except (ExportError, OSError) as exc:
+        _err.print(f"[red]cannot export[/red]: {exc}", highlight=False)
+        raise typer.Exit(ExitCode.INVALID) from None
+    for path in paths:
+        _out.print(str(path), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `rowloom` app."""
+    app.command()(profile)
+    app.command()(export)
