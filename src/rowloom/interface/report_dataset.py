@@ -72,8 +72,10 @@ def _usage_text(usage: Mapping[str, Any]) -> str:
 
 def column_block(column: Mapping[str, Any]) -> str:
     """One column's figures."""
-    nulls = column.get("nulls", 0)
-    head = f'<div class="caption">nulls {nulls}</div>' if nulls else ""
+    facts = [f"nulls {column['nulls']}"] if column.get("nulls") else []
+    if isinstance(column.get("token_usage"), Mapping):
+        facts.append(_usage_text(column["token_usage"]))
+    head = f'<div class="caption">{" · ".join(facts)}</div>' if facts else ""
     kind = column.get("kind")
     if "configured" in column:
         return head + _shares(column["configured"]["values"], expected=True)

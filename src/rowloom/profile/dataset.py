@@ -119,17 +119,20 @@ def profile_run(run_dir: str | Path, config: Mapping[str, Any] | None = None) ->
                 array = _plain(batch.column(name))
                 nulls[name] += array.null_count
                 profilers[name].add(array)
+    usage = manifest.get("token_usage") or {}
+    by_column = usage.get("by_column") or {}
     return {
         "profile_version": PROFILE_VERSION,
         "rows": rows,
         "num_records": manifest.get("num_records"),
         "dropped_rows": _dropped(manifest),
-        "token_usage": manifest.get("token_usage"),
+        "token_usage": usage or None,
         "columns": {
             name: {
                 "column_type": by_name.get(name, {}).get("column_type"),
                 "nulls": nulls[name],
                 **profilers[name].as_json(),
+                **({"token_usage": by_column[name]} if name in by_column else {}),
             }
             for name in columns
         },
