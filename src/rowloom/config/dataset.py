@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ from rowloom.config.columns import (
 from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.config.run import RunConfig
+
+Adapter = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""Rewrites a loaded config document before validation (see `DatasetConfig.from_dict`)."""
 
 _TEMPLATE_FIELDS = ("prompt", "system_prompt", "expr", "skip_when")
 
@@ -107,11 +110,16 @@ class DatasetConfig(BaseModel):
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetConfig:
-        """Build and statically validate a config; raises `ConfigValidationError`."""
+    def from_dict(cls, data: Mapping[str, Any], *, adapt: Adapter | None = None) -> DatasetConfig:
+        """Build and statically validate a config; raises `ConfigValidationError`.
+
+        `adapt`, when given, rewrites the (shape-checked) document before validation: the
+        loader uses it to read other engines' configs and fill in default models."""
         if not isinstance(data, Mapping):
             raise ConfigFileError(f"a dataset config must be a mapping, got {type(data).__name__}")
         _check_shape(data)
+        if adapt is not None:
+            data = adapt(data)
         try:
             config = cls.model_validate(dict(data))
         except ValidationError as exc:
@@ -120,22 +128,22 @@ class DatasetConfig(BaseModel):
         return config
 
     @classmethod
-    def from_yaml(cls, source: str | Path) -> DatasetConfig:
+    def from_yaml(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a YAML file path or a YAML string."""
-        return cls.from_dict(_load_text(source, yaml_mode=True))
+        return cls.from_dict(_load_text(source, yaml_mode=True), adapt=adapt)
 
     @classmethod
-    def from_json(cls, source: str | Path) -> DatasetConfig:
+    def from_json(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a JSON file path or a JSON string."""
-        return cls.from_dict(_load_text(source, yaml_mode=False))
+        return cls.from_dict(_load_text(source, yaml_mode=False), adapt=adapt)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> DatasetConfig:
+    def from_file(cls, path: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a `.yaml`/`.yml` or `.json` file."""
         p = Path(path)
         if p.suffix.lower() == ".json":
-            return cls.from_json(p)
-        return cls.from_yaml(p)
+            return cls.from_json(p, adapt=adapt)
+        return cls.from_yaml(p, adapt=adapt)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data, without unset optional fields (the YAML shape)."""
@@ -208,9 +216,16 @@ class DatasetConfig(BaseModel):
             raise ConfigValidationError(issues)
 
     def check_environment(self) -> None:
-        """Checks that depend on this machine: API key variables set, seed file readable."""
+        """Checks that depend on this machine: API key variables set (for the providers of
+        models some column uses), seed file readable."""
         issues: list[ConfigIssue] = []
-        used = {m.provider for m in self.models}
+        by_alias = {m.alias: m for m in self.models}
+        used = {
+            by_alias[a].provider
+            for c in self.columns
+            for a in column_model_aliases(c)
+            if a in by_alias
+        }
         for p in self.providers:
             if p.provider_type == "openai" and p.api_key_env and p.name in used:
                 import os

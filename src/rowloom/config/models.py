@@ -17,6 +17,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _masked(headers: Any) -> Any:
+    """Header values may carry credentials: a repr shows only their names."""
+    return {k: "***" for k in headers} if isinstance(headers, dict) else headers
+
+
 class SimulationConfig(_Strict):
     """The embedded simulated provider's capacity model and response settings."""
 
@@ -55,6 +60,12 @@ class ModelProvider(_Strict):
     api_key_env: str | None = None
     api_key: SecretStr | None = None
     simulation: SimulationConfig | None = None
+    extra_headers: dict[str, str] | None = Field(
+        None, description="HTTP headers sent with every request to this provider"
+    )
+    extra_body: dict[str, Any] | None = Field(
+        None, description="fields merged into every request body (a model's own win)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelProvider:
@@ -69,6 +80,10 @@ class ModelProvider(_Strict):
     @field_serializer("api_key")
     def _hide_key(self, value: SecretStr | None) -> None:
         return None
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (_masked(value) if name == "extra_headers" else value)
 
     def resolve_api_key(self) -> str | None:
         """The key from `api_key` or the environment variable; None when neither is set."""
@@ -171,6 +186,16 @@ class InferenceParameters(_Strict):
     max_tokens: int | None = Field(None, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds per request attempt")
     extra_body: dict[str, Any] | None = None
+    extra_headers: dict[str, str] | None = Field(
+        None, description="HTTP headers sent with this model's requests (over the provider's)"
+    )
+    dimensions: int | None = Field(
+        None, ge=1, le=65_536, description="embedding models: the vector size to ask for"
+    )
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (_masked(value) if name == "extra_headers" else value)
 
     @model_validator(mode="after")
     def _ranges(self) -> InferenceParameters:

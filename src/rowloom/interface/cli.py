@@ -22,6 +22,7 @@ from rowloom.config.errors import ConfigError
 from rowloom.errors import ResumeError, RunAbortedError
 from rowloom.interface import cli_data
 from rowloom.interface.designer import Designer
+from rowloom.interface.loading import load_config
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 from rowloom.interface.report import format_usage
 
@@ -38,9 +39,27 @@ _err = Console(stderr=True)
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
-def _load(path: Path) -> DatasetConfig:
+ProvidersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--providers",
+        help="providers file for providers and models the config names but does not declare "
+        "(default: ~/.config/rowloom/providers.yaml when it exists)",
+    ),
+]
+SimulateOption = Annotated[
+    bool,
+    typer.Option(
+        "--simulate",
+        help="serve every model from the embedded simulated provider: no key, no network",
+    ),
+]
+
+
+def _load(path: Path, providers: Path | None = None, simulate: bool = False) -> DatasetConfig:
+    """A config file (rowloom's or Data Designer's), or exit 2 naming what is wrong."""
     try:
-        return DatasetConfig.from_file(path)
+        return load_config(path, providers=providers, simulate=simulate)
     except ConfigError as exc:
         _err.print(f"[red]invalid config[/red] {path}:\n{exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
@@ -62,9 +81,13 @@ def _with_overrides(
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")]) -> None:
+def validate(
+    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
+    providers: ProvidersOption = None,
+    simulate: SimulateOption = False,
+) -> None:
     """Check a config statically (and its environment) without calling any model."""
-    cfg = _load(config)
+    cfg = _load(config, providers, simulate)
     try:
         cfg.check_environment()
     except ConfigError as exc:
@@ -85,9 +108,11 @@ def preview(
     engine: Annotated[
         str, typer.Option(help="async (default) or sequential (the oracle)")
     ] = "async",
+    providers: ProvidersOption = None,
+    simulate: SimulateOption = False,
 ) -> None:
     """Generate a few rows in memory and print them."""
-    cfg = _load(config)
+    cfg = _load(config, providers, simulate)
     try:
         result = Designer(engine=_engine(engine)).preview(cfg, num_records)
     except ConfigError as exc:
@@ -140,9 +165,12 @@ def create(
     max_concurrent_row_groups: Annotated[int | None, typer.Option(min=1)] = None,
     quiet: Annotated[bool, typer.Option(help="no progress output")] = False,
     plain: Annotated[bool, typer.Option(help="plain log lines instead of a live display")] = False,
+    providers: ProvidersOption = None,
+    simulate: SimulateOption = False,
 ) -> None:
     """Generate a dataset into ARTIFACT_DIR/NAME (parquet parts, manifest, events, report)."""
-    cfg = _with_overrides(_load(config), buffer_size, max_concurrent_row_groups)
+    loaded = _load(config, providers, simulate)
+    cfg = _with_overrides(loaded, buffer_size, max_concurrent_row_groups)
     run_name = name or config.stem
     mode: ProgressMode = (
         "quiet" if quiet else ("plain" if plain or not _err.is_terminal else "live")
@@ -204,6 +232,30 @@ def _saved(run_dir: Path) -> str:
         f"{done} of {total} row groups ({rows} rows) are saved in {run_dir}; "
         f"{total - done} incomplete; run again with --resume to complete it"
     )
+
+
+@app.command()
+def convert(
+    config: Annotated[Path, typer.Argument(help="a config (Data Designer's or rowloom's)")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write here (.yaml or .json)")
+    ] = None,
+    providers: ProvidersOption = None,
+) -> None:
+    """Write a config in rowloom's native form (to stdout without -o)."""
+    cfg = _load(config, providers)
+    if output is None:
+        sys.stdout.write(cfg.to_yaml())
+        return
+    try:
+        if output.suffix.lower() == ".json":
+            cfg.to_json(output)
+        else:
+            cfg.to_yaml(output)
+    except OSError as exc:
+        _err.print(f"[red]cannot write[/red] {output}: {exc.strerror}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    _err.print(f"[green]wrote[/green] {output}", highlight=False)
 
 
 @app.command("mock-server")

@@ -12,33 +12,55 @@ from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
 from rowloom.builder.storage import ResumeMode
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
+from rowloom.interface.loading import ProvidersFile, prepare_config
 from rowloom.interface.results import DatasetResult, PreviewResult
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
+ConfigSource = DatasetConfig | str | Path
+
+
 class Designer:
-    """Generates datasets from a `DatasetConfig`.
+    """Generates datasets from a `DatasetConfig` or a config file (rowloom's or Data
+    Designer's).
 
     `create` writes a run folder under `artifact_dir/<name>`; `preview` keeps rows in memory.
     Both have async twins (`acreate`, `apreview`) for callers inside an event loop.
+    `simulate=True` serves every model from the embedded simulated provider (no key, no
+    network); `providers` is a providers file for models and providers a config names but
+    does not declare (default: the user's `~/.config/rowloom/providers.yaml` when it exists).
     """
 
-    def __init__(self, artifact_dir: str | Path = "artifacts", *, engine: Engine = "async"):
+    def __init__(
+        self,
+        artifact_dir: str | Path = "artifacts",
+        *,
+        engine: Engine = "async",
+        simulate: bool = False,
+        providers: str | Path | ProvidersFile | None = None,
+    ):
         self.artifact_dir = Path(artifact_dir)
         self.engine: Engine = engine
+        self.simulate = simulate
+        self.providers = providers
+
+    def config(self, config: ConfigSource) -> DatasetConfig:
+        """The config a run would use: loaded, defaults resolved, simulated when asked."""
+        return prepare_config(config, providers=self.providers, simulate=self.simulate)
 
     def preview(
-        self, config: DatasetConfig, num_records: int = 10, *, engine: Engine | None = None
+        self, config: ConfigSource, num_records: int = 10, *, engine: Engine | None = None
     ) -> PreviewResult:
         """Generate a few rows in memory (nothing written)."""
         return _run_sync(self.apreview(config, num_records, engine=engine))
 
     async def apreview(
-        self, config: DatasetConfig, num_records: int = 10, *, engine: Engine | None = None
+        self, config: ConfigSource, num_records: int = 10, *, engine: Engine | None = None
     ) -> PreviewResult:
         """Async `preview`."""
+        config = self.config(config)
         rc = config.run_config.model_copy(update={"write_events": False})
         builder = DatasetBuilder(config, run_config=rc, engine=engine or self.engine)
         outputs = await builder.build(num_records, run_dir=None, name="preview")
@@ -46,7 +68,7 @@ class Designer:
 
     def create(
         self,
-        config: DatasetConfig,
+        config: ConfigSource,
         num_records: int,
         name: str = "dataset",
         *,
@@ -74,7 +96,7 @@ class Designer:
 
     async def acreate(
         self,
-        config: DatasetConfig,
+        config: ConfigSource,
         num_records: int,
         name: str = "dataset",
         *,
@@ -88,6 +110,7 @@ class Designer:
             raise ValueError(f"run name {name!r} may use letters, digits, '_', '-' and '.' only")
         if num_records < 1:
             raise ValueError("num_records must be at least 1")
+        config = self.config(config)
         builder = DatasetBuilder(
             config, run_config=run_config, engine=engine or self.engine, monitor=monitor
         )

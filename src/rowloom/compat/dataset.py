@@ -1,0 +1,121 @@
+"""A whole Data Designer config (its envelope or the bare config) -> a native config mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rowloom.compat._fields import Fields, Issues
+from rowloom.compat.columns import map_column
+from rowloom.compat.models import map_model_config
+from rowloom.config.dataset import DatasetConfig
+
+_DD_ONLY_KEYS = frozenset(
+    {"model_configs", "tool_configs", "seed_config", "constraints", "profilers"}
+)
+_DD_COLUMN_TYPES = frozenset(
+    {"llm-text", "llm-code", "llm-structured", "llm-judge", "seed-dataset"}
+)
+_SEED_FORMATS = {"parquet", "csv", "jsonl"}
+
+
+def is_data_designer_config(data: Any) -> bool:
+    """Whether a loaded document has Data Designer's shape rather than rowloom's: the
+    `{data_designer: ..., library_version}` envelope, a top-level field only Data Designer has,
+    a hyphenated column type, or sampler params carrying their own `sampler_type`."""
+    if not isinstance(data, Mapping):
+        return False
+    if isinstance(data.get("data_designer"), Mapping) or _DD_ONLY_KEYS & set(data):
+        return True
+    columns = data.get("columns")
+    for column in columns if isinstance(columns, list) else ():
+        if not isinstance(column, Mapping):
+            continue
+        if column.get("column_type") in _DD_COLUMN_TYPES:
+            return True
+        params = column.get("params")
+        if isinstance(params, Mapping) and "sampler_type" in params:
+            return True
+    return False
+
+
+def from_data_designer(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The native config mapping for a Data Designer config; raises `ConfigValidationError`
+    naming every field that cannot be mapped (nothing is dropped silently)."""
+    issues = Issues()
+    body: Any = data
+    if "data_designer" in data:
+        envelope = Fields(data, "config", issues)
+        body = envelope.get("data_designer")
+        version = envelope.get("library_version", None)
+        if version is not None and not isinstance(version, str):
+            envelope.invalid("library_version", "must be a version string")
+        envelope.done()
+        if not isinstance(body, Mapping):
+            issues.add("dd_invalid", "config", "data_designer", "must be a mapping")
+            issues.raise_if_any()
+    out = _map_body(Fields(body, "config", issues))
+    issues.raise_if_any()
+    return out
+
+
+def _map_body(f: Fields) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    models = f.get("model_configs", None)
+    if isinstance(models, list):
+        mapped_models = [
+            map_model_config(m, f"model_configs[{i}]", f.issues) for i, m in enumerate(models)
+        ]
+        out["models"] = [m for m in mapped_models if m is not None]
+    elif models is not None:
+        f.invalid("model_configs", "must be a list")
+    columns = f.get("columns")
+    if f.expect_type("columns", columns, list, "a list"):
+        mapped = [map_column(c, i, f.issues) for i, c in enumerate(columns)]
+        out["columns"] = [c for c in mapped if c is not None]
+    seed = f.get("seed_config", None)
+    if seed is not None:
+        _map_seed(f, seed, out)
+    for key in ("constraints", "processors", "profilers", "tool_configs"):
+        _pass_through(f, key, out)
+    f.done()
+    return out
+
+
+def _pass_through(f: Fields, key: str, out: dict[str, Any]) -> None:
+    value = f.get(key, None)
+    if key in DatasetConfig.model_fields:
+        if value is not None:
+            out[key] = value
+    elif value:  # None and [] mean "none"
+        f.not_supported(key, f"{key} ({len(value) if isinstance(value, list) else 1} entries)")
+
+
+def _map_seed(f: Fields, seed: Any, out: dict[str, Any]) -> None:
+    if "seed_config" in DatasetConfig.model_fields:
+        out["seed_config"] = seed
+        return
+    if not f.expect_type("seed_config", seed, Mapping, "a mapping"):
+        return
+    s = f.child("seed_config", seed)
+    source = s.get("source")
+    sampling = s.get("sampling_strategy", "ordered")
+    if sampling not in ("ordered", "shuffle"):
+        s.invalid("sampling_strategy", "must be 'ordered' or 'shuffle'")
+    s.inert("selection_strategy", None, "seed selection_strategy (index range, partition)")
+    s.done()
+    if not s.expect_type("source", source, Mapping, "a mapping"):
+        return
+    src = s.child("source", source)
+    kind = src.get("seed_type", "local")
+    if kind != "local":
+        src.not_supported("seed_type", f"seed source {kind!r}")
+        src.done(allowed=lambda _key: True)
+        return
+    path = src.get("path")
+    src.done()
+    suffix = str(path).rsplit(".", 1)[-1].lower() if isinstance(path, str) else ""
+    if isinstance(path, str) and ("*" in path or suffix not in _SEED_FORMATS):
+        src.not_supported("path", f"seed path {path!r} (one .parquet, .csv or .jsonl file)")
+        return
+    out["seed_dataset"] = {"path": path, "sampling": sampling}
