@@ -517,8 +517,13 @@ def test_reports_every_issue_at_once() -> None:
 
 def test_missing_api_key_env_is_an_environment_error(monkeypatch: pytest.MonkeyPatch) -> None:
     data = edit(lambda d: d["models"].append({"alias": "r", "model": "m", "provider": "remote"}))
-    config = DatasetConfig.from_dict(data)  # static validation passes
+    unused = DatasetConfig.from_dict(data)  # static validation passes
     monkeypatch.delenv("ROWLOOM_TEST_KEY_UNSET", raising=False)
+    unused.check_environment()  # no column uses the model: its provider's key is not needed
+    data["columns"].append(
+        {"name": "z", "column_type": "llm_text", "model_alias": "r", "prompt": "hi"}
+    )
+    config = DatasetConfig.from_dict(data)
     with pytest.raises(ConfigValidationError) as info:
         config.check_environment()
     (issue,) = info.value.issues

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from rowloom.builder.row_groups import RowGroupBuffer, RowGroupPlan
 from rowloom.builder.storage import RunStorage, encode_table
 from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
+from rowloom.models.cell_key import bound_cell_key
 from rowloom.models.facade import ModelFacade
 from rowloom.models.usage import CallTag, UsageLedger, UsageTotals
 
@@ -119,7 +120,9 @@ class GenerationHost:
                 else None
             ),
         )
-        buf.set(task.column, task.row_index, await gen.generate_cell(row, ctx))
+        with bound_cell_key(task.column, ctx.global_row):
+            value = await gen.generate_cell(row, ctx)
+        buf.set(task.column, task.row_index, value)
         return _NO_FAILURES
 
     def drop_row(self, row_group: int, row_index: int, reason: str) -> None:

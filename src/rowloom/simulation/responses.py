@@ -1,10 +1,14 @@
 """Deterministic simulated response content.
 
-Every answer is a pure function of (model id, messages or input text, seed) and, for structured
-output, the requested schema: never of timing, arrival order or attempt count, so a retried
-request gets the same answer and two runs (or two processes) produce identical data.
+Every answer is a pure function of (model id, messages or input text, seed, sample key) and, for
+structured output, the requested schema: never of timing, arrival order or attempt count, so a
+retried request gets the same answer and two runs (or two processes) produce identical data.
+The optional sample key names the cell a request serves (in process, the run sets it), so rows
+with the same prompt get different answers, as from a sampling model.
 
 - Chat: a plausible word sequence, at most `max_tokens` words (one word counts as one token).
+- Code: when the prompt asks for a fenced block in a language, one such block that parses
+  (see `rowloom.simulation.code`).
 - Structured (`response_format` `json_schema` in OpenAI's shape, or `json_object` with an optional
   llama.cpp-style `schema`): a JSON document valid for the schema (objects, strings with
   enum/length/format, numbers with bounds and multipleOf, arrays, enum/const, anyOf/oneOf/allOf,
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from rowloom.simulation.code import code_language, simulated_code
 
 __all__ = [
     "SimulatedChatAnswer",
@@ -125,15 +131,22 @@ class SimulatedResponses:
         *,
         max_tokens: int | None = None,
         response_format: Mapping[str, Any] | None = None,
+        sample_key: str | None = None,
     ) -> SimulatedChatAnswer:
-        """The answer to one chat request (JSON text when `response_format` asks for it)."""
+        """The answer to one chat request (JSON text when `response_format` asks for it, a
+        fenced code block when the prompt asks for code); `sample_key` varies it per cell."""
         parts = _message_parts(messages)
-        digest = request_digest(self._seed, model, parts)
+        keyed = parts if sample_key is None else [*parts, "\x00sample", sample_key]
+        digest = request_digest(self._seed, model, keyed)
         rng = random.Random(digest)
         prompt_tokens = sum(len(p.split()) for p in parts) + 1
         wants_json, schema = schema_from_response_format(response_format)
         if wants_json:
             text = self._structured_text(rng, schema, parts)
+            return SimulatedChatAnswer(text, prompt_tokens, max(1, len(text) // 4))
+        lang = code_language(messages)
+        if lang is not None:
+            text = simulated_code(lang, rng)
             return SimulatedChatAnswer(text, prompt_tokens, max(1, len(text) // 4))
         words = _words(rng, parts, max_tokens)
         return SimulatedChatAnswer(_sentence(words), prompt_tokens, len(words))

@@ -36,6 +36,7 @@ from aiohttp import web
 
 from rowloom.clock import Clock
 from rowloom.config.models import SimulationConfig
+from rowloom.models.cell_key import CELL_KEY_HEADER
 from rowloom.models.clients.base import RateLimitHeaders
 from rowloom.simulation.capacity import CapacityStats, ProviderCapacityModel, ServiceOutcome
 from rowloom.simulation.media import simulated_png
@@ -265,6 +266,7 @@ class MockProviderServer:
             response_format=response_format,
             tools=tools if isinstance(tools, list) else None,
             tool_choice=body.get("tool_choice"),
+            sample_key=request.headers.get(CELL_KEY_HEADER),
         )
         finish = turn.finish_reason
         if finish == "stop" and turn.completion_tokens == max_tokens:

@@ -109,10 +109,13 @@ class SimulatedTurns:
         response_format: Mapping[str, Any] | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        sample_key: str | None = None,
     ) -> SimulatedTurn:
-        """The answer to one chat request."""
+        """The answer to one chat request (`sample_key`: the cell it serves, if known)."""
         fmt = None if self._ignore_format else response_format
-        answer = self._responses.chat(model, messages, max_tokens=max_tokens, response_format=fmt)
+        answer = self._responses.chat(
+            model, messages, max_tokens=max_tokens, response_format=fmt, sample_key=sample_key
+        )
         since_user = _since_last_user(messages)
         calls: tuple[SimulatedToolCall, ...] = ()
         text = answer.text

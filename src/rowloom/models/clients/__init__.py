@@ -26,4 +26,6 @@ def make_model_client(
         provider.endpoint,
         api_key=provider.resolve_api_key(),
         max_connections=max_connections,
+        extra_headers=provider.extra_headers,
+        extra_body=provider.extra_body,
     )

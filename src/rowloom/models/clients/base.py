@@ -44,6 +44,7 @@ class ChatRequest:
     extra_body: Mapping[str, Any] | None = None
     tools: tuple[Mapping[str, Any], ...] | None = None
     """OpenAI function-tool specs (`{"type": "function", "function": {...}}`)."""
+    extra_headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,8 @@ class EmbeddingRequest:
     inputs: tuple[str, ...]
     timeout: float | None = None
     extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = None
+    dimensions: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,7 @@ class ModelRequestExecutor:
             response_format=response_format,
             extra_body=extra_body,
             tools=tuple(tools) if tools else None,
+            extra_headers=params.extra_headers,
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.CHAT)
@@ -168,6 +169,8 @@ class ModelRequestExecutor:
             inputs=tuple(inputs),
             timeout=params.timeout,
             extra_body=params.extra_body,
+            extra_headers=params.extra_headers,
+            dimensions=params.dimensions,
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.EMBEDDING)

@@ -33,11 +33,13 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlparse
 
 import openai
 import orjson
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, RequestOptions
 
+from rowloom.models.cell_key import CELL_KEY_HEADER, current_cell_key
 from rowloom.models.clients.base import (
     ChatRequest,
     ChatResponse,
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 _PLACEHOLDER_KEY = "not-needed"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _CONNECT_TIMEOUTS = frozenset({"ConnectTimeout", "PoolTimeout"})
 # SDKs that scope auth per operation (`security`) send the bearer key only when asked; older
@@ -107,6 +110,8 @@ class OpenAICompatibleClient:
         *,
         api_key: str | None = None,
         max_connections: int = 64,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
@@ -118,12 +123,17 @@ class OpenAICompatibleClient:
         self._base_url = base_url
         self._response_type: Any = http.Response
         register_secret(api_key)  # no log line may carry it, even an echoed header
+        for value in (extra_headers or {}).values():
+            register_secret(value)  # a header may carry a credential too
+        self._extra_body = dict(extra_body or {})
+        self._sends_cell_key = urlparse(base_url).hostname in _LOOPBACK
         http_client, kind = _http_client(limits, http.__name__)
         self._client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or _PLACEHOLDER_KEY,
             max_retries=0,
             http_client=http_client,
+            default_headers=dict(extra_headers) if extra_headers else None,
         )
         self._pool_limits = TransportPoolLimits(
             max_connections=limits.max_connections,
@@ -161,9 +171,12 @@ class OpenAICompatibleClient:
             body["response_format"] = dict(request.response_format)
         if request.tools:
             body["tools"] = [dict(t) for t in request.tools]
+        body.update(self._extra_body)
         if request.extra_body:
             body.update(request.extra_body)
-        response, rate_limit = await self._post("chat", "/chat/completions", body, request.timeout)
+        response, rate_limit = await self._post(
+            "chat", "/chat/completions", body, request.timeout, request.extra_headers
+        )
         try:
             data = orjson.loads(response.content)
             choice = data["choices"][0]
@@ -223,9 +236,14 @@ class OpenAICompatibleClient:
             "input": list(request.inputs),
             "encoding_format": "float",
         }
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        body.update(self._extra_body)
         if request.extra_body:
             body.update(request.extra_body)
-        response, rate_limit = await self._post("embeddings", "/embeddings", body, request.timeout)
+        response, rate_limit = await self._post(
+            "embeddings", "/embeddings", body, request.timeout, request.extra_headers
+        )
         try:
             data = orjson.loads(response.content)
             items = sorted(data["data"], key=lambda item: int(item["index"]))
@@ -240,13 +258,21 @@ class OpenAICompatibleClient:
         )
 
     async def _post(
-        self, route: str, path: str, body: dict[str, Any], timeout_s: float | None
+        self,
+        route: str,
+        path: str,
+        body: dict[str, Any],
+        timeout_s: float | None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Any, RateLimitHeaders | None]:
         """One POST through the SDK; the raw answer and its rate-limit headers, or a
         classified `ProviderError` (non-2xx answers raise in the SDK)."""
         options: RequestOptions = dict(_AUTH_OPTIONS)  # type: ignore[assignment]
         if timeout_s is not None:
             options["timeout"] = timeout_s
+        cell = current_cell_key() if self._sends_cell_key else None
+        if headers or cell:
+            options["headers"] = {**(headers or {}), **({CELL_KEY_HEADER: cell} if cell else {})}
         try:
             response = await self._client.post(
                 path, cast_to=self._response_type, body=body, options=options

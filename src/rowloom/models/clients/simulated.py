@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rowloom.clock import Clock
 from rowloom.config.models import SimulationConfig
+from rowloom.models.cell_key import current_cell_key
 from rowloom.models.clients.base import (
     ChatRequest,
     ChatResponse,
@@ -97,6 +98,7 @@ class SimulatedModelClient:
             response_format=request.response_format,
             tools=request.tools,
             tool_choice=(request.extra_body or {}).get("tool_choice"),
+            sample_key=current_cell_key(),
         )
         return ChatResponse(
             text=turn.text,
@@ -119,8 +121,9 @@ class SimulatedModelClient:
         )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        """One embedding attempt; `extra_body={"dimensions": n}` overrides the vector size."""
-        dims = (request.extra_body or {}).get("dimensions")
+        """One embedding attempt of `request.dimensions` (or `extra_body["dimensions"]`, else
+        the configured size)."""
+        dims = request.dimensions or (request.extra_body or {}).get("dimensions")
         outcome = await self._capacity.serve(request.timeout)
         self._raise_for(outcome, "embeddings")
         vectors = self._responses.embed(
