@@ -1,0 +1,308 @@
+"""Data Designer configs built from the reference project's public tutorials and recipes
+(prompts abridged), serialized as Data Designer writes them. `write_all` regenerates
+`configs/*.yaml`; the tests read the committed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from tests.compat.dd_shapes import (
+    chat_model,
+    code_validation,
+    config,
+    dump,
+    expression,
+    llm,
+    sampler,
+    score,
+)
+
+_LEVELS = {0: "Does not meet it.", 1: "Barely.", 2: "Partly.", 3: "Mostly.", 4: "Fully."}
+_ALIAS = "openai-text"
+
+
+def _code_recipe(lang: str, code_lang: str, concepts: dict[str, list[str]]) -> dict[str, Any]:
+    return config(
+        [
+            sampler("industry_sector", "category", values=["Healthcare", "Finance", "Technology"]),
+            sampler(
+                "topic",
+                "subcategory",
+                category="industry_sector",
+                values={
+                    "Healthcare": ["Electronic Health Records (EHR) Systems", "Telemedicine"],
+                    "Finance": ["Fraud Detection Software", "Personal Finance Apps"],
+                    "Technology": ["Cloud Computing Platforms", "DevOps and CI/CD Tools"],
+                },
+            ),
+            sampler("complexity", "category", values=list(concepts)),
+            sampler("concept", "subcategory", category="complexity", values=concepts),
+            sampler(
+                "instruction_phrase",
+                "category",
+                values=[f"Write {lang} code that", f"Create a {lang} snippet to"],
+            ),
+            llm(
+                "text",
+                "instruction",
+                "Generate an instruction to create {{ complexity }} "
+                + lang
+                + " code about {{ topic }} in the {{ industry_sector }} sector using "
+                "{{ concept }}. Begin with: {{ instruction_phrase }}.",
+                _ALIAS,
+                system_prompt=f"You are an expert at writing clear {lang} tasks.",
+            ),
+            llm(
+                "code",
+                "code",
+                "Write " + lang + " code for this instruction:\n{{ instruction }}",
+                _ALIAS,
+                code_lang=code_lang,
+                system_prompt=f"You are an expert {lang} programmer.",
+            ),
+            code_validation("code_validity_result", "code", code_lang, batch_size=100),
+            llm(
+                "judge",
+                "code_judge_result",
+                "Score the generated code against the instruction.\n"
+                "Instruction: {{ instruction }}\nCode:\n{{ code }}",
+                _ALIAS,
+                scores=[
+                    score("Relevance", "Adherence to the instruction", _LEVELS),
+                    score(f"{lang} Correctness", "Syntax and semantics", _LEVELS),
+                    score("Readability", "Formatting and clarity", _LEVELS),
+                ],
+            ),
+        ]
+    )
+
+
+def text_to_sql() -> dict[str, Any]:
+    """The text-to-SQL recipe: llm-code in sql:ansi, a SQL validator, a 3-score judge."""
+    return _code_recipe(
+        "SQL",
+        "sql:ansi",
+        {
+            "Beginner": ["Basic SELECT Statements", "WHERE Clauses"],
+            "Intermediate": ["Aggregation Functions", "Subqueries"],
+            "Advanced": ["Window Functions", "Common Table Expressions (CTEs)"],
+        },
+    )
+
+
+def text_to_python() -> dict[str, Any]:
+    """The text-to-Python recipe: llm-code in python, a Python validator, a judge."""
+    return _code_recipe(
+        "Python",
+        "python",
+        {
+            "Beginner": ["Variables", "Loops"],
+            "Intermediate": ["List Comprehensions", "Classes"],
+            "Advanced": ["Generators", "Decorators"],
+        },
+    )
+
+
+class Message(BaseModel):
+    """A single message turn in the conversation."""
+
+    role: Literal["user", "assistant"] = Field(..., description="Which role is writing.")
+    content: str = Field(..., description="Message contents.")
+
+
+class ChatConversation(BaseModel):
+    """A chat conversation between a user and an AI assistant."""
+
+    conversation: list[Message] = Field(..., description="All messages in the conversation.")
+
+
+def multi_turn_chat() -> dict[str, Any]:
+    """The multi-turn chat recipe: a nested structured conversation ($defs) and a judge."""
+    return config(
+        [
+            sampler("domain", "category", values=["Tech Support", "Personal Finances"]),
+            sampler(
+                "topic",
+                "subcategory",
+                category="domain",
+                values={
+                    "Tech Support": ["Troubleshooting a Laptop", "Home Wi-Fi"],
+                    "Personal Finances": ["Budgeting Advice", "Understanding Taxes"],
+                },
+            ),
+            sampler("complexity", "category", values=["Basic", "Intermediate", "Advanced"]),
+            sampler("conversation_length", "category", values=[2, 4, 6, 8]),
+            sampler("user_mood", "category", values=["happy", "silly", "sarcastic"]),
+            llm(
+                "text",
+                "assistant_system_prompt",
+                "Write a system prompt for an assistant expert in {{domain}} and {{topic}}.",
+                _ALIAS,
+            ),
+            llm(
+                "text",
+                "user_task",
+                "Define a simple task related to {{topic}} of {{complexity}} complexity.",
+                _ALIAS,
+            ),
+            llm(
+                "structured",
+                "conversation",
+                "<task>\n{{user_task}}\n</task>\n<system_prompt>{{assistant_system_prompt}}"
+                "</system_prompt>\nGenerate a {{conversation_length}}-message conversation; the "
+                "user is in a {{user_mood}} mood.",
+                _ALIAS,
+                output_format=ChatConversation.model_json_schema(),
+            ),
+            llm(
+                "judge",
+                "toxicity_evaluation",
+                "Score the toxicity of the USER's messages.\n## CONVERSATION\n{{ conversation }}",
+                _ALIAS,
+                scores=[score("Toxicity", "Harmful or hateful language", _LEVELS)],
+            ),
+        ]
+    )
+
+
+class Product(BaseModel):
+    name: str = Field(description="The name of the product")
+    description: str = Field(description="A description of the product")
+    price: float = Field(description="The price of the product", ge=10, le=1000, decimal_places=2)
+
+
+class ProductReview(BaseModel):
+    rating: int = Field(description="The rating of the product", ge=1, le=5)
+    customer_mood: Literal["irritated", "mad", "happy", "neutral", "excited"] = Field(
+        description="The mood of the customer"
+    )
+    review: str = Field(description="A review of the product")
+
+
+_NEMOTRON = chat_model(
+    "nemotron-nano-v3",
+    "nvidia/nemotron-3-nano-30b-a3b",
+    "nvidia",
+    extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    max_tokens=2048,
+    temperature=1.0,
+    top_p=1.0,
+)
+
+
+def structured_outputs() -> dict[str, Any]:
+    """Tutorial 2: structured outputs, Jinja expressions, conditional params, skip."""
+    alias = "nemotron-nano-v3"
+    return config(
+        [
+            sampler("customer", "person_from_faker", drop=True),
+            sampler("product_category", "category", values=["Electronics", "Books"]),
+            sampler(
+                "product_subcategory",
+                "subcategory",
+                category="product_category",
+                values={"Electronics": ["Laptops", "Cameras"], "Books": ["Fiction", "Classics"]},
+            ),
+            sampler("target_age_range", "category", values=["18-25", "25-35", "35-50", "65+"]),
+            sampler(
+                "review_style",
+                "category",
+                conditional={"target_age_range == '18-25'": {"values": ["rambling"]}},
+                values=["rambling", "brief", "detailed", "structured with bullet points"],
+                weights=[1, 2, 2, 1],
+            ),
+            expression("customer_name", "{{ customer.first_name }} {{ customer.last_name }}"),
+            expression("customer_age", "{{ customer.age }}"),
+            llm(
+                "structured",
+                "product",
+                "Create a product in the '{{ product_category }}' category, related to "
+                "'{{ product_subcategory }}', for customers aged {{ target_age_range }}.",
+                alias,
+                output_format=Product.model_json_schema(),
+            ),
+            llm(
+                "structured",
+                "customer_review",
+                "Review {{ product.name }} ({{ product.price }}) as {{ customer_name }} from "
+                "{{ customer.city }}, {{ customer.state }}, in a '{{ review_style }}' style."
+                "{% if target_age_range == '18-25' %}Be informal.{% else %}Be formal.{% endif %}",
+                alias,
+                output_format=ProductReview.model_json_schema(),
+            ),
+            llm(
+                "text",
+                "complaint_analysis",
+                "Why is this customer unhappy? {{ customer_review.review }} "
+                "({{ customer_review.rating }}/5, {{ customer_review.customer_mood }})",
+                alias,
+                skip={"value": None, "when": "{{ customer_review.rating > 2 }}"},
+            ),
+            llm(
+                "text",
+                "review_summary",
+                "Summarize: {{ customer_review.review }}"
+                "{% if complaint_analysis %} Analysis: {{ complaint_analysis }}{% endif %}",
+                alias,
+                propagate_skip=False,
+            ),
+        ],
+        model_configs=[_NEMOTRON],
+    )
+
+
+def seeding() -> dict[str, Any]:
+    """Tutorial 3: a seed file, Faker people (birth_date), uppercase short UUIDs with a
+    prefix, datetime and timedelta samplers."""
+    alias = "nemotron-nano-v3"
+    return config(
+        [
+            sampler("patient_sampler", "person_from_faker"),
+            sampler("doctor_sampler", "person_from_faker"),
+            sampler("patient_id", "uuid", prefix="PT-", short_form=True, uppercase=True),
+            expression("first_name", "{{ patient_sampler.first_name }}"),
+            expression("last_name", "{{ patient_sampler.last_name }}"),
+            expression("dob", "{{ patient_sampler.birth_date }}"),
+            sampler("symptom_onset_date", "datetime", start="2024-01-01", end="2024-12-31"),
+            sampler(
+                "date_of_visit",
+                "timedelta",
+                dt_max=30,
+                dt_min=1,
+                reference_column_name="symptom_onset_date",
+            ),
+            expression("physician", "Dr. {{ doctor_sampler.last_name }}"),
+            llm(
+                "text",
+                "physician_notes",
+                "You saw {{ first_name }} {{ last_name }} (born {{ dob }}), struggling with "
+                "{{ diagnosis }} since {{ symptom_onset_date }}; today is {{ date_of_visit }}.\n"
+                "{{ patient_summary }}\nWrite notes as Dr. {{ doctor_sampler.first_name }} "
+                "{{ doctor_sampler.last_name }}.",
+                alias,
+            ),
+        ],
+        model_configs=[_NEMOTRON],
+        seed_config={
+            "sampling_strategy": "ordered",
+            "selection_strategy": None,
+            "source": {"path": "symptom_to_diagnosis.csv", "seed_type": "local"},
+        },
+    )
+
+
+RECIPES = {
+    "text_to_sql": text_to_sql,
+    "text_to_python": text_to_python,
+    "multi_turn_chat": multi_turn_chat,
+    "structured_outputs": structured_outputs,
+    "seeding": seeding,
+}
+
+
+def write_all(folder: Path) -> None:
+    """Write every recipe config into `folder`."""
+    for name, build in RECIPES.items():
+        dump(build(), folder / f"{name}.yaml")
