@@ -17,9 +17,9 @@ from rowloom.config import ConfigError, ConfigValidationError, DatasetConfig, Mo
 from rowloom.config.errors import ConfigFileError
 from rowloom.config.presets import BUILTIN_PROVIDERS, DEFAULT_MODELS
 from rowloom.interface.loading import load_config, prepare_config, read_providers_file
-from rowloom.models.cell_key import CELL_KEY_HEADER, bound_cell_key
 from rowloom.models.clients import make_model_client
 from rowloom.models.clients.base import ChatRequest, EmbeddingRequest
+from rowloom.simulation.cell_key import CELL_KEY_HEADER, bound_cell_key
 
 NO_MODELS = {
     "columns": [

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from rowloom.builder.row_groups import RowGroupBuffer, RowGroupPlan
 from rowloom.builder.storage import RunStorage, encode_table
 from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
-from rowloom.models.cell_key import bound_cell_key
 from rowloom.models.facade import ModelFacade
 from rowloom.models.usage import CallTag, UsageLedger, UsageTotals
+from rowloom.simulation.cell_key import bound_cell_key
 
 _NO_FAILURES: Mapping[int, str] = MappingProxyType({})
 

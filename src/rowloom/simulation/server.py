@@ -36,9 +36,9 @@ from aiohttp import web
 
 from rowloom.clock import Clock
 from rowloom.config.models import SimulationConfig
-from rowloom.models.cell_key import CELL_KEY_HEADER
 from rowloom.models.clients.base import RateLimitHeaders
 from rowloom.simulation.capacity import CapacityStats, ProviderCapacityModel, ServiceOutcome
+from rowloom.simulation.cell_key import CELL_KEY_HEADER
 from rowloom.simulation.media import simulated_png
 from rowloom.simulation.responses import SimulatedResponses
 from rowloom.simulation.turns import SimulatedTurns

@@ -39,7 +39,6 @@ import openai
 import orjson
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, RequestOptions
 
-from rowloom.models.cell_key import CELL_KEY_HEADER, current_cell_key
 from rowloom.models.clients.base import (
     ChatRequest,
     ChatResponse,
@@ -61,6 +60,7 @@ from rowloom.models.clients.base import (
     TransportPoolLimits,
 )
 from rowloom.observability.redaction import register_secret
+from rowloom.simulation.cell_key import CELL_KEY_HEADER, current_cell_key
 
 __all__ = [
     "OpenAICompatibleClient",

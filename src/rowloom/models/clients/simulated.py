@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from rowloom.clock import Clock
 from rowloom.config.models import SimulationConfig
-from rowloom.models.cell_key import current_cell_key
 from rowloom.models.clients.base import (
     ChatRequest,
     ChatResponse,
@@ -26,6 +25,7 @@ from rowloom.models.clients.base import (
     TransportPoolLimits,
 )
 from rowloom.simulation.capacity import ProviderCapacityModel, ServiceOutcome
+from rowloom.simulation.cell_key import current_cell_key
 from rowloom.simulation.media import simulated_png
 from rowloom.simulation.responses import SimulatedResponses
 from rowloom.simulation.turns import SimulatedTurns
