@@ -30,15 +30,11 @@ _VERBS = ("compute", "summarize", "normalize", "filter", "rank", "measure", "col
 
 def code_language(messages: Sequence[Mapping[str, Any]]) -> str | None:
     """The code language a request asks for (`python`, `sql:postgres`, ...), or None."""
-    texts = [
-        m.get("content")
-        for m in messages
-        if m.get("role") == "system" and isinstance(m.get("content"), str)
-    ]
+    texts = [_text(m.get("content")) for m in messages if m.get("role") == "system"]
     users = [m.get("content") for m in messages if m.get("role") == "user"]
-    if users and isinstance(users[-1], str):
-        texts.append(users[-1])
-    text = "\n".join(str(t) for t in texts)
+    if users:
+        texts.append(_text(users[-1]))
+    text = "\n".join(texts)
     match = _FENCE.search(text) or _NAMED.search(text)
     if match is None:
         return None
@@ -48,6 +44,17 @@ def code_language(messages: Sequence[Mapping[str, Any]]) -> str | None:
         dialect = _SQL_DIALECT.search(text)
         return f"sql:{dialect.group(1).lower()}" if dialect else "sql:ansi"
     return lang
+
+
+def _text(content: Any) -> str:
+    """The text of a message's content (a string, or OpenAI content parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
+        )
+    return ""
 
 
 def simulated_code(lang: str, rng: random.Random) -> str:
