@@ -32,6 +32,7 @@ from rowloom.models.request_admission import (
     RequestResourceKey,
     aimd_rule_factory,
 )
+from rowloom.models.request_admission.shares import ShareGrant
 from rowloom.models.resources import ProviderModelKey
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import (
@@ -75,6 +76,8 @@ UNIT_LEVEL_ONLY = {
     # the default AIMD settles below the last 429 ceiling, so a short run may never pass it
     "request_soft_ceiling_recovered",
     "request_fully_recovered",
+    # only a Ray worker's controller has fleet shares
+    "request_share_changed",
 }
 """Kinds that only fault injection or unit-level drives produce reliably today."""
 
@@ -363,6 +366,9 @@ async def _request_controller_kinds() -> set[str]:
     for _ in range(8):  # sequential successes: 5, 6, 7 (past the ceiling), 8 (fully recovered)
         controller.release(controller.acquire_sync(item()), ok)
     controller.set_max_limit_clamp(resource, 2)
+    key = resource.as_key_str()
+    controller.attach_shares({key: 8})
+    controller.set_shares({key: ShareGrant(3, 1)})  # a Ray worker's share
     controller.shutdown()
     assert controller.in_flight_total() == 0
     return set(sink.kinds())
@@ -403,7 +409,7 @@ def test_every_event_kind_appears(tmp_path: Path) -> None:
     assert set(SCHEDULER_EVENT_KINDS) - exempt - real_sched - unit_sched == set()
     assert set(REQUEST_EVENT_KINDS) - real_req - unit_req == set()
     assert len(SCHEDULER_EVENT_KINDS) == 27
-    assert len(REQUEST_EVENT_KINDS) == 19
+    assert len(REQUEST_EVENT_KINDS) == 20  # the spec's 19 and request_share_changed (Ray workers)
 
 
 def test_only_documented_kinds_lack_an_emitter() -> None:

@@ -57,6 +57,7 @@ SCHEDULER_EVENT_KINDS: Final[tuple[str, ...]] = (
 REQUEST_EVENT_KINDS: Final[tuple[str, ...]] = (
     "request_resource_registered",
     "request_effective_cap_changed",
+    "request_share_changed",
     "request_queue_formed",
     "request_wait_started",
     "request_wait_completed",

@@ -16,6 +16,7 @@ from rowloom.models.request_admission import (
     RequestReleaseOutcome,
 )
 from rowloom.models.request_admission import ledger as ledger_module
+from rowloom.models.request_admission.shares import ShareGrant
 from rowloom.observability.events import REQUEST_EVENT_KINDS, RequestEventEmitter
 
 EXECUTOR_KINDS = {"model_request_started", "model_request_completed"}
@@ -51,6 +52,8 @@ async def test_every_owned_request_event_kind_is_emitted(make: MakeHarness) -> N
     c.release(lease, OK)  # 2 -> 3: soft ceiling (2) recovered
     c.release(lease, OK)  # request_release_diagnostic (duplicate)
     c.release(lease_of(c.try_acquire(item())), OK)  # 3 -> 4: fully recovered
+    c.attach_shares({CHAT.as_key_str(): 4})  # a Ray worker's fleet share
+    c.set_shares({CHAT.as_key_str(): ShareGrant(2, 1, 1, limit=4)})  # request_share_changed
     assert isinstance(timed.exception(), RequestAdmissionError)
     assert cancelled.cancelled()
     emitted = set(h.kinds())

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, Final
 
 from rowloom.clock import Clock, SystemClock
 from rowloom.models.request_admission import _events as ev
+from rowloom.models.request_admission import fleet
 from rowloom.models.request_admission._events import Pending
 from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.decisions import (
@@ -66,6 +67,7 @@ from rowloom.models.request_admission.queue import (
 )
 from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
 from rowloom.models.request_admission.rules import configured_rule_factory
+from rowloom.models.request_admission.shares import ShareGate, ShareGrant, ShareReport
 from rowloom.models.request_admission.views import (
     RequestAdmissionCapacityView,
     RequestAdmissionCounters,
@@ -137,6 +139,8 @@ class AdaptiveRequestAdmissionController:
         self._waiter_ids = itertools.count(1)
         self._closed = False
         self._n = _Counts()
+        self._gates: dict[str, ShareGate] = {}
+        self._on_share_cut: Callable[[], None] | None = None
         now = self._clock.monotonic()
         pending = ev.new_pending(events)
         for resource in config.resources:
@@ -327,6 +331,46 @@ class AdaptiveRequestAdmissionController:
             now,
             pending,
         )
+        self._dispatch(now, pending)
+        self._settle(now, pending)
+
+    # -- fleet shares (Ray workers) ------------------------------------------------------
+
+    def attach_shares(
+        self, keys: Mapping[str, int], on_cut: Callable[[], None] | None = None
+    ) -> tuple[str, ...]:
+        """Admit within fleet shares on `keys` (`fleet.share_keys`); each is 0 until granted.
+
+        `on_cut` runs after a 429 cut a share, so the worker can report at once.
+        """
+        self._gates = fleet.attach(self._ledger, keys)
+        self._on_share_cut = on_cut
+        return tuple(self._gates)
+
+    def share_reports(self) -> dict[str, ShareReport]:
+        """Each share's report since the last one (its counters start again)."""
+        return fleet.reports(self._ledger, self._queue)
+
+    def shares(self) -> dict[str, int]:
+        """Each share key's share in force."""
+        return {key: gate.share for key, gate in self._gates.items()}
+
+    def set_shares(self, grants: Mapping[str, ShareGrant]) -> None:
+        """Adopt the coordinator's grants; emits `request_share_changed`; grants waiters."""
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
+        changed = fleet.apply(self._ledger, grants, now)
+        if pending is not None:
+            fleet.share_events(pending, self._ledger, changed, grants)
+        self._dispatch(now, pending)
+        self._settle(now, pending)
+
+    def orphan_shares(self) -> None:
+        """The coordinator is lost: every share keeps its last value (at least 1)."""
+        for gate in self._gates.values():
+            gate.orphan()
+        now = self._clock.monotonic()
+        pending = ev.new_pending(self._emitter)
         self._dispatch(now, pending)
         self._settle(now, pending)
 
@@ -565,6 +609,11 @@ class AdaptiveRequestAdmissionController:
         self._apply(record, transitions, now, pending, cause=lease.item)
         if kind is RequestReleaseOutcomeKind.SUCCESS or effect is not None:
             self._observe_provider(settled, effect is not None, now, pending, lease.item)
+            cut = self._gates and fleet.observe(
+                settled, effect is not None, outcome.retry_after_seconds
+            )
+            if cut and self._on_share_cut is not None:
+                self._on_share_cut()
         self._dispatch(now, pending)
         return _RELEASED
 
@@ -735,7 +784,11 @@ class AdaptiveRequestAdmissionController:
             record = self._ledger.record(resource)
             if record is None:
                 continue
-            for at in (record.limits.next_change_at(now), record.paced_until(now)):
+            for at in (
+                record.limits.next_change_at(now),
+                record.paced_until(now),
+                fleet.paused_until(record, now),
+            ):
                 if at is not None and (earliest is None or at < earliest):
                     earliest = at
         self._wakeups.rearm(earliest)

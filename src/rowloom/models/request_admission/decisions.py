@@ -19,6 +19,8 @@ class RequestDenialReason(enum.StrEnum):
     - `aggregate_cap`: the endpoint's in-flight count over all domains is at its static cap.
     - `provider_limit`: the provider's in-flight count over all its endpoints is at the limit
       learned from its 429s (providers serving two or more endpoints).
+    - `fleet_share`: the worker's share of a fleet-wide limit (Ray engine) is in use, or the
+      fleet's coordinator holds admissions (its Retry-After).
     - `paced`: the provider's rate-limit headers say its request budget is nearly spent;
       admissions are spread until the budget resets.
     - `queued_waiters_ahead`: waiters for the resource are queued; a non-blocking acquire
@@ -32,6 +34,7 @@ class RequestDenialReason(enum.StrEnum):
     COOLDOWN = "cooldown"
     AGGREGATE_CAP = "aggregate_cap"
     PROVIDER_LIMIT = "provider_limit"
+    FLEET_SHARE = "fleet_share"
     PACED = "paced"
     QUEUED_WAITERS_AHEAD = "queued_waiters_ahead"
     TIMEOUT = "timeout"

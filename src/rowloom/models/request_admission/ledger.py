@@ -28,6 +28,7 @@ from rowloom.models.request_admission.pressure import (
 from rowloom.models.request_admission.queue import RequestFairQueue
 from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
 from rowloom.models.request_admission.settling_aimd import SettlingAimdLimitRule
+from rowloom.models.request_admission.shares import ShareGate
 from rowloom.models.resources import ProviderModelKey
 
 
@@ -42,10 +43,10 @@ class ProviderRecord:
     lands the limit one below `k` and remembers `k` as the ceiling, which is probed rarely.
     One cut per cascade: a refusal of a lease granted before the last decrease (its grant
     ordinal below `cut_mark`) is already answered by that decrease and is not folded in.
-    `limit` is None without a rule.
+    `limit` is None without a rule. `share` is the provider's fleet share on a Ray worker.
     """
 
-    __slots__ = ("cut_mark", "grants", "in_flight", "name", "rule")
+    __slots__ = ("cut_mark", "grants", "in_flight", "name", "rule", "share")
 
     def __init__(self, name: str, rule: SettlingAimdLimitRule | None) -> None:
         self.name = name
@@ -53,6 +54,7 @@ class ProviderRecord:
         self.in_flight = 0
         self.grants = 0
         self.cut_mark = 0
+        self.share: ShareGate | None = None
 
     @property
     def limit(self) -> int | None:
@@ -116,7 +118,7 @@ class ResourceRecord:
 
     `grants` counts the leases ever granted for the resource (a lease's ordinal is the value
     before its grant); `cooldown_mark` is the ordinal of the first lease granted after the
-    current cooldown began.
+    current cooldown began; `share` is the resource's fleet share on a Ray worker.
     """
 
     __slots__ = (
@@ -131,6 +133,7 @@ class ResourceRecord:
         "max_waiters",
         "pacer",
         "pm",
+        "share",
     )
 
     def __init__(
@@ -147,6 +150,7 @@ class ResourceRecord:
         self.pacer = RateLimitPacer()
         self.grants = 0
         self.cooldown_mark = 0
+        self.share: ShareGate | None = None
 
     def paced_until(self, now: float) -> float | None:
         """The pacer's earliest next admission (None: not paced)."""
