@@ -25,6 +25,7 @@ from rowloom.config import (
     SimulationConfig,
 )
 from rowloom.interface.designer import Designer
+from rowloom.interface.loading import load_config
 from rowloom.interface.results import DatasetResult, PreviewResult
 
 __all__ = [
@@ -53,4 +54,5 @@ __all__ = [
     "SeedDatasetColumnConfig",
     "SeedDatasetConfig",
     "SimulationConfig",
+    "load_config",
 ]

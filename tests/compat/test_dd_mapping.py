@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.compat.dd_shapes import chat_model, config, expression, llm, sampler
 
 from rowloom.compat import (
@@ -371,3 +374,66 @@ def test_columns_named_by_expression_keep_dd_semantics() -> None:
     assert cfg.column_by_name["twice"].dtype == "float"
     assert cfg.dependencies["twice"] == ("n",)
     assert cfg.models == [] and cfg.providers == []
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _paths(value, (*prefix, i))
+    return out
+
+
+_BASES = [shared(n) for n in ("product_info_qa", "structured_outputs", "seeding", "text_to_sql")]
+_ALL_PATHS = [(i, p) for i, base in enumerate(_BASES) for p in _paths(base) if p]
+_EXAMPLES = int(os.environ.get("ROWLOOM_FUZZ_EXAMPLES", "300"))
+
+
+@settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.sampled_from(_ALL_PATHS), min_size=1, max_size=3),
+    values=st.lists(_json_values, min_size=3, max_size=3),
+)
+def test_any_mutation_of_a_dd_config_is_loaded_or_refused_with_a_typed_error(
+    picks: list[tuple[int, tuple[Any, ...]]], values: list[Any]
+) -> None:
+    data = copy.deepcopy(_BASES[picks[0][0]])
+    picks = [(i, p) for i, p in picks if i == picks[0][0]]
+    for (_, path), value in zip(picks, values, strict=False):
+        node = data
+        try:
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation replaced a parent
+    try:
+        DatasetConfig.from_dict(data, adapt=native_document)
+    except (ConfigValidationError, ConfigFileError) as exc:
+        assert str(exc)
+
+
+def test_json_dd_configs_and_the_public_loader(tmp_path: Path) -> None:
+    import json
+
+    import rowloom
+
+    path = tmp_path / "dd.json"
+    path.write_text(json.dumps(shared("product_info_qa")))
+    assert rowloom.load_config(path) == load_config(CONFIGS / "product_info_qa.yaml")

@@ -75,7 +75,7 @@ def map_column(entry: Any, index: int, issues: Issues) -> dict[str, Any] | None:
     name = entry.get("name")
     f = Fields(entry, f"columns.{name}" if isinstance(name, str) else f"columns[{index}]", issues)
     dd_type = f.get("column_type")
-    if dd_type not in DD_COLUMN_FIELDS:
+    if not isinstance(dd_type, str) or dd_type not in DD_COLUMN_FIELDS:
         known = list(DD_COLUMN_FIELDS)
         f.invalid("column_type", f"unknown column_type {dd_type!r}; one of {known}")
         return None

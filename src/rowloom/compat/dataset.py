@@ -31,7 +31,8 @@ def is_data_designer_config(data: Any) -> bool:
     for column in columns if isinstance(columns, list) else ():
         if not isinstance(column, Mapping):
             continue
-        if column.get("column_type") in _DD_COLUMN_TYPES:
+        kind = column.get("column_type")
+        if isinstance(kind, str) and kind in _DD_COLUMN_TYPES:
             return True
         params = column.get("params")
         if isinstance(params, Mapping) and "sampler_type" in params:

@@ -149,7 +149,7 @@ def with_defaults(
     out = dict(data)
     declared_models = _entries(out.get("models"))
     model_catalog = {**DEFAULT_MODELS, **_by_key(models, "alias")}
-    known = {m.get("alias") for m in declared_models}
+    known = _names(declared_models, "alias")
     added = [
         dict(model_catalog[a])
         for a in referenced_model_aliases(out.get("columns"))
@@ -159,11 +159,11 @@ def with_defaults(
         out["models"] = [*declared_models, *added]
     declared_providers = _entries(out.get("providers"))
     provider_catalog = {**BUILTIN_PROVIDERS, **_by_key(providers, "name")}
-    named = {p.get("name") for p in declared_providers}
+    named = _names(declared_providers, "name")
     wanted = dict.fromkeys(
-        str(m.get("provider"))
+        m["provider"]
         for m in _entries(out.get("models"))
-        if m.get("provider") not in named
+        if isinstance(m.get("provider"), str) and m["provider"] not in named
     )
     extra = [dict(provider_catalog[n]) for n in wanted if n in provider_catalog]
     if extra and isinstance(out.get("providers", []), list | None):
@@ -175,6 +175,10 @@ def _entries(value: Any) -> list[Mapping[str, Any]]:
     if not isinstance(value, list):
         return []
     return [v for v in value if isinstance(v, Mapping)]
+
+
+def _names(entries: Iterable[Mapping[str, Any]], key: str) -> set[str]:
+    return {e[key] for e in entries if isinstance(e.get(key), str)}
 
 
 def _by_key(entries: Iterable[Mapping[str, Any]], key: str) -> dict[str, Mapping[str, Any]]:
