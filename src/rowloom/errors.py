@@ -37,5 +37,10 @@ class RunAbortedError(RowloomError):
     """The run stopped early (breaker, programming error, cancellation); finished work is kept."""
 
 
-class ResumeError(RowloomError):
+class RunFolderError(RowloomError):
+    """A run folder cannot be used: it holds a run and no flag says what to do with it, it
+    cannot be created or written, or it is not a run folder. Raised before any model call."""
+
+
+class ResumeError(RunFolderError):
     """A run folder cannot be resumed with this config."""

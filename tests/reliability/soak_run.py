@@ -106,7 +106,7 @@ async def main(url: str, rows: int, artifacts: Path, events: bool) -> dict[str, 
     for part in parts:
         ids.extend(pq.read_table(part, columns=["row_id"]).column(0).to_pylist())
     return {
-        "summary": outputs.summary.as_json(),
+        "summary": outputs.summary.to_dict(),
         "wall_seconds": round(wall, 1),
         "request_in_flight": monitor.admission.in_flight_total(),
         "request_waiters": monitor.admission.waiters_total(),

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 from tests.reliability.conftest import write_config
 from tests.reliability.fake_providers import DyingProvider, ServerThread
 from tests.reliability.harness import dataset, read_manifest, run_create
 
 from rowloom import DatasetConfig, Designer
+from rowloom.errors import RunAbortedError
 
 ROWS, BUFFER = 60, 10
 
@@ -77,3 +79,40 @@ def test_breaker_names_provider_and_error_class_and_keeps_finished_groups(tmp_pa
         )
     assert fresh.summary.status == "complete"
     assert dataset(run_dir)[0] == fresh.output_hash()
+
+
+def _always_failing(run: dict[str, Any]) -> DatasetConfig:
+    return DatasetConfig.from_dict(
+        {
+            "columns": [
+                {
+                    "name": "v",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": [0]},
+                },
+                {"name": "ratio", "column_type": "expression", "expr": "{{ 1 // v }}"},
+            ],
+            "run": {"buffer_size": 10, **run},
+        }
+    )
+
+
+def test_early_shutdown_uses_dd_names_and_can_be_turned_off(tmp_path: Path) -> None:
+    legacy = _always_failing({"error_rate_threshold": 0.4, "error_rate_window": 12})
+    assert (legacy.run_config.shutdown_error_rate, legacy.run_config.shutdown_error_window) == (
+        0.4,
+        12,
+    )
+    assert "shutdown_error_rate" in legacy.to_yaml()
+
+    designer = Designer(tmp_path)
+    with pytest.raises(RunAbortedError, match="error-rate breaker tripped: 3 of the last 5"):
+        designer.preview(_always_failing({"shutdown_error_window": 5}), 40)
+
+    off = designer.preview(
+        _always_failing({"shutdown_error_window": 5, "disable_early_shutdown": True}), 40
+    )
+    assert off.summary.status == "complete" and not off.summary.every_row_written
+    assert off.summary.dropped_rows == {"template_error": 40}
+    assert len(off.errors) == 40 and "by zero" in off.errors[0].message

@@ -136,7 +136,7 @@ def test_cli_run_against_an_authenticating_server_leaks_nothing(
     finally:
         server.terminate()
         server.wait(30)
-    assert "complete: 30/30 rows" in outputs["create stdout"]
+    assert "complete: 30/30 rows written" in outputs["create stdout"]
     scanned = assert_nowhere(planted_key, folders=[tmp_path], texts=outputs)
     assert scanned >= 6  # parts, manifest, two event streams, capacity plan, report
 
@@ -171,7 +171,7 @@ def test_hostile_provider_echoing_the_key_leaks_nothing(
         "config dump": repr(config.model_dump()),
         "provider repr": repr(config.providers[0]),
         "result repr": repr(result),
-        "summary": json.dumps(result.summary.as_json()),
+        "summary": json.dumps(result.summary.to_dict()),
         "capacity plan": json.dumps(result.capacity_plan, default=str),
         "client repr": repr(client),
         "client str": str(client),

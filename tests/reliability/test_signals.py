@@ -28,6 +28,8 @@ from tests.reliability.harness import (
     run_create,
 )
 
+from rowloom.interface.results import DatasetResult
+
 
 def start_and_signal(
     cmd: list[str], run_dir: Path, sig: int, after_parts: int
@@ -85,7 +87,9 @@ def test_graceful_stop_then_resume(crash_baseline: Baseline, tmp_path: Path, sig
 
     resumed = run_create(crash_baseline.config, CRASH_ROWS, "run", artifacts, resume=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{(CRASH_GROUPS - done) * CRASH_BUFFER} model requests" in resumed.stdout
+    assert DatasetResult.open(run_dir).summary.request_attempts == (
+        (CRASH_GROUPS - done) * CRASH_BUFFER
+    )
     digest, columns = dataset(run_dir)
     assert digest == crash_baseline.output_hash
     assert tuple(columns["row_id"]) == crash_baseline.row_ids

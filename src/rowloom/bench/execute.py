@@ -145,7 +145,7 @@ async def run_dataset(
             failure = f"{type(exc).__name__}: {exc}"
     stats = _since(await _provider_stats(clients.made, fleet), before)
     if outputs is not None:
-        summary = outputs.summary.as_json()
+        summary = outputs.summary.to_dict()
     else:
         summary = {"status": "cancelled" if cancelled else "failed", "stop_reason": failure}
     plan = outputs.capacity_plan if outputs is not None else {}

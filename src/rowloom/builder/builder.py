@@ -9,20 +9,21 @@ checkpointed is lost when a run fails or is cancelled: the manifest records what
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from rowloom.builder.host import GenerationHost
 from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.builder.sequential import SequentialEngine
-from rowloom.builder.storage import ResumeMode, RunStorage
+from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
 from rowloom.capacity import AsyncCapacityPlan, CapacityValue, SchedulerMaxima, build_capacity_plan
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
@@ -91,8 +92,15 @@ class RunSummary:
     resumed_row_groups: int = 0
     token_usage: dict[str, Any] = field(default_factory=dict)
     """`usage_report` over every session of the run (kept row groups and discarded work)."""
+    error_samples: list[ErrorSample] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    @property
+    def every_row_written(self) -> bool:
+        """True when the run finished and wrote every requested row (exit code 0)."""
+        return self.status == "complete" and self.rows_written >= self.num_records
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (what `summary.json` holds)."""
         return {
             "name": self.name,
             "engine": self.engine,
@@ -108,7 +116,20 @@ class RunSummary:
             "stop_reason": self.stop_reason,
             "resumed_row_groups": self.resumed_row_groups,
             "token_usage": self.token_usage,
+            "error_samples": [e.as_json() for e in self.error_samples],
         }
+
+    def to_json(self) -> str:
+        """The summary as a JSON document."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        """A summary from `to_dict()` output (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["error_samples"] = [ErrorSample.from_json(e) for e in data.get("error_samples", [])]
+        return cls(**values)
 
 
 @dataclass(slots=True)
@@ -120,6 +141,7 @@ class RunOutputs:
     kept: dict[int, dict[str, list[Any]]]
     output_columns: list[str]
     capacity_plan: dict[str, Any]
+    kept_errors: dict[int, list[ErrorSample]] = field(default_factory=dict)
 
 
 class RunMonitor:
@@ -296,6 +318,11 @@ class DatasetBuilder:
             summary.status, summary.stop_reason = _status(summary, outcome, error)
             capacity_plan = self._capacity_plan(admission, pools, outcome)
             discarded = executor.usage.take_rest()
+            summary.error_samples = (
+                storage.manifest.error_samples()
+                if storage is not None and storage.manifest is not None
+                else list(host.error_samples)
+            )
             if storage is not None:
                 storage.finish(summary.status, summary.stop_reason, discarded)
             summary.token_usage = _token_usage(config, storage, host.kept_usage, discarded)
@@ -305,6 +332,7 @@ class DatasetBuilder:
             summary=summary,
             storage=storage,
             kept=host.kept,
+            kept_errors=host.kept_errors,
             output_columns=output_columns,
             capacity_plan=capacity_plan.as_json() if capacity_plan is not None else {},
         )
@@ -372,7 +400,7 @@ class DatasetBuilder:
                 host,
                 config.topological_order,
                 max_salvage_rounds=rc.max_salvage_rounds,
-                breaker=ErrorRateBreaker(rc.error_rate_threshold, rc.error_rate_window),
+                breaker=ErrorRateBreaker(rc.breaker_threshold, rc.shutdown_error_window),
                 on_task_done=self.monitor.on_task_done,
             )
             self._engine_outcome = engine.outcome
@@ -401,8 +429,8 @@ class DatasetBuilder:
             config=SchedulerConfig(
                 max_concurrent_row_groups=rc.max_concurrent_row_groups,
                 max_salvage_rounds=rc.max_salvage_rounds,
-                error_rate_threshold=rc.error_rate_threshold,
-                error_rate_window=rc.error_rate_window,
+                error_rate_threshold=rc.breaker_threshold,
+                error_rate_window=rc.shutdown_error_window,
             ),
             run_id=run_id,
             on_task_done=self.monitor.on_task_done,
@@ -425,7 +453,8 @@ def _write_run_artifacts(
         if plan is not None:
             storage.write_json(storage.capacity_plan_path, plan.as_json())
         write_profile(storage.run_dir, config)
-        write_report(storage.run_dir, summary=summary.as_json())
+        storage.write_json(storage.summary_path, summary.to_dict())
+        write_report(storage.run_dir, summary=summary.to_dict())
     except Exception:
         _log.exception("could not write the capacity plan, the profile or the report")
 

@@ -12,13 +12,17 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from rowloom.builder.row_groups import RowGroupBuffer, RowGroupPlan
-from rowloom.builder.storage import RunStorage, encode_table
+from rowloom.builder.storage import MAX_ERROR_SAMPLES, ErrorSample, RunStorage, encode_table
+from rowloom.errors import TaskError
 from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
 from rowloom.models.facade import ModelFacade
 from rowloom.models.usage import CallTag, UsageLedger, UsageTotals
+from rowloom.observability.redaction import redact
 from rowloom.simulation.cell_key import bound_cell_key
 
 _NO_FAILURES: Mapping[int, str] = MappingProxyType({})
+MAX_MESSAGE = 500
+"""Characters of an error message kept in a sample."""
 
 
 class TaskLike(Protocol):
@@ -67,6 +71,10 @@ class GenerationHost:
         self.storage = storage
         self.stats = CheckpointStats()
         self.kept: dict[int, dict[str, list[Any]]] = {}
+        self.kept_errors: dict[int, list[ErrorSample]] = {}
+        """Without storage (previews): every dropped row's error, per row group."""
+        self.error_samples: list[ErrorSample] = []
+        """The first sample errors of this run's checkpointed row groups (in finish order)."""
         self._facades = {name: facade_for(gen) for name, gen in generators.items()}
         self._buffers: dict[int, RowGroupBuffer] = {}
         self._on_checkpoint = on_checkpoint
@@ -88,8 +96,15 @@ class GenerationHost:
     async def run_task(self, task: TaskLike) -> Mapping[int, str]:
         """Run one task and store its values; return the rows it could not produce (row index
         -> reason; only whole-row-group tasks report rows). Generator errors propagate."""
-        gen = self.generators[task.column]
         buf = self._buffers[task.row_group]
+        try:
+            return await self._run(task, buf)
+        except TaskError as exc:  # remembered to explain the drop, if the row is dropped
+            buf.note_failure(task.row_index, task.column, exc.reason, str(exc))
+            raise
+
+    async def _run(self, task: TaskLike, buf: RowGroupBuffer) -> Mapping[int, str]:
+        gen = self.generators[task.column]
         if task.task_type == "batch":
             live, batch = buf.batch_input(gen.required_columns, self.seed)
             values = gen.generate_batch(batch)
@@ -103,6 +118,7 @@ class GenerationHost:
             for i, v in zip(live, values, strict=True):
                 if isinstance(v, RowFailure):
                     failed[i] = v.reason
+                    buf.note_failure(i, task.column, v.reason, v.message)
                 else:
                     col[i] = v
             return failed
@@ -139,11 +155,21 @@ class GenerationHost:
         reasons = Counter(buf.dropped.values())
         usage = self._usage.take(row_group) if self._usage is not None else UsageTotals()
         self.kept_usage.merge(usage)
+        errors = _error_samples(buf)
         if self.storage is not None:
             table = encode_table(self.output_columns, values)
-            await asyncio.to_thread(self.storage.write_row_group, row_group, table, reasons, usage)
+            await asyncio.to_thread(
+                self.storage.write_row_group,
+                row_group,
+                table,
+                reasons,
+                usage,
+                errors[:MAX_ERROR_SAMPLES],
+            )
         else:
             self.kept[row_group] = values
+            self.kept_errors[row_group] = errors
+        self.error_samples.extend(errors[: MAX_ERROR_SAMPLES - len(self.error_samples)])
         self.stats.row_groups += 1
         self.stats.rows_written += len(live)
         self.stats.dropped.update(reasons)
@@ -154,3 +180,18 @@ class GenerationHost:
     def discard_row_group(self, row_group: int) -> None:
         """Forget an unfinished row group (cancelled run); it is regenerated on resume."""
         self._buffers.pop(row_group, None)
+
+
+def _error_samples(buf: RowGroupBuffer) -> list[ErrorSample]:
+    """One `ErrorSample` per dropped row of a row group, in row order."""
+    out = []
+    for row in sorted(buf.dropped):
+        reason = buf.dropped[row]
+        failure = buf.failure_of(row)
+        column, message = ("", "")
+        if failure is not None:
+            column, failed_reason, message = failure
+            if failed_reason != reason:
+                message = f"{failed_reason}: {message}"
+        out.append(ErrorSample(column, buf.offset + row, reason, redact(message)[:MAX_MESSAGE]))
+    return out

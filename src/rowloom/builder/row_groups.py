@@ -45,6 +45,8 @@ class RowGroupBuffer:
     size: int
     values: dict[str, list[Any]] = field(default_factory=dict)
     dropped: dict[int, str] = field(default_factory=dict)
+    failures: dict[int | None, tuple[str, str, str]] = field(default_factory=dict)
+    """The last failure per row (None: the whole row group): column, reason, message."""
 
     def column(self, name: str) -> list[Any]:
         """The value list of a column (created on first use)."""
@@ -77,6 +79,14 @@ class RowGroupBuffer:
             global_rows=[self.offset + i for i in live],
             columns=cols,
         )
+
+    def note_failure(self, row_index: int | None, column: str, reason: str, message: str) -> None:
+        """Remember why a task failed for a row (or the whole group), to explain a drop."""
+        self.failures[row_index] = (column, reason, message)
+
+    def failure_of(self, row_index: int) -> tuple[str, str, str] | None:
+        """The failure noted for a row, else for its whole row group."""
+        return self.failures.get(row_index) or self.failures.get(None)
 
     def drop(self, row_index: int, reason: str) -> None:
         """Mark a row dropped (first reason wins)."""

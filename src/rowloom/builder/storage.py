@@ -22,7 +22,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rowloom.errors import ResumeError
+from rowloom.errors import ResumeError, RunFolderError
 from rowloom.models.usage import UsageTotals, usage_report
 
 MANIFEST_VERSION = 1
@@ -115,6 +115,44 @@ def decode_json_columns(table: pa.Table) -> dict[str, list[Any]]:
     return out
 
 
+MAX_ERROR_SAMPLES = 3
+"""Sample errors kept per row group (and shown per run)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSample:
+    """Why one row was dropped: the column that failed, the global row (None: its whole row
+    group), the reason code and the message (secrets redacted)."""
+
+    column: str
+    row: int | None
+    reason: str
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "row": self.row,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ErrorSample:
+        row = data.get("row")
+        return cls(
+            str(data.get("column", "")),
+            None if row is None else int(row),
+            str(data.get("reason", "")),
+            str(data.get("message", "")),
+        )
+
+    def __str__(self) -> str:
+        where = "its row group" if self.row is None else f"row {self.row}"
+        text = f"column {self.column!r}, {where}: {self.reason}"
+        return f"{text}: {self.message}" if self.message and self.message != self.reason else text
+
+
 @dataclass
 class RowGroupRecord:
     """What the manifest keeps about one finished row group."""
@@ -124,11 +162,15 @@ class RowGroupRecord:
     part: str = ""
     usage: UsageTotals = field(default_factory=UsageTotals)
     """Tokens spent on this row group, by column and model alias."""
+    errors: list[ErrorSample] = field(default_factory=list)
+    """Why some of its rows were dropped (at most `MAX_ERROR_SAMPLES`)."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rows": self.rows, "dropped": self.dropped, "part": self.part}
         if self.usage:
             out["usage"] = self.usage.as_json()
+        if self.errors:
+            out["errors"] = [e.as_json() for e in self.errors]
         return out
 
 
@@ -175,6 +217,15 @@ class Manifest:
             "token_usage": usage_report(self.token_usage(), {}),
         }
 
+    def error_samples(self, limit: int = MAX_ERROR_SAMPLES) -> list[ErrorSample]:
+        """The first `limit` sample errors over the finished row groups, in row order."""
+        out: list[ErrorSample] = []
+        for _, rec in sorted(self.row_groups.items()):
+            out.extend(rec.errors[: limit - len(out)])
+            if len(out) >= limit:
+                break
+        return out
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Manifest:
         return cls(
@@ -193,6 +244,7 @@ class Manifest:
                     dict(v.get("dropped", {})),
                     v["part"],
                     UsageTotals.from_json(v.get("usage")),
+                    [ErrorSample.from_json(e) for e in v.get("errors", [])],
                 )
                 for k, v in data.get("row_groups", {}).items()
             },
@@ -209,6 +261,7 @@ class RunStorage:
         self.events_dir = run_dir / "events"
         self.manifest_path = run_dir / "manifest.json"
         self.capacity_plan_path = run_dir / "capacity_plan.json"
+        self.summary_path = run_dir / "summary.json"
         self.report_path = run_dir / "report.html"
         self.manifest: Manifest | None = None
         self._lock = threading.Lock()  # parts are written from worker threads
@@ -227,8 +280,24 @@ class RunStorage:
         """Prepare the folder; return the row groups already done (resume) or an empty set.
 
         Without `resume`, an existing run folder is replaced. With `resume=True` a missing or
-        different run is an error; with `"if_possible"` it starts fresh instead.
+        different run is an error; with `"if_possible"` it starts fresh instead. A folder that
+        cannot be created or written raises `RunFolderError`.
         """
+        try:
+            return self._open(fingerprint, num_records, buffer_size, output_columns, resume)
+        except OSError as exc:
+            raise RunFolderError(
+                f"cannot write the run folder {self.run_dir}: {exc.strerror or exc}"
+            ) from None
+
+    def _open(
+        self,
+        fingerprint: str,
+        num_records: int,
+        buffer_size: int,
+        output_columns: list[str],
+        resume: ResumeMode,
+    ) -> set[int]:
         existing = self.load_manifest()
         if resume and existing is not None:
             problem = _mismatch(existing, fingerprint, num_records, buffer_size)
@@ -295,6 +364,7 @@ class RunStorage:
         table: pa.Table,
         dropped: Mapping[str, int],
         usage: UsageTotals | None = None,
+        errors: Sequence[ErrorSample] = (),
     ) -> Path:
         """Write one row group's part atomically, then record it in the manifest."""
         assert self.manifest is not None, "open() first"
@@ -304,7 +374,11 @@ class RunStorage:
         write_atomic(path, sink.getvalue().to_pybytes())
         with self._lock:
             self.manifest.row_groups[row_group] = RowGroupRecord(
-                table.num_rows, dict(dropped), path.name, usage or UsageTotals()
+                table.num_rows,
+                dict(dropped),
+                path.name,
+                usage or UsageTotals(),
+                list(errors[:MAX_ERROR_SAMPLES]),
             )
             self._write_manifest()
         return path

@@ -9,6 +9,7 @@ depend on the machine (API key environment variables, seed files) run in `check_
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
@@ -254,10 +255,12 @@ class DatasetConfig(BaseModel):
 
 def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
     text: str
+    name = "config"
     if isinstance(source, Path) or (
         "\n" not in source and Path(source).suffix in (".yaml", ".yml", ".json")
     ):
         path = Path(source)
+        name = str(path)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -268,11 +271,18 @@ def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
         text = str(source)
     kind = "YAML" if yaml_mode else "JSON"
     try:
-        return yaml.safe_load(text) if yaml_mode else json.loads(text)
+        return _parse_yaml(text, name) if yaml_mode else json.loads(text)
     except RecursionError:
-        raise ConfigFileError(f"config is not valid {kind}: nested too deeply") from None
+        raise ConfigFileError(f"{name} is not valid {kind}: nested too deeply") from None
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: JSON syntax, over-long numbers
-        raise ConfigFileError(f"config is not valid {kind}: {exc}") from None
+        raise ConfigFileError(f"{name} is not valid {kind}: {exc}") from None
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    """`yaml.safe_load` whose error marks name the file (not `<unicode string>`)."""
+    stream = io.StringIO(text)
+    stream.name = name
+    return yaml.safe_load(stream)
 
 
 MAX_CONFIG_VALUES = 1_000_000

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class RequestAdmissionTuningConfig(BaseModel):
@@ -27,7 +29,24 @@ class RunConfig(BaseModel):
     request_admission: RequestAdmissionTuningConfig | None = None
     write_events: bool = Field(True, description="write events/*.jsonl for the run")
     max_salvage_rounds: int = Field(2, ge=0, description="re-dispatches of a retryable failure")
-    error_rate_threshold: float = Field(
-        0.5, gt=0, le=1, description="stop the run when this fraction of recent tasks failed"
+    shutdown_error_rate: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("shutdown_error_rate", "error_rate_threshold"),
+        description="stop the run when this fraction of the recent tasks failed",
     )
-    error_rate_window: int = Field(200, ge=10, description="recent tasks the breaker looks at")
+    shutdown_error_window: int = Field(
+        200,
+        ge=1,
+        validation_alias=AliasChoices("shutdown_error_window", "error_rate_window"),
+        description="recent task outcomes the early-shutdown check looks at",
+    )
+    disable_early_shutdown: bool = Field(
+        False, description="never stop early for errors (failures still drop rows and count)"
+    )
+
+    @property
+    def breaker_threshold(self) -> float:
+        """The failure fraction that stops a run (infinite when early shutdown is off)."""
+        return math.inf if self.disable_early_shutdown else self.shutdown_error_rate

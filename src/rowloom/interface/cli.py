@@ -1,6 +1,8 @@
 """The `rowloom` command line.
 
-Exit codes: 0 done, 1 run failed or incomplete, 2 invalid config or arguments.
+Exit codes: 0 every requested row was written; 1 the run stopped or rows were dropped (counts
+by reason and sample errors are printed); 2 bad config, arguments or filesystem, before any
+model call. User errors never print a traceback.
 """
 
 from __future__ import annotations
@@ -10,33 +12,78 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from rowloom.bench.cli import bench_app
-from rowloom.builder.builder import RunMonitor
+from rowloom.builder.builder import RunMonitor, RunSummary
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
-from rowloom.errors import ResumeError, RunAbortedError
+from rowloom.errors import RunAbortedError, RunFolderError
 from rowloom.interface import cli_data
 from rowloom.interface.designer import Designer
+from rowloom.interface.exit_codes import ExitCode
 from rowloom.interface.loading import load_config
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 from rowloom.interface.report import format_usage
 
+
+class _Command(TyperCommand):
+    """A command whose usage line reads `rowloom create [OPTIONS] CONFIG`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [p.strip("{}") for p in super().collect_usage_pieces(ctx)]
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="Generate synthetic datasets with LLMs, as fast as each provider accepts.",
 )
 app.add_typer(bench_app, name="bench")
 cli_data.register(app)
-_out = Console()
-_err = Console(stderr=True)
+_out = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+CONFIG_HELP = "dataset config (YAML or JSON)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rowloom")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        _out.print(f"rowloom {_version()}", highlight=False)
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Generate synthetic datasets with LLMs, as fast as each provider accepts."""
+
+
+def _invalid(title: str, detail: object) -> NoReturn:
+    """Print a user error (no traceback) and exit 2."""
+    _err.print(f"[red]{title}[/red]: {detail}", highlight=False)
+    raise typer.Exit(ExitCode.INVALID)
 
 
 ProvidersOption = Annotated[
@@ -61,8 +108,7 @@ def _load(path: Path, providers: Path | None = None, simulate: bool = False) -> 
     try:
         return load_config(path, providers=providers, simulate=simulate)
     except ConfigError as exc:
-        _err.print(f"[red]invalid config[/red] {path}:\n{exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid(f"invalid config {path}", f"\n{exc}")
 
 
 def _with_overrides(
@@ -80,9 +126,9 @@ def _with_overrides(
     return config.model_copy(update={"run": run})
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(
-    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help=CONFIG_HELP)],
     providers: ProvidersOption = None,
     simulate: SimulateOption = False,
 ) -> None:
@@ -91,8 +137,7 @@ def validate(
     try:
         cfg.check_environment()
     except ConfigError as exc:
-        _err.print(f"[red]invalid config[/red] {config}:\n{exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid(f"invalid config {config}", f"\n{exc}")
     _out.print(
         f"[green]ok[/green] {config}: {len(cfg.columns)} columns "
         f"({', '.join(cfg.topological_order)}), {len(cfg.models)} models, "
@@ -101,70 +146,105 @@ def validate(
     )
 
 
-@app.command()
+EngineOption = Annotated[
+    str, typer.Option(metavar="async|sequential", help="the engine; sequential is the oracle")
+]
+
+
+@app.command(cls=_Command)
 def preview(
-    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
-    num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 10,
-    engine: Annotated[
-        str, typer.Option(help="async (default) or sequential (the oracle)")
-    ] = "async",
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help=CONFIG_HELP)],
+    num_records: Annotated[
+        int, typer.Option("-n", "--num-records", min=1, help="rows to generate")
+    ] = 10,
+    engine: EngineOption = "async",
     providers: ProvidersOption = None,
     simulate: SimulateOption = False,
 ) -> None:
-    """Generate a few rows in memory and print them."""
+    """Generate a few rows in memory and print them (and why any row was dropped)."""
     cfg = _load(config, providers, simulate)
     try:
         result = Designer(engine=_engine(engine)).preview(cfg, num_records)
     except ConfigError as exc:
-        _err.print(f"[red]invalid config[/red]:\n{exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid(f"invalid config {config}", f"\n{exc}")
+    except RunAbortedError as exc:
+        _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
+        raise typer.Exit(ExitCode.FAILED) from None
     for i in range(len(result)):
         row = {c: v[i] for c, v in result.data.items()}
         _out.print_json(json.dumps(row, default=str, ensure_ascii=False))
-    _summary_line(result.summary.as_json())
-    if result.summary.status != "complete":
-        raise typer.Exit(EXIT_FAILED)
+    for error in result.errors:
+        _err.print(f"[yellow]dropped[/yellow] {error}", highlight=False)
+    _report_outcome(result.summary, samples=False)
 
 
 def _engine(value: str) -> Any:
     if value not in ("async", "sequential"):
-        _err.print(f"[red]--engine must be async or sequential, not {value!r}[/red]")
-        raise typer.Exit(EXIT_INVALID)
+        _invalid("invalid --engine", f"expected async or sequential, not {value!r}")
     return value
 
 
-def _summary_line(summary: dict[str, Any]) -> None:
-    dropped = summary["dropped_rows"]
+def _report_outcome(summary: RunSummary, *, samples: bool = True, quiet: bool = False) -> None:
+    """Print how the run ended; exit 1 unless every requested row was written."""
+    ok = summary.every_row_written
+    if not quiet or not ok:
+        console = _out if ok else _err
+        console.print(_summary_line(summary), highlight=False)
+        usage = format_usage(summary.token_usage)
+        if usage:
+            console.print(f"token usage: {usage}", highlight=False)
+        if summary.stop_reason:
+            console.print(f"stopped because: {summary.stop_reason}", highlight=False)
+        if samples:
+            for error in summary.error_samples:
+                console.print(f"  {error}", highlight=False)
+    if not ok:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _summary_line(summary: RunSummary) -> str:
+    dropped = summary.dropped_rows
     dropped_text = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) if dropped else "none"
-    _out.print(
-        f"{summary['status']}: {summary['rows_written']}/{summary['num_records']} rows, "
-        f"{summary['request_attempts']} model requests, {summary['wall_seconds']:.1f} s wall; "
-        f"dropped rows: {dropped_text}",
-        highlight=False,
+    status = "complete" if summary.every_row_written else "incomplete"
+    return (
+        f"{status}: {summary.rows_written}/{summary.num_records} rows written, "
+        f"{summary.request_attempts} model requests, {summary.wall_seconds:.1f} s wall; "
+        f"dropped rows: {dropped_text}"
     )
-    usage = format_usage(summary.get("token_usage"))
-    if usage:
-        _out.print(f"token usage: {usage}", highlight=False)
-    if summary.get("stop_reason"):
-        _out.print(f"stopped because: {summary['stop_reason']}", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def create(
-    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
-    num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 100,
-    name: Annotated[str | None, typer.Option(help="run name (default: config file stem)")] = None,
-    artifact_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("artifacts"),
-    resume: Annotated[bool, typer.Option(help="continue a stopped run with the same config")] = (
-        False
-    ),
-    engine: Annotated[
-        str, typer.Option(help="async (default) or sequential (the oracle)")
-    ] = "async",
-    buffer_size: Annotated[int | None, typer.Option(min=1, help="rows per row group")] = None,
-    max_concurrent_row_groups: Annotated[int | None, typer.Option(min=1)] = None,
-    quiet: Annotated[bool, typer.Option(help="no progress output")] = False,
-    plain: Annotated[bool, typer.Option(help="plain log lines instead of a live display")] = False,
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help=CONFIG_HELP)],
+    num_records: Annotated[
+        int, typer.Option("-n", "--num-records", min=1, help="rows to generate")
+    ] = 100,
+    name: Annotated[
+        str | None, typer.Option(help="run name (default: the config file's stem)")
+    ] = None,
+    artifact_dir: Annotated[
+        Path, typer.Option(help="where run folders go: ARTIFACT_DIR/NAME")
+    ] = Path("artifacts"),
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="continue the run in ARTIFACT_DIR/NAME (or start one when there is none)",
+        ),
+    ] = False,
+    engine: EngineOption = "async",
+    buffer_size: Annotated[
+        int | None, typer.Option(min=1, help="rows per row group (one checkpoint each)")
+    ] = None,
+    max_concurrent_row_groups: Annotated[
+        int | None, typer.Option(min=1, help="row groups generated at once (default 3)")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="print nothing unless the run fails")
+    ] = False,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="plain log lines instead of a live display")
+    ] = False,
     providers: ProvidersOption = None,
     simulate: SimulateOption = False,
 ) -> None:
@@ -194,29 +274,30 @@ def create(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    run_dir = artifact_dir / run_name
     try:
         result = asyncio.run(main())
     except ConfigError as exc:
-        _err.print(f"[red]invalid config[/red]:\n{exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
-    except ResumeError as exc:
-        _err.print(f"[red]cannot resume[/red]: {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid(f"invalid config {config}", f"\n{exc}")
+    except RunFolderError as exc:
+        _invalid("cannot use the run folder", exc)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        _err.print(f"[yellow]stopped[/yellow]: {_saved(artifact_dir / run_name)}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
+        _err.print(f"[yellow]stopped[/yellow]: {_saved(run_dir)}", highlight=False)
+        raise typer.Exit(ExitCode.FAILED) from None
     except RunAbortedError as exc:
         _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
-        _err.print(_saved(artifact_dir / run_name), highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
-    summary = result.summary.as_json()
-    _out.print(f"dataset:       {result.data_dir}", highlight=False)
-    _out.print(f"manifest:      {result.manifest_path}", highlight=False)
-    _out.print(f"capacity plan: {result.capacity_plan_path}", highlight=False)
-    _out.print(f"report:        {result.report_path}", highlight=False)
-    _summary_line(summary)
-    if summary["status"] != "complete":
-        raise typer.Exit(EXIT_FAILED)
+        _err.print(_saved(run_dir), highlight=False)
+        raise typer.Exit(ExitCode.FAILED) from None
+    except OSError as exc:  # the disk filled up or the folder vanished mid-run
+        _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
+        _err.print(_saved(run_dir), highlight=False)
+        raise typer.Exit(ExitCode.FAILED) from None
+    if not quiet:
+        _out.print(f"dataset:       {result.data_dir}", highlight=False)
+        _out.print(f"report:        {result.report_path}", highlight=False)
+        _out.print(f"manifest:      {result.manifest_path}", highlight=False)
+        _out.print(f"capacity plan: {result.capacity_plan_path}", highlight=False)
+    _report_outcome(result.summary, quiet=quiet)
 
 
 def _saved(run_dir: Path) -> str:
@@ -230,13 +311,15 @@ def _saved(run_dir: Path) -> str:
         return f"nothing was checkpointed in {run_dir}"
     return (
         f"{done} of {total} row groups ({rows} rows) are saved in {run_dir}; "
-        f"{total - done} incomplete; run again with --resume to complete it"
+        f"{total - done} incomplete; run the same command with --resume to finish it"
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def convert(
-    config: Annotated[Path, typer.Argument(help="a config (Data Designer's or rowloom's)")],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="a config (Data Designer's or rowloom's)")
+    ],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="write here (.yaml or .json)")
     ] = None,
@@ -253,12 +336,11 @@ def convert(
         else:
             cfg.to_yaml(output)
     except OSError as exc:
-        _err.print(f"[red]cannot write[/red] {output}: {exc.strerror}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid(f"cannot write {output}", exc.strerror)
     _err.print(f"[green]wrote[/green] {output}", highlight=False)
 
 
-@app.command("mock-server")
+@app.command("mock-server", cls=_Command)
 def mock_server(
     host: Annotated[str, typer.Option(help="bind address (keep it on loopback)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
@@ -275,8 +357,7 @@ def mock_server(
     from rowloom.simulation.server import MockServerOptions, serve
 
     if overload not in ("reject", "queue"):
-        _err.print(f"[red]--overload must be reject or queue, not {overload!r}[/red]")
-        raise typer.Exit(EXIT_INVALID)
+        _invalid("invalid --overload", f"expected reject or queue, not {overload!r}")
     try:
         options = MockServerOptions(
             host=host,
@@ -291,21 +372,21 @@ def mock_server(
             seed=seed,
         )
     except ValueError as exc:
-        _err.print(f"[red]invalid mock-server options[/red]: {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid("invalid mock-server options", exc)
     serve(options)
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder (ARTIFACT_DIR/NAME)")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="a run folder (ARTIFACT_DIR/NAME)")
+    ],
 ) -> None:
     """Print a run's summary (where the time went, provider limits) and rewrite report.html."""
     from rowloom.interface.report import load_report, print_summary, write_report
 
     if not (run_dir / "manifest.json").is_file():
-        _err.print(f"[red]not a run folder[/red]: {run_dir} has no manifest.json", highlight=False)
-        raise typer.Exit(EXIT_INVALID)
+        _invalid("not a run folder", f"{run_dir} has no manifest.json")
     print_summary(load_report(run_dir), _out)
     _out.print(f"report: {write_report(run_dir)}", highlight=False)
 
@@ -313,6 +394,6 @@ def report(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="rowloom")
     except KeyboardInterrupt:  # pragma: no cover - signal during startup
-        sys.exit(EXIT_FAILED)
+        sys.exit(ExitCode.FAILED)

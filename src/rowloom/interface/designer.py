@@ -12,6 +12,7 @@ from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
 from rowloom.builder.storage import ResumeMode
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
+from rowloom.errors import RunFolderError
 from rowloom.interface.loading import ProvidersFile, prepare_config
 from rowloom.interface.results import DatasetResult, PreviewResult
 
@@ -106,8 +107,10 @@ class Designer:
         monitor: RunMonitor | None = None,
     ) -> DatasetResult:
         """Async `create`."""
-        if not _NAME.match(name):
-            raise ValueError(f"run name {name!r} may use letters, digits, '_', '-' and '.' only")
+        if not _NAME.match(name) or name in (".", ".."):
+            raise RunFolderError(
+                f"run name {name!r} may use letters, digits, '_', '-' and '.' only"
+            )
         if num_records < 1:
             raise ValueError("num_records must be at least 1")
         config = self.config(config)

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from rich.console import Console
 from rich.table import Table
 
-from rowloom.builder.storage import write_atomic
+from rowloom.builder.storage import MAX_ERROR_SAMPLES, ErrorSample, write_atomic
 from rowloom.interface.report_charts import Chart, Line, bar_rows, legend, time_chart
 from rowloom.interface.report_dataset import dataset_section
 from rowloom.observability.series import StepSeries
@@ -58,7 +58,7 @@ class RunReport:
 
 
 def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -> RunReport:
-    """Read a run folder; `summary` (a `RunSummary.as_json()`) overrides derived fields."""
+    """Read a run folder; `summary` (a `RunSummary.to_dict()`) overrides derived fields."""
     run_dir = Path(run_dir)
     manifest = _read_json(run_dir / "manifest.json")
     plan = _read_json(run_dir / "capacity_plan.json")
@@ -80,6 +80,7 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
         "wall_seconds": round(view.wall_seconds, 3),
         "engine": (plan or {}).get("engine"),
         "token_usage": (manifest or {}).get("token_usage"),
+        "error_samples": _error_samples(manifest),
     }
     merged = {**derived, **{k: v for k, v in (summary or {}).items() if v is not None}}
     return RunReport(
@@ -344,6 +345,8 @@ def print_summary(report: RunReport, console: Console) -> None:
     usage_text = format_usage(s.get("token_usage"))
     if usage_text:
         console.print(f"token usage: {usage_text}", highlight=False)
+    for sample in s.get("error_samples") or []:
+        console.print(f"  {ErrorSample.from_json(sample)}", highlight=False)
     layers = Table(title="where the time went (task-seconds)", box=None, header_style="bold")
     for col in ("layer", "seconds", "share"):
         layers.add_column(col, justify="left" if col == "layer" else "right")
@@ -408,6 +411,15 @@ def format_usage(usage: dict[str, Any] | None) -> str:
         currency = (usage or {}).get("currency") or ""
         text += f", ~{total['estimated_cost']:.4f} {currency}".rstrip()
     return text
+
+
+def _error_samples(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The first sample errors the manifest keeps, in row-group order."""
+    out: list[dict[str, Any]] = []
+    groups = (manifest or {}).get("row_groups", {})
+    for key in sorted(groups, key=int):
+        out.extend(groups[key].get("errors", []))
+    return out[:MAX_ERROR_SAMPLES]
 
 
 def _kv(mapping: dict[str, int] | Any) -> str:

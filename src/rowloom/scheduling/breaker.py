@@ -58,7 +58,8 @@ class ErrorRateBreaker:
         """A one-line reason for stopping: the failure rate, the last failing provider (when
         one was involved) and the last error class with its message."""
         where = f" on provider {self.last_provider!r}" if self.last_provider else ""
-        detail = f" ({self.last_message})" if self.last_message else ""
+        message = self.last_message
+        detail = f" ({message})" if message and message != self.last_error else ""
         return (
             f"error-rate breaker tripped{where}: {self._failures} of the last "
             f"{len(self._recent)} tasks failed; last error class {self.last_error}{detail}"
