@@ -77,7 +77,7 @@ def test_a_complete_run_exits_0_and_quiet_prints_nothing(
     loud = run_cli(capsys, "create", config, "-n", "5", "--artifact-dir", deep)
     assert loud.code == 0
     assert f"dataset:       {deep / 'ok' / 'data'}\n" in loud.out
-    assert loud.out.splitlines()[-1].startswith("complete: 5/5 rows written")
+    assert "\ncomplete: 5/5 rows written" in loud.out
     quiet = run_cli(
         capsys, "create", config, "-n", "5", "--artifact-dir", deep, "--name", "q", "--quiet"
     )
