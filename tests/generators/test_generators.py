@@ -97,7 +97,7 @@ def test_sampler_values_respect_params() -> None:
     assert set(values(*SAMPLERS[1])) == {1, 2, 3}
     assert all(0.5 <= v <= 0.75 and round(v, 3) == v for v in values(*SAMPLERS[2]))
     assert set(values(*SAMPLERS[4])) == {0, 1}
-    assert all(v.startswith("id-") and len(v) == 35 for v in values(*SAMPLERS[6]))
+    assert all(v.startswith("id-") and len(v) == 11 for v in values(*SAMPLERS[6]))  # 8 hex
     assert all(30 <= p["age"] <= 40 for p in values(*SAMPLERS[8]))
     gauss = values(*SAMPLERS[3])
     assert 9.8 < sum(gauss) / len(gauss) < 10.2

@@ -92,6 +92,7 @@ def dataset(
     columns: list[dict[str, Any]],
     seed: int,
     run: Mapping[str, Any],
+    constraints: list[dict[str, Any]] | None = None,
 ) -> DatasetConfig:
     """A validated config (events on, as users get by default)."""
     return DatasetConfig.from_dict(
@@ -101,6 +102,7 @@ def dataset(
             "columns": columns,
             "seed": seed,
             "run": dict(run),
+            **({"constraints": constraints} if constraints else {}),
         }
     )
 

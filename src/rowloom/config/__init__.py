@@ -13,6 +13,7 @@ from rowloom.config.columns import (
     SeedDatasetColumnConfig,
     SeedDatasetConfig,
 )
+from rowloom.config.constraints import ColumnInequalityConstraint, ScalarInequalityConstraint
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError, ConfigFileError, ConfigIssue, ConfigValidationError
 from rowloom.config.models import (
@@ -22,31 +23,65 @@ from rowloom.config.models import (
     SimulationConfig,
 )
 from rowloom.config.run import RequestAdmissionTuningConfig, RunConfig
+from rowloom.config.samplers import (
+    BernoulliMixtureParams,
+    BernoulliParams,
+    BinomialParams,
+    CategoryParams,
+    DatetimeParams,
+    GaussianParams,
+    PersonFromFakerParams,
+    PersonParams,
+    PoissonParams,
+    SamplerParams,
+    ScipyParams,
+    SubcategoryParams,
+    TimeDeltaParams,
+    UniformParams,
+    UUIDParams,
+)
 from rowloom.config.scheduling import SchedulingMetadata, SchedulingMetadataError
 
 __all__ = [
+    "BernoulliMixtureParams",
+    "BernoulliParams",
+    "BinomialParams",
+    "CategoryParams",
     "ColumnConfig",
+    "ColumnInequalityConstraint",
     "ConfigError",
     "ConfigFileError",
     "ConfigIssue",
     "ConfigValidationError",
     "CustomColumnConfig",
     "DatasetConfig",
+    "DatetimeParams",
     "EmbeddingColumnConfig",
     "ExpressionColumnConfig",
+    "GaussianParams",
     "InferenceParameters",
     "LLMJudgeColumnConfig",
     "LLMStructuredColumnConfig",
     "LLMTextColumnConfig",
     "ModelConfig",
     "ModelProvider",
+    "PersonFromFakerParams",
+    "PersonParams",
+    "PoissonParams",
     "RequestAdmissionTuningConfig",
     "RunConfig",
     "SamplerColumnConfig",
+    "SamplerParams",
+    "ScalarInequalityConstraint",
     "SchedulingMetadata",
     "SchedulingMetadataError",
+    "ScipyParams",
     "Score",
     "SeedDatasetColumnConfig",
     "SeedDatasetConfig",
     "SimulationConfig",
+    "SubcategoryParams",
+    "TimeDeltaParams",
+    "UUIDParams",
+    "UniformParams",
 ]

@@ -6,7 +6,6 @@ their references become the column's dependencies.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import inspect
 from collections.abc import Callable
@@ -22,6 +21,14 @@ from pydantic import (
     model_validator,
 )
 
+from rowloom.config.samplers import (
+    SAMPLER_PARAMS,
+    SamplerParams,
+    SamplerType,
+    Shape,
+    plain_params,
+    shape_after_convert,
+)
 from rowloom.config.scheduling import SchedulingMetadata
 
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -29,119 +36,6 @@ _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- sampler parameters, one model per sampler_type -------------------------------------------
-
-
-class CategoryParams(_Strict):
-    values: list[str | int | float | bool] = Field(min_length=1)
-    weights: list[float] | None = None
-
-    @model_validator(mode="after")
-    def _weights(self) -> CategoryParams:
-        if self.weights is not None:
-            if len(self.weights) != len(self.values):
-                raise ValueError("weights must have one entry per value")
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be non-negative with a positive sum")
-        return self
-
-
-class SubcategoryParams(_Strict):
-    category: str = Field(description="the category column this one refines")
-    values: dict[str, list[str | int | float | bool]] = Field(min_length=1)
-
-    @field_validator("values")
-    @classmethod
-    def _non_empty(
-        cls, v: dict[str, list[str | int | float | bool]]
-    ) -> dict[str, list[str | int | float | bool]]:
-        empty = [k for k, opts in v.items() if not opts]
-        if empty:
-            raise ValueError(f"every category needs at least one subcategory; empty: {empty}")
-        return v
-
-
-class UniformParams(_Strict):
-    low: float
-    high: float
-    decimal_places: int | None = Field(None, ge=0, le=12)
-    integer: bool = False
-
-    @model_validator(mode="after")
-    def _range(self) -> UniformParams:
-        if self.high <= self.low:
-            raise ValueError("high must be greater than low")
-        return self
-
-
-class GaussianParams(_Strict):
-    mean: float = 0.0
-    stddev: float = Field(1.0, gt=0)
-    decimal_places: int | None = Field(None, ge=0, le=12)
-
-
-class BernoulliParams(_Strict):
-    p: float = Field(ge=0, le=1)
-
-
-class PoissonParams(_Strict):
-    mean: float = Field(gt=0)
-
-
-class UUIDParams(_Strict):
-    prefix: str = ""
-    short_form: bool = False
-
-
-class DatetimeParams(_Strict):
-    start: dt.datetime
-    end: dt.datetime
-    unit: Literal["D", "h", "m", "s"] = "s"
-    format: str | None = Field(None, description="strftime format; ISO 8601 when unset")
-
-    @model_validator(mode="after")
-    def _range(self) -> DatetimeParams:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
-
-
-class PersonParams(_Strict):
-    locale: str = "en_US"
-    min_age: int = Field(18, ge=0, le=120)
-    max_age: int = Field(85, ge=0, le=120)
-
-    @model_validator(mode="after")
-    def _ages(self) -> PersonParams:
-        if self.max_age < self.min_age:
-            raise ValueError("max_age must be at least min_age")
-        return self
-
-
-SamplerType: TypeAlias = Literal[
-    "category",
-    "subcategory",
-    "uniform",
-    "gaussian",
-    "bernoulli",
-    "poisson",
-    "uuid",
-    "datetime",
-    "person",
-]
-SAMPLER_PARAMS: dict[str, type[_Strict]] = {
-    "category": CategoryParams,
-    "subcategory": SubcategoryParams,
-    "uniform": UniformParams,
-    "gaussian": GaussianParams,
-    "bernoulli": BernoulliParams,
-    "poisson": PoissonParams,
-    "uuid": UUIDParams,
-    "datetime": DatetimeParams,
-    "person": PersonParams,
-}
 
 
 # --- columns ----------------------------------------------------------------------------------
@@ -158,15 +52,57 @@ class ColumnConfigBase(_Strict):
 
 
 class SamplerColumnConfig(ColumnConfigBase):
-    """A seeded, deterministic sampled value."""
+    """A seeded, deterministic sampled value.
+
+    `conditional_params` maps a condition (a Jinja expression over other columns, e.g.
+    `"age > 65"` or `"country == 'FR'"`) to the params used where it holds; where several
+    hold, the last wins; elsewhere `params` apply. `convert_to` casts numbers (`int`, `float`,
+    `str`) or formats datetimes (a strftime format).
+    """
 
     column_type: Literal["sampler"] = "sampler"
     sampler_type: SamplerType
     params: dict[str, Any] = Field(default_factory=dict)
+    conditional_params: dict[str, dict[str, Any]] | None = None
+    convert_to: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_params(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("sampler_type")
+        data = dict(data)
+        if isinstance(kind, str) and "params" in data:
+            data["params"] = plain_params(kind, data["params"])
+        conditional = data.get("conditional_params")
+        if isinstance(kind, str) and isinstance(conditional, dict):
+            data["conditional_params"] = {
+                cond: plain_params(kind, p) for cond, p in conditional.items()
+            } or None
+        return data
 
     def typed_params(self) -> Any:
         """`params` validated by the sampler type's parameter model."""
         return SAMPLER_PARAMS[self.sampler_type].model_validate(self.params)
+
+    def typed_conditional_params(self) -> dict[str, SamplerParams]:
+        """Each condition's params, validated."""
+        model = SAMPLER_PARAMS[self.sampler_type]
+        return {c: model.model_validate(p) for c, p in (self.conditional_params or {}).items()}
+
+    def output_shape(self) -> Shape | None:
+        """The shape of this column's values (None when its params are invalid)."""
+        try:
+            shapes = [self.typed_params().output_shape()]
+            shapes += [p.output_shape() for p in self.typed_conditional_params().values()]
+        except ValueError:
+            return None
+        shape = shapes[0]
+        if shape is not None and all("enum" in s for s in shapes if s is not None):
+            merged = [v for s in shapes if s is not None for v in s["enum"]]
+            shape = {**shape, "enum": list(dict.fromkeys(merged))}
+        return shape_after_convert(shape, self.convert_to, self.sampler_type)
 
 
 ExpressionDtype: TypeAlias = Literal["str", "int", "float", "bool", "json"]

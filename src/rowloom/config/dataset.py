@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,16 @@ from rowloom.config.columns import (
     SamplerColumnConfig,
     SeedDatasetColumnConfig,
     SeedDatasetConfig,
-    SubcategoryParams,
 )
+from rowloom.config.constraints import ColumnInequalityConstraint, Constraint
 from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.config.run import RunConfig
+from rowloom.config.sampler_checks import (
+    constraint_issues,
+    sampler_column_issues,
+    sampler_dependencies,
+)
 
 Adapter = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Rewrites a loaded config document before validation (see `DatasetConfig.from_dict`)."""
@@ -80,11 +85,16 @@ def column_dependencies(column: Any) -> tuple[str, ...]:
         deps.add(column.target_column)
     if isinstance(column, CustomColumnConfig):
         deps |= set(column.required_columns)
-    if isinstance(column, SamplerColumnConfig) and column.sampler_type == "subcategory":
-        category = column.params.get("category")
-        if isinstance(category, str):
-            deps.add(category)
+    if isinstance(column, SamplerColumnConfig):
+        deps |= sampler_dependencies(column)
+        for condition in column.conditional_params or {}:
+            deps |= template_references(condition_template(condition))
     return tuple(sorted(deps))
+
+
+def condition_template(condition: str) -> str:
+    """The Jinja template a `conditional_params` condition is evaluated as."""
+    return "{{ " + condition + " }}"
 
 
 def column_model_aliases(column: Any) -> tuple[str, ...]:
@@ -105,6 +115,9 @@ class DatasetConfig(BaseModel):
     models: list[ModelConfig] = Field(default_factory=list)
     columns: list[ColumnConfig] = Field(min_length=1)
     seed_dataset: SeedDatasetConfig | None = None
+    constraints: list[Constraint] | None = Field(
+        None, description="inequalities between sampler columns (rejection sampling)"
+    )
     seed: int | None = Field(None, description="global seed; unset means 0 (runs are reproducible)")
     run: RunConfig | None = None
 
@@ -193,8 +206,12 @@ class DatasetConfig(BaseModel):
 
     @cached_property
     def dependencies(self) -> dict[str, tuple[str, ...]]:
-        """Each column's upstream columns."""
-        return {c.name: column_dependencies(c) for c in self.columns}
+        """Each column's upstream columns (a column constraint's `rhs` included)."""
+        deps = {c.name: set(column_dependencies(c)) for c in self.columns}
+        for con in self.constraints or ():
+            if isinstance(con, ColumnInequalityConstraint) and con.target_column in deps:
+                deps[con.target_column].add(con.rhs)
+        return {name: tuple(sorted(d)) for name, d in deps.items()}
 
     @cached_property
     def topological_order(self) -> tuple[str, ...]:
@@ -414,7 +431,10 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                 yield ConfigIssue(
                     "self_reference", loc, field_name, "a column cannot refer to itself"
                 )
+        if isinstance(col, SamplerColumnConfig):
+            template_ok &= yield from _condition_issues(col, loc, names)
         yield from _column_issues(col, loc, names, models, config)
+    yield from constraint_issues(config.constraints or [], config.column_by_name)
     if (
         template_ok
         and _topological_order([c.name for c in config.columns], config.dependencies) is None
@@ -446,37 +466,7 @@ def _column_issues(
                 f"a {col.column_type} column needs a {wanted} model",
             )
     if isinstance(col, SamplerColumnConfig):
-        try:
-            params = col.typed_params()
-        except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"])
-                yield ConfigIssue(
-                    "invalid_sampler_params",
-                    loc,
-                    "params" + (f".{where}" if where else ""),
-                    err["msg"],
-                )
-            return
-        if isinstance(params, SubcategoryParams):
-            category = config.column_by_name.get(params.category)
-            if category is None:
-                yield ConfigIssue(
-                    "unknown_reference",
-                    loc,
-                    "params.category",
-                    f"category column {params.category!r} does not exist",
-                )
-            elif isinstance(category, SamplerColumnConfig) and category.sampler_type == "category":
-                values = {str(v) for v in category.params.get("values", [])}
-                missing = sorted(values - set(params.values))
-                if missing:
-                    yield ConfigIssue(
-                        "invalid_sampler_params",
-                        loc,
-                        "params.values",
-                        f"no subcategories for categories {missing}",
-                    )
+        yield from sampler_column_issues(col, loc, config.column_by_name)
     if isinstance(col, EmbeddingColumnConfig) and col.target_column not in names:
         yield ConfigIssue(
             "unknown_reference",
@@ -506,6 +496,31 @@ def _column_issues(
         )
     if isinstance(col, ExpressionColumnConfig) and not col.expr.strip():
         yield ConfigIssue("empty_expression", loc, "expr", "expression is empty")
+
+
+def _condition_issues(
+    col: SamplerColumnConfig, loc: str, names: set[str]
+) -> Generator[ConfigIssue, None, bool]:
+    ok = True
+    for condition in col.conditional_params or {}:
+        field_name = f"conditional_params.{condition}"
+        try:
+            refs = template_references(condition_template(condition))
+        except TemplateSyntaxError as exc:
+            ok = False
+            yield ConfigIssue(
+                "template_syntax", loc, field_name, f"condition does not parse: {exc.message}"
+            )
+            continue
+        for ref in sorted(refs - names):
+            ok = False
+            yield ConfigIssue(
+                "unknown_reference", loc, field_name, f"condition refers to unknown column {ref!r}"
+            )
+        if col.name in refs:
+            ok = False
+            yield ConfigIssue("self_reference", loc, field_name, "a column cannot refer to itself")
+    return ok
 
 
 def _duplicates(

@@ -18,7 +18,7 @@ from rowloom.generators.custom import CustomGenerator
 from rowloom.generators.embedding import EmbeddingGenerator
 from rowloom.generators.expression import ExpressionGenerator
 from rowloom.generators.llm import LLMJudgeGenerator, LLMStructuredGenerator, LLMTextGenerator
-from rowloom.generators.samplers import SamplerGenerator
+from rowloom.generators.samplers import SamplerGenerator, probe_constraints
 from rowloom.generators.seed import SeedColumnGenerator, SeedDataset
 from rowloom.models.resources import ModelResourceCatalog
 
@@ -29,6 +29,7 @@ def build_generators(
     """Generators by column name, in topological order.
 
     An expression whose inputs are all per-row-group columns also runs per row group.
+    Raises `ConfigValidationError` when a constrained sampler column is met too rarely.
     """
     seed = config.effective_seed
     seed_data = SeedDataset(config.seed_dataset, seed) if config.seed_dataset else None
@@ -37,7 +38,7 @@ def build_generators(
         col = config.column_by_name[name]
         gen: ColumnGenerator
         if isinstance(col, SamplerColumnConfig):
-            gen = SamplerGenerator(col)
+            gen = SamplerGenerator(col, config.constraints or (), config.column_by_name)
         elif isinstance(col, SeedDatasetColumnConfig):
             assert seed_data is not None  # static validation guarantees it
             gen = SeedColumnGenerator(col, seed_data)
@@ -57,4 +58,5 @@ def build_generators(
         else:  # pragma: no cover - the union is closed
             raise AssertionError(f"no generator for {type(col).__name__}")
         out[name] = gen
+    probe_constraints(out, seed)
     return out

@@ -1,184 +1,371 @@
 """Sampler columns: seeded, deterministic, vectorised over a row group.
 
-Each value depends only on (seed, column name, global row index), through a counter-based
-hash (splitmix64), so values do not change with `buffer_size`, row-group order or engine.
+Each value depends only on (seed, column name, global row index) through counter-based
+draws (`generators.rng`), so values do not change with `buffer_size`, row-group order or
+engine. On top of the raw draws (`generators.distributions`) this module applies, per row:
+`conditional_params` (the last condition that holds picks the params), rounding and
+`convert_to`, and inequality constraints by rejection sampling: a row that breaks a
+constraint is drawn again from its own next stream, up to `MAX_ATTEMPTS` times; a row that
+never meets it is dropped with reason `constraint_unmet`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import math
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from rowloom.config.columns import (
-    BernoulliParams,
-    CategoryParams,
-    DatetimeParams,
-    GaussianParams,
-    PersonParams,
-    PoissonParams,
-    SamplerColumnConfig,
-    SubcategoryParams,
-    UniformParams,
-    UUIDParams,
+from rowloom.config.columns import SamplerColumnConfig
+from rowloom.config.constraints import (
+    ColumnInequalityConstraint,
+    Constraint,
+    ScalarInequalityConstraint,
+    compare,
 )
-from rowloom.generators.base import BatchGenerator, BatchInput
+from rowloom.config.dataset import condition_template, template_references
+from rowloom.config.errors import ConfigIssue, ConfigValidationError
+from rowloom.config.sampler_checks import datetime_format
+from rowloom.config.samplers import DATETIME_SAMPLERS, SamplerParams, TimeDeltaParams
+from rowloom.errors import NonRetryableTaskError
+from rowloom.generators.base import (
+    BatchGenerator,
+    BatchInput,
+    ColumnGenerator,
+    RowFailure,
+    compile_template,
+    render,
+)
+from rowloom.generators.distributions import draw, parse_datetimes
+from rowloom.generators.rng import stream_key
 
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def stream_key(seed: int, *parts: str) -> int:
-    """A 64-bit key for one (seed, name...) random stream."""
-    digest = hashlib.blake2b("\x1f".join([str(seed), *parts]).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    with np.errstate(over="ignore"):
-        z = x + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def row_bits(key: int, rows: Sequence[int], draws: int) -> npt.NDArray[np.uint64]:
-    """`draws` independent 64-bit values per row, shape (len(rows), draws)."""
-    r = np.asarray(rows, dtype=np.uint64).reshape(-1, 1)
-    j = np.arange(draws, dtype=np.uint64).reshape(1, -1)
-    with np.errstate(over="ignore"):
-        x = (np.uint64(key) ^ (r * np.uint64(0xD1B54A32D192ED03))) + j * _GOLDEN
-    return _splitmix64(_splitmix64(x))
-
-
-def row_uniforms(key: int, rows: Sequence[int], draws: int) -> npt.NDArray[np.float64]:
-    """Uniforms in [0, 1), shape (len(rows), draws), one stream per row."""
-    bits = row_bits(key, rows, draws) >> np.uint64(11)
-    return bits.astype(np.float64) * (1.0 / (1 << 53))
+MAX_ATTEMPTS = 1000
+"""Draws a row gets to meet its column's constraints."""
+PROBE_ROWS = 256
+"""Rows drawn before a run to check that constrained columns can be sampled."""
+Array = npt.NDArray[Any]
+_NO_BRANCH = -1
 
 
 class SamplerGenerator(BatchGenerator):
-    """All sampler types; the typed params are validated once at construction."""
+    """Every sampler type; params are validated once, at construction."""
 
-    def __init__(self, config: SamplerColumnConfig) -> None:
+    def __init__(
+        self,
+        config: SamplerColumnConfig,
+        constraints: Sequence[Constraint] = (),
+        columns: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(config)
-        self.params = config.typed_params()
         self.sampler_type = config.sampler_type
-
-    def generate_batch(self, batch: BatchInput) -> list[Any]:
-        key = stream_key(batch.seed, "sampler", self.name)
-        rows = batch.global_rows
-        p = self.params
-        values: list[Any]
-        if isinstance(p, CategoryParams):
-            values = _category(p.values, p.weights, row_uniforms(key, rows, 1)[:, 0])
-        elif isinstance(p, SubcategoryParams):
-            parents = batch.columns[p.category]
-            u = row_uniforms(key, rows, 1)[:, 0]
-            values = []
-            for parent, ui in zip(parents, u, strict=True):
-                options = p.values.get(str(parent))
-                values.append(None if not options else options[int(ui * len(options))])
-        elif isinstance(p, UniformParams):
-            values = _uniform(p, row_uniforms(key, rows, 1)[:, 0])
-        elif isinstance(p, GaussianParams):
-            u = row_uniforms(key, rows, 2)
-            z = np.sqrt(-2.0 * np.log1p(-u[:, 0])) * np.cos(2.0 * math.pi * u[:, 1])
-            out = p.mean + p.stddev * z
-            values = [_round(float(v), p.decimal_places) for v in out]
-        elif isinstance(p, BernoulliParams):
-            values = [int(v) for v in (row_uniforms(key, rows, 1)[:, 0] < p.p)]
-        elif isinstance(p, PoissonParams):
-            values = _poisson(p.mean, row_uniforms(key, rows, 1)[:, 0])
-        elif isinstance(p, UUIDParams):
-            bits = row_bits(key, rows, 2)
-            values = [_uuid(int(a), int(b), p) for a, b in bits]
-        elif isinstance(p, DatetimeParams):
-            values = _datetimes(p, row_uniforms(key, rows, 1)[:, 0])
-        elif isinstance(p, PersonParams):
-            values = _people(p, row_bits(key, rows, 1)[:, 0])
-        else:  # pragma: no cover - config validation makes this unreachable
-            raise AssertionError(f"unhandled sampler {self.sampler_type}")
-        return values
-
-
-def _category(
-    options: Sequence[Any], weights: Sequence[float] | None, u: npt.NDArray[np.float64]
-) -> list[Any]:
-    w = np.asarray(weights if weights is not None else [1.0] * len(options), dtype=np.float64)
-    cdf = np.cumsum(w / w.sum())
-    idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(options) - 1)
-    return [options[i] for i in idx]
-
-
-def _round(value: float, places: int | None) -> float:
-    return round(value, places) if places is not None else value
-
-
-def _uniform(p: UniformParams, u: npt.NDArray[np.float64]) -> list[Any]:
-    if p.integer:
-        lo, hi = math.ceil(p.low), math.floor(p.high)
-        return [int(v) for v in np.minimum(lo + np.floor(u * (hi - lo + 1)), hi)]
-    out = p.low + u * (p.high - p.low)
-    return [_round(float(v), p.decimal_places) for v in out]
-
-
-def _poisson(mean: float, u: npt.NDArray[np.float64]) -> list[int]:
-    k_max = int(mean + 12 * math.sqrt(mean) + 20)
-    k = np.arange(k_max + 1)
-    log_pmf = k * math.log(mean) - mean - np.array([math.lgamma(i + 1) for i in k])
-    cdf = np.cumsum(np.exp(log_pmf))
-    return [int(v) for v in np.minimum(np.searchsorted(cdf, u, side="right"), k_max)]
-
-
-def _uuid(a: int, b: int, p: UUIDParams) -> str:
-    value = uuid.UUID(int=(a << 64) | b, version=4)
-    text = value.hex if p.short_form else str(value)
-    return p.prefix + text
-
-
-_UNIT_SECONDS = {"D": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def _datetimes(p: DatetimeParams, u: npt.NDArray[np.float64]) -> list[str]:
-    step = _UNIT_SECONDS[p.unit]
-    span = int((p.end - p.start).total_seconds()) // step
-    out = []
-    for ui in u:
-        when = p.start + dt.timedelta(seconds=int(ui * (span + 1)) * step)
-        out.append(when.strftime(p.format) if p.format else when.isoformat())
-    return out
-
-
-_FAKERS: dict[str, Any] = {}
-
-
-def _people(p: PersonParams, seeds: npt.NDArray[np.uint64]) -> list[dict[str, Any]]:
-    from faker import Faker
-
-    fake = _FAKERS.get(p.locale)
-    if fake is None:
-        fake = _FAKERS[p.locale] = Faker(p.locale)
-    out = []
-    for s in seeds:
-        fake.seed_instance(int(s))
-        sex = fake.random_element(("female", "male"))
-        first = fake.first_name_female() if sex == "female" else fake.first_name_male()
-        out.append(
+        self.params = config.typed_params()
+        self.branches: list[SamplerParams] = [self.params]
+        self._conditions = []
+        for condition, params in config.typed_conditional_params().items():
+            self._conditions.append(compile_template(condition_template(condition)))
+            self.branches.append(params)
+        self._condition_columns = sorted(
             {
-                "first_name": first,
-                "last_name": fake.last_name(),
-                "sex": sex,
-                "age": fake.random_int(p.min_age, p.max_age),
-                "city": fake.city(),
-                "country": fake.current_country() if hasattr(fake, "current_country") else "",
-                "occupation": fake.job(),
+                r
+                for c in config.conditional_params or {}
+                for r in template_references(condition_template(c))
             }
         )
+        self.constraints = [c for c in constraints if c.target_column == self.name]
+        rhs = [c.rhs for c in self.constraints if isinstance(c, ColumnInequalityConstraint)]
+        self.required_columns = tuple(sorted({*self.required_columns, *rhs}))
+        self._columns = dict(columns or {})
+        self._is_datetime = config.sampler_type in DATETIME_SAMPLERS
+        self._format = datetime_format(config) if self._is_datetime else None
+        self._convert = None if self._is_datetime else config.convert_to
+
+    def generate_batch(self, batch: BatchInput) -> list[Any]:
+        rows = np.asarray(batch.global_rows, dtype=np.int64)
+        branch, failures = self._branches(batch)
+        inputs = self._inputs(batch)
+        live = np.flatnonzero(branch != _NO_BRANCH)
+        raw = self._draw(batch.seed, 0, rows, branch, inputs, live)
+        unmet: Array = np.empty(0, dtype=np.int64)
+        if self.constraints and live.size:
+            unmet = self._reject(batch, raw, rows, branch, inputs, live)
+        values = self._finish(raw)
+        for i, message in failures.items():
+            values[i] = RowFailure("template_error", message)
+        for i in unmet.tolist():
+            values[i] = RowFailure(
+                "constraint_unmet",
+                f"{self.name}: {self.describe_constraints()} not met in {MAX_ATTEMPTS} draws",
+            )
+        return values
+
+    # --- conditional params ---------------------------------------------------------------
+
+    def _branches(self, batch: BatchInput) -> tuple[npt.NDArray[np.int64], dict[int, str]]:
+        """The params index per row (0: `params`, i: the i-th condition's) and rows whose
+        condition could not be evaluated."""
+        n = len(batch.global_rows)
+        out = np.zeros(n, dtype=np.int64)
+        failures: dict[int, str] = {}
+        if not self._conditions:
+            return out, failures
+        names = self._condition_columns
+        seen: dict[tuple[Any, ...], int | str] = {}
+        for i, combo in enumerate(zip(*(batch.columns[c] for c in names), strict=True)):
+            try:
+                result = seen.get(combo)
+                if result is None:
+                    result = seen[combo] = self._branch(dict(zip(names, combo, strict=True)))
+            except TypeError:  # unhashable values (e.g. a person): evaluate this row alone
+                result = self._branch(dict(zip(names, combo, strict=True)))
+            if isinstance(result, str):
+                out[i] = _NO_BRANCH
+                failures[i] = result
+            else:
+                out[i] = result
+        return out, failures
+
+    def _branch(self, row: Mapping[str, Any]) -> int | str:
+        chosen = 0
+        for index, template in enumerate(self._conditions, start=1):
+            try:
+                if render(template, row).strip() == "True":
+                    chosen = index
+            except NonRetryableTaskError as exc:
+                return f"{self.name}: condition {index} failed: {exc}"
+        return chosen
+
+    # --- drawing --------------------------------------------------------------------------
+
+    def _inputs(self, batch: BatchInput) -> dict[str, Array]:
+        out: dict[str, Array] = {}
+        for name in self.required_columns:
+            values = batch.columns[name]
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = list(values)
+            out[name] = arr
+        for p in self.branches:
+            if isinstance(p, TimeDeltaParams):
+                ref = p.reference_column_name
+                out[ref] = self._datetimes_of(ref, batch.columns[ref])
+        return out
+
+    def _datetimes_of(self, column: str, values: Sequence[Any]) -> Array:
+        ref = self._columns.get(column)
+        fmt = datetime_format(ref) if isinstance(ref, SamplerColumnConfig) else None
+        parsed = parse_datetimes(values, fmt)
+        if fmt is None:  # not ISO 8601 (e.g. a seed column): let pandas infer each value
+            texts = list(values)
+            retry = np.flatnonzero(np.isnat(parsed) & np.array([isinstance(v, str) for v in texts]))
+            if retry.size:
+                import pandas as pd
+
+                again = pd.to_datetime([texts[i] for i in retry], format="mixed", errors="coerce")
+                parsed[retry] = np.asarray(again, dtype="datetime64[s]")
+        return parsed
+
+    def _draw(
+        self,
+        seed: int,
+        attempt: int,
+        rows: npt.NDArray[np.int64],
+        branch: npt.NDArray[np.int64],
+        inputs: Mapping[str, Array],
+        where: npt.NDArray[np.int64],
+    ) -> Array:
+        """Raw values (rounded, numbers converted) for the rows at positions `where`; the
+        result is indexed like the whole batch (rows not drawn hold filler)."""
+        parts = attempt_key(seed, self.name, attempt)
+        drawn: list[tuple[npt.NDArray[np.int64], Array]] = []
+        for index in np.unique(branch[where]).tolist():
+            pos = where[branch[where] == index]
+            sub = {k: v[pos] for k, v in inputs.items()}
+            drawn.append(
+                (
+                    pos,
+                    self._prepare(
+                        self.branches[index], draw(self.branches[index], parts, rows[pos], sub)
+                    ),
+                )
+            )
+        dtype = np.result_type(*(v.dtype for _, v in drawn)) if drawn else np.dtype(object)
+        if any(v.dtype.kind == "O" for _, v in drawn):
+            dtype = np.dtype(object)
+        out = np.empty(len(rows), dtype=dtype)
+        if dtype.kind == "M":
+            out[:] = np.datetime64("NaT")
+        elif dtype.kind == "O":
+            out[:] = None
+        for pos, values in drawn:
+            out[pos] = values
+        return out
+
+    def _prepare(self, params: SamplerParams, values: Array) -> Array:
+        """Rounding (`decimal_places`) and numeric `convert_to`, applied before constraints."""
+        places = getattr(params, "decimal_places", None)
+        if places is not None and values.dtype.kind == "f":
+            values = np.round(values, places)
+        if self._convert == "int":
+            values = np.rint(_as_float(values)).astype(np.int64)
+        elif self._convert == "float":
+            values = _as_float(values)
+        return values
+
+    # --- constraints ----------------------------------------------------------------------
+
+    def _reject(
+        self,
+        batch: BatchInput,
+        raw: Array,
+        rows: npt.NDArray[np.int64],
+        branch: npt.NDArray[np.int64],
+        inputs: Mapping[str, Array],
+        live: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.int64]:
+        """Redraw rows that break a constraint; return the positions that never met it."""
+        rhs = {
+            c.rhs: self._comparable_column(c.rhs, batch.columns[c.rhs])
+            for c in self.constraints
+            if isinstance(c, ColumnInequalityConstraint)
+        }
+        need = live
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            need = need[~self._holds(raw[need], need, rhs)]
+            if need.size == 0 or attempt == MAX_ATTEMPTS:
+                break
+            redraw = self._draw(batch.seed, attempt, rows, branch, inputs, need)
+            raw[need] = redraw[need]
+        return need
+
+    def _holds(
+        self, values: Array, positions: npt.NDArray[np.int64], rhs: Mapping[str, Array]
+    ) -> npt.NDArray[np.bool_]:
+        target = _comparable(values)
+        ok = np.isnan(target)  # a missing value has nothing to compare
+        met = np.ones(len(values), dtype=bool)
+        for c in self.constraints:
+            if isinstance(c, ScalarInequalityConstraint):
+                met &= compare(c.operator, target, c.rhs)
+            else:
+                other = rhs[c.rhs][positions]
+                met &= compare(c.operator, target, other) | np.isnan(other)
+        result: npt.NDArray[np.bool_] = ok | met
+        return result
+
+    def _comparable_column(self, column: str, values: Sequence[Any]) -> npt.NDArray[np.float64]:
+        ref = self._columns.get(column)
+        if isinstance(ref, SamplerColumnConfig) and ref.sampler_type in DATETIME_SAMPLERS:
+            return _comparable(self._datetimes_of(column, values))
+        return np.array([_to_float(v) for v in values], dtype=np.float64)
+
+    def describe_constraints(self) -> str:
+        """The column's constraints, for messages."""
+        return " and ".join(c.describe() for c in self.constraints)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _finish(self, raw: Array) -> list[Any]:
+        if raw.dtype.kind == "M":
+            return format_datetimes(raw, self._format)
+        if self._convert == "str":
+            return [None if v is None else str(v) for v in raw.tolist()]
+        return list(raw.tolist())
+
+
+def attempt_key(seed: int, column: str, attempt: int) -> int:
+    """The stream of a column's `attempt`-th draw (0: the first)."""
+    if attempt == 0:
+        return stream_key(seed, "sampler", column)
+    return stream_key(seed, "sampler", column, f"attempt-{attempt}")
+
+
+def format_datetimes(values: Array, fmt: str | None) -> list[Any]:
+    """datetime64 values as ISO 8601 (`2024-01-15T09:30:00`) or `fmt` strings; NaT -> None."""
+    missing = np.isnat(values)
+    if fmt is None:
+        text = np.datetime_as_string(values.astype("datetime64[s]"), unit="s").tolist()
+    else:
+        text = [
+            None if m else v.strftime(fmt)
+            for v, m in zip(values.astype(object), missing, strict=True)
+        ]
+    return [None if m else t for t, m in zip(text, missing.tolist(), strict=True)]
+
+
+def _as_float(values: Array) -> npt.NDArray[np.float64]:
+    if values.dtype.kind == "O":
+        return np.array([_to_float(v) for v in values.tolist()], dtype=np.float64)
+    out: npt.NDArray[np.float64] = values.astype(np.float64)
     return out
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _comparable(values: Array) -> npt.NDArray[np.float64]:
+    """Numbers as float64; datetimes as POSIX seconds; NaN where missing."""
+    if values.dtype.kind == "M":
+        secs = values.astype("datetime64[s]")
+        out = secs.astype(np.int64).astype(np.float64)
+        out[np.isnat(secs)] = np.nan
+        return out
+    return _as_float(values)
+
+
+# --- before a run -----------------------------------------------------------------------------
+
+
+def probe_constraints(generators: Mapping[str, ColumnGenerator], seed: int) -> None:
+    """Draw `PROBE_ROWS` rows of each constrained sampler (with its sampler inputs) and raise
+    `ConfigValidationError` when some never meet the constraints: such a run would drop
+    rows for that reason alone. Columns fed by non-samplers are left to the run."""
+    issues = []
+    for gen in generators.values():
+        if not isinstance(gen, SamplerGenerator) or not gen.constraints:
+            continue
+        values = _probe(gen, generators, seed)
+        if values is None:
+            continue
+        unmet = sum(isinstance(v, RowFailure) and v.reason == "constraint_unmet" for v in values)
+        if unmet:
+            issues.append(
+                ConfigIssue(
+                    "constraint_unsatisfiable",
+                    f"constraints.{gen.name}",
+                    "rhs",
+                    f"{gen.describe_constraints()} is met too rarely: {unmet} of {PROBE_ROWS} "
+                    f"sample rows found no draw meeting it in {MAX_ATTEMPTS} tries (for some "
+                    "it may be impossible given the other columns); loosen the constraint or "
+                    "the sampler's params",
+                )
+            )
+    if issues:
+        raise ConfigValidationError(issues)
+
+
+def _probe(
+    gen: SamplerGenerator, generators: Mapping[str, ColumnGenerator], seed: int
+) -> list[Any] | None:
+    rows = list(range(PROBE_ROWS))
+    done: dict[str, list[Any]] = {}
+
+    def values_of(name: str) -> list[Any] | None:
+        if name in done:
+            return done[name]
+        g = generators.get(name)
+        if not isinstance(g, SamplerGenerator):
+            return None
+        inputs = {}
+        for dep in g.required_columns:
+            dep_values = values_of(dep)
+            if dep_values is None:
+                return None
+            inputs[dep] = [None if isinstance(v, RowFailure) else v for v in dep_values]
+        done[name] = g.generate_batch(BatchInput(seed, 0, rows, inputs))
+        return done[name]
+
+    return values_of(gen.name)

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from rowloom.config.columns import SeedDatasetColumnConfig, SeedDatasetConfig
 from rowloom.config.errors import ConfigIssue, ConfigValidationError
 from rowloom.generators.base import BatchGenerator, BatchInput
-from rowloom.generators.samplers import stream_key
+from rowloom.generators.rng import stream_key
 
 
 class SeedDataset:
