@@ -53,6 +53,7 @@ def outcome(source: str, row: dict[str, Any] | None = None) -> str | NonRetryabl
 
 ESCAPES = [
     "{{ ''.__class__ }}",
+    "{{ (''.__class__) ~ (x) }}",  # constant folding must not run it at compile time
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{{ x.__class__.__base__.__subclasses__() }}",
     "{{ ''['__class__'] }}",

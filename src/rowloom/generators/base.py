@@ -99,7 +99,12 @@ class BatchGenerator(ColumnGenerator, ABC):
     def generate_batch(self, batch: BatchInput) -> list[Any]: ...
 
 
-_ENV = BoundedSandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
+_ENV = BoundedSandbox(
+    autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True, optimized=False
+)
+"""`optimized=False`: Jinja folds constant expressions while compiling, which would run (and
+refuse with an untyped error) `{{ (''.__class__) ~ x }}` at compile time; unfolded, the sandbox
+refuses it at render time as this row's `template_error`."""
 
 
 def compile_template(source: str) -> Template:
