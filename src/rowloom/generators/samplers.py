@@ -12,6 +12,7 @@ never meets it is dropped with reason `constraint_unmet`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,16 @@ Array = npt.NDArray[Any]
 _NO_BRANCH = -1
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One batch's draw inputs: seed, global rows, params index per row, upstream values."""
+
+    seed: int
+    rows: npt.NDArray[np.int64]
+    branch: npt.NDArray[np.int64]
+    inputs: Mapping[str, Array]
+
+
 class SamplerGenerator(BatchGenerator):
     """Every sampler type; params are validated once, at construction."""
 
@@ -81,14 +92,15 @@ class SamplerGenerator(BatchGenerator):
         self._convert = None if self._is_datetime else config.convert_to
 
     def generate_batch(self, batch: BatchInput) -> list[Any]:
-        rows = np.asarray(batch.global_rows, dtype=np.int64)
         branch, failures = self._branches(batch)
-        inputs = self._inputs(batch)
+        plan = _Plan(
+            batch.seed, np.asarray(batch.global_rows, dtype=np.int64), branch, self._inputs(batch)
+        )
         live = np.flatnonzero(branch != _NO_BRANCH)
-        raw = self._draw(batch.seed, 0, rows, branch, inputs, live)
+        raw = self._draw(plan, 0, live)
         unmet: Array = np.empty(0, dtype=np.int64)
         if self.constraints and live.size:
-            unmet = self._reject(batch, raw, rows, branch, inputs, live)
+            unmet = self._reject(batch, plan, raw, live)
         values = self._finish(raw)
         for i, message in failures.items():
             values[i] = RowFailure("template_error", message)
@@ -164,34 +176,20 @@ class SamplerGenerator(BatchGenerator):
                 parsed[retry] = np.asarray(again, dtype="datetime64[s]")
         return parsed
 
-    def _draw(
-        self,
-        seed: int,
-        attempt: int,
-        rows: npt.NDArray[np.int64],
-        branch: npt.NDArray[np.int64],
-        inputs: Mapping[str, Array],
-        where: npt.NDArray[np.int64],
-    ) -> Array:
+    def _draw(self, plan: _Plan, attempt: int, where: npt.NDArray[np.int64]) -> Array:
         """Raw values (rounded, numbers converted) for the rows at positions `where`; the
         result is indexed like the whole batch (rows not drawn hold filler)."""
-        parts = attempt_key(seed, self.name, attempt)
+        key = attempt_key(plan.seed, self.name, attempt)
         drawn: list[tuple[npt.NDArray[np.int64], Array]] = []
-        for index in np.unique(branch[where]).tolist():
-            pos = where[branch[where] == index]
-            sub = {k: v[pos] for k, v in inputs.items()}
-            drawn.append(
-                (
-                    pos,
-                    self._prepare(
-                        self.branches[index], draw(self.branches[index], parts, rows[pos], sub)
-                    ),
-                )
-            )
+        for index in np.unique(plan.branch[where]).tolist():
+            pos = where[plan.branch[where] == index]
+            params = self.branches[index]
+            sub = {k: v[pos] for k, v in plan.inputs.items()}
+            drawn.append((pos, self._prepare(params, draw(params, key, plan.rows[pos], sub))))
         dtype = np.result_type(*(v.dtype for _, v in drawn)) if drawn else np.dtype(object)
         if any(v.dtype.kind == "O" for _, v in drawn):
             dtype = np.dtype(object)
-        out = np.empty(len(rows), dtype=dtype)
+        out = np.empty(len(plan.rows), dtype=dtype)
         if dtype.kind == "M":
             out[:] = np.datetime64("NaT")
         elif dtype.kind == "O":
@@ -214,13 +212,7 @@ class SamplerGenerator(BatchGenerator):
     # --- constraints ----------------------------------------------------------------------
 
     def _reject(
-        self,
-        batch: BatchInput,
-        raw: Array,
-        rows: npt.NDArray[np.int64],
-        branch: npt.NDArray[np.int64],
-        inputs: Mapping[str, Array],
-        live: npt.NDArray[np.int64],
+        self, batch: BatchInput, plan: _Plan, raw: Array, live: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.int64]:
         """Redraw rows that break a constraint; return the positions that never met it."""
         rhs = {
@@ -233,7 +225,7 @@ class SamplerGenerator(BatchGenerator):
             need = need[~self._holds(raw[need], need, rhs)]
             if need.size == 0 or attempt == MAX_ATTEMPTS:
                 break
-            redraw = self._draw(batch.seed, attempt, rows, branch, inputs, need)
+            redraw = self._draw(plan, attempt, need)
             raw[need] = redraw[need]
         return need
 
