@@ -119,4 +119,6 @@ def _map_seed(f: Fields, seed: Any, out: dict[str, Any]) -> None:
     if isinstance(path, str) and ("*" in path or suffix not in _SEED_FORMATS):
         src.not_supported("path", f"seed path {path!r} (one .parquet, .csv or .jsonl file)")
         return
-    out["seed_dataset"] = {"path": path, "sampling": sampling}
+    # Data Designer adds every column of the seed file to the dataset; the legacy native
+    # seed_dataset needs each declared, so a DD seed config cannot run until seed_config lands.
+    src.not_supported("path", f"seed file {path!r}: its columns are not added to the dataset")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rowloom.compat._fields import Fields
-from rowloom.config import columns as native_columns
+from rowloom.config import samplers as native_samplers
 
 _AGE_RANGE = [18, 114]
 
@@ -63,7 +63,7 @@ def dd_sampler_types() -> list[str]:
 
 def native_sampler_params() -> Mapping[str, type[Any]]:
     """rowloom's sampler params models by sampler type."""
-    params: Mapping[str, type[Any]] = native_columns.SAMPLER_PARAMS
+    params: Mapping[str, type[Any]] = native_samplers.SAMPLER_PARAMS
     return params
 
 
