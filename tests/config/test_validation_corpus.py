@@ -441,9 +441,9 @@ CORPUS: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "inference_parameters.temperature",
     ),
     (
-        "seed_dataset column without seed_dataset",
+        "seed_dataset column without seed_config",
         with_column({"name": "x", "column_type": "seed_dataset"}),
-        "missing_seed_dataset",
+        "missing_seed_config",
         "columns.x",
         "column_type",
     ),
@@ -470,7 +470,7 @@ CORPUS: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "run",
         "request_admission.multiplicative_decrease_factor",
     ),
-    ("no columns", edit(lambda d: d.update(columns=[])), "too_short", "columns", None),
+    ("no columns", edit(lambda d: d.update(columns=[])), "no_columns", "columns", None),
     (
         "simulation capacity zero",
         edit(lambda d: d["providers"][0].update(simulation={"capacity": 0})),

@@ -26,6 +26,7 @@ from rowloom.generators.samplers import SamplerGenerator
 from rowloom.models.clients.base import ChatResponse, EmbeddingResponse
 from rowloom.models.facade import ModelFacade
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.seeds import compile_seed
 
 
 class FakeExecutor:
@@ -321,7 +322,8 @@ def test_seed_dataset_columns(tmp_path: Path, fmt: str, sampling: str) -> None:
             "seed": 1,
         }
     )
-    gens = build_generators(config, ModelResourceCatalog([], []))
+    config, seed_data = compile_seed(config)
+    gens = build_generators(config, ModelResourceCatalog([], []), seed_data)
     cities = gens["city"].generate_batch(batch(range(6)))
     sizes = gens["size"].generate_batch(batch(range(6)))
     assert sorted(cities[:3]) == ["a", "b", "c"] and sorted(cities[3:]) == ["a", "b", "c"]

@@ -64,6 +64,7 @@ from rowloom.scheduling import (
 )
 from rowloom.scheduling.breaker import ErrorRateBreaker
 from rowloom.scheduling.task_policies import TaskAdmissionPolicyConfig, build_policy
+from rowloom.seeds import compile_seed
 
 _log = logging.getLogger(__name__)
 
@@ -195,12 +196,12 @@ class DatasetBuilder:
         resume: ResumeMode = False,
     ) -> RunOutputs:
         """Generate `num_records` rows; write them under `run_dir` (None: keep in memory)."""
-        config = self.config
-        config.check_environment()
+        self.config.check_environment()
+        config, seed_data = compile_seed(self.config)
         rc = self.run_config
         plan = RowGroupPlan(num_records, rc.buffer_size)
         catalog = ModelResourceCatalog(config.models, config.providers)
-        generators = build_generators(config, catalog)
+        generators = build_generators(config, catalog, seed_data)
         output_columns = config.output_columns()
         storage = RunStorage(run_dir) if run_dir is not None else None
         done: set[int] = set()
@@ -309,6 +310,8 @@ class DatasetBuilder:
             summary.request_attempts = executor.stats.attempts
             summary.requests_by_outcome = dict(executor.stats.by_outcome or {})
             admission.shutdown()
+            if seed_data is not None:
+                seed_data.close()
             pools = {name: c.transport_pool_limits for name, c in clients.items()}
             await asyncio.gather(*(c.aclose() for c in clients.values()), return_exceptions=True)
             for sink in (sched_sink, req_sink):

@@ -107,7 +107,10 @@ class GenerationHost:
         gen = self.generators[task.column]
         if task.task_type == "batch":
             live, batch = buf.batch_input(gen.required_columns, self.seed)
-            values = gen.generate_batch(batch)
+            if gen.runs_in_thread:
+                values = await asyncio.to_thread(gen.generate_batch, batch)
+            else:
+                values = gen.generate_batch(batch)
             if len(values) != len(live):
                 raise AssertionError(
                     f"{task.column}: batch generator returned {len(values)} values "

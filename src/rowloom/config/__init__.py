@@ -11,7 +11,6 @@ from rowloom.config.columns import (
     SamplerColumnConfig,
     Score,
     SeedDatasetColumnConfig,
-    SeedDatasetConfig,
 )
 from rowloom.config.constraints import ColumnInequalityConstraint, ScalarInequalityConstraint
 from rowloom.config.dataset import DatasetConfig
@@ -41,6 +40,16 @@ from rowloom.config.samplers import (
     UUIDParams,
 )
 from rowloom.config.scheduling import SchedulingMetadata, SchedulingMetadataError
+from rowloom.config.seed import (
+    DataFrameSeedSource,
+    DirectorySeedSource,
+    FileContentsSeedSource,
+    HuggingFaceSeedSource,
+    IndexRange,
+    LocalFileSeedSource,
+    PartitionBlock,
+    SeedConfig,
+)
 
 __all__ = [
     "BernoulliMixtureParams",
@@ -54,17 +63,24 @@ __all__ = [
     "ConfigIssue",
     "ConfigValidationError",
     "CustomColumnConfig",
+    "DataFrameSeedSource",
     "DatasetConfig",
     "DatetimeParams",
+    "DirectorySeedSource",
     "EmbeddingColumnConfig",
     "ExpressionColumnConfig",
+    "FileContentsSeedSource",
     "GaussianParams",
+    "HuggingFaceSeedSource",
+    "IndexRange",
     "InferenceParameters",
     "LLMJudgeColumnConfig",
     "LLMStructuredColumnConfig",
     "LLMTextColumnConfig",
+    "LocalFileSeedSource",
     "ModelConfig",
     "ModelProvider",
+    "PartitionBlock",
     "PersonFromFakerParams",
     "PersonParams",
     "PoissonParams",
@@ -77,8 +93,8 @@ __all__ = [
     "SchedulingMetadataError",
     "ScipyParams",
     "Score",
+    "SeedConfig",
     "SeedDatasetColumnConfig",
-    "SeedDatasetConfig",
     "SimulationConfig",
     "SubcategoryParams",
     "TimeDeltaParams",

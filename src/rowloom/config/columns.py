@@ -246,14 +246,19 @@ class CustomColumnConfig(ColumnConfigBase):
 
 
 class SeedDatasetColumnConfig(ColumnConfigBase):
-    """A column copied from the dataset config's `seed_dataset` file."""
+    """A column read from the dataset's seed (`seed_config`).
+
+    Every seed column is in the dataset without being declared; declare one only to rename it
+    (`source_column`) or to `drop` it. Seed column names need not be identifiers.
+    """
 
     column_type: Literal["seed_dataset"] = "seed_dataset"
-    source_column: str | None = Field(None, description="column in the file; defaults to `name`")
+    name: str = Field(min_length=1, max_length=256)
+    source_column: str | None = Field(None, description="column in the seed; defaults to `name`")
 
     @property
     def source(self) -> str:
-        """The column read from the seed file."""
+        """The seed column this column reads."""
         return self.source_column or self.name
 
 
@@ -270,27 +275,3 @@ ColumnConfig = Annotated[
 ]
 
 LLM_COLUMN_TYPES = (LLMTextColumnConfig, EmbeddingColumnConfig)
-
-
-class SeedDatasetConfig(_Strict):
-    """A parquet, CSV or JSONL file whose rows seed the dataset."""
-
-    path: str
-    format: Literal["parquet", "csv", "jsonl"] | None = Field(
-        None, description="inferred from the file extension when unset"
-    )
-    sampling: Literal["ordered", "shuffle"] = "ordered"
-
-    @property
-    def resolved_format(self) -> str:
-        """The file format, explicit or from the extension."""
-        if self.format:
-            return self.format
-        suffix = self.path.rsplit(".", 1)[-1].lower()
-        return {
-            "parquet": "parquet",
-            "pq": "parquet",
-            "csv": "csv",
-            "jsonl": "jsonl",
-            "ndjson": "jsonl",
-        }.get(suffix, suffix)

@@ -3,7 +3,9 @@
 Validation runs before any work and reports every issue it finds, each naming the column (or
 model/provider) and the field: duplicate names, unknown template references, dependency cycles,
 unknown model aliases and providers, bad sampler params, template syntax errors. Checks that
-depend on the machine (API key environment variables, seed files) run in `check_environment()`.
+depend on the machine (API key environment variables) run in `check_environment()`. A seed's
+columns are known only once it is opened (`rowloom.seeds`): until then, references that no
+declared column satisfies are left for `with_seed_columns()` to check.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import yaml
 from jinja2 import TemplateSyntaxError, meta, pass_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from rowloom.config.columns import (
     ColumnConfig,
@@ -29,7 +31,6 @@ from rowloom.config.columns import (
     LLMTextColumnConfig,
     SamplerColumnConfig,
     SeedDatasetColumnConfig,
-    SeedDatasetConfig,
 )
 from rowloom.config.constraints import ColumnInequalityConstraint, Constraint
 from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
@@ -40,6 +41,7 @@ from rowloom.config.sampler_checks import (
     sampler_column_issues,
     sampler_dependencies,
 )
+from rowloom.config.seed import DataFrameSeedSource, SeedConfig
 
 Adapter = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Rewrites a loaded config document before validation (see `DatasetConfig.from_dict`)."""
@@ -107,19 +109,48 @@ def column_model_aliases(column: Any) -> tuple[str, ...]:
 
 
 class DatasetConfig(BaseModel):
-    """Providers, models, columns, an optional seed dataset, a seed, and optional run settings."""
+    """Providers, models, columns, an optional seed (`seed_config`), a seed, and run settings.
+
+    The legacy `seed_dataset: {path, format, sampling}` section still loads, as a `seed_config`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     providers: list[ModelProvider] = Field(default_factory=list)
     models: list[ModelConfig] = Field(default_factory=list)
-    columns: list[ColumnConfig] = Field(min_length=1)
-    seed_dataset: SeedDatasetConfig | None = None
+    columns: list[ColumnConfig] = Field(default_factory=list)
+    seed_config: SeedConfig | None = None
     constraints: list[Constraint] | None = Field(
         None, description="inequalities between sampler columns (rejection sampling)"
     )
     seed: int | None = Field(None, description="global seed; unset means 0 (runs are reproducible)")
     run: RunConfig | None = None
+    _seed_columns: tuple[str, ...] | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_seed_dataset(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "seed_dataset" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("seed_dataset")
+        if legacy is None:
+            return data
+        if data.get("seed_config") is not None:
+            raise ValueError("set seed_config or the older seed_dataset, not both")
+        if not isinstance(legacy, Mapping):
+            raise ValueError("seed_dataset must be a mapping with a path")
+        legacy = dict(legacy)
+        source = {"seed_type": "local", "path": legacy.pop("path", None)}
+        if legacy.get("format") is not None:
+            source["format"] = legacy.pop("format")
+        legacy.pop("format", None)
+        data["seed_config"] = {
+            "source": source,
+            "sampling_strategy": legacy.pop("sampling", "ordered"),
+            **legacy,
+        }
+        return data
 
     # --- construction -------------------------------------------------------------------------
 
@@ -163,9 +194,19 @@ class DatasetConfig(BaseModel):
         """The config as plain data, without unset optional fields (the YAML shape)."""
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
 
+    def _serialisable_dict(self) -> dict[str, Any]:
+        if self.seed_config is not None and isinstance(
+            self.seed_config.source, DataFrameSeedSource
+        ):
+            raise ConfigFileError(
+                "a DataFrame seed cannot be written to a config file; save it as parquet "
+                "(df.to_parquet(path)) and use a `local` seed source with that path"
+            )
+        return self.to_dict()
+
     def to_yaml(self, path: str | Path | None = None) -> str:
         """Dump as YAML; also write it to `path` when given."""
-        data = self.to_dict()
+        data = self._serialisable_dict()
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         if yaml.safe_load(text) != data:  # PyYAML emits some line-break characters raw
             text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
@@ -175,7 +216,7 @@ class DatasetConfig(BaseModel):
 
     def to_json(self, path: str | Path | None = None) -> str:
         """Dump as JSON; also write it to `path` when given."""
-        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+        text = json.dumps(self._serialisable_dict(), indent=2, ensure_ascii=False)
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
@@ -184,6 +225,10 @@ class DatasetConfig(BaseModel):
         """A stable hash of everything that determines generated values (not `run`)."""
         data = self.to_dict()
         data.pop("run", None)
+        if self.seed_config is not None and isinstance(
+            self.seed_config.source, DataFrameSeedSource
+        ):
+            data["seed_config"]["source"]["content_hash"] = self.seed_config.source.content_hash()
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
@@ -225,6 +270,46 @@ class DatasetConfig(BaseModel):
         """Columns written to the dataset (declaration order, without dropped ones)."""
         return [c.name for c in self.columns if not c.drop]
 
+    @property
+    def seed_columns(self) -> tuple[str, ...] | None:
+        """The seed's column names once known (`with_seed_columns`), else None."""
+        return self._seed_columns
+
+    def with_seed_columns(self, seed_columns: Sequence[str]) -> DatasetConfig:
+        """This config with every seed column as a column, validated against the seed.
+
+        Seed columns that no declared `seed_dataset` column reads come first, in the seed's
+        order; a seed column whose name another (non-seed) column uses is an error.
+        """
+        if self.seed_config is None:
+            raise ValueError("this config has no seed_config")
+        declared = {c.name: c for c in self.columns}
+        read = {c.source for c in self.columns if isinstance(c, SeedDatasetColumnConfig)}
+        issues = [
+            ConfigIssue(
+                "seed_column_collision",
+                f"columns.{name}",
+                "name",
+                f"the seed has a column {name!r} too; rename this column, or declare the seed "
+                "column with `column_type: seed_dataset` (and `source_column`) to rename it",
+            )
+            for name in seed_columns
+            if name in declared and not isinstance(declared[name], SeedDatasetColumnConfig)
+        ]
+        if issues:
+            raise ConfigValidationError(issues)
+        implicit = [
+            SeedDatasetColumnConfig(name=name)
+            for name in seed_columns
+            if name not in read and name not in declared
+        ]
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        fields["columns"] = [*implicit, *self.columns]
+        expanded = type(self)(**fields)
+        expanded._seed_columns = tuple(seed_columns)
+        expanded.validate_static()
+        return expanded
+
     # --- validation ---------------------------------------------------------------------------
 
     def validate_static(self) -> None:
@@ -235,7 +320,7 @@ class DatasetConfig(BaseModel):
 
     def check_environment(self) -> None:
         """Checks that depend on this machine: API key variables set (for the providers of
-        models some column uses), seed file readable."""
+        models some column uses); seeds are opened and checked by `rowloom.seeds`."""
         issues: list[ConfigIssue] = []
         by_alias = {m.alias: m for m in self.models}
         used = {
@@ -257,15 +342,6 @@ class DatasetConfig(BaseModel):
                             f"environment variable {p.api_key_env} is not set",
                         )
                     )
-        if self.seed_dataset is not None and not Path(self.seed_dataset.path).is_file():
-            issues.append(
-                ConfigIssue(
-                    "seed_dataset_not_found",
-                    "seed_dataset",
-                    "path",
-                    f"file {self.seed_dataset.path!r} does not exist",
-                )
-            )
         if issues:
             raise ConfigValidationError(issues)
 
@@ -400,6 +476,9 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
             )
     models = {m.alias: m for m in config.models}
     names = {c.name for c in config.columns}
+    if not config.columns and config.seed_config is None:
+        yield ConfigIssue("no_columns", "columns", None, "a config needs columns or a seed_config")
+    deferred = config.seed_config is not None and config.seed_columns is None
     template_ok = True
     for col in config.columns:
         loc = f"columns.{col.name}"
@@ -418,13 +497,13 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                     f"template does not parse: {exc.message} (line {exc.lineno})",
                 )
                 continue
-            for ref in sorted(refs - names):
+            for ref in sorted(refs - names) if not deferred else ():
                 template_ok = False
                 yield ConfigIssue(
                     "unknown_reference",
                     loc,
                     field_name,
-                    f"template refers to unknown column {ref!r}",
+                    f"template refers to unknown column {ref!r}" + _seed_hint(config),
                 )
             if col.name in refs:
                 template_ok = False
@@ -432,8 +511,8 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                     "self_reference", loc, field_name, "a column cannot refer to itself"
                 )
         if isinstance(col, SamplerColumnConfig):
-            template_ok &= yield from _condition_issues(col, loc, names)
-        yield from _column_issues(col, loc, names, models, config)
+            template_ok &= yield from _condition_issues(col, loc, names, deferred)
+        yield from _column_issues(col, loc, names, models, config, deferred)
     yield from constraint_issues(config.constraints or [], config.column_by_name)
     if (
         template_ok
@@ -442,8 +521,38 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
         yield from _cycle_issues(config)
 
 
+def _seed_hint(config: DatasetConfig) -> str:
+    if config.seed_columns is None:
+        return ""
+    return f" (the seed's columns are {list(config.seed_columns)})"
+
+
+def _seed_column_issues(
+    col: SeedDatasetColumnConfig, loc: str, config: DatasetConfig
+) -> Iterable[ConfigIssue]:
+    if config.seed_config is None:
+        yield ConfigIssue(
+            "missing_seed_config",
+            loc,
+            "column_type",
+            "a seed_dataset column needs a top-level seed_config (or seed_dataset) section",
+        )
+    elif config.seed_columns is not None and col.source not in config.seed_columns:
+        yield ConfigIssue(
+            "unknown_seed_column",
+            loc,
+            "source_column" if col.source_column else "name",
+            f"the seed has no column {col.source!r}; it has {list(config.seed_columns)}",
+        )
+
+
 def _column_issues(
-    col: Any, loc: str, names: set[str], models: Mapping[str, ModelConfig], config: DatasetConfig
+    col: Any,
+    loc: str,
+    names: set[str],
+    models: Mapping[str, ModelConfig],
+    config: DatasetConfig,
+    deferred: bool,
 ) -> Iterable[ConfigIssue]:
     for alias in column_model_aliases(col):
         model = models.get(alias)
@@ -467,7 +576,7 @@ def _column_issues(
             )
     if isinstance(col, SamplerColumnConfig):
         yield from sampler_column_issues(col, loc, config.column_by_name)
-    if isinstance(col, EmbeddingColumnConfig) and col.target_column not in names:
+    if isinstance(col, EmbeddingColumnConfig) and col.target_column not in names and not deferred:
         yield ConfigIssue(
             "unknown_reference",
             loc,
@@ -476,7 +585,7 @@ def _column_issues(
         )
     if isinstance(col, CustomColumnConfig):
         for req in col.required_columns:
-            if req not in names:
+            if req not in names and not deferred:
                 yield ConfigIssue(
                     "unknown_reference",
                     loc,
@@ -487,19 +596,14 @@ def _column_issues(
                 yield ConfigIssue(
                     "self_reference", loc, "required_columns", "a column cannot require itself"
                 )
-    if isinstance(col, SeedDatasetColumnConfig) and config.seed_dataset is None:
-        yield ConfigIssue(
-            "missing_seed_dataset",
-            loc,
-            "column_type",
-            "a seed_dataset column needs a top-level seed_dataset section",
-        )
+    if isinstance(col, SeedDatasetColumnConfig):
+        yield from _seed_column_issues(col, loc, config)
     if isinstance(col, ExpressionColumnConfig) and not col.expr.strip():
         yield ConfigIssue("empty_expression", loc, "expr", "expression is empty")
 
 
 def _condition_issues(
-    col: SamplerColumnConfig, loc: str, names: set[str]
+    col: SamplerColumnConfig, loc: str, names: set[str], deferred: bool
 ) -> Generator[ConfigIssue, None, bool]:
     ok = True
     for condition in col.conditional_params or {}:
@@ -512,7 +616,7 @@ def _condition_issues(
                 "template_syntax", loc, field_name, f"condition does not parse: {exc.message}"
             )
             continue
-        for ref in sorted(refs - names):
+        for ref in sorted(refs - names) if not deferred else ():
             ok = False
             yield ConfigIssue(
                 "unknown_reference", loc, field_name, f"condition refers to unknown column {ref!r}"

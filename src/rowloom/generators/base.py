@@ -51,6 +51,8 @@ class ColumnGenerator:
     """Produces one column's values. Subclasses implement `generate_cell` or `generate_batch`."""
 
     task_type: ClassVar[TaskType] = "cell"
+    runs_in_thread: ClassVar[bool] = False
+    """A batch generator that blocks on I/O (seed reads) runs in a worker thread."""
 
     def __init__(self, config: Any) -> None:
         self.config = config

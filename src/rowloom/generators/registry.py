@@ -19,20 +19,20 @@ from rowloom.generators.embedding import EmbeddingGenerator
 from rowloom.generators.expression import ExpressionGenerator
 from rowloom.generators.llm import LLMJudgeGenerator, LLMStructuredGenerator, LLMTextGenerator
 from rowloom.generators.samplers import SamplerGenerator, probe_constraints
-from rowloom.generators.seed import SeedColumnGenerator, SeedDataset
+from rowloom.generators.seed import SeedColumnGenerator
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.seeds import SeedDataset
 
 
 def build_generators(
-    config: DatasetConfig, catalog: ModelResourceCatalog
+    config: DatasetConfig, catalog: ModelResourceCatalog, seed_data: SeedDataset | None = None
 ) -> dict[str, ColumnGenerator]:
-    """Generators by column name, in topological order.
+    """Generators by column name, in topological order; `config` has its seed columns
+    (`rowloom.seeds.compile_seed`) and `seed_data` is the opened seed.
 
     An expression whose inputs are all per-row-group columns also runs per row group.
     Raises `ConfigValidationError` when a constrained sampler column is met too rarely.
     """
-    seed = config.effective_seed
-    seed_data = SeedDataset(config.seed_dataset, seed) if config.seed_dataset else None
     out: dict[str, ColumnGenerator] = {}
     for name in config.topological_order:
         col = config.column_by_name[name]
@@ -40,7 +40,8 @@ def build_generators(
         if isinstance(col, SamplerColumnConfig):
             gen = SamplerGenerator(col, config.constraints or (), config.column_by_name)
         elif isinstance(col, SeedDatasetColumnConfig):
-            assert seed_data is not None  # static validation guarantees it
+            if seed_data is None:
+                raise ValueError("a config with seed columns needs its opened seed (compile_seed)")
             gen = SeedColumnGenerator(col, seed_data)
         elif isinstance(col, ExpressionColumnConfig):
             deps = config.dependencies[name]

@@ -29,6 +29,7 @@ from rowloom.interface.exit_codes import ExitCode
 from rowloom.interface.loading import load_config
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 from rowloom.interface.report import format_usage
+from rowloom.seeds import compile_seed
 
 
 class _Command(TyperCommand):
@@ -136,6 +137,9 @@ def validate(
     cfg = _load(config, providers, simulate)
     try:
         cfg.check_environment()
+        cfg, seed = compile_seed(cfg)
+        if seed is not None:
+            seed.close()
     except ConfigError as exc:
         _invalid(f"invalid config {config}", f"\n{exc}")
     _out.print(
