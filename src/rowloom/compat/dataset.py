@@ -10,9 +10,8 @@ from rowloom.compat.columns import map_column
 from rowloom.compat.models import map_model_config
 from rowloom.config.dataset import DatasetConfig
 
-_DD_ONLY_KEYS = frozenset(
-    {"model_configs", "tool_configs", "seed_config", "constraints", "profilers"}
-)
+_DD_ONLY_KEYS = frozenset({"model_configs", "tool_configs", "constraints", "profilers"})
+"""Top-level fields only Data Designer has (`seed_config` is native too: not a sign)."""
 _DD_COLUMN_TYPES = frozenset(
     {"llm-text", "llm-code", "llm-structured", "llm-judge", "seed-dataset"}
 )

@@ -120,11 +120,12 @@ class SeedSampler:
         self, kind: str, a: IntArray, b: IntArray, within: IntArray
     ) -> list[tuple[WindowKey, IntArray, IntArray]]:
         out: list[tuple[WindowKey, IntArray, IntArray]] = []
-        pairs = np.stack([a, b], axis=1)
-        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        span = int(b.max()) + 1 if len(b) else 1
+        uniq, inverse = np.unique(a * span + b, return_inverse=True)
         inverse = inverse.reshape(-1)
-        for n, (ka, kb) in enumerate(uniq.tolist()):
-            key: WindowKey = (kind, int(ka), int(kb))
+        for n, combined in enumerate(uniq.tolist()):
+            ka, kb = divmod(int(combined), span)
+            key: WindowKey = (kind, ka, kb)
             where = np.flatnonzero(inverse == n).astype(np.int64)
             idx = within[where]
             if kind != "ordered":
