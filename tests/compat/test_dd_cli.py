@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from rowloom.interface.cli import app
 from rowloom.interface.designer import Designer
 from rowloom.interface.loading import load_config
+from rowloom.seeds import compile_seed
 
 CONFIGS = Path(__file__).parent / "configs"
 ALL = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
@@ -98,6 +99,10 @@ def _check(root: Path, name: str, valid: Any, created: Any) -> None:
     data = pd.read_parquet(root / "out" / name / "data")
     assert len(data) == 50
     config = load_config(CONFIGS / f"{name}.yaml")
+    if config.seed_config is not None:  # the seed's columns are columns too
+        config, seed = compile_seed(config, base_dir=root / "configs")
+        assert seed is not None
+        seed.close()
     assert list(data.columns) == config.output_columns()
     assert not data.isna().any().any(), data.isna().sum()
 

@@ -59,5 +59,5 @@ def build_generators(
         else:  # pragma: no cover - the union is closed
             raise AssertionError(f"no generator for {type(col).__name__}")
         out[name] = gen
-    probe_constraints(out, seed)
+    probe_constraints(out, config.effective_seed)
     return out
