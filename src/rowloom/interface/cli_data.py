@@ -1,4 +1,4 @@
-"""`rowloom profile | export`: commands over a finished (or stopped) run folder.
+"""`rowloom profile | export | estimate`: commands over a finished (or stopped) run folder.
 
 They read the run folder only (manifest, parts, config.yaml), never call a model, and exit 2
 with a one-line message when the folder or an argument is wrong.
@@ -6,13 +6,18 @@ with a one-line message when the folder or an argument is wrong.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from rowloom.config.errors import ConfigError
+from rowloom.interface.designer import Designer
+from rowloom.interface.estimate_view import print_estimate
 from rowloom.interface.exit_codes import ExitCode
+from rowloom.interface.loading import load_config
 from rowloom.interface.report import write_report
 from rowloom.profile import write_profile
 from rowloom.profile.export import FORMATS, ExportError, ExportSpec, export_run
@@ -77,7 +82,40 @@ def export(
         _out.print(str(path), highlight=False)
 
 
+def estimate(
+    config: Annotated[Path, typer.Argument(help="dataset config (YAML or JSON)")],
+    num_records: Annotated[int, typer.Option("-n", "--num-records", min=1)] = 1000,
+    pilot: Annotated[int, typer.Option(min=1, help="rows in the pilot run")] = 50,
+    simulate: Annotated[
+        bool, typer.Option(help="pilot on the embedded simulated provider (shape only)")
+    ] = False,
+    format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    artifact_dir: Annotated[
+        Path, typer.Option(help="where the estimate is kept for a later create")
+    ] = Path("artifacts"),
+    providers: Annotated[
+        Path | None, typer.Option(help="providers file (default ~/.config/rowloom/providers.yaml)")
+    ] = None,
+) -> None:
+    """Run a small pilot and predict wall time, requests, tokens and cost for N rows."""
+
+    if format not in ("text", "json"):
+        _err.print("[red]--format must be text or json[/red]")
+        raise typer.Exit(ExitCode.INVALID)
+    try:
+        cfg = load_config(config, providers=providers, simulate=simulate)
+        result = Designer(artifact_dir).estimate(cfg, num_records, pilot=pilot)
+    except ConfigError as exc:
+        _err.print(f"[red]invalid config[/red] {config}:\n{exc}", highlight=False)
+        raise typer.Exit(ExitCode.INVALID) from None
+    if format == "json":
+        _out.print_json(json.dumps(result.as_json()))
+        return
+    print_estimate(result, _out)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `rowloom` app."""
     app.command()(profile)
     app.command()(export)
+    app.command()(estimate)

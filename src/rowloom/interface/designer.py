@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +15,14 @@ from rowloom.builder.storage import ResumeMode
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.errors import RunFolderError
+from rowloom.interface.estimate import (
+    Estimate,
+    attach_saved_estimate,
+    estimate_from_pilot,
+    save_estimate,
+)
 from rowloom.interface.loading import ProvidersFile, prepare_config
+from rowloom.interface.report import write_report
 from rowloom.interface.results import DatasetResult, PreviewResult
 
 T = TypeVar("T")
@@ -95,6 +104,20 @@ class Designer:
             )
         )
 
+    def estimate(self, config: ConfigSource, num_records: int, *, pilot: int = 50) -> Estimate:
+        """Run a pilot of `pilot` rows in a scratch folder (removed afterwards) and predict
+        wall time, requests, tokens and cost for `num_records` rows (see `interface.estimate`).
+        The estimate is kept in `artifact_dir` for a later `create` of the same config."""
+        config = self.config(config)
+        scratch = Path(tempfile.mkdtemp(prefix="rowloom-pilot-"))
+        try:
+            result = Designer(scratch, engine=self.engine).create(config, pilot, "pilot")
+            estimate = estimate_from_pilot(result.run_dir, config, num_records)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        save_estimate(self.artifact_dir, estimate)
+        return estimate
+
     async def acreate(
         self,
         config: ConfigSource,
@@ -120,7 +143,10 @@ class Designer:
         outputs = await builder.build(
             num_records, run_dir=self.artifact_dir / name, name=name, resume=resume
         )
-        return DatasetResult.from_outputs(outputs)
+        result = DatasetResult.from_outputs(outputs)
+        if attach_saved_estimate(self.artifact_dir, result.run_dir, config):
+            write_report(result.run_dir, summary=result.summary.to_dict())
+        return result
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:

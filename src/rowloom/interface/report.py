@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rowloom.builder.storage import MAX_ERROR_SAMPLES, ErrorSample, write_atomic
+from rowloom.interface.estimate import ESTIMATE_FILE, run_advice
+from rowloom.interface.estimate_view import estimate_vs_actual_html
 from rowloom.interface.report_charts import Chart, Line, bar_rows, legend, time_chart
 from rowloom.interface.report_dataset import dataset_section
 from rowloom.observability.series import StepSeries
@@ -48,6 +50,7 @@ class RunReport:
     capacity_plan: dict[str, Any] | None
     view: CorrelatedRuntimeView
     metrics: DerivedMetrics
+    advice: str | None = None
 
     @property
     def t0(self) -> float:
@@ -90,6 +93,7 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
         capacity_plan=plan,
         view=view,
         metrics=view.derived_metrics(),
+        advice=run_advice(run_dir) if manifest else None,
     )
 
 
@@ -118,6 +122,7 @@ def render_html(report: RunReport) -> str:
         metrics=report.metrics.as_json(),
         breakdown=report.view.breakdown.as_json(),
         limiting=_LAYER_TEXT.get(report.view.limiting_layer() or "", "nothing measured"),
+        advice=report.advice,
         layer_bars=Markup(_layer_bars(report)),
         rows_chart=Markup(_rows_chart(report)),
         resource_charts=[(k, Markup(v), c) for k, v, c in _resource_charts(report)],
@@ -128,6 +133,9 @@ def render_html(report: RunReport) -> str:
         plan_json=json.dumps(report.capacity_plan, indent=2) if report.capacity_plan else "",
         event_counts=report.view.event_counts,
         dataset=Markup(dataset_section(read_profile(report.run_dir))),
+        estimate=Markup(
+            estimate_vs_actual_html(_read_json(report.run_dir / ESTIMATE_FILE), report.summary)
+        ),
         sequence_violations=report.view.sequence_violations,
     )
 
@@ -359,7 +367,8 @@ def print_summary(report: RunReport, console: Console) -> None:
         )
     console.print(layers)
     console.print(
-        f"limited by: [bold]{report.view.limiting_layer() or 'nothing measured'}[/bold]",
+        f"limited by: [bold]{report.advice or 'local work (no model requests)'}[/bold] "
+        f"(most task time: {report.view.limiting_layer() or 'nothing measured'})",
         highlight=False,
     )
     res = Table(title="request resources", box=None, header_style="bold")

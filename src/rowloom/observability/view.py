@@ -123,7 +123,9 @@ class _Resource:
         "cooldowns",
         "effective_max",
         "in_flight",
+        "latencies",
         "limit",
+        "outcomes",
         "rate_limited",
         "static_cap",
         "waiters",
@@ -137,6 +139,8 @@ class _Resource:
         self.cooldowns: list[tuple[float, float]] = []
         self.static_cap: int | None = None
         self.effective_max: int | None = None
+        self.outcomes: Counter[str] = Counter()
+        self.latencies: list[float] = []
 
 
 class _Builder:
@@ -151,6 +155,8 @@ class _Builder:
         self.last_at: float | None = None
         self.job_started_at: float | None = None
         self.job_completed_at: float | None = None
+        # one (start, end) per scheduler job: a resumed run has one per attempt
+        self.job_spans: list[tuple[float, float | None]] = []
         # scheduler state
         self.pending_ready: dict[str, float] = {}
         self.pending_enqueued: dict[str, float] = {}
@@ -297,9 +303,12 @@ class _Builder:
                 self.rows.set(t, self.rows_total)
         elif kind == "scheduler_job_started":
             self.job_started_at = t if self.job_started_at is None else self.job_started_at
+            self.job_spans.append((t, None))
         elif kind == "scheduler_job_completed":
             self._idle_check(t)
             self.job_completed_at = t
+            if self.job_spans and self.job_spans[-1][1] is None:
+                self.job_spans[-1] = (self.job_spans[-1][0], t)
         self._idle_check(t)
 
     # --- request stream ------------------------------------------------------------------------
@@ -357,6 +366,10 @@ class _Builder:
             outcome = e.get("reason") or "unknown"
             self.outcomes[outcome] += 1
             start = self.started.pop(attempt, None)
+            if res is not None:
+                res.outcomes[outcome] += 1
+                if start is not None and outcome == "success":
+                    res.latencies.append(t - start)
             if start is not None:
                 self.layer_provider += t - start
                 if rec is not None:
@@ -445,6 +458,7 @@ class CorrelatedRuntimeView:
     last_at: float | None
     job_started_at: float | None
     job_completed_at: float | None
+    job_spans: tuple[tuple[float, float | None], ...]
     event_counts: Mapping[str, Mapping[str, int]]
     sequence_violations: Mapping[str, int]
     attempts_by_outcome: Mapping[str, int]
@@ -519,6 +533,8 @@ class CorrelatedRuntimeView:
                 tuple(res.cooldowns),
                 res.static_cap,
                 res.effective_max,
+                dict(res.outcomes),
+                tuple(res.latencies),
             )
         return cls(
             timelines=timelines,
@@ -529,6 +545,7 @@ class CorrelatedRuntimeView:
             last_at=b.last_at,
             job_started_at=b.job_started_at,
             job_completed_at=b.job_completed_at,
+            job_spans=tuple(b.job_spans),
             event_counts={k: dict(v) for k, v in b.kinds.items()},
             sequence_violations=dict(b.sequence_violations),
             attempts_by_outcome=dict(b.outcomes),
@@ -559,9 +576,13 @@ class CorrelatedRuntimeView:
 
     @property
     def wall_seconds(self) -> float:
-        """Scheduler job span when known, else the span of all events."""
-        start = self.job_started_at if self.job_started_at is not None else self.first_at
-        end = self.job_completed_at if self.job_completed_at is not None else self.last_at
+        """The summed spans of the run's scheduler jobs (a resumed run's attempts, without the
+        time between them), else the span of all events."""
+        if self.job_spans:
+            last = self.last_at if self.last_at is not None else 0.0
+            spans = ((s, end if end is not None else last) for s, end in self.job_spans)
+            return sum(max(0.0, end - s) for s, end in spans)
+        start, end = self.first_at, self.last_at
         return 0.0 if start is None or end is None else max(0.0, end - start)
 
     def derived_metrics(self, *, submission_capacity: int | None = None) -> DerivedMetrics:

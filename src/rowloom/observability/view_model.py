@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rowloom.observability.series import CountSeries, StepSeries
@@ -241,7 +241,9 @@ class ResourceTimeline:
     """One provider/model/domain over the run: in-flight, current limit, waiters, 429s.
 
     `cooldowns` are the merged intervals during which a rate-limit cooldown blocked admission;
-    `static_cap` and `effective_max` are the last values its snapshots reported.
+    `static_cap` and `effective_max` are the last values its snapshots reported;
+    `attempts_by_outcome` counts completed attempts; `success_latencies` are the provider
+    execution seconds of successful attempts, in completion order.
     """
 
     resource: str
@@ -252,6 +254,8 @@ class ResourceTimeline:
     cooldowns: tuple[tuple[float, float], ...]
     static_cap: int | None
     effective_max: int | None
+    attempts_by_outcome: Mapping[str, int] = field(default_factory=dict)
+    success_latencies: tuple[float, ...] = ()
 
     @property
     def min_limit(self) -> float:
