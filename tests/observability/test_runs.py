@@ -67,14 +67,13 @@ def test_rate_limit_episode_shows_the_limit_falling_and_recovering(
     res = view.resources[RESOURCE]
     assert res.static_cap == 16
     assert res.rate_limited.total > 0
-    lowest = res.min_limit
-    assert lowest < 16, "the limit fell below the static cap"
-    buckets = res.current_limit.buckets()
-    first_low = next(i for i, b in enumerate(buckets) if b.low == lowest)
-    assert any(b.high > lowest for b in buckets[first_low + 1 :]), "and rose again"
+    assert res.min_limit < 16, "the limit fell below the static cap"
     assert max(b.high for b in res.in_flight.buckets()) <= 16
-    kinds = [c[2] for c in view.limit_changes]
-    assert "request_limit_decreased" in kinds and "request_limit_increased" in kinds
+    # and rose again after falling (whether a later cascade cut it deeper depends on how
+    # fast this shared machine runs, so only the order of the first fall and a rise is pinned)
+    kinds = [c[2] for c in view.limit_changes if c[1] == RESOURCE]
+    first_fall = kinds.index("request_limit_decreased")
+    assert "request_limit_increased" in kinds[first_fall + 1 :], "and rose again"
 
 
 def test_rate_limit_episode_is_attributed_to_request_admission(
