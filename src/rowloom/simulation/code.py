@@ -72,16 +72,21 @@ def _python(rng: random.Random) -> str:
     limit = rng.randint(1, 99)
     factor = round(rng.uniform(0.5, 3.0), 2)
     return (
+        f"THRESHOLD = {limit}\n"
+        f"FACTOR = {factor}\n"
+        "\n"
+        "\n"
         f"def {fn}({arg}: list[float]) -> float:\n"
-        f'    """Return the weighted total of {arg} above {limit}."""\n'
+        f'    """Return the weighted total of {arg} above THRESHOLD."""\n'
         "    total = 0.0\n"
         f"    for value in {arg}:\n"
-        f"        if value > {limit}:\n"
-        f"            total += value * {factor}\n"
+        "        if value > THRESHOLD:\n"
+        "            total += value * FACTOR\n"
         "    return total\n"
         "\n"
         "\n"
-        f"print({fn}([{limit - 1}, {limit + 1}, {limit + 10}]))"
+        'if __name__ == "__main__":\n'
+        f"    print({fn}([{limit - 1}, {limit + 1}, {limit + 10}]))"
     )
 
 
