@@ -30,7 +30,7 @@ KEY_VARS = ("OPENAI_API_KEY", "NVIDIA_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC
 
 
 def _env(home: Path, keys: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in (*KEY_VARS, "DATA_DESIGNER_HOME")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), COLUMNS="200")
     if keys:
         env.update(dict.fromkeys(KEY_VARS, "sk-test-not-a-key"))

@@ -39,7 +39,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for key in ("OPENAI_API_KEY", "NVIDIA_API_KEY", "OPENROUTER_API_KEY"):
+    for key in ("OPENAI_API_KEY", "NVIDIA_API_KEY", "OPENROUTER_API_KEY", "DATA_DESIGNER_HOME"):
         monkeypatch.delenv(key, raising=False)
     return home
 
@@ -212,3 +212,29 @@ async def test_remote_providers_never_get_the_cell_key(monkeypatch: pytest.Monke
     finally:
         await client.aclose()
     assert CELL_KEY_HEADER not in (posted[0].get("headers") or {})
+
+
+def test_data_designers_own_settings_are_a_fallback_layer(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    dd_home = isolated_home / ".data-designer"
+    _write(
+        dd_home / "model_providers.yaml",
+        {"providers": [{"name": "openai", "endpoint": "https://dd.example/v1",
+                        "provider_type": "openai", "api_key": "DD_KEY"}]},
+    )  # fmt: skip
+    _write(
+        dd_home / "model_configs.yaml",
+        {"model_configs": [{"alias": "openai-text", "model": "dd-model", "provider": "openai",
+                            "inference_parameters": {"temperature": 0.3}}]},
+    )  # fmt: skip
+    cfg = load_config(_write(tmp_path / "c.yaml", NO_MODELS))
+    assert {m.alias: m.model for m in cfg.models}["openai-text"] == "dd-model"
+    assert {p.name: p.api_key_env for p in cfg.providers}["openai"] == "DD_KEY"
+    _write(  # rowloom's own providers file wins over Data Designer's
+        isolated_home / ".config" / "rowloom" / "providers.yaml",
+        {"models": [{"alias": "openai-text", "model": "mine", "provider": "openai"}]},
+    )
+    cfg = load_config(_write(tmp_path / "c.yaml", NO_MODELS))
+    assert {m.alias: m.model for m in cfg.models}["openai-text"] == "mine"
+    assert {p.name: p.endpoint for p in cfg.providers}["openai"] == "https://dd.example/v1"

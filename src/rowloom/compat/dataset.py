@@ -15,6 +15,10 @@ _DD_ONLY_KEYS = frozenset({"model_configs", "tool_configs", "constraints", "prof
 _DD_COLUMN_TYPES = frozenset(
     {"llm-text", "llm-code", "llm-structured", "llm-judge", "seed-dataset"}
 )
+_WHY = {
+    "profilers": "; rowloom profiles every judge column's scores in profile.json, but writes "
+    "no model-written summaries of them",
+}
 _SEED_FORMATS = {"parquet", "csv", "jsonl"}
 
 
@@ -88,7 +92,8 @@ def _pass_through(f: Fields, key: str, out: dict[str, Any]) -> None:
         if value is not None:
             out[key] = value
     elif value:  # None and [] mean "none"
-        f.not_supported(key, f"{key} ({len(value) if isinstance(value, list) else 1} entries)")
+        count = len(value) if isinstance(value, list) else 1
+        f.not_supported(key, f"{key} ({count} entries){_WHY.get(key, '')}")
 
 
 def _map_seed(f: Fields, seed: Any, out: dict[str, Any]) -> None:

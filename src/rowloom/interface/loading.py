@@ -27,6 +27,7 @@ from rowloom.config.presets import with_defaults
 
 __all__ = [
     "ProvidersFile",
+    "data_designer_home",
     "default_providers_path",
     "load_config",
     "native_document",
@@ -54,35 +55,60 @@ def default_providers_path() -> Path:
     return Path(base) / "rowloom" / "providers.yaml"
 
 
+def data_designer_home() -> Path:
+    """Data Designer's settings folder (`$DATA_DESIGNER_HOME`, else `~/.data-designer`)."""
+    return Path(os.environ.get("DATA_DESIGNER_HOME") or Path.home() / ".data-designer")
+
+
 def read_providers_file(path: str | Path | None = None) -> ProvidersFile:
-    """Read a providers file: `providers:` (rowloom's or Data Designer's provider shape) and
-    `models:` (rowloom's) or `model_configs:` (Data Designer's). Without `path`, the default
-    location is read when it exists; an explicit `path` must exist."""
+    """The user's providers and default models, in layers (later ones win): Data Designer's own
+    `model_providers.yaml` and `model_configs.yaml` when they exist, then the providers file:
+    `path`, or the default location when it exists (an explicit `path` must exist).
+
+    A providers file holds `providers:` (rowloom's shape, or Data Designer's with `api_key`
+    naming a variable) and `models:` (rowloom's) or `model_configs:` (Data Designer's)."""
+    home = data_designer_home()
+    layers = [home / "model_providers.yaml", home / "model_configs.yaml"]
     explicit = path is not None
-    p = Path(path) if path is not None else default_providers_path()
-    if not p.is_file():
-        if explicit:
-            raise ConfigFileError(f"providers file {p} does not exist")
-        return ProvidersFile()
+    user = Path(path) if path is not None else default_providers_path()
+    if explicit and not user.is_file():
+        raise ConfigFileError(f"providers file {user} does not exist")
+    providers: list[Mapping[str, Any]] = []
+    models: list[Mapping[str, Any]] = []
+    for layer in [*layers, user]:
+        if layer.is_file():
+            more_providers, more_models = _read_one(layer)
+            providers += more_providers
+            models += more_models
+    return ProvidersFile(tuple(providers), tuple(models), user if user.is_file() else None)
+
+
+def _read_one(p: Path) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigFileError(f"cannot read providers file {p}: {exc}") from None
     if data is None:
-        return ProvidersFile(path=p)
+        return [], []
     if not isinstance(data, Mapping) or set(data) - {"providers", "models", "model_configs"}:
         raise ConfigFileError(
             f"providers file {p} must be a mapping with 'providers', 'models' or 'model_configs'"
         )
     issues = Issues()
-    providers = [_provider_entry(e, i, issues) for i, e in enumerate(_list(data, "providers", p))]
-    models = [dict(e) for e in _list(data, "models", p) if isinstance(e, Mapping)]
+    where = p.name
+    providers = [
+        _provider_entry(e, f"{where}: providers[{i}]", issues)
+        for i, e in enumerate(_list(data, "providers", p))
+    ]
+    models: list[Mapping[str, Any]] = [
+        dict(e) for e in _list(data, "models", p) if isinstance(e, Mapping)
+    ]
     for i, entry in enumerate(_list(data, "model_configs", p)):
-        mapped = map_model_config(entry, f"{p.name}: model_configs[{i}]", issues)
+        mapped = map_model_config(entry, f"{where}: model_configs[{i}]", issues)
         if mapped is not None:
             models.append(mapped)
     issues.raise_if_any()
-    return ProvidersFile(tuple(x for x in providers if x is not None), tuple(models), p)
+    return [x for x in providers if x is not None], models
 
 
 def _list(data: Mapping[str, Any], key: str, path: Path) -> list[Any]:
@@ -92,16 +118,16 @@ def _list(data: Mapping[str, Any], key: str, path: Path) -> list[Any]:
     return value
 
 
-def _provider_entry(entry: Any, index: int, issues: Issues) -> Mapping[str, Any] | None:
+def _provider_entry(entry: Any, where: str, issues: Issues) -> Mapping[str, Any] | None:
     """A native provider mapping; Data Designer's shape (`api_key` naming a variable) too."""
     if (
         isinstance(entry, Mapping)
         and not ({"api_key_env", "simulation"} & set(entry))
         and ("api_key" in entry or str(entry.get("provider_type")).lower() == "anthropic")
     ):
-        return map_provider(entry, f"providers[{index}]", issues)
+        return map_provider(entry, where, issues)
     if not isinstance(entry, Mapping):
-        issues.add("invalid_provider", f"providers[{index}]", None, "must be a mapping")
+        issues.add("invalid_provider", where, None, "must be a mapping")
         return None
     return entry
 
