@@ -43,7 +43,7 @@ _BLOCK = 1024
 _MAX_TABLE = 200_000
 
 
-def draw(params: SamplerParams, key: int, rows: Ints, inputs: Mapping[str, Sequence[Any]]) -> Array:
+def draw(params: SamplerParams, key: int, rows: Ints, inputs: Mapping[str, Any]) -> Array:
     """One raw value per row (`inputs`: upstream columns aligned with `rows`)."""
     fn = _DRAWERS.get(type(params))
     if fn is None:

@@ -118,6 +118,35 @@ def _draws(fn: Callable[[], Any] | None) -> Objects | None:
         return None
 
 
+_NAME_LISTS = {
+    "first_name_female": ("first_names_female", "first_name", "first_names"),
+    "first_name_male": ("first_names_male", "first_name", "first_names"),
+    "last_name_female": ("last_names_female", "last_name", "last_names"),
+    "last_name_male": ("last_names_male", "last_name", "last_names"),
+}
+
+
+def _names(fake: Any, method: str) -> Objects | None:
+    """A pool of `fake.<method>()` draws. Where the locale uses Faker's generic name methods
+    (a weighted pick from a list), one weighted `random_elements` call draws the whole pool;
+    otherwise (formats, locale-specific rules) the method is called per entry."""
+    from faker.providers.person import Provider as Base
+
+    own, fallback, fallback_list = _NAME_LISTS[method]
+    try:
+        provider = fake.provider("faker.providers.person")
+    except AttributeError:  # pragma: no cover - a Faker without that lookup
+        provider = None
+    generic = provider is not None and all(
+        getattr(type(provider), m, None) is getattr(Base, m) for m in (method, fallback)
+    )
+    if generic:
+        elements = getattr(provider, own, None) or getattr(provider, fallback_list, None)
+        if elements:
+            return _objects(list(provider.random_elements(elements, POOL_SIZE, use_weighting=True)))
+    return _draws(_method(fake, method) or _method(fake, fallback))
+
+
 def _either(pool: Objects | None, fallback: Any) -> Objects:
     """`pool`, or `fallback` (a pool, or one value repeated) when Faker had none."""
     if pool is not None:
@@ -148,11 +177,8 @@ def person_pools(locale: str, census_style: bool) -> PersonPools:
 
     fake = Faker(locale)
     fake.seed_instance(stream_key(0, "person-pools", locale) & 0x7FFFFFFF)
-    first = {s: _draws(_method(fake, f"first_name_{s.lower()}")) for s in ("Female", "Male")}
-    last = {
-        s: _draws(_method(fake, f"last_name_{s.lower()}") or _method(fake, "last_name"))
-        for s in ("Female", "Male")
-    }
+    first = {s: _names(fake, f"first_name_{s.lower()}") for s in ("Female", "Male")}
+    last = {s: _names(fake, f"last_name_{s.lower()}") for s in ("Female", "Male")}
     middle: dict[str, Objects] | None = None
     if census_style:
         middle = {

@@ -98,6 +98,8 @@ class SamplerGenerator(BatchGenerator):
         )
         live = np.flatnonzero(branch != _NO_BRANCH)
         raw = self._draw(plan, 0, live)
+        if live.size != len(branch):  # rows whose condition failed hold filler
+            raw = _scatter(raw, live, len(branch))
         unmet: Array = np.empty(0, dtype=np.int64)
         if self.constraints and live.size:
             unmet = self._reject(batch, plan, raw, live)
@@ -177,25 +179,22 @@ class SamplerGenerator(BatchGenerator):
         return parsed
 
     def _draw(self, plan: _Plan, attempt: int, where: npt.NDArray[np.int64]) -> Array:
-        """Raw values (rounded, numbers converted) for the rows at positions `where`; the
-        result is indexed like the whole batch (rows not drawn hold filler)."""
+        """Raw values (rounded, numbers converted) for the rows at positions `where`."""
         key = attempt_key(plan.seed, self.name, attempt)
+        branch = plan.branch[where]
+        indices = np.unique(branch).tolist()
         drawn: list[tuple[npt.NDArray[np.int64], Array]] = []
-        for index in np.unique(plan.branch[where]).tolist():
-            pos = where[plan.branch[where] == index]
+        for index in indices:
+            sel = np.flatnonzero(branch == index) if len(indices) > 1 else np.arange(len(where))
+            pos = where[sel]
             params = self.branches[index]
             sub = {k: v[pos] for k, v in plan.inputs.items()}
-            drawn.append((pos, self._prepare(params, draw(params, key, plan.rows[pos], sub))))
-        dtype = np.result_type(*(v.dtype for _, v in drawn)) if drawn else np.dtype(object)
-        if any(v.dtype.kind == "O" for _, v in drawn):
-            dtype = np.dtype(object)
-        out = np.empty(len(plan.rows), dtype=dtype)
-        if dtype.kind == "M":
-            out[:] = np.datetime64("NaT")
-        elif dtype.kind == "O":
-            out[:] = None
-        for pos, values in drawn:
-            out[pos] = values
+            drawn.append((sel, self._prepare(params, draw(params, key, plan.rows[pos], sub))))
+        if len(drawn) == 1:
+            return drawn[0][1]
+        out = _filler(drawn, len(where))
+        for sel, values in drawn:
+            out[sel] = values
         return out
 
     def _prepare(self, params: SamplerParams, values: Array) -> Array:
@@ -225,8 +224,7 @@ class SamplerGenerator(BatchGenerator):
             need = need[~self._holds(raw[need], need, rhs)]
             if need.size == 0 or attempt == MAX_ATTEMPTS:
                 break
-            redraw = self._draw(plan, attempt, need)
-            raw[need] = redraw[need]
+            raw[need] = self._draw(plan, attempt, need)
         return need
 
     def _holds(
@@ -262,6 +260,25 @@ class SamplerGenerator(BatchGenerator):
         if self._convert == "str":
             return [None if v is None else str(v) for v in raw.tolist()]
         return list(raw.tolist())
+
+
+def _filler(drawn: Sequence[tuple[Any, Array]], n: int) -> Array:
+    """An empty array of `n` that holds every part's values (NaT/None where unset)."""
+    dtype = np.result_type(*(v.dtype for _, v in drawn)) if drawn else np.dtype(object)
+    if any(v.dtype.kind == "O" for _, v in drawn):
+        dtype = np.dtype(object)
+    out = np.empty(n, dtype=dtype)
+    if dtype.kind == "M":
+        out[:] = np.datetime64("NaT")
+    elif dtype.kind == "O":
+        out[:] = None
+    return out
+
+
+def _scatter(values: Array, where: npt.NDArray[np.int64], n: int) -> Array:
+    out = _filler([(where, values)], n)
+    out[where] = values
+    return out
 
 
 def attempt_key(seed: int, column: str, attempt: int) -> int:
