@@ -38,10 +38,11 @@ SPEC_IDS = {
 }
 ISSUE_7_IDS = {"rate_limit_headers"}
 ISSUE_16_IDS = {"fleet_sim"}
+ISSUE_15_IDS = {"seed_stream"}
 
 
 def test_every_spec_scenario_is_registered() -> None:
-    assert {s.id for s in SCENARIOS} == SPEC_IDS | ISSUE_7_IDS | ISSUE_16_IDS
+    assert {s.id for s in SCENARIOS} == SPEC_IDS | ISSUE_7_IDS | ISSUE_16_IDS | ISSUE_15_IDS
 
 
 def test_knob_args_parse_both_forms() -> None:

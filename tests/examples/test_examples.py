@@ -48,3 +48,19 @@ def test_qa_judge_example_validates() -> None:
     config = rl.DatasetConfig.from_yaml(EXAMPLES / "qa_judge.yaml")
     assert config.topological_order[-1] in ("verdict", "question_embedding")
     rl.DatasetConfig.from_yaml(EXAMPLES / "local_llama.yaml").validate_static()
+
+
+def test_seed_from_folder_writes_questions_from_every_page() -> None:
+    config = rl.DatasetConfig.from_yaml(EXAMPLES / "seed_from_folder.yaml")
+    preview = rl.Designer().preview(config, 10)
+    pages = {
+        "returns.md",
+        "shipping.md",
+        "warranty.md",
+        "account/password-reset.md",
+        "account/delete-account.md",
+    }
+    assert list(preview.data) == ["relative_path", "file_name", "persona", "question", "answer"]
+    first, second = preview.data["relative_path"][:5], preview.data["relative_path"][5:]
+    assert set(first) == set(second) == pages  # each pass over the folder, shuffled
+    assert all(preview.data["question"]) and all(preview.data["answer"])

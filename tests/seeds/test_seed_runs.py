@@ -141,3 +141,25 @@ def test_cli_validate_lists_seed_columns_and_rejects_bad_seeds(
     assert done.returncode == 2, done.stderr
     assert "seed_config" in done.stderr and "nope.csv" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_relative_seed_paths_resolve_against_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    source = rl.LocalFileSeedSource.from_dataframe(
+        pd.DataFrame({"x": [1, 2]}), project / "data" / "s.parquet"
+    )
+    relative = {"seed_config": {"source": {"seed_type": "local", "path": "data/s.parquet"}}}
+    (project / "c.json").write_text(json.dumps(relative))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    config = rl.DatasetConfig.from_file(project / "c.json")
+    assert config.base_dir == project.resolve()
+    assert config.resolve_path("data/s.parquet") == project.resolve() / "data" / "s.parquet"
+    assert config.resolve_path(source.path) == Path(source.path)  # absolute stays
+    assert rl.Designer().preview(config, 3).data == {"x": [1, 2, 1]}
+    from_python = rl.DatasetConfig.from_dict(relative)  # no file: the working folder
+    with pytest.raises(rl.ConfigValidationError) as info:
+        rl.Designer().preview(from_python, 1)
+    assert info.value.codes == ("seed_not_found",)

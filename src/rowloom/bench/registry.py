@@ -8,6 +8,7 @@ from rowloom.bench.micro import QueueAdmissionMicro
 from rowloom.bench.rate_limits import RateLimitHeaders
 from rowloom.bench.scale import ScaleRows
 from rowloom.bench.scenario import Scenario
+from rowloom.bench.seeds import SeedStream
 from rowloom.bench.workloads import (
     AimdConvergence,
     CrossProviderCooldown,
@@ -36,6 +37,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     RateLimitHeaders(),
     ScaleRows(),
     FleetSimulation(),
+    SeedStream(),
 )
 
 

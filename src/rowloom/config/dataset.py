@@ -126,6 +126,7 @@ class DatasetConfig(BaseModel):
     seed: int | None = Field(None, description="global seed; unset means 0 (runs are reproducible)")
     run: RunConfig | None = None
     _seed_columns: tuple[str, ...] | None = PrivateAttr(None)
+    _base_dir: Path | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -174,13 +175,15 @@ class DatasetConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
-        """Load from a YAML file path or a YAML string."""
-        return cls.from_dict(_load_text(source, yaml_mode=True), adapt=adapt)
+        """Load from a YAML file path or a YAML string; a file's folder becomes `base_dir`."""
+        config = cls.from_dict(_load_text(source, yaml_mode=True), adapt=adapt)
+        return config.with_base_dir(_file_dir(source))
 
     @classmethod
     def from_json(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
-        """Load from a JSON file path or a JSON string."""
-        return cls.from_dict(_load_text(source, yaml_mode=False), adapt=adapt)
+        """Load from a JSON file path or a JSON string; a file's folder becomes `base_dir`."""
+        config = cls.from_dict(_load_text(source, yaml_mode=False), adapt=adapt)
+        return config.with_base_dir(_file_dir(source))
 
     @classmethod
     def from_file(cls, path: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
@@ -231,6 +234,36 @@ class DatasetConfig(BaseModel):
             data["seed_config"]["source"]["content_hash"] = self.seed_config.source.content_hash()
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def __eq__(self, other: object) -> bool:
+        """Same fields (where the config was loaded from, `base_dir`, does not count)."""
+        if not isinstance(other, DatasetConfig):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in type(self).model_fields)
+
+    __hash__ = BaseModel.__hash__
+
+    # --- paths --------------------------------------------------------------------------------
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder of the file this config was loaded from (None when built in Python or
+        from a string): relative paths in the config resolve against it."""
+        return self._base_dir
+
+    def with_base_dir(self, base_dir: str | Path | None) -> DatasetConfig:
+        """This config with relative paths resolving against `base_dir`."""
+        copy = self.model_copy()
+        copy._base_dir = Path(base_dir).resolve() if base_dir is not None else None
+        return copy
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path of the config as the engine opens it: `~` expanded, and a relative path
+        joined to `base_dir` (else left relative to the working folder)."""
+        p = Path(path).expanduser()
+        if p.is_absolute() or self._base_dir is None:
+            return p
+        return self._base_dir / p
 
     # --- derived views ------------------------------------------------------------------------
 
@@ -307,6 +340,7 @@ class DatasetConfig(BaseModel):
         fields["columns"] = [*implicit, *self.columns]
         expanded = type(self)(**fields)
         expanded._seed_columns = tuple(seed_columns)
+        expanded._base_dir = self._base_dir
         expanded.validate_static()
         return expanded
 
@@ -346,12 +380,19 @@ class DatasetConfig(BaseModel):
             raise ConfigValidationError(issues)
 
 
-def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
-    text: str
-    name = "config"
+def _file_dir(source: str | Path) -> Path | None:
+    """The folder of `source` when it names a config file rather than holding its text."""
     if isinstance(source, Path) or (
         "\n" not in source and Path(source).suffix in (".yaml", ".yml", ".json")
     ):
+        return Path(source).parent
+    return None
+
+
+def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
+    text: str
+    name = "config"
+    if _file_dir(source) is not None:
         path = Path(source)
         name = str(path)
         try:

@@ -11,9 +11,11 @@ import codecs
 import hashlib
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -94,6 +96,14 @@ class LocalFileSeedSource(_PathSource):
 
     seed_type: Literal["local"] = "local"
     format: SeedFileFormat | None = Field(None, description="inferred from the extension if unset")
+
+    @classmethod
+    def from_dataframe(cls, df: Any, path: str | Path) -> LocalFileSeedSource:
+        """Write a pandas DataFrame or pyarrow Table to parquet at `path`; a source reading it
+        (a config with it can be saved, unlike one with a `df` source)."""
+        table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+        pq.write_table(table, path)
+        return cls(path=str(path))
 
 
 class HuggingFaceSeedSource(_PathSource):

@@ -137,12 +137,14 @@ def compile_seed(
 ) -> tuple[DatasetConfig, SeedDataset | None]:
     """The config with its seed's columns added, and the opened seed (None without one).
 
-    Reads only what it must (parquet footers, a small file, a folder listing), before any model
-    call; raises `ConfigValidationError` for a seed that cannot be used.
+    Relative seed paths resolve against `base_dir`, else the config's own (the folder of its
+    file). Reads only what it must (parquet footers, a small file, a folder listing), before any
+    model call; raises `ConfigValidationError` for a seed that cannot be used.
     """
     if config.seed_config is None:
         return config, None
-    dataset = open_seed(config.seed_config, config.effective_seed, base_dir)
+    where = base_dir if base_dir is not None else config.base_dir
+    dataset = open_seed(config.seed_config, config.effective_seed, where)
     try:
         return config.with_seed_columns(dataset.column_names), dataset
     except BaseException:
