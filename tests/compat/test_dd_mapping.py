@@ -437,3 +437,19 @@ def test_json_dd_configs_and_the_public_loader(tmp_path: Path) -> None:
     path = tmp_path / "dd.json"
     path.write_text(json.dumps(shared("product_info_qa")))
     assert rowloom.load_config(path) == load_config(CONFIGS / "product_info_qa.yaml")
+
+
+def test_judge_score_profilers() -> None:
+    data = shared("product_info_qa")
+    data["data_designer"]["profilers"] = [
+        {"model_alias": "openai-text", "summary_score_sample_size": None}
+    ]
+    assert from_data_designer(data)["columns"]  # rowloom profiles judge scores anyway
+    data["data_designer"]["profilers"] = [
+        {"model_alias": "openai-text", "summary_score_sample_size": 20}
+    ]
+    found = issues_of(data)
+    assert [(i.code, i.field) for i in found] == [
+        ("dd_not_supported", "profilers[0].summary_score_sample_size")
+    ]
+    assert "profile.json" in found[0].message

@@ -15,10 +15,6 @@ _DD_ONLY_KEYS = frozenset({"model_configs", "tool_configs", "constraints", "prof
 _DD_COLUMN_TYPES = frozenset(
     {"llm-text", "llm-code", "llm-structured", "llm-judge", "seed-dataset"}
 )
-_WHY = {
-    "profilers": "; rowloom profiles every judge column's scores in profile.json, but writes "
-    "no model-written summaries of them",
-}
 _SEED_FORMATS = {"parquet", "csv", "jsonl"}
 
 
@@ -80,8 +76,9 @@ def _map_body(f: Fields) -> dict[str, Any]:
     seed = f.get("seed_config", None)
     if seed is not None:
         _map_seed(f, seed, out)
-    for key in ("constraints", "processors", "profilers", "tool_configs"):
+    for key in ("constraints", "processors", "tool_configs"):
         _pass_through(f, key, out)
+    _map_profilers(f, out)
     f.done()
     return out
 
@@ -93,7 +90,32 @@ def _pass_through(f: Fields, key: str, out: dict[str, Any]) -> None:
             out[key] = value
     elif value:  # None and [] mean "none"
         count = len(value) if isinstance(value, list) else 1
-        f.not_supported(key, f"{key} ({count} entries){_WHY.get(key, '')}")
+        f.not_supported(key, f"{key} ({count} entries)")
+
+
+def _map_profilers(f: Fields, out: dict[str, Any]) -> None:
+    """DD's judge-score profiler: rowloom profiles every judge column's scores anyway
+    (profile.json); model-written summaries of them (`summary_score_sample_size`) it lacks."""
+    if "profilers" in DatasetConfig.model_fields:
+        _pass_through(f, "profilers", out)
+        return
+    value = f.get("profilers", None)
+    if not value or not f.expect_type("profilers", value, list, "a list"):
+        return
+    for i, entry in enumerate(value):
+        key = f"profilers[{i}]"
+        if not f.expect_type(key, entry, Mapping, "a judge-score profiler mapping"):
+            continue
+        p = f.child(key, entry)
+        if not isinstance(p.get("model_alias"), str):
+            p.invalid("model_alias", "must be a model alias")
+        p.inert(
+            "summary_score_sample_size",
+            None,
+            "model-written summaries of judge scores (rowloom profiles every judge column's "
+            "scores in profile.json; set summary_score_sample_size: null to accept that)",
+        )
+        p.done()
 
 
 def _map_seed(f: Fields, seed: Any, out: dict[str, Any]) -> None:
