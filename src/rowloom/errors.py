@@ -37,6 +37,29 @@ class RunAbortedError(RowloomError):
     """The run stopped early (breaker, programming error, cancellation); finished work is kept."""
 
 
+class ProviderUnavailableError(RunAbortedError):
+    """A provider or model cannot be used at all (unreachable, key refused, wrong URL, every
+    request refused): the run stops. The message is one line naming provider, URL, model and
+    cause."""
+
+    def __init__(self, message: str, *, provider: str, endpoint: str, model: str, cause: str):
+        super().__init__(message)
+        self.provider = provider
+        self.endpoint = endpoint
+        self.model = model
+        self.cause = cause
+
+    def again(self) -> ProviderUnavailableError:
+        """A fresh copy to raise in another task (one instance, one traceback)."""
+        return ProviderUnavailableError(
+            str(self),
+            provider=self.provider,
+            endpoint=self.endpoint,
+            model=self.model,
+            cause=self.cause,
+        )
+
+
 class RunFolderError(RowloomError):
     """A run folder cannot be used: it holds a run and no flag says what to do with it, it
     cannot be created or written, or it is not a run folder. Raised before any model call."""

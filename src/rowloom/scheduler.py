@@ -516,6 +516,12 @@ class AsyncTaskScheduler:
         elif isinstance(error, NonRetryableTaskError):
             self._on_failure(error)
             self._drop(task, error.reason, emit)
+        elif isinstance(error, RunAbortedError):  # e.g. a provider found unusable: stop
+            emit("task_completed", reason="run_aborted")
+            if self.outcome.stop_reason is None:
+                self.outcome.stop_reason = str(error)
+            self._fail(error)
+            return
         else:
             emit(
                 "task_completed",

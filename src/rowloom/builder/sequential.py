@@ -98,6 +98,9 @@ class SequentialEngine:
             except NonRetryableTaskError as exc:
                 self._record_failure(exc)
                 return exc.reason, {}
+            except RunAbortedError as exc:  # e.g. a provider found unusable: stop
+                self.outcome.stop_reason = str(exc)
+                raise
             except Exception as exc:
                 row = "the whole row group" if task.row_index is None else f"row {task.row_index}"
                 exc.add_note(

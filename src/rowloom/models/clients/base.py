@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,9 @@ class ImageResponse:
 
 
 class ProviderError(Exception):
-    """A classified failure of one outbound attempt. Never carries a raw body or a key."""
+    """A classified failure of one outbound attempt. Never carries a raw body or a key;
+    `provider_message` is at most the provider's own short error text of a 4xx answer
+    (registered secrets redacted)."""
 
     retryable: bool = True
 
@@ -158,12 +160,14 @@ class ProviderError(Exception):
         status_code: int | None = None,
         retry_after_seconds: float | None = None,
         rate_limit: RateLimitHeaders | None = None,
+        provider_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status_code = status_code
         self.retry_after_seconds = retry_after_seconds
         self.rate_limit = rate_limit
+        self.provider_message = provider_message
 
     @property
     def error_class(self) -> str:
@@ -187,8 +191,19 @@ class ProviderTimeoutError(ProviderError):
     """The request was sent but no answer came within the attempt's timeout."""
 
 
+ConnectionFailure = Literal["refused", "dns", "tls", "connect_timeout", "pool_timeout", "dropped"]
+
+
 class ProviderConnectionError(ProviderError):
-    """Could not connect, or the connection dropped before an answer."""
+    """Could not connect, or the connection dropped before an answer. `failure` says which:
+    refused, DNS lookup failed, TLS failed, no connection in time, no free connection in the
+    local pool in time, or dropped."""
+
+    def __init__(
+        self, message: str, *, provider: str, failure: ConnectionFailure = "dropped"
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.failure: ConnectionFailure = failure
 
 
 class ProviderRequestError(ProviderError):

@@ -42,6 +42,7 @@ from rowloom.models.clients.base import (
     ProviderTimeoutError,
     RateLimitHeaders,
 )
+from rowloom.models.clients.provider_health import PROBE_BACKOFF_SECONDS, ProviderHealth, Verdict
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RateLimitBudget,
@@ -89,6 +90,10 @@ class ExecutorStats:
         self.by_outcome[kind] = self.by_outcome.get(kind, 0) + 1
 
 
+class _HeldBack(Exception):
+    """An attempt not sent because another attempt is probing its provider."""
+
+
 class ModelRequestExecutor:
     """Runs model calls for generators through request admission, one lease per attempt."""
 
@@ -117,6 +122,7 @@ class ModelRequestExecutor:
         self.usage = UsageLedger()
         self._attempt_ids = itertools.count(1)
         self._resources: dict[tuple[str, RequestDomain], RequestResourceKey] = {}
+        self._health = ProviderHealth(self._catalog)
         self.stats = ExecutorStats()
 
     # --- the facade's surface -----------------------------------------------------------------
@@ -228,38 +234,71 @@ class ModelRequestExecutor:
     ) -> R:
         transient = 0
         rate_limited = 0
-        while True:
-            try:
-                return await self.execute_attempt(resource, call, attempt_timeout)
-            except ProviderRateLimitError as exc:
-                rate_limited += 1
-                if rate_limited > self._retry.max_rate_limit_retries:
-                    raise RetryableTaskError(
-                        "rate_limited",
-                        f"{exc.provider}: still rate limited after {rate_limited} attempts",
-                        provider=exc.provider,
-                    ) from None
-                wait = exc.retry_after_seconds
-                if wait is None:
-                    wait = self._admission.config.cooldown_seconds
-                await sleep_until(self._clock, self._clock.monotonic() + wait)
-            except ProviderRequestError as exc:
-                raise NonRetryableTaskError(
-                    exc.error_class, str(exc), provider=exc.provider
-                ) from None
-            except ProviderError as exc:
-                transient += 1
-                if transient > self._retry.max_transient_retries:
-                    error_type = (
-                        NonRetryableTaskError
-                        if isinstance(exc, ProviderResponseError)
-                        else RetryableTaskError
+        probes = 0
+        health = self._health
+        try:
+            while True:
+                await health.ready(resource, probing=probes > 0)
+                try:
+                    result = await self.execute_attempt(
+                        resource, call, attempt_timeout, probing=probes > 0
                     )
-                    raise error_type(exc.error_class, str(exc), provider=exc.provider) from None
-                wait = self._backoff(transient)
-                if isinstance(exc, ProviderOverloadedError) and exc.retry_after_seconds:
-                    wait = max(wait, exc.retry_after_seconds)
-                await sleep_until(self._clock, self._clock.monotonic() + wait)
+                except _HeldBack:
+                    continue
+                except ProviderRateLimitError as exc:
+                    health.failed(resource, exc, probing=probes > 0)
+                    rate_limited += 1
+                    if rate_limited > self._retry.max_rate_limit_retries:
+                        raise RetryableTaskError(
+                            "rate_limited",
+                            f"{exc.provider}: still rate limited after {rate_limited} attempts",
+                            provider=exc.provider,
+                        ) from None
+                    wait = exc.retry_after_seconds
+                    if wait is None:
+                        wait = self._admission.config.cooldown_seconds
+                    await sleep_until(self._clock, self._clock.monotonic() + wait)
+                    continue
+                except ProviderError as exc:
+                    verdict = health.failed(resource, exc, probing=probes > 0)
+                    if verdict is Verdict.WAIT:
+                        continue
+                    if verdict is Verdict.PROBE:
+                        if probes >= len(PROBE_BACKOFF_SECONDS):
+                            raise health.give_up(resource, exc) from None
+                        probes += 1
+                        await self._sleep(PROBE_BACKOFF_SECONDS[probes - 1])
+                        continue
+                    probes = 0
+                    transient = await self._after_failure(exc, transient)
+                    continue
+                health.succeeded(resource)
+                return result
+        finally:
+            if probes:
+                health.abandon(resource)
+
+    async def _after_failure(self, exc: ProviderError, transient: int) -> int:
+        """Today's handling of a failed attempt: raise the cell's error, or back off and
+        return the transient-failure count so far."""
+        if isinstance(exc, ProviderRequestError):
+            raise NonRetryableTaskError(exc.error_class, str(exc), provider=exc.provider) from None
+        transient += 1
+        if transient > self._retry.max_transient_retries:
+            error_type = (
+                NonRetryableTaskError
+                if isinstance(exc, ProviderResponseError)
+                else RetryableTaskError
+            )
+            raise error_type(exc.error_class, str(exc), provider=exc.provider) from None
+        wait = self._backoff(transient)
+        if isinstance(exc, ProviderOverloadedError) and exc.retry_after_seconds:
+            wait = max(wait, exc.retry_after_seconds)
+        await self._sleep(wait)
+        return transient
+
+    async def _sleep(self, seconds: float) -> None:
+        await sleep_until(self._clock, self._clock.monotonic() + seconds)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(
@@ -272,6 +311,8 @@ class ModelRequestExecutor:
         resource: RequestResourceKey,
         call: Callable[[], Awaitable[R]],
         attempt_timeout: float | None,
+        *,
+        probing: bool = False,
     ) -> R:
         """Exactly one outbound attempt under exactly one request lease.
 
@@ -293,6 +334,13 @@ class ModelRequestExecutor:
             raise RetryableTaskError(
                 f"request_admission_{exc.reason}", str(exc), provider=resource.provider_name
             ) from None
+        if not probing and self._health.held_back(resource):
+            # Another attempt probes the provider (or it is unusable): give the lease back
+            # unused; `ready` waits for the verdict (or raises it).
+            self._admission.release(
+                lease, RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
+            )
+            raise _HeldBack
         outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
         self._events.emit(
             "model_request_started",

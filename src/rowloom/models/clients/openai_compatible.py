@@ -15,8 +15,8 @@ client's cost). Headers: `Retry-After` / `retry-after-ms` (seconds or an HTTP da
 | 503, 529 | `ProviderOverloadedError` |
 | other 5xx | `ProviderServerError` |
 | 408, or no answer within the timeout after sending | `ProviderTimeoutError` |
-| refused, dropped, connect/pool timeout | `ProviderConnectionError` |
-| other 4xx | `ProviderRequestError` |
+| refused, DNS, TLS, dropped, connect/pool timeout | `ProviderConnectionError` (`failure`) |
+| other 4xx | `ProviderRequestError` (the provider's short error text, redacted) |
 | malformed 2xx body | `ProviderResponseError` |
 
 Messages never carry the API key or a response body, and SDK exceptions are not chained.
@@ -25,9 +25,12 @@ Messages never carry the API key or a response body, and SDK exceptions are not 
 from __future__ import annotations
 
 import base64
+import errno
 import importlib
 import math
 import re
+import socket
+import ssl
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -42,6 +45,7 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient, RequestOptions
 from rowloom.models.clients.base import (
     ChatRequest,
     ChatResponse,
+    ConnectionFailure,
     EmbeddingRequest,
     EmbeddingResponse,
     ImageRequest,
@@ -59,7 +63,7 @@ from rowloom.models.clients.base import (
     ToolCall,
     TransportPoolLimits,
 )
-from rowloom.observability.redaction import register_secret
+from rowloom.observability.redaction import redact, register_secret
 from rowloom.simulation.cell_key import CELL_KEY_HEADER, current_cell_key
 
 __all__ = [
@@ -72,7 +76,6 @@ __all__ = [
 _PLACEHOLDER_KEY = "not-needed"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_CONNECT_TIMEOUTS = frozenset({"ConnectTimeout", "PoolTimeout"})
 # SDKs that scope auth per operation (`security`) send the bearer key only when asked; older
 # ones always send it and have no such option.
 _AUTH_OPTIONS: Mapping[str, Any] = (
@@ -300,17 +303,12 @@ class OpenAICompatibleClient:
 
     def _classify(self, exc: openai.APIError, route: str) -> ProviderError:
         name = self._provider_name
-        if isinstance(exc, openai.APITimeoutError):
-            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else ""
-            if cause in _CONNECT_TIMEOUTS:
-                return ProviderConnectionError(
-                    f"{name}: {route} could not get a connection in time ({cause})", provider=name
-                )
-            return ProviderTimeoutError(f"{name}: {route} got no answer in time", provider=name)
-        if isinstance(exc, openai.APIConnectionError):
-            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "unknown"
+        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+            failure, detail = _connection_failure(exc)
+            if failure is None:
+                return ProviderTimeoutError(f"{name}: {route} got no answer in time", provider=name)
             return ProviderConnectionError(
-                f"{name}: {route} connection failed ({cause})", provider=name
+                f"{name}: {route} {detail}", provider=name, failure=failure
             )
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc, route)
@@ -333,6 +331,7 @@ class OpenAICompatibleClient:
                 retry_after_seconds=parse_retry_after(headers),
                 rate_limit=rate_limit,
             )
+        said = None
         if status in (503, 529):
             cls = ProviderOverloadedError
         elif status >= 500:
@@ -341,13 +340,68 @@ class OpenAICompatibleClient:
             cls = ProviderTimeoutError
         else:
             cls = ProviderRequestError
+            said = _provider_message(exc.body)
         return cls(
             message,
             provider=name,
             status_code=status,
             retry_after_seconds=parse_retry_after(headers),
             rate_limit=rate_limit,
+            provider_message=said,
         )
+
+
+def _connection_failure(exc: BaseException) -> tuple[ConnectionFailure | None, str]:
+    """What went wrong with a connection, from the exception chain's root cause: refused, DNS,
+    TLS, no connection in time, dropped; `(None, ...)` when the request was sent and no answer
+    came in time."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain and len(chain) < 16:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for err in reversed(chain):  # the root cause first: it is the most specific
+        if isinstance(err, socket.gaierror):
+            return "dns", f"could not resolve the host name ({err.strerror or err})"
+        if isinstance(err, ssl.SSLError):
+            reason = getattr(err, "reason", None) or type(err).__name__
+            return "tls", f"TLS failed ({reason})"
+        if isinstance(err, ConnectionRefusedError) or (
+            isinstance(err, OSError) and err.errno == errno.ECONNREFUSED
+        ):
+            return "refused", "connection refused (is the server running on that port?)"
+    names = {type(err).__name__ for err in chain}
+    if "PoolTimeout" in names:
+        return "pool_timeout", "got no free connection from the pool in time"
+    if "ConnectTimeout" in names:
+        return "connect_timeout", "could not get a connection in time"
+    if isinstance(exc, openai.APITimeoutError):
+        return None, ""
+    cause_name = type(chain[-1]).__name__ if len(chain) > 1 else "unknown"
+    return "dropped", f"connection failed ({cause_name})"
+
+
+_MAX_PROVIDER_MESSAGE = 200
+
+
+def _provider_message(body: object) -> str | None:
+    """The provider's short error text from a 4xx body (`{"error": {"message": ...}}`,
+    `{"message": ...}`, `{"detail": ...}` or `{"error": "..."}`), redacted and truncated."""
+    text: object = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            text = error.get("message")
+        elif isinstance(error, str):
+            text = error
+        if text is None:
+            text = body.get("message") or body.get("detail")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = redact(" ".join(text.split()))
+    if len(text) > _MAX_PROVIDER_MESSAGE:
+        text = text[: _MAX_PROVIDER_MESSAGE - 3] + "..."
+    return text
 
 
 def _usage(usage: Any) -> TokenUsage | None:
