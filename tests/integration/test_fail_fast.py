@@ -139,3 +139,27 @@ def test_wrong_url_refused_key_and_bad_requests_name_the_cause(
     assert bad.code == 1
     assert "every request so far was refused with HTTP 400 (5)" in _stop_line(bad)
     assert http_requests < 3 * 16 + 10  # each run stopped after its first wave of attempts
+
+
+def test_hung_requests_cost_seconds_not_the_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2% of requests hang until the client gives up; the model sets no timeout (so 120 s
+    applies). Straggler cancellation (1 s floor here, 30 s by default) retries them instead."""
+    options = MockServerOptions(latency_ms=20, timeout_rate=0.02, capacity=64, seed=3)
+    with MockServerThread(options) as server:
+        config = _config(tmp_path / "hangs.yaml", server.url)
+        data = yaml.safe_load(config.read_text())
+        data["run"] = {"stragglers": {"min_seconds": 1.0, "min_samples": 20}}
+        config.write_text(yaml.safe_dump(data))
+        started = time.monotonic()
+        result = run_cli(
+            capsys, "create", config, "-n", "300", "--artifact-dir", tmp_path, "--quiet"
+        )
+        elapsed = time.monotonic() - started
+    assert result.code == 0, result.err
+    summary = json.loads((tmp_path / "hangs" / "summary.json").read_text())
+    assert summary["rows_written"] == 300
+    assert summary["stragglers_cancelled"] >= 1
+    assert summary["requests_by_outcome"]["straggler_cancelled"] == summary["stragglers_cancelled"]
+    assert elapsed < 30, elapsed

@@ -19,8 +19,10 @@ from typing import Any
 
 import obs_support as s
 import pytest
+from tests.models.clients import clients_support
 
 from rowloom.clock import ManualClock, SystemClock
+from rowloom.config.run import StragglerConfig
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
@@ -73,6 +75,8 @@ UNIT_LEVEL_ONLY = {
     "request_acquire_denied",
     "request_effective_cap_changed",
     "request_release_diagnostic",
+    # needs a request far beyond its model's p99 (tests/models/clients/test_stragglers.py)
+    "model_request_straggler_cancelled",
     # the default AIMD settles below the last 429 ceiling, so a short run may never pass it
     "request_soft_ceiling_recovered",
     "request_fully_recovered",
@@ -374,6 +378,16 @@ async def _request_controller_kinds() -> set[str]:
     return set(sink.kinds())
 
 
+async def _executor_kinds() -> set[str]:
+    """A straggler: an attempt hanging far beyond its model's p99 is cancelled and retried."""
+    clock, executor, _, sink = clients_support.setup(
+        {4}, StragglerConfig(min_seconds=2, min_samples=3)
+    )
+    for _ in range(4):
+        await clients_support.drive(clock, clients_support.call(executor))
+    return set(sink.kinds())
+
+
 def _unemitted_kinds() -> set[str]:
     """Kinds whose string appears nowhere in the source outside the kind list (no emitter)."""
     texts = [
@@ -395,7 +409,7 @@ def test_every_event_kind_appears(tmp_path: Path) -> None:
             real_sched,
             real_req,
             await _scheduler_fault_kinds(),
-            (await _request_controller_kinds()),
+            (await _request_controller_kinds()) | (await _executor_kinds()),
         )
 
     real_sched, real_req, unit_sched, unit_req = asyncio.run(main())
@@ -409,7 +423,8 @@ def test_every_event_kind_appears(tmp_path: Path) -> None:
     assert set(SCHEDULER_EVENT_KINDS) - exempt - real_sched - unit_sched == set()
     assert set(REQUEST_EVENT_KINDS) - real_req - unit_req == set()
     assert len(SCHEDULER_EVENT_KINDS) == 27
-    assert len(REQUEST_EVENT_KINDS) == 20  # the spec's 19 and request_share_changed (Ray workers)
+    assert len(REQUEST_EVENT_KINDS) == 21  # the spec's 19, request_share_changed (Ray workers)
+    # and model_request_straggler_cancelled
 
 
 def test_only_documented_kinds_lack_an_emitter() -> None:

@@ -336,7 +336,7 @@ async def test_an_attempt_without_a_timeout_is_still_bounded() -> None:
         retry=RetryPolicy(
             max_transient_retries=1,
             backoff_base_seconds=0.01,
-            default_timeout_seconds=0.05,
+            default_timeout_seconds={"chat": 0.05},
             local_deadline_grace_seconds=0.0,
         ),
     )

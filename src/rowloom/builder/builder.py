@@ -94,6 +94,8 @@ class RunSummary:
     token_usage: dict[str, Any] = field(default_factory=dict)
     """`usage_report` over every session of the run (kept row groups and discarded work)."""
     error_samples: list[ErrorSample] = field(default_factory=list)
+    stragglers_cancelled: int = 0
+    """Request attempts cancelled (and retried) for running far beyond their model's p99."""
 
     @property
     def every_row_written(self) -> bool:
@@ -118,6 +120,7 @@ class RunSummary:
             "resumed_row_groups": self.resumed_row_groups,
             "token_usage": self.token_usage,
             "error_samples": [e.as_json() for e in self.error_samples],
+            "stragglers_cancelled": self.stragglers_cancelled,
         }
 
     def to_json(self) -> str:
@@ -264,6 +267,7 @@ class DatasetBuilder:
             events=req_events,
             correlation=correlation,
             clock=self.clock,
+            stragglers=rc.stragglers,
             seed=config.effective_seed,
         )
         self.monitor.admission = admission
@@ -309,6 +313,7 @@ class DatasetBuilder:
                 summary.dropped_rows[reason] = summary.dropped_rows.get(reason, 0) + n
             summary.request_attempts = executor.stats.attempts
             summary.requests_by_outcome = dict(executor.stats.by_outcome or {})
+            summary.stragglers_cancelled = executor.stragglers_cancelled
             admission.shutdown()
             if seed_data is not None:
                 seed_data.close()

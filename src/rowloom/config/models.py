@@ -9,6 +9,14 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
 
 GenerationKind: TypeAlias = Literal["chat", "embedding", "image"]
+
+DEFAULT_REQUEST_TIMEOUT_SECONDS: dict[str, float] = {
+    "chat": 120.0,
+    "embedding": 30.0,
+    "image": 300.0,
+}
+"""Seconds per request attempt when a model's `inference_parameters.timeout` is unset, by
+generation kind (a health check uses the chat value)."""
 ProviderType: TypeAlias = Literal["openai", "simulated"]
 LimitRule: TypeAlias = Literal["aimd", "latency"]
 
@@ -184,7 +192,12 @@ class InferenceParameters(_Strict):
     temperature: Annotated[float, Field(ge=0, le=2)] | Distribution | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | Distribution | None = None
     max_tokens: int | None = Field(None, ge=1)
-    timeout: float | None = Field(None, gt=0, description="seconds per request attempt")
+    timeout: float | None = Field(
+        None,
+        gt=0,
+        description="seconds per request attempt (default by generation kind: chat 120, "
+        "embedding 30, image 300)",
+    )
     extra_body: dict[str, Any] | None = None
     extra_headers: dict[str, str] | None = Field(
         None, description="HTTP headers sent with this model's requests (over the provider's)"

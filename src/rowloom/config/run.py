@@ -19,6 +19,22 @@ class RequestAdmissionTuningConfig(BaseModel):
     startup_ramp_seconds: float = Field(0.0, ge=0)
 
 
+class StragglerConfig(BaseModel):
+    """Cancel and retry a request in flight far longer than its model usually takes.
+
+    Once a model has `min_samples` successful requests, an attempt still running after
+    `max(min_seconds, p99_multiple * p99 of its recent latencies)` is cancelled and retried
+    (within the request timeout), so one hung connection costs seconds, not the timeout.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    p99_multiple: float = Field(4.0, ge=1, description="multiple of the running p99 latency")
+    min_seconds: float = Field(30.0, gt=0, description="never cancel an attempt younger than this")
+    min_samples: int = Field(20, ge=1, description="successful requests before the p99 counts")
+
+
 class RunConfig(BaseModel):
     """How a run executes: row-group size and concurrency, request tuning, outputs."""
 
@@ -45,6 +61,7 @@ class RunConfig(BaseModel):
     disable_early_shutdown: bool = Field(
         False, description="never stop early for errors (failures still drop rows and count)"
     )
+    stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
 
     @property
     def breaker_threshold(self) -> float:

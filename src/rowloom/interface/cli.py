@@ -210,10 +210,15 @@ def _summary_line(summary: RunSummary) -> str:
     dropped = summary.dropped_rows
     dropped_text = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) if dropped else "none"
     status = "complete" if summary.every_row_written else "incomplete"
+    stragglers = (
+        f" ({summary.stragglers_cancelled} stragglers cancelled and retried)"
+        if summary.stragglers_cancelled
+        else ""
+    )
     return (
         f"{status}: {summary.rows_written}/{summary.num_records} rows written, "
-        f"{summary.request_attempts} model requests, {summary.wall_seconds:.1f} s wall; "
-        f"dropped rows: {dropped_text}"
+        f"{summary.request_attempts} model requests{stragglers}, "
+        f"{summary.wall_seconds:.1f} s wall; dropped rows: {dropped_text}"
     )
 
 

@@ -68,9 +68,22 @@ class ProgressDisplay:
         requests = m.executor.stats.attempts if m.executor is not None else 0
         return (
             f"rows {done}/{m.rows_total}  {rate:,.1f} rows/s  tasks {m.tasks_done}  "
-            f"requests {requests}{self._tokens()}  elapsed {_fmt_eta(elapsed)}  "
-            f"ETA {_fmt_eta(eta)}"
+            f"requests {requests}{self._in_flight()}{self._tokens()}  "
+            f"elapsed {_fmt_eta(elapsed)}  ETA {_fmt_eta(eta)}"
         )
+
+    def _in_flight(self) -> str:
+        """`  in flight 12 (oldest 3.4s), 2 stragglers cancelled`: attempts sent, not answered."""
+        executor = self.monitor.executor
+        if executor is None:
+            return ""
+        oldest = executor.oldest_attempt_age()
+        text = f"  in flight {executor.attempts_in_flight}"
+        if oldest is not None:
+            text += f" (oldest {oldest:.1f}s)"
+        if executor.stragglers_cancelled:
+            text += f", {executor.stragglers_cancelled} stragglers cancelled"
+        return text
 
     def _tokens(self) -> str:
         """`  tokens 12.3k in / 4.5k out (1.2k reasoning) ~$0.0123` for this session."""

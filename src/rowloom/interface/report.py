@@ -84,6 +84,7 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
         "engine": (plan or {}).get("engine"),
         "token_usage": (manifest or {}).get("token_usage"),
         "error_samples": _error_samples(manifest),
+        "stragglers_cancelled": view.attempts_by_outcome.get("straggler_cancelled", 0),
     }
     merged = {**derived, **{k: v for k, v in (summary or {}).items() if v is not None}}
     return RunReport(

@@ -66,6 +66,7 @@ REQUEST_EVENT_KINDS: Final[tuple[str, ...]] = (
     "request_acquire_denied",
     "request_lease_acquired",
     "model_request_started",
+    "model_request_straggler_cancelled",
     "model_request_completed",
     "request_queue_drained",
     "request_rate_limited",

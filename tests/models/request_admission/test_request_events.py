@@ -19,7 +19,11 @@ from rowloom.models.request_admission import ledger as ledger_module
 from rowloom.models.request_admission.shares import ShareGrant
 from rowloom.observability.events import REQUEST_EVENT_KINDS, RequestEventEmitter
 
-EXECUTOR_KINDS = {"model_request_started", "model_request_completed"}
+EXECUTOR_KINDS = {
+    "model_request_started",
+    "model_request_straggler_cancelled",
+    "model_request_completed",
+}
 OWNED_KINDS = set(REQUEST_EVENT_KINDS) - EXECUTOR_KINDS
 
 

@@ -17,13 +17,18 @@ import hashlib
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
 
 from rowloom.clock import Clock, SystemClock, sleep_until
-from rowloom.config.models import ManualDistribution, UniformDistribution
+from rowloom.config.models import (
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    ManualDistribution,
+    UniformDistribution,
+)
+from rowloom.config.run import StragglerConfig
 from rowloom.errors import NonRetryableTaskError, RetryableTaskError
 from rowloom.models.clients.base import (
     ChatRequest,
@@ -43,6 +48,7 @@ from rowloom.models.clients.base import (
     RateLimitHeaders,
 )
 from rowloom.models.clients.provider_health import PROBE_BACKOFF_SECONDS, ProviderHealth, Verdict
+from rowloom.models.clients.stragglers import AttemptWatch, WatchedAttempt
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RateLimitBudget,
@@ -71,9 +77,11 @@ class RetryPolicy:
     backoff_base_seconds: float = 0.25
     backoff_max_seconds: float = 8.0
     local_deadline_grace_seconds: float = 5.0
-    default_timeout_seconds: float = 600.0
-    """The attempt timeout when the model sets none (the openai SDK's default), so a provider
-    that never answers cannot hold a request forever."""
+    default_timeout_seconds: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_REQUEST_TIMEOUT_SECONDS)
+    )
+    """The attempt timeout by generation kind when the model sets none, so a provider that
+    never answers cannot hold a request for long."""
 
 
 @dataclass(slots=True)
@@ -107,6 +115,7 @@ class ModelRequestExecutor:
         correlation: RuntimeCorrelationProvider | None = None,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        stragglers: StragglerConfig | None = None,
         seed: int = 0,
     ) -> None:
         self._resolver = resolver
@@ -123,6 +132,7 @@ class ModelRequestExecutor:
         self._attempt_ids = itertools.count(1)
         self._resources: dict[tuple[str, RequestDomain], RequestResourceKey] = {}
         self._health = ProviderHealth(self._catalog)
+        self._watch = AttemptWatch(stragglers or StragglerConfig(), self._clock)
         self.stats = ExecutorStats()
 
     # --- the facade's surface -----------------------------------------------------------------
@@ -152,7 +162,7 @@ class ModelRequestExecutor:
             temperature=self._draw(params.temperature, "temperature", alias, tag, message_tuple),
             top_p=self._draw(params.top_p, "top_p", alias, tag, message_tuple),
             max_tokens=params.max_tokens,
-            timeout=params.timeout,
+            timeout=self._timeout(params.timeout, RequestDomain.CHAT),
             response_format=response_format,
             extra_body=extra_body,
             tools=tuple(tools) if tools else None,
@@ -160,7 +170,7 @@ class ModelRequestExecutor:
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.CHAT)
-        response = await self._execute(resource, lambda: client.chat(request), params.timeout)
+        response = await self._execute(resource, lambda: client.chat(request), request.timeout)
         self.usage.record(tag, alias, response.usage)
         return response
 
@@ -173,14 +183,14 @@ class ModelRequestExecutor:
         request = EmbeddingRequest(
             model=resolved.key.model_id,
             inputs=tuple(inputs),
-            timeout=params.timeout,
+            timeout=self._timeout(params.timeout, RequestDomain.EMBEDDING),
             extra_body=params.extra_body,
             extra_headers=params.extra_headers,
             dimensions=params.dimensions,
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.EMBEDDING)
-        response = await self._execute(resource, lambda: client.embed(request), params.timeout)
+        response = await self._execute(resource, lambda: client.embed(request), request.timeout)
         self.usage.record(tag, alias, response.usage)
         return response
 
@@ -193,16 +203,37 @@ class ModelRequestExecutor:
         request = ImageRequest(
             model=resolved.key.model_id,
             prompt=prompt,
-            timeout=params.timeout,
+            timeout=self._timeout(params.timeout, RequestDomain.IMAGE),
             extra_body=params.extra_body,
         )
         client = self._clients[resolved.key.provider_name]
         resource = self._resource(alias, RequestDomain.IMAGE)
         response = await self._execute(
-            resource, lambda: client.generate_image(request), params.timeout
+            resource, lambda: client.generate_image(request), request.timeout
         )
         self.usage.record(tag, alias, response.usage)
         return response
+
+    def _timeout(self, configured: float | None, domain: RequestDomain) -> float:
+        """The model's timeout, else the default of its generation kind."""
+        if configured is not None:
+            return configured
+        defaults = self._retry.default_timeout_seconds
+        return defaults.get(domain.value, DEFAULT_REQUEST_TIMEOUT_SECONDS["chat"])
+
+    @property
+    def attempts_in_flight(self) -> int:
+        """Request attempts sent and not answered yet (for progress displays)."""
+        return self._watch.in_flight
+
+    def oldest_attempt_age(self) -> float | None:
+        """Seconds the oldest attempt in flight has been running."""
+        return self._watch.oldest_age()
+
+    @property
+    def stragglers_cancelled(self) -> int:
+        """Attempts cancelled as stragglers so far (each was retried)."""
+        return self._watch.stragglers_cancelled
 
     def _draw(
         self,
@@ -232,6 +263,8 @@ class ModelRequestExecutor:
         call: Callable[[], Awaitable[R]],
         attempt_timeout: float | None,
     ) -> R:
+        if attempt_timeout is None:
+            attempt_timeout = self._timeout(None, resource.domain)
         transient = 0
         rate_limited = 0
         probes = 0
@@ -310,7 +343,7 @@ class ModelRequestExecutor:
         self,
         resource: RequestResourceKey,
         call: Callable[[], Awaitable[R]],
-        attempt_timeout: float | None,
+        attempt_timeout: float,
         *,
         probing: bool = False,
     ) -> R:
@@ -342,6 +375,7 @@ class ModelRequestExecutor:
             )
             raise _HeldBack
         outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
+        recorded_as: str | None = None
         self._events.emit(
             "model_request_started",
             correlation=corr_json,
@@ -351,20 +385,23 @@ class ModelRequestExecutor:
             request_group_key=item.group.key,
         )
         try:
-            limit = (
-                attempt_timeout
-                if attempt_timeout is not None
-                else self._retry.default_timeout_seconds
-            )
-            deadline = limit + self._retry.local_deadline_grace_seconds
+            timeout = attempt_timeout + self._retry.local_deadline_grace_seconds
+            watched: WatchedAttempt | None = None
+            loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(deadline):
+                async with asyncio.timeout(None) as scope:
+                    watched = self._watch.arm(
+                        attempt_id, resource, timeout, lambda: scope.reschedule(loop.time())
+                    )
                     result = await call()
             except TimeoutError:
                 outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_TIMEOUT)
-                raise ProviderTimeoutError(
-                    "no answer within the local deadline", provider=resource.provider_name
-                ) from None
+                if watched is None or not watched.straggler:
+                    raise ProviderTimeoutError(
+                        "no answer within the local deadline", provider=resource.provider_name
+                    ) from None
+                recorded_as = "straggler_cancelled"
+                raise self._straggler(corr_json, attempt_id, watched) from None
             outcome = RequestReleaseOutcome.success(
                 status_code=200, rate_limit=_budget(getattr(result, "rate_limit", None))
             )
@@ -404,7 +441,8 @@ class ModelRequestExecutor:
         finally:
             # The attempt's completion is recorded before its lease is released, so a joined
             # timeline reads: provider completed -> request lease released.
-            self.stats.record(outcome.kind.value)
+            self._watch.finished(attempt_id, outcome.kind is RequestReleaseOutcomeKind.SUCCESS)
+            self.stats.record(recorded_as or outcome.kind.value)
             self._events.emit(
                 "model_request_completed",
                 correlation=corr_json,
@@ -412,12 +450,36 @@ class ModelRequestExecutor:
                 request_lease_id=lease.lease_id,
                 request_resource_key=resource,
                 request_group_key=item.group.key,
-                reason=outcome.kind.value,
+                reason=recorded_as or outcome.kind.value,
                 diagnostics={"status_code": outcome.status_code}
                 if outcome.status_code is not None
                 else None,
             )
             self._admission.release(lease, outcome)
+
+    def _straggler(
+        self, correlation: Mapping[str, Any], attempt_id: str, watched: WatchedAttempt
+    ) -> ProviderTimeoutError:
+        """Count and report a cancelled straggler; the error retries it."""
+        self._watch.stragglers_cancelled += 1
+        resource = watched.resource
+        self._events.emit(
+            "model_request_straggler_cancelled",
+            correlation=correlation,
+            request_attempt_id=attempt_id,
+            request_resource_key=resource,
+            reason="straggler_cancelled",
+            diagnostics={
+                "limit_seconds": round(watched.limit_seconds, 3),
+                "p99_seconds": watched.p99,
+            },
+        )
+        return ProviderTimeoutError(
+            f"{resource.provider_name}: no answer after {watched.limit_seconds:.1f} s, far "
+            f"beyond the model's p99 latency ({watched.p99 or 0:.2f} s): cancelled as a "
+            "straggler, retried",
+            provider=resource.provider_name,
+        )
 
 
 def _budget(headers: object) -> RateLimitBudget | None:
