@@ -75,6 +75,8 @@ __all__ = [
 
 _PLACEHOLDER_KEY = "not-needed"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+CONNECT_TIMEOUT_S = 10.0
+"""Seconds to establish a connection (the attempt's own timeout when that is shorter)."""
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 # SDKs that scope auth per operation (`security`) send the bearer key only when asked; older
 # ones always send it and have no such option.
@@ -125,6 +127,7 @@ class OpenAICompatibleClient:
         self._provider_name = provider_name
         self._base_url = base_url
         self._response_type: Any = http.Response
+        self._timeout_type: Any = http.Timeout
         register_secret(api_key)  # no log line may carry it, even an echoed header
         for value in (extra_headers or {}).values():
             register_secret(value)  # a header may carry a credential too
@@ -272,7 +275,11 @@ class OpenAICompatibleClient:
         classified `ProviderError` (non-2xx answers raise in the SDK)."""
         options: RequestOptions = dict(_AUTH_OPTIONS)  # type: ignore[assignment]
         if timeout_s is not None:
-            options["timeout"] = timeout_s
+            # the whole attempt gets `timeout_s`; connecting gets at most CONNECT_TIMEOUT_S, so
+            # an endpoint that drops packets is found unreachable in seconds
+            options["timeout"] = self._timeout_type(
+                timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)
+            )
         cell = current_cell_key() if self._sends_cell_key else None
         if headers or cell:
             options["headers"] = {**(headers or {}), **({CELL_KEY_HEADER: cell} if cell else {})}
