@@ -42,6 +42,7 @@ from rowloom.config.sampler_checks import (
     sampler_dependencies,
 )
 from rowloom.config.seed import DataFrameSeedSource, SeedConfig
+from rowloom.config.template_fields import Shape, field_issues, output_shape_of
 
 Adapter = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Rewrites a loaded config document before validation (see `DatasetConfig.from_dict`)."""
@@ -551,6 +552,7 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                 yield ConfigIssue(
                     "self_reference", loc, field_name, "a column cannot refer to itself"
                 )
+            yield from _template_field_issues(config, col.name, loc, field_name, source)
         if isinstance(col, SamplerColumnConfig):
             template_ok &= yield from _condition_issues(col, loc, names, deferred)
         yield from _column_issues(col, loc, names, models, config, deferred)
@@ -584,6 +586,30 @@ def _seed_column_issues(
             loc,
             "source_column" if col.source_column else "name",
             f"the seed has no column {col.source!r}; it has {list(config.seed_columns)}",
+        )
+
+
+def _template_field_issues(
+    config: DatasetConfig, column: str, loc: str, field_name: str, source: str
+) -> Iterable[ConfigIssue]:
+    """Fields a template reads that the referenced column does not produce."""
+
+    def shape(name: str) -> Shape | None:
+        other = config.column_by_name.get(name)
+        if other is None or name == column:
+            return None
+        try:
+            return output_shape_of(other)
+        except Exception:  # a shape that cannot be computed is not known
+            return None
+
+    for problem in field_issues(_ENV.parse(source), shape):
+        yield ConfigIssue(
+            "unknown_field",
+            loc,
+            field_name,
+            f"template reads {{{{ {problem.expression} }}}}, but column {problem.column!r} "
+            f"cannot have it: {problem.message}",
         )
 
 
