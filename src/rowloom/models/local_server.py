@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,10 +156,6 @@ def serve(
     model = options.model or ensure_model(say)
     if not model.is_file():
         raise LocalServerError(f"model file {model} does not exist")
-    # Block the stop signals before the server's threads exist (they inherit the mask), then
-    # wait for one of them here: Ctrl-C, `kill`, or a service manager's stop.
-    stop = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     params = xlc.CommonParams()
     params.model.path = str(model)
     params.model_alias = {MODEL_ALIAS}
@@ -171,17 +168,27 @@ def serve(
     params.embedding = True
     params.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     params.verbosity = 0
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        server = xlc.Server(params)
-    except Exception as exc:  # e.g. the port is taken
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
-        raise LocalServerError(f"llama.cpp server did not start: {exc}") from None
-    on_listening(str(server.listening_address))
-    say(
-        f"serving {MODEL_FILE} as model {MODEL_ALIAS!r} at {server.listening_address}/v1 "
-        f"({options.slots} slots); Ctrl-C to stop"
-    )
-    signal.sigwait(stop)
-    with contextlib.suppress(Exception):
-        del server
+        try:
+            server = xlc.Server(params)
+        except Exception as exc:  # e.g. the port is taken
+            raise LocalServerError(f"llama.cpp server did not start: {exc}") from None
+        on_listening(str(server.listening_address))
+        say(
+            f"serving {MODEL_FILE} as model {MODEL_ALIAS!r} at {server.listening_address}/v1 "
+            f"({options.slots} slots); Ctrl-C to stop"
+        )
+        # Python runs signal handlers in the main thread whichever thread the signal hit, and
+        # a lock wait returns to run them: Ctrl-C, `kill`, or a service manager's stop.
+        while not stop.wait():
+            pass
+        with contextlib.suppress(Exception):
+            del server
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     say("stopped")
