@@ -193,6 +193,9 @@ def test_timedelta_adds_to_its_reference_column() -> None:
         "timedelta", {"dt_min": 0, "dt_max": 1, "reference_column_name": "r"}, convert_to="%Y-%m-%d"
     ).generate_batch(batch([0], {"r": ["2024-03-01 08:00"]}))
     assert days == ["2024-03-01"]
+    objects = [dt.datetime(2024, 5, 6, 7), dt.date(2024, 5, 6)]  # e.g. a parquet timestamp column
+    out = g.generate_batch(batch(range(2), {"r": objects}))
+    assert [v[:10] for v in out] == ["2024-05-06", "2024-05-06"]
 
 
 def test_convert_to() -> None:

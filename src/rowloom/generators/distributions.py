@@ -9,6 +9,7 @@ global rows seeded by (key, block).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -224,13 +225,12 @@ def _datetime(p: Any, key: int, rows: Ints, _: Any) -> Array:
 
 
 def parse_datetimes(values: Sequence[Any], fmt: str | None) -> Array:
-    """Datetime strings (ISO 8601, or `fmt`) as datetime64[s]; NaT where missing/unreadable."""
+    """Datetime strings (ISO 8601, or `fmt`) and datetime/date objects (e.g. from a seed
+    file's timestamp column) as datetime64[s]; NaT where missing or unreadable."""
     import pandas as pd
 
-    texts = [v if isinstance(v, str) else None for v in values]
-    parsed = pd.to_datetime(
-        pd.Series(texts, dtype=object), format=fmt or "ISO8601", errors="coerce"
-    )
+    kept = [v if isinstance(v, str | dt.date) else None for v in values]
+    parsed = pd.to_datetime(pd.Series(kept, dtype=object), format=fmt or "ISO8601", errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     out: Array = parsed.to_numpy(dtype="datetime64[s]")
