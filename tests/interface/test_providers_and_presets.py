@@ -238,3 +238,30 @@ def test_data_designers_own_settings_are_a_fallback_layer(
     cfg = load_config(_write(tmp_path / "c.yaml", NO_MODELS))
     assert {m.alias: m.model for m in cfg.models}["openai-text"] == "mine"
     assert {p.name: p.endpoint for p in cfg.providers}["openai"] == "https://dd.example/v1"
+
+
+def test_tool_configs_and_mcp_servers_resolve_from_settings_files(isolated_home: Path) -> None:
+    dd_home = isolated_home / ".data-designer"
+    _write(
+        dd_home / "mcp_providers.yaml",
+        {"providers": [{"name": "search", "provider_type": "streamable_http",
+                        "endpoint": "http://127.0.0.1:9/mcp", "api_key": "SEARCH_KEY"}]},
+    )  # fmt: skip
+    _write(
+        dd_home / "tool_configs.yaml",
+        {"tool_configs": [{"tool_alias": "research", "providers": ["search", "local"]}]},
+    )
+    _write(
+        isolated_home / ".config" / "rowloom" / "providers.yaml",
+        {"mcp_providers": [{"name": "local", "provider_type": "stdio", "command": "python"}]},
+    )
+    files = read_providers_file()
+    doc = {"columns": [{"name": "a", "column_type": "llm_text", "tool_alias": "research"}]}
+    from rowloom.config.presets import with_defaults
+
+    filled = with_defaults(doc, **files.catalogs())
+    assert [t["tool_alias"] for t in filled["tool_configs"]] == ["research"]
+    servers = {m["name"]: m for m in filled["mcp_providers"]}
+    assert set(servers) == {"search", "local"}
+    assert servers["search"]["api_key_env"] == "SEARCH_KEY" and "api_key" not in servers["search"]
+    assert with_defaults({"columns": []}, **files.catalogs()) == {"columns": []}

@@ -1,8 +1,8 @@
 """Built-in provider presets and default model aliases, and how a config falls back on them.
 
-A model names a provider; a column names a model alias. When a config does not declare one, it
-resolves, in this order, from the user's providers file (`--providers FILE`, else
-`$XDG_CONFIG_HOME/rowloom/providers.yaml`, read by the loader), then from the built-ins here.
+A model names a provider; a column names a model alias (and a tool alias, whose tool config
+names MCP servers). When a config does not declare one, it resolves from the user's files (read
+by the loader: the providers file, then Data Designer's own settings), then from the built-ins.
 What a config declares itself always wins. The default aliases are the reference engine's
 (`nvidia-text`, `openai-text`, ...), so a first config needs no `models:` block.
 """
@@ -142,33 +142,63 @@ def with_defaults(
     *,
     providers: Iterable[Mapping[str, Any]] = (),
     models: Iterable[Mapping[str, Any]] = (),
+    tool_configs: Iterable[Mapping[str, Any]] = (),
+    mcp_providers: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """`data` (a config mapping) with the models its columns name and the providers its models
-    name filled in when it does not declare them: from `providers`/`models` (the user's file)
-    first, then the built-ins. Names found nowhere are left for validation to report."""
+    """`data` (a config mapping) with what it names but does not declare filled in: the models
+    its columns name, the providers its models name, the tool configs its columns name and the
+    MCP providers those name; from the given catalogs (the user's files) first, then the
+    built-ins. Names found nowhere are left for validation to report."""
     out = dict(data)
-    declared_models = _entries(out.get("models"))
-    model_catalog = {**DEFAULT_MODELS, **_by_key(models, "alias")}
-    known = _names(declared_models, "alias")
-    added = [
-        dict(model_catalog[a])
-        for a in referenced_model_aliases(out.get("columns"))
-        if a not in known and a in model_catalog
-    ]
-    if added and isinstance(out.get("models", []), list | None):
-        out["models"] = [*declared_models, *added]
-    declared_providers = _entries(out.get("providers"))
-    provider_catalog = {**BUILTIN_PROVIDERS, **_by_key(providers, "name")}
-    named = _names(declared_providers, "name")
-    wanted = dict.fromkeys(
-        m["provider"]
-        for m in _entries(out.get("models"))
-        if isinstance(m.get("provider"), str) and m["provider"] not in named
+    columns = _entries(out.get("columns"))
+    _fill(
+        out,
+        "models",
+        "alias",
+        referenced_model_aliases(out.get("columns")),
+        {**DEFAULT_MODELS, **_by_key(models, "alias")},
     )
-    extra = [dict(provider_catalog[n]) for n in wanted if n in provider_catalog]
-    if extra and isinstance(out.get("providers", []), list | None):
-        out["providers"] = [*declared_providers, *extra]
+    _fill(
+        out,
+        "providers",
+        "name",
+        [m.get("provider") for m in _entries(out.get("models"))],
+        {**BUILTIN_PROVIDERS, **_by_key(providers, "name")},
+    )
+    _fill(
+        out,
+        "tool_configs",
+        "tool_alias",
+        [c.get("tool_alias") for c in columns],
+        _by_key(tool_configs, "tool_alias"),
+    )
+    servers = [
+        name
+        for tool in _entries(out.get("tool_configs"))
+        if isinstance(tool.get("providers"), list)
+        for name in tool["providers"]
+    ]
+    _fill(out, "mcp_providers", "name", servers, _by_key(mcp_providers, "name"))
     return out
+
+
+def _fill(
+    out: dict[str, Any],
+    section: str,
+    key: str,
+    wanted: Iterable[Any],
+    catalog: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Append to `out[section]` the catalog entries of `wanted` names it does not declare."""
+    declared = _entries(out.get(section))
+    have = _names(declared, key)
+    extra = [
+        dict(catalog[name])
+        for name in dict.fromkeys(n for n in wanted if isinstance(n, str))
+        if name not in have and name in catalog
+    ]
+    if extra and isinstance(out.get(section, []), list | None):
+        out[section] = [*declared, *extra]
 
 
 def _entries(value: Any) -> list[Mapping[str, Any]]:

@@ -6,6 +6,7 @@ the built-in presets, optionally with every provider replaced by the simulated o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "simulated",
 ]
 
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SIMULATED_LATENCY_MS = 20.0
 """Mean latency of `--simulate` answers: quick, yet requests still overlap and queue."""
 
@@ -47,6 +49,17 @@ class ProvidersFile:
     providers: tuple[Mapping[str, Any], ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = field(default=None, compare=False)
+    tool_configs: tuple[Mapping[str, Any], ...] = ()
+    mcp_providers: tuple[Mapping[str, Any], ...] = ()
+
+    def catalogs(self) -> dict[str, tuple[Mapping[str, Any], ...]]:
+        """The keyword arguments of `with_defaults`."""
+        return {
+            "providers": self.providers,
+            "models": self.models,
+            "tool_configs": self.tool_configs,
+            "mcp_providers": self.mcp_providers,
+        }
 
 
 def default_providers_path() -> Path:
@@ -61,54 +74,85 @@ def data_designer_home() -> Path:
 
 
 def read_providers_file(path: str | Path | None = None) -> ProvidersFile:
-    """The user's providers and default models, in layers (later ones win): Data Designer's own
-    `model_providers.yaml` and `model_configs.yaml` when they exist, then the providers file:
-    `path`, or the default location when it exists (an explicit `path` must exist).
+    """The user's providers, default models, tool configs and MCP servers, in layers (later ones
+    win): Data Designer's own `model_providers.yaml`, `model_configs.yaml`, `mcp_providers.yaml`
+    and `tool_configs.yaml` when they exist, then the providers file: `path`, or the default
+    location when it exists (an explicit `path` must exist).
 
     A providers file holds `providers:` (rowloom's shape, or Data Designer's with `api_key`
-    naming a variable) and `models:` (rowloom's) or `model_configs:` (Data Designer's)."""
+    naming a variable), `models:` (rowloom's) or `model_configs:` (Data Designer's),
+    `tool_configs:` and `mcp_providers:`."""
     home = data_designer_home()
-    layers = [home / "model_providers.yaml", home / "model_configs.yaml"]
     explicit = path is not None
     user = Path(path) if path is not None else default_providers_path()
     if explicit and not user.is_file():
         raise ConfigFileError(f"providers file {user} does not exist")
-    providers: list[Mapping[str, Any]] = []
-    models: list[Mapping[str, Any]] = []
-    for layer in [*layers, user]:
+    layers = [
+        (home / "model_providers.yaml", False),
+        (home / "model_configs.yaml", False),
+        (home / "mcp_providers.yaml", True),
+        (home / "tool_configs.yaml", False),
+        (user, False),
+    ]
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    for layer, mcp_file in layers:
         if layer.is_file():
-            more_providers, more_models = _read_one(layer)
-            providers += more_providers
-            models += more_models
-    return ProvidersFile(tuple(providers), tuple(models), user if user.is_file() else None)
+            for key, entries in _read_one(layer, mcp_file).items():
+                found.setdefault(key, []).extend(entries)
+    return ProvidersFile(
+        tuple(found.get("providers", ())),
+        tuple(found.get("models", ())),
+        user if user.is_file() else None,
+        tuple(found.get("tool_configs", ())),
+        tuple(found.get("mcp_providers", ())),
+    )
 
 
-def _read_one(p: Path) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+_FILE_KEYS = {"providers", "models", "model_configs", "tool_configs", "mcp_providers"}
+
+
+def _read_one(p: Path, mcp_file: bool) -> dict[str, list[Mapping[str, Any]]]:
+    """One settings file's entries by section (Data Designer's `mcp_providers.yaml` lists its
+    MCP servers under `providers:`)."""
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigFileError(f"cannot read providers file {p}: {exc}") from None
     if data is None:
-        return [], []
-    if not isinstance(data, Mapping) or set(data) - {"providers", "models", "model_configs"}:
+        return {}
+    if not isinstance(data, Mapping) or set(data) - _FILE_KEYS:
         raise ConfigFileError(
-            f"providers file {p} must be a mapping with 'providers', 'models' or 'model_configs'"
+            f"providers file {p} must be a mapping with any of {sorted(_FILE_KEYS)}"
         )
     issues = Issues()
     where = p.name
-    providers = [
-        _provider_entry(e, f"{where}: providers[{i}]", issues)
-        for i, e in enumerate(_list(data, "providers", p))
-    ]
-    models: list[Mapping[str, Any]] = [
-        dict(e) for e in _list(data, "models", p) if isinstance(e, Mapping)
-    ]
+    out: dict[str, list[Mapping[str, Any]]] = {
+        "tool_configs": [dict(e) for e in _list(data, "tool_configs", p) if isinstance(e, Mapping)],
+        "models": [dict(e) for e in _list(data, "models", p) if isinstance(e, Mapping)],
+    }
+    servers = _list(data, "providers", p) if mcp_file else _list(data, "mcp_providers", p)
+    out["mcp_providers"] = [_mcp_entry(e) for e in servers if isinstance(e, Mapping)]
+    if not mcp_file:
+        entries = [
+            _provider_entry(e, f"{where}: providers[{i}]", issues)
+            for i, e in enumerate(_list(data, "providers", p))
+        ]
+        out["providers"] = [e for e in entries if e is not None]
     for i, entry in enumerate(_list(data, "model_configs", p)):
         mapped = map_model_config(entry, f"{where}: model_configs[{i}]", issues)
         if mapped is not None:
-            models.append(mapped)
+            out["models"].append(mapped)
     issues.raise_if_any()
-    return [x for x in providers if x is not None], models
+    return out
+
+
+def _mcp_entry(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An MCP server entry; Data Designer's `api_key: NAME_OF_A_VARIABLE` names a variable."""
+    key = entry.get("api_key")
+    if isinstance(key, str) and "api_key_env" not in entry and _ENV_NAME.match(key):
+        rest = {k: v for k, v in entry.items() if k != "api_key"}
+        return {**rest, "api_key_env": key}
+    return entry
 
 
 def _list(data: Mapping[str, Any], key: str, path: Path) -> list[Any]:
@@ -139,7 +183,7 @@ def native_document(
     models/providers filled from `providers` and the built-in presets."""
     native = from_data_designer(data) if is_data_designer_config(data) else data
     extra = providers or ProvidersFile()
-    return with_defaults(native, providers=extra.providers, models=extra.models)
+    return with_defaults(native, **extra.catalogs())
 
 
 def load_config(
