@@ -93,7 +93,10 @@ def test_large_text_files_are_spooled_with_the_same_rows_and_order(
     assert list(small_blocks._blocks.block_rows) == [64, 64, 64, 64, 44]
     assert spooled_ds.take(range(600)).to_pydict() == small_blocks.take(range(600)).to_pydict()
     assert sorted(whole["k"][:300]) == list(range(300))
+    spool_dir = Path(spooled_ds._blocks.paths[0]).parent
+    assert spool_dir.is_dir()
     spooled_ds.close()
+    assert not spool_dir.exists()  # the spooled copy goes with the seed
 
 
 def test_spooled_csv_whose_types_change_mid_file_is_read_as_text(

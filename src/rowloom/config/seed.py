@@ -246,8 +246,7 @@ class SeedConfig(_Strict):
             sub = block.to_index_range(current.size)
             shifted = IndexRange(start=current.start + sub.start, end=current.start + sub.end)
             return self.model_copy(update={"selection_strategy": shifted})
-        outer = current.num_partitions * num_partitions
         raise ValueError(
             f"this seed is already partition {current.index} of {current.num_partitions}; "
-            f"partition the whole seed into {outer} blocks instead"
+            "partition a seed whose selection is an IndexRange (or none) instead"
         )

@@ -80,6 +80,8 @@ class ParquetBlocks:
     window_rows = WINDOW_ROWS
 
     def __init__(self, paths: Sequence[str], opener: Opener | None = None) -> None:
+        self.on_close: Callable[[], object] | None = None
+        self.paths = list(paths)
         self._opener = opener
         self._files: list[pq.ParquetFile] = []
         self._index: list[tuple[int, int]] = []  # block -> (file, row group)
@@ -129,6 +131,8 @@ class ParquetBlocks:
     def close(self) -> None:
         for pf in self._files:
             pf.close()
+        if self.on_close is not None:
+            self.on_close()  # a spooled copy is removed now, not when collected
 
 
 SPOOL_BYTES = 32 * 1024 * 1024
@@ -188,7 +192,7 @@ def _spool(paths: Sequence[str], fmt: str, opener: Opener) -> ParquetBlocks:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     blocks = ParquetBlocks([target])
-    weakref.finalize(blocks, shutil.rmtree, folder, True)
+    blocks.on_close = weakref.finalize(blocks, shutil.rmtree, folder, True)
     return blocks
 
 
