@@ -710,11 +710,15 @@ def _issues_from_pydantic(exc: ValidationError, data: Mapping[str, Any]) -> list
         loc = list(err["loc"])
         location, field_name = _describe_loc(loc, data)
         msg = err["msg"]
+        tag = "seed_type" if loc[:1] == ["seed_config"] else "column_type"
         if err["type"] == "union_tag_invalid":
-            msg = f"unknown column_type; expected one of {err.get('ctx', {}).get('expected_tags')}"
+            expected = str(err.get("ctx", {}).get("expected_tags")).replace(", 'plugin'", "")
+            msg = f"unknown {tag}; expected one of {expected} (or a plugin's)"
         elif err["type"] == "union_tag_not_found":
-            msg = "column_type is required"
-            field_name = "column_type"
+            msg = f"{tag} is required"
+            field_name = ".".join([*(field_name or "").split(".")[:1], tag]).strip(".")
+            if tag == "seed_type":
+                field_name = "source.seed_type"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field"
         issues.append(ConfigIssue(err["type"], location, field_name, msg))
