@@ -62,10 +62,11 @@ def test_preview_shows_each_dropped_rows_error_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = failing_every_other_row(tmp_path / "ratio.yaml")
-    result = run_cli(capsys, "preview", config, "-n", "6")
+    result = run_cli(capsys, "preview", config, "-n", "6", "--format", "json")
     assert result.code == 1
     dropped = [line for line in result.err.splitlines() if line.startswith("dropped ")]
-    assert dropped and len(dropped) == 6 - result.out.count('"ratio"')
+    kept = [line for line in result.out.splitlines() if line.startswith("{")]
+    assert dropped and len(dropped) == 6 - len(kept)
     assert all("by zero" in line for line in dropped)
 
 

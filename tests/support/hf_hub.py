@@ -1,12 +1,16 @@
 """A stand-in for the Hugging Face Hub on 127.0.0.1: serves local folders as dataset repos.
 
 It answers the calls `huggingface_hub`'s `HfFileSystem` makes to read a dataset (repo info, tree
-listing, paths info, file downloads with byte ranges) and records every request's path and
-`Authorization` header, so tests run offline and can check the token was sent.
+listing, paths info, file downloads with byte ranges) and, with an `upload_root`, the calls
+`HfApi.create_repo` / `create_commit` make to publish one (repo creation, preupload, a commit
+of inline base64 files), and records every request's path and `Authorization` header, so tests
+run offline and can check the token was sent.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import threading
@@ -28,6 +32,10 @@ class Hub:
     repos: dict[str, Path]
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     url: str = ""
+    upload_root: Path | None = None
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    cards: list[str] = field(default_factory=list)
 
 
 def _entry(root: Path, path: Path) -> dict[str, Any]:
@@ -94,16 +102,68 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json({"error": f"not served: {url.path}"}, 404)
 
+    def _body(self) -> bytes:
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return gzip.decompress(data) if self.headers.get("Content-Encoding") == "gzip" else data
+
+    def _create_repo(self) -> None:
+        body = json.loads(self._body())
+        name = body["name"] if "/" in body["name"] else f"{body.get('organization')}/{body['name']}"
+        if self.hub.upload_root is None:
+            self._json({"error": "read-only hub"}, 403)
+            return
+        if name in self.hub.repos and not body.get("exist_ok", True):
+            self._json({"error": "You already created this dataset repo"}, 409)
+            return
+        folder = self.hub.upload_root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        self.hub.repos[name] = folder
+        private = bool(body.get("private")) or body.get("visibility") == "private"
+        self.hub.created[name] = {"private": private, "type": body.get("type")}
+        self._json({"url": f"{self.hub.url}/datasets/{name}", "name": name})
+
+    def _commit(self, repo: str, root: Path) -> None:
+        lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
+        header = next((x["value"] for x in lines if x.get("key") == "header"), {})
+        written = []
+        for item in lines:
+            if item.get("key") != "file":
+                continue
+            value = item["value"]
+            target = root / value["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(base64.b64decode(value["content"]))
+            written.append(value["path"])
+        self.hub.commits.append({"summary": header.get("summary"), "files": written})
+        url = f"{self.hub.url}/datasets/{repo}/commit/{SHA}"
+        self._json({"commitUrl": url, "commitOid": SHA})
+
     def do_POST(self) -> None:
         url = urlparse(self.path)
         self.hub.requests.append(("POST", url.path, self.headers.get("Authorization")))
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
+        if parts == ["api", "repos", "create"]:
+            self._create_repo()
+            return
+        if parts == ["api", "validate-yaml"]:
+            self.hub.cards.append(json.loads(self._body()).get("content", ""))
+            self._json({"errors": [], "warnings": []})
+            return
         found = self._repo(parts[2:]) if parts[:2] == ["api", "datasets"] else None
+        if found is not None and parts[4:5] == ["preupload"]:
+            files = json.loads(self._body()).get("files", [])
+            modes = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+            ]
+            self._json({"files": modes, "commitOid": SHA})
+            return
+        if found is not None and parts[4:5] == ["commit"]:
+            self._commit(*found)
+            return
         if found is None or parts[4:5] != ["paths-info"]:
             self._json({"error": "not found"}, 404)
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        form = parse_qs(self.rfile.read(length).decode())
+        form = parse_qs(self._body().decode())
         root = found[1]
         paths = [root / p for p in form.get("paths", [])]
         self._json([_entry(root, p) for p in paths if p.exists()])
@@ -138,9 +198,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(repos: dict[str, Path]) -> Iterator[Hub]:
-    """Serve the repos on 127.0.0.1 (a free port) until the block ends."""
-    hub = Hub(repos)
+def serve(repos: dict[str, Path], upload_root: Path | None = None) -> Iterator[Hub]:
+    """Serve the repos on 127.0.0.1 (a free port) until the block ends; with `upload_root`,
+    repos may also be created and committed to (their files land under it)."""
+    hub = Hub(dict(repos), upload_root=upload_root)
     handler = type("Handler", (_Handler,), {"hub": hub})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

@@ -27,6 +27,7 @@ from rowloom.interface import cli_data
 from rowloom.interface.designer import Designer
 from rowloom.interface.exit_codes import ExitCode
 from rowloom.interface.loading import load_config
+from rowloom.interface.preview_view import print_json_lines, print_records
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 from rowloom.interface.report import format_usage
 from rowloom.seeds import compile_seed
@@ -164,8 +165,13 @@ def preview(
     engine: EngineOption = "async",
     providers: ProvidersOption = None,
     simulate: SimulateOption = False,
+    format: Annotated[
+        str, typer.Option("--format", help="cards (readable) or json (one JSON line per row)")
+    ] = "cards",
 ) -> None:
     """Generate a few rows in memory and print them (and why any row was dropped)."""
+    if format not in ("cards", "json"):
+        _invalid("--format must be cards or json", "")
     cfg = _load(config, providers, simulate)
     try:
         result = Designer(engine=_engine(engine)).preview(cfg, num_records)
@@ -174,9 +180,10 @@ def preview(
     except RunAbortedError as exc:
         _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
         raise typer.Exit(ExitCode.FAILED) from None
-    for i in range(len(result)):
-        row = {c: v[i] for c, v in result.data.items()}
-        _out.print_json(json.dumps(row, default=str, ensure_ascii=False))
+    if format == "json":
+        print_json_lines(result.data, _out)
+    else:
+        print_records(result.data, _out)
     for error in result.errors:
         _err.print(f"[yellow]dropped[/yellow] {error}", highlight=False)
     _report_outcome(result.summary, samples=False)

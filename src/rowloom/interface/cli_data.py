@@ -1,4 +1,4 @@
-"""`rowloom profile | export | estimate`: commands over a finished (or stopped) run folder.
+"""`rowloom profile | export | estimate | push`: commands over a finished (or stopped) run folder.
 
 They read the run folder only (manifest, parts, config.yaml), never call a model, and exit 2
 with a one-line message when the folder or an argument is wrong.
@@ -21,6 +21,7 @@ from rowloom.interface.loading import load_config
 from rowloom.interface.report import write_report
 from rowloom.profile import write_profile
 from rowloom.profile.export import FORMATS, ExportError, ExportSpec, export_run
+from rowloom.profile.hub import PushError, push_run
 
 _out = Console()
 _err = Console(stderr=True)
@@ -114,8 +115,33 @@ def estimate(
     print_estimate(result, _out)
 
 
+def push(
+    run_dir: RunDir,
+    repo: Annotated[str, typer.Option(help="dataset repo on the Hub, ORG/NAME")],
+    private: Annotated[bool, typer.Option(help="create the repo as private")] = False,
+    license: Annotated[
+        str, typer.Option(help="licence id for the dataset card (e.g. apache-2.0, cc-by-4.0)")
+    ] = "other",
+) -> None:
+    """Upload RUN_DIR's dataset to the Hugging Face Hub with a generated dataset card.
+
+    The token comes from HF_TOKEN (or a `huggingface-cli login`); HF_ENDPOINT selects another
+    Hub."""
+    _require_run(run_dir)
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        _err.print(f"[red]--repo must be ORG/NAME, not {repo!r}[/red]", highlight=False)
+        raise typer.Exit(ExitCode.INVALID)
+    try:
+        result = push_run(run_dir, repo, private=private, license_id=license)
+    except PushError as exc:
+        _err.print(f"[red]push failed[/red]: {exc}", highlight=False)
+        raise typer.Exit(ExitCode.FAILED) from None
+    _out.print(f"pushed {len(result.files)} files to {result.url}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `rowloom` app."""
     app.command()(profile)
     app.command()(export)
     app.command()(estimate)
+    app.command()(push)

@@ -24,37 +24,37 @@ HTML_ROWS = 20
 HTML_CELL_CHARS = 300
 
 
-def column_types(config: Any) -> dict[str, str]:
-    """Column name -> column_type, from a `DatasetConfig` (or nothing when there is none)."""
-    if config is None:
-        return {}
-    return {c.name: c.column_type for c in getattr(config, "columns", [])}
-
-
 def records(data: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Column lists as a list of row dicts."""
     n = len(next(iter(data.values()))) if data else 0
     return [{c: values[i] for c, values in data.items()} for i in range(n)]
 
 
-def record_card(
-    record: Mapping[str, Any], types: Mapping[str, str], title: str = ""
-) -> RenderableType:
+def record_card(record: Mapping[str, Any], title: str = "") -> RenderableType:
     """One record as a rich panel."""
     grid = Table.grid(padding=(0, 2), expand=True)
     grid.add_column(style="bold cyan", no_wrap=True, max_width=28)
     grid.add_column(ratio=1)
     for name, value in record.items():
-        grid.add_row(name, _renderable(value, types.get(name, "")))
+        grid.add_row(name, _renderable(value))
     return Panel(grid, title=title, title_align="left", border_style="dim")
 
 
-def _renderable(value: Any, column_type: str) -> RenderableType:
+def is_judge_value(value: Any) -> bool:
+    """A judge column's value: score name -> {score, reasoning}."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, Mapping) and "score" in v for v in value.values())
+    )
+
+
+def _renderable(value: Any) -> RenderableType:
     if value is None:
         return Text("null", style="dim italic")
-    if column_type == "llm_judge" and isinstance(value, Mapping):
+    if is_judge_value(value):
         return _judge(value)
-    if column_type == "validation" and isinstance(value, Mapping) and "is_valid" in value:
+    if isinstance(value, Mapping) and "is_valid" in value:
         ok = bool(value.get("is_valid"))
         rest = {k: v for k, v in value.items() if k != "is_valid" and v not in (None, "", [])}
         head = Text("valid" if ok else "invalid", style="bold green" if ok else "bold red")
@@ -93,13 +93,11 @@ def _vector_text(value: Sequence[float]) -> str:
     return f"[{head}, ...] ({len(value)} values)"
 
 
-def print_records(
-    data: Mapping[str, Sequence[Any]], types: Mapping[str, str], console: Console
-) -> None:
+def print_records(data: Mapping[str, Sequence[Any]], console: Console) -> None:
     """Every record as a card."""
     rows = records(data)
     for i, row in enumerate(rows):
-        console.print(record_card(row, types, title=f"record {i + 1} of {len(rows)}"))
+        console.print(record_card(row, title=f"record {i + 1} of {len(rows)}"))
 
 
 def print_json_lines(data: Mapping[str, Sequence[Any]], console: Console) -> None:
@@ -169,3 +167,11 @@ def display_html(html: str) -> None:
     """Show HTML in the running notebook."""
     display = sys.modules["IPython"].display
     display.display(display.HTML(html))
+
+
+def show_record(record: Mapping[str, Any], title: str) -> None:
+    """One record: an HTML card in a notebook, a rich card in a terminal."""
+    if in_notebook():
+        display_html(record_html(record, title))
+    else:
+        Console().print(record_card(record, title=title))

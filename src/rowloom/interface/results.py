@@ -6,12 +6,17 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rowloom.builder.builder import RunOutputs, RunSummary
 from rowloom.builder.storage import ErrorSample, RunStorage, decode_json_columns, read_parts
 from rowloom.errors import RunFolderError
+from rowloom.interface.preview_view import HTML_ROWS, records_html, show_record
+from rowloom.profile import read_profile
+from rowloom.profile.export import ExportFormat, ExportSpec, export_run
+from rowloom.profile.hub import PushResult, push_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +46,7 @@ class DatasetResult:
     run_dir: Path
     summary: RunSummary
     capacity_plan: dict[str, Any] = field(repr=False)
+    _next_record: int = field(default=0, init=False, repr=False)
 
     @classmethod
     def from_outputs(cls, outputs: RunOutputs) -> DatasetResult:
@@ -115,6 +121,81 @@ class DatasetResult:
         """See `output_hash`."""
         return output_hash(self.columns())
 
+    def _parts_with_rows(self) -> list[tuple[Path, int]]:
+        manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        groups = sorted(manifest["row_groups"].items(), key=lambda kv: int(kv[0]))
+        return [(self.data_dir / rec["part"], int(rec["rows"])) for _, rec in groups]
+
+    def head(self, n: int = 10) -> dict[str, list[Any]]:
+        """The first `n` rows, reading only the parts that hold them."""
+        parts: list[Path] = []
+        rows = 0
+        for part, count in self._parts_with_rows():
+            if rows >= n:
+                break
+            parts.append(part)
+            rows += count
+        return decode_json_columns(read_parts(parts).slice(0, n)) if parts else {}
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Row `index` (0-based), reading only the part that holds it."""
+        start = 0
+        for part, count in self._parts_with_rows():
+            if start <= index < start + count:
+                values = decode_json_columns(read_parts([part]).slice(index - start, 1))
+                return {c: v[0] for c, v in values.items()}
+            start += count
+        raise IndexError(f"record {index} is out of range: the dataset has {start} rows")
+
+    @property
+    def profile(self) -> dict[str, Any] | None:
+        """The run's dataset profile (`profile.json`), if it was written."""
+        return read_profile(self.run_dir)
+
+    def export(
+        self,
+        path: str | Path,
+        format: ExportFormat = "jsonl",
+        *,
+        columns: Sequence[str] | None = None,
+        side_columns: bool = True,
+        max_rows_per_file: int | None = None,
+        overwrite: bool = False,
+    ) -> list[Path]:
+        """Write the dataset as JSONL, CSV or parquet (streamed; sharded when
+        `max_rows_per_file` is set); returns the files written."""
+        spec = ExportSpec(
+            self.run_dir,
+            Path(path),
+            format,
+            columns=columns,
+            side_columns=side_columns,
+            max_rows_per_file=max_rows_per_file,
+            overwrite=overwrite,
+        )
+        return export_run(spec)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        token: str | None = None,
+        license_id: str = "other",
+    ) -> PushResult:
+        """Upload the dataset with a generated card to a Hugging Face dataset repo."""
+        return push_run(self.run_dir, repo_id, private=private, token=token, license_id=license_id)
+
+    def display_sample_record(self, index: int | None = None) -> None:
+        """Show one record as a card (HTML in a notebook); with no index, the next one."""
+        i = self._next_record if index is None else index
+        show_record(self.record(i), f"record {i} of {len(self)}")
+        self._next_record = (i + 1) % max(1, len(self))
+
+    def _repr_html_(self) -> str:
+        head = f"<b>{escape(self.run_dir.name)}</b>: {escape(summary_text(self.summary))}"
+        return f"<div>{head}{records_html(self.head(HTML_ROWS), total=len(self))}</div>"
+
     def __len__(self) -> int:
         return self.summary.rows_written
 
@@ -128,6 +209,7 @@ class PreviewResult:
     capacity_plan: dict[str, Any] = field(repr=False)
     errors: list[ErrorSample] = field(default_factory=list)
     """One entry per dropped row: the column that failed, the row, reason and message."""
+    _next_record: int = field(default=0, init=False, repr=False)
 
     @classmethod
     def from_outputs(cls, outputs: RunOutputs) -> PreviewResult:
@@ -146,8 +228,32 @@ class PreviewResult:
     def output_hash(self) -> str:
         return output_hash(self.data)
 
+    def record(self, index: int) -> dict[str, Any]:
+        """Row `index` (0-based)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"record {index} is out of range: the preview has {len(self)} rows")
+        return {c: v[index] for c, v in self.data.items()}
+
+    def display_sample_record(self, index: int | None = None) -> None:
+        """Show one record as a card (HTML in a notebook); with no index, the next one."""
+        i = self._next_record if index is None else index
+        show_record(self.record(i), f"record {i} of {len(self)}")
+        self._next_record = (i + 1) % max(1, len(self))
+
+    def _repr_html_(self) -> str:
+        head = f"<b>preview</b>: {escape(summary_text(self.summary))}"
+        return f"<div>{head}{records_html(self.data)}</div>"
+
     def __len__(self) -> int:
         return len(next(iter(self.data.values()))) if self.data else 0
+
+
+def summary_text(summary: RunSummary) -> str:
+    """One line: status, rows written of requested, requests, wall time."""
+    return (
+        f"{summary.status}, {summary.rows_written} of {summary.num_records} rows, "
+        f"{summary.request_attempts} model requests, {summary.wall_seconds:.1f} s"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -50,7 +50,7 @@ def _column_rows(config: Mapping[str, Any] | None, profile: Mapping[str, Any] | 
     rows = ["| column | type | model | profile |", "|---|---|---|---|"]
     for name in names:
         col = columns.get(name, {})
-        kind = col.get("column_type") or profiled.get(name, {}).get("kind", "")
+        kind = col.get("column_type") or profiled.get(name, {}).get("column_type") or ""
         model = col.get("model_alias", "") if kind in MODEL_COLUMN_TYPES else ""
         summary = profile_line(profiled.get(name, {}))
         rows.append(f"| `{name}` | {kind} | {model} | {summary} |")

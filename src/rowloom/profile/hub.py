@@ -10,6 +10,7 @@ it) and never appears in output; `HF_ENDPOINT` points the client at another Hub.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def push_run(
         license_id=license_id,
         rowloom_version=_version(),
     )
-    api = HfApi(token=token)
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
     with tempfile.TemporaryDirectory(prefix="rowloom-push-") as tmp:
         shards = export_run(
             ExportSpec(
@@ -85,7 +86,10 @@ def push_run(
             if (run_dir / extra).is_file():
                 operations.append(CommitOperationAdd(f"rowloom/{extra}", str(run_dir / extra)))
         try:
-            url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            # private=None keeps the namespace's default visibility
+            url = api.create_repo(
+                repo_id, repo_type="dataset", private=True if private else None, exist_ok=True
+            )
             api.create_commit(
                 repo_id,
                 operations,
