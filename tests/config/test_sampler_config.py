@@ -340,3 +340,26 @@ def test_cli_reports_hostile_params_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr + done.stdout
     assert "columns.n.params.n" in done.stderr and "columns.s.params:" in done.stderr
+
+
+def test_templates_and_conditions_read_only_person_fields() -> None:
+    person = sampler("customer", "person", {})
+    ok = {
+        "name": "line",
+        "column_type": "expression",
+        "expr": "{{ customer.state }} {{ customer.zipcode }}",
+    }
+    DatasetConfig.from_dict(config(person, ok))
+    typo = {"name": "line", "column_type": "expression", "expr": "{{ customer.stat }}"}
+    with pytest.raises(ConfigValidationError) as err:
+        DatasetConfig.from_dict(config(person, typo))
+    assert err.value.codes == ("unknown_field",)
+    assert "did you mean 'state'" in str(err.value)
+    conditional = sampler(
+        "tier",
+        "category",
+        {"values": ["a"]},
+        conditional_params={"customer.agee > 60": {"values": ["b"]}},
+    )
+    found = issues(config(person, conditional))
+    assert found == [("unknown_field", "columns.tier", "conditional_params.customer.agee > 60")]

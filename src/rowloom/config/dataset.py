@@ -554,7 +554,7 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                 )
             yield from _template_field_issues(config, col.name, loc, field_name, source)
         if isinstance(col, SamplerColumnConfig):
-            template_ok &= yield from _condition_issues(col, loc, names, deferred)
+            template_ok &= yield from _condition_issues(config, col, loc, names, deferred)
         yield from _column_issues(col, loc, names, models, config, deferred)
     yield from constraint_issues(config.constraints or [], config.column_by_name)
     if (
@@ -670,8 +670,10 @@ def _column_issues(
 
 
 def _condition_issues(
-    col: SamplerColumnConfig, loc: str, names: set[str], deferred: bool
+    config: DatasetConfig, col: SamplerColumnConfig, loc: str, names: set[str], deferred: bool
 ) -> Generator[ConfigIssue, None, bool]:
+    """Conditions of `conditional_params` parse, name known columns (not this one) and read
+    only fields those columns have."""
     ok = True
     for condition in col.conditional_params or {}:
         field_name = f"conditional_params.{condition}"
@@ -691,6 +693,9 @@ def _condition_issues(
         if col.name in refs:
             ok = False
             yield ConfigIssue("self_reference", loc, field_name, "a column cannot refer to itself")
+        yield from _template_field_issues(
+            config, col.name, loc, field_name, condition_template(condition)
+        )
     return ok
 
 
