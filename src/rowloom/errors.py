@@ -67,3 +67,8 @@ class RunFolderError(RowloomError):
 
 class ResumeError(RunFolderError):
     """A run folder cannot be resumed with this config."""
+
+
+class EngineUnavailableError(RowloomError):
+    """The engine asked for cannot run here (an optional extra is missing, a cluster is out of
+    reach); the message says what to do."""

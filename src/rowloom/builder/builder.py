@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -179,6 +179,8 @@ class DatasetBuilder:
         clock: Clock | None = None,
         monitor: RunMonitor | None = None,
         client_factory: Callable[..., ModelClient] = make_model_client,
+        on_admission: Callable[[AdaptiveRequestAdmissionController], None] | None = None,
+        storage_factory: Callable[[Path], RunStorage] = RunStorage,
     ) -> None:
         self.config = config
         self.run_config = run_config or config.run_config
@@ -186,6 +188,8 @@ class DatasetBuilder:
         self.clock = clock or SystemClock()
         self.monitor = monitor or RunMonitor()
         self._client_factory = client_factory
+        self._on_admission = on_admission
+        self._storage_factory = storage_factory
         self.task_admission_config: TaskAdmissionConfig | None = None
         self.task_admission: TaskAdmissionController | None = None
         self._engine_outcome: SchedulerOutcome | None = None
@@ -197,8 +201,13 @@ class DatasetBuilder:
         run_dir: Path | None,
         name: str,
         resume: ResumeMode = False,
+        row_groups: Sequence[int] | None = None,
     ) -> RunOutputs:
-        """Generate `num_records` rows; write them under `run_dir` (None: keep in memory)."""
+        """Generate `num_records` rows; write them under `run_dir` (None: keep in memory).
+
+        `row_groups` limits the run to those row groups of the plan (a Ray worker's share of
+        a run; in memory, it is the caller's to write them).
+        """
         self.config.check_environment()
         config, seed_data = compile_seed(self.config)
         rc = self.run_config
@@ -206,7 +215,7 @@ class DatasetBuilder:
         catalog = ModelResourceCatalog(config.models, config.providers)
         generators = build_generators(config, catalog, seed_data)
         output_columns = config.output_columns()
-        storage = RunStorage(run_dir) if run_dir is not None else None
+        storage = self._storage_factory(run_dir) if run_dir is not None else None
         done: set[int] = set()
         if storage is not None:
             done = storage.open(
@@ -252,6 +261,8 @@ class DatasetBuilder:
         admission = AdaptiveRequestAdmissionController(
             admission_config, clock=self.clock, events=req_events
         )
+        if self._on_admission is not None:
+            self._on_admission(admission)
         used_providers = {m.provider for m in config.models}
         clients: dict[str, ModelClient] = {}
         for pname in sorted(used_providers):
@@ -287,7 +298,8 @@ class DatasetBuilder:
             on_checkpoint=self._on_checkpoint(sched_sink, req_sink),
             usage=executor.usage,
         )
-        pending = [rg for rg in range(plan.count) if rg not in done]
+        wanted = range(plan.count) if row_groups is None else sorted(set(row_groups))
+        pending = [rg for rg in wanted if rg not in done]
         started = time.monotonic()
         error: BaseException | None = None
         try:
@@ -460,9 +472,10 @@ def _write_run_artifacts(
     try:
         if plan is not None:
             storage.write_json(storage.capacity_plan_path, plan.as_json())
-        write_profile(storage.run_dir, config)
         storage.write_json(storage.summary_path, summary.to_dict())
-        write_report(storage.run_dir, summary=summary.to_dict())
+        if storage.writes_report:
+            write_profile(storage.run_dir, config)
+            write_report(storage.run_dir, summary=summary.to_dict())
     except Exception:
         _log.exception("could not write the capacity plan, the profile or the report")
 

@@ -255,6 +255,9 @@ class Manifest:
 class RunStorage:
     """One run folder: parts, manifest, events and reports."""
 
+    writes_report = True
+    """False for a folder whose parts live elsewhere (a Ray worker's): no profile or report."""
+
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.data_dir = run_dir / "data"
@@ -375,6 +378,36 @@ class RunStorage:
         with self._lock:
             self.manifest.row_groups[row_group] = RowGroupRecord(
                 table.num_rows,
+                dict(dropped),
+                path.name,
+                usage or UsageTotals(),
+                list(errors[:MAX_ERROR_SAMPLES]),
+            )
+            self._write_manifest()
+        return path
+
+    def attempt_path(self, row_group: int, attempt: str) -> Path:
+        """Where a Ray worker writes one attempt at a row group: a hidden temporary that
+        `commit_part` moves into place, and that a resume removes when it never was."""
+        return self.data_dir / f".{self.part_name(row_group)}.tmp-attempt-{attempt}"
+
+    def commit_part(
+        self,
+        row_group: int,
+        attempt: Path,
+        rows: int,
+        dropped: Mapping[str, int],
+        usage: UsageTotals | None = None,
+        errors: Sequence[ErrorSample] = (),
+    ) -> Path:
+        """Move a finished attempt into place (atomic rename) and record it in the manifest."""
+        assert self.manifest is not None, "open() first"
+        path = self.data_dir / self.part_name(row_group)
+        os.replace(attempt, path)
+        _fsync_dir(self.data_dir)
+        with self._lock:
+            self.manifest.row_groups[row_group] = RowGroupRecord(
+                rows,
                 dict(dropped),
                 path.name,
                 usage or UsageTotals(),

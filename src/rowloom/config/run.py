@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -67,3 +68,11 @@ class RunConfig(BaseModel):
     def breaker_threshold(self) -> float:
         """The failure fraction that stops a run (infinite when early shutdown is off)."""
         return math.inf if self.disable_early_shutdown else self.shutdown_error_rate
+
+    engine: Literal["async", "sequential", "ray"] | None = Field(
+        None, description="async (default), sequential (the oracle) or ray (a fleet of workers)"
+    )
+    workers: int | None = Field(None, ge=1, description="Ray workers (engine ray; default 2)")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (engine ray; default: start a local runtime)"
+    )

@@ -16,13 +16,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand
 
 from rowloom.bench.cli import bench_app
 from rowloom.builder.builder import RunMonitor, RunSummary
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
-from rowloom.errors import RunAbortedError, RunFolderError
+from rowloom.errors import EngineUnavailableError, RunAbortedError, RunFolderError
 from rowloom.interface import cli_data
 from rowloom.interface.designer import Designer
 from rowloom.interface.exit_codes import ExitCode
@@ -152,7 +153,12 @@ def validate(
 
 
 EngineOption = Annotated[
-    str, typer.Option(metavar="async|sequential", help="the engine; sequential is the oracle")
+    str | None,
+    typer.Option(
+        metavar="async|sequential|ray",
+        help="the engine (default: the config's run.engine, else async); sequential is the "
+        "oracle, ray a fleet of workers",
+    ),
 ]
 
 
@@ -162,7 +168,7 @@ def preview(
     num_records: Annotated[
         int, typer.Option("-n", "--num-records", min=1, help="rows to generate")
     ] = 10,
-    engine: EngineOption = "async",
+    engine: EngineOption = None,
     providers: ProvidersOption = None,
     simulate: SimulateOption = False,
     format: Annotated[
@@ -189,9 +195,9 @@ def preview(
     _report_outcome(result.summary, samples=False)
 
 
-def _engine(value: str) -> Any:
-    if value not in ("async", "sequential"):
-        _invalid("invalid --engine", f"expected async or sequential, not {value!r}")
+def _engine(value: str | None) -> Any:
+    if value is not None and value not in ("async", "sequential", "ray"):
+        _invalid("invalid --engine", f"expected async, sequential or ray, not {value!r}")
     return value
 
 
@@ -248,7 +254,14 @@ def create(
             help="continue the run in ARTIFACT_DIR/NAME (or start one when there is none)",
         ),
     ] = False,
-    engine: EngineOption = "async",
+    engine: EngineOption = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray workers (engine ray; default 2)")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join, e.g. HEAD:6379 (default: a local runtime)"),
+    ] = None,
     buffer_size: Annotated[
         int | None, typer.Option(min=1, help="rows per row group (one checkpoint each)")
     ] = None,
@@ -272,7 +285,9 @@ def create(
         "quiet" if quiet else ("plain" if plain or not _err.is_terminal else "live")
     )
     monitor = RunMonitor()
-    designer = Designer(artifact_dir, engine=_engine(engine))
+    designer = Designer(
+        artifact_dir, engine=_engine(engine), workers=workers, ray_address=ray_address
+    )
     display = ProgressDisplay(monitor, mode=mode, console=_err)
 
     async def main() -> Any:
@@ -297,6 +312,11 @@ def create(
         _invalid(f"invalid config {config}", f"\n{exc}")
     except RunFolderError as exc:
         _invalid("cannot use the run folder", exc)
+    except EngineUnavailableError as exc:
+        _err.print(
+            f"[red]engine unavailable[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(ExitCode.INVALID) from None
     except (asyncio.CancelledError, KeyboardInterrupt):
         _err.print(f"[yellow]stopped[/yellow]: {_saved(run_dir)}", highlight=False)
         raise typer.Exit(ExitCode.FAILED) from None

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
 from rowloom.builder.storage import ResumeMode
@@ -26,6 +26,8 @@ from rowloom.interface.report import write_report
 from rowloom.interface.results import DatasetResult, PreviewResult
 
 T = TypeVar("T")
+RunEngine = Literal["async", "sequential", "ray"]
+DEFAULT_RAY_WORKERS = 2
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -41,18 +43,25 @@ class Designer:
     `simulate=True` serves every model from the embedded simulated provider (no key, no
     network); `providers` is a providers file for models and providers a config names but
     does not declare (default: the user's `~/.config/rowloom/providers.yaml` when it exists).
+    The engine is the one given here or to `create`, else the config's `run.engine`, else
+    `async`; `ray` runs `workers` Ray workers, joining `ray_address` when given (a preview,
+    kept in memory, runs on the async engine).
     """
 
     def __init__(
         self,
         artifact_dir: str | Path = "artifacts",
         *,
-        engine: Engine = "async",
+        engine: RunEngine | None = None,
         simulate: bool = False,
         providers: str | Path | ProvidersFile | None = None,
+        workers: int | None = None,
+        ray_address: str | None = None,
     ):
         self.artifact_dir = Path(artifact_dir)
-        self.engine: Engine = engine
+        self.engine: RunEngine | None = engine
+        self.workers = workers
+        self.ray_address = ray_address
         self.simulate = simulate
         self.providers = providers
 
@@ -61,18 +70,19 @@ class Designer:
         return prepare_config(config, providers=self.providers, simulate=self.simulate)
 
     def preview(
-        self, config: ConfigSource, num_records: int = 10, *, engine: Engine | None = None
+        self, config: ConfigSource, num_records: int = 10, *, engine: RunEngine | None = None
     ) -> PreviewResult:
         """Generate a few rows in memory (nothing written)."""
         return _run_sync(self.apreview(config, num_records, engine=engine))
 
     async def apreview(
-        self, config: ConfigSource, num_records: int = 10, *, engine: Engine | None = None
+        self, config: ConfigSource, num_records: int = 10, *, engine: RunEngine | None = None
     ) -> PreviewResult:
         """Async `preview`."""
         config = self.config(config)
         rc = config.run_config.model_copy(update={"write_events": False})
-        builder = DatasetBuilder(config, run_config=rc, engine=engine or self.engine)
+        chosen = engine or self.engine or rc.engine or "async"
+        builder = DatasetBuilder(config, run_config=rc, engine=_local(chosen))
         outputs = await builder.build(num_records, run_dir=None, name="preview")
         return PreviewResult.from_outputs(outputs)
 
@@ -84,7 +94,7 @@ class Designer:
         *,
         resume: ResumeMode = False,
         run_config: RunConfig | None = None,
-        engine: Engine | None = None,
+        engine: RunEngine | None = None,
         monitor: RunMonitor | None = None,
     ) -> DatasetResult:
         """Generate `num_records` rows into `artifact_dir/name` and return the result.
@@ -126,7 +136,7 @@ class Designer:
         *,
         resume: ResumeMode = False,
         run_config: RunConfig | None = None,
-        engine: Engine | None = None,
+        engine: RunEngine | None = None,
         monitor: RunMonitor | None = None,
     ) -> DatasetResult:
         """Async `create`."""
@@ -137,16 +147,32 @@ class Designer:
         if num_records < 1:
             raise ValueError("num_records must be at least 1")
         config = self.config(config)
-        builder = DatasetBuilder(
-            config, run_config=run_config, engine=engine or self.engine, monitor=monitor
-        )
-        outputs = await builder.build(
-            num_records, run_dir=self.artifact_dir / name, name=name, resume=resume
-        )
+        rc = run_config or config.run_config
+        chosen = engine or self.engine or rc.engine or "async"
+        run_dir = self.artifact_dir / name
+        if chosen == "ray":
+            from rowloom.distributed.ray_engine import RayDriver
+
+            driver = RayDriver(
+                config,
+                rc,
+                workers=self.workers or rc.workers or DEFAULT_RAY_WORKERS,
+                address=self.ray_address or rc.ray_address,
+                monitor=monitor,
+            )
+            outputs = await driver.build(num_records, run_dir=run_dir, name=name, resume=resume)
+        else:
+            builder = DatasetBuilder(config, run_config=rc, engine=_local(chosen), monitor=monitor)
+            outputs = await builder.build(num_records, run_dir=run_dir, name=name, resume=resume)
         result = DatasetResult.from_outputs(outputs)
         if attach_saved_estimate(self.artifact_dir, result.run_dir, config):
             write_report(result.run_dir, summary=result.summary.to_dict())
         return result
+
+
+def _local(engine: RunEngine) -> Engine:
+    """The in-process engine for `engine` (ray previews run on the async engine)."""
+    return "sequential" if engine == "sequential" else "async"
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,0 +1,431 @@
+"""The Ray engine: a driver, worker actors and one limit coordinator actor per provider.
+
+The driver validates the config, resolves its resources, owns `RunStorage` and is the only
+writer of the manifest. It starts one `ShareCoordinator` actor per provider and `workers`
+worker actors (each a `FleetWorker` running today's async engine), hands them batches of row
+groups, commits the first completion of each group (an atomic rename into `data/`) and removes
+any other attempt. A worker that dies has its batch re-queued and is replaced; a coordinator
+that dies is restarted by Ray and starts low again. Without an address the driver starts a
+local Ray runtime pinned to 127.0.0.1; with one it joins that cluster. This module is the only
+place that imports `ray`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rowloom.builder.builder import RunMonitor, RunOutputs, RunSummary
+from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.run import RunConfig
+from rowloom.distributed.coordinator import ShareCoordinator, ShareKeyConfig
+from rowloom.distributed.dispatch import Batch, PartResult, RowGroupDispatcher, file_checksum
+from rowloom.distributed.link import provider_of
+from rowloom.distributed.worker import FleetWorker
+from rowloom.errors import EngineUnavailableError, RunAbortedError
+from rowloom.models.request_admission import RequestAdmissionConfig
+from rowloom.models.request_admission.fleet import share_keys
+from rowloom.models.request_admission.shares import ShareGrant, ShareReport
+from rowloom.models.resources import ModelResourceCatalog
+from rowloom.models.usage import UsageTotals, usage_report
+from rowloom.profile import write_profile
+
+_log = logging.getLogger(__name__)
+
+INSTALL_HINT = "the Ray engine needs the ray extra: pip install 'rowloom[ray]'"
+MAX_ERROR_SAMPLES = 20
+"""Error samples kept from the workers' batches for the run's summary."""
+MAX_REPLACEMENTS_PER_WORKER = 3
+"""A run stops when its workers died this many times each (something kills every worker)."""
+
+
+def import_ray() -> Any:
+    """The `ray` module, or `EngineUnavailableError` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise EngineUnavailableError(INSTALL_HINT) from None
+    return ray
+
+
+def start_ray(address: str | None) -> Any:
+    """Join `address`, or start a local runtime on loopback only (no usage stats)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    if address:
+        ray.init(address=address, **options)
+    else:
+        os.environ.setdefault("RAY_NODE_IP_ADDRESS", "127.0.0.1")
+        ray.init(_node_ip_address="127.0.0.1", **options)
+    return ray
+
+
+class CoordinatorActor:
+    """One provider's `ShareCoordinator` as a Ray actor (wall monotonic time)."""
+
+    def __init__(self, keys: Mapping[str, ShareKeyConfig]) -> None:
+        self._coordinator = ShareCoordinator(keys)
+
+    def report(self, worker: str, reports: dict[str, ShareReport]) -> dict[str, ShareGrant]:
+        return self._coordinator.report(worker, reports, time.monotonic())
+
+    def leave(self, worker: str) -> None:
+        self._coordinator.leave(worker)
+
+    def view(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, v in self._coordinator.view().items():
+            out[key] = {
+                "fleet_limit": v.limit,
+                "max_limit": v.max_limit,
+                "generation": v.generation,
+                "ceiling": v.ceiling,
+                "cuts": v.cuts,
+                "reports": v.reports,
+                "shares": dict(v.shares),
+                "demands": dict(v.demands),
+            }
+        return out
+
+
+class WorkerActor:
+    """A `FleetWorker` as a Ray actor; reports go to the coordinator actors."""
+
+    def __init__(
+        self,
+        worker: str,
+        config: DatasetConfig,
+        run_config: RunConfig,
+        num_records: int,
+        run_dir: str,
+        coordinators: Mapping[str, Any],
+        keys: Mapping[str, int],
+    ) -> None:
+        self._coordinators = dict(coordinators)
+
+        async def send(
+            provider: str, worker: str, reports: dict[str, ShareReport]
+        ) -> dict[str, ShareGrant]:
+            grants: dict[str, ShareGrant] = await self._coordinators[provider].report.remote(
+                worker, reports
+            )
+            return grants
+
+        self._worker = FleetWorker(
+            worker, config, run_config, num_records, Path(run_dir), send, keys
+        )
+
+    async def run_batch(self, batch: int, row_groups: list[int]) -> dict[str, Any]:
+        return await self._worker.run_batch(batch, row_groups)
+
+    async def close(self) -> None:
+        await self._worker.close()
+
+
+@dataclass
+class FleetRecord:
+    """What the driver keeps of the fleet for the run folder (`fleet.json`)."""
+
+    workers: int
+    address: str | None
+    started: list[str] = field(default_factory=list)
+    died: list[str] = field(default_factory=list)
+    batches: int = 0
+    requeued: int = 0
+    duplicates: int = 0
+    rows_by_worker: dict[str, int] = field(default_factory=dict)
+    share_changes: list[dict[str, Any]] = field(default_factory=list)
+    coordinators: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "engine": "ray",
+            "workers": self.workers,
+            "ray_address": self.address,
+            "workers_started": self.started,
+            "workers_died": self.died,
+            "batches": self.batches,
+            "row_groups_requeued": self.requeued,
+            "duplicate_attempts_removed": self.duplicates,
+            "rows_by_worker": dict(sorted(self.rows_by_worker.items())),
+            "coordinators": self.coordinators,
+            "share_changes": self.share_changes[-2000:],
+        }
+
+
+def _key_config(top: int, rc: RunConfig) -> ShareKeyConfig:
+    tuning = rc.request_admission
+    if tuning is None:
+        return ShareKeyConfig(top)
+    return ShareKeyConfig(
+        top,
+        decrease_factor=tuning.multiplicative_decrease_factor,
+        increase_step=tuning.additive_increase_step,
+        successes_until_increase=tuning.successes_until_increase,
+    )
+
+
+def _keys_by_provider(config: DatasetConfig, rc: RunConfig) -> dict[str, dict[str, int]]:
+    catalog = ModelResourceCatalog(config.models, config.providers)
+    keys = share_keys(RequestAdmissionConfig.from_catalog(catalog, rc.request_admission))
+    out: dict[str, dict[str, int]] = {}
+    for key, top in keys.items():
+        out.setdefault(provider_of(key), {})[key] = top
+    return out
+
+
+class RayDriver:
+    """One Ray run (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: DatasetConfig,
+        run_config: RunConfig,
+        *,
+        workers: int,
+        address: str | None,
+        monitor: RunMonitor | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("the Ray engine needs at least one worker")
+        self.config = config
+        self.run_config = run_config
+        self.workers = workers
+        self.address = address
+        self.monitor = monitor or RunMonitor()
+        self.fleet = FleetRecord(workers, address)
+
+    async def build(
+        self, num_records: int, *, run_dir: Path, name: str, resume: ResumeMode = False
+    ) -> RunOutputs:
+        """Generate `num_records` rows into `run_dir` over the fleet."""
+        config, rc = self.config, self.run_config
+        config.check_environment()
+        ray = start_ray(self.address)
+        storage = RunStorage(run_dir)
+        done = storage.open(
+            fingerprint=config.fingerprint(),
+            num_records=num_records,
+            buffer_size=rc.buffer_size,
+            output_columns=config.output_columns(),
+            resume=resume,
+        )
+        total = -(-num_records // rc.buffer_size)
+        pending = [rg for rg in range(total) if rg not in done]
+        summary = RunSummary(name, "ray", num_records, row_groups_total=total)
+        summary.resumed_row_groups = len(done)
+        assert storage.manifest is not None
+        summary.rows_written = sum(r.rows for r in storage.manifest.row_groups.values())
+        self.monitor.rows_total = num_records
+        self.monitor.rows_done = summary.rows_written
+        keys = _keys_by_provider(config, rc)
+        coordinators = {
+            provider: ray.remote(CoordinatorActor)
+            .options(num_cpus=0, max_restarts=-1, max_task_retries=0)
+            .remote({k: _key_config(top, rc) for k, top in provider_keys.items()})
+            for provider, provider_keys in keys.items()
+        }
+        flat_keys = {k: v for provider_keys in keys.values() for k, v in provider_keys.items()}
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            await self._run(ray, storage, pending, coordinators, flat_keys, num_records, summary)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            summary.wall_seconds = time.monotonic() - started
+            summary.row_groups_done = len(storage.manifest.row_groups)
+            summary.rows_written = sum(r.rows for r in storage.manifest.row_groups.values())
+            summary.status, summary.stop_reason = _status(summary, error)
+            await self._finish(ray, storage, coordinators, summary)
+        return RunOutputs(
+            summary=summary,
+            storage=storage,
+            kept={},
+            output_columns=config.output_columns(),
+            capacity_plan={"fleet": self.fleet.as_json()},
+        )
+
+    async def _run(
+        self,
+        ray: Any,
+        storage: RunStorage,
+        pending: list[int],
+        coordinators: Mapping[str, Any],
+        keys: Mapping[str, int],
+        num_records: int,
+        summary: RunSummary,
+    ) -> None:
+        rc = self.run_config
+        dispatcher = RowGroupDispatcher(pending, rc.max_concurrent_row_groups)
+        actor = ray.remote(WorkerActor).options(num_cpus=0, max_restarts=0)
+        serial = 0
+
+        def spawn() -> tuple[str, Any]:
+            nonlocal serial
+            serial += 1
+            worker = f"w{serial}"
+            self.fleet.started.append(worker)
+            handle = actor.remote(
+                worker,
+                self.config,
+                rc,
+                num_records,
+                str(storage.run_dir),
+                coordinators,
+                keys,
+            )
+            return worker, handle
+
+        idle = [spawn() for _ in range(self.workers)]
+        resting: set[str] = set()
+        running: dict[asyncio.Future[Any], tuple[str, Any, Batch]] = {}
+        budget = MAX_REPLACEMENTS_PER_WORKER * self.workers
+        try:
+            while not dispatcher.finished:
+                while idle:
+                    batch = dispatcher.next_batch(idle[-1][0])
+                    if batch is None:
+                        break
+                    worker, handle = idle.pop()
+                    resting.discard(worker)
+                    ref = handle.run_batch.remote(batch.number, batch.row_groups)
+                    running[asyncio.ensure_future(_awaited(ref))] = (worker, handle, batch)
+                    self.fleet.batches += 1
+                if not running:
+                    break
+                for worker, _ in idle:  # nothing left for it: its shares go to the others
+                    if worker not in resting:
+                        resting.add(worker)
+                        await _leave(coordinators, worker)
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for future in finished:
+                    worker, handle, batch = running.pop(future)
+                    exc = future.exception()
+                    if exc is None:
+                        self._commit(storage, dispatcher, batch, future.result(), summary)
+                        idle.append((worker, handle))
+                        continue
+                    if not isinstance(exc, ray.exceptions.RayActorError):
+                        raise exc
+                    _log.warning("worker %s died: %s; its row groups run again", worker, exc)
+                    self.fleet.died.append(worker)
+                    dispatcher.fail(batch)
+                    await _leave(coordinators, worker)
+                    budget -= 1
+                    if budget < 0:
+                        raise RunAbortedError("Ray workers keep dying; stopping the run")
+                    idle.append(spawn())
+        finally:
+            for future in running:
+                future.cancel()
+            self.fleet.requeued = dispatcher.requeued
+            self.fleet.duplicates = dispatcher.duplicates
+            for worker, handle in idle:
+                await _leave(coordinators, worker)
+                ray.kill(handle)
+            for _worker, handle, _ in running.values():
+                ray.kill(handle)
+
+    def _commit(
+        self,
+        storage: RunStorage,
+        dispatcher: RowGroupDispatcher,
+        batch: Batch,
+        outcome: Mapping[str, Any],
+        summary: RunSummary,
+    ) -> None:
+        results: list[PartResult] = list(outcome["results"])
+        commit, extra = dispatcher.complete(batch, results)
+        for result in commit:
+            path = Path(result.path)
+            if not path.is_file() or file_checksum(path) != result.checksum:
+                _log.warning(
+                    "attempt %s of row group %d failed its check", result.attempt, result.row_group
+                )
+                dispatcher.reject(result)
+                continue
+            storage.commit_part(
+                result.row_group,
+                path,
+                result.rows,
+                result.dropped,
+                UsageTotals.from_json(result.usage),
+                [ErrorSample.from_json(e) for e in result.errors],
+            )
+            self.monitor.on_checkpoint(result.row_group, result.rows)
+            rows = self.fleet.rows_by_worker
+            rows[result.worker] = rows.get(result.worker, 0) + result.rows
+        for result in extra:
+            Path(result.path).unlink(missing_ok=True)
+        part = outcome["summary"]
+        summary.request_attempts += int(part.get("request_attempts", 0))
+        for kind, n in (part.get("requests_by_outcome") or {}).items():
+            summary.requests_by_outcome[kind] = summary.requests_by_outcome.get(kind, 0) + n
+        for reason, n in (part.get("dropped_rows") or {}).items():
+            summary.dropped_rows[reason] = summary.dropped_rows.get(reason, 0) + n
+        for sample in part.get("error_samples") or []:
+            if len(summary.error_samples) < MAX_ERROR_SAMPLES:
+                summary.error_samples.append(ErrorSample.from_json(sample))
+        self.fleet.share_changes.extend(outcome.get("shares", []))
+
+    async def _finish(
+        self, ray: Any, storage: RunStorage, coordinators: Mapping[str, Any], summary: RunSummary
+    ) -> None:
+        for provider, handle in coordinators.items():
+            try:
+                self.fleet.coordinators[provider] = await _awaited(handle.view.remote())
+            except Exception as exc:  # a lost coordinator must not hide the run's outcome
+                self.fleet.coordinators[provider] = {"error": str(exc)}
+            ray.kill(handle)
+        assert storage.manifest is not None
+        storage.finish(summary.status, summary.stop_reason)
+        summary.token_usage = usage_report(
+            storage.manifest.token_usage(), {m.alias: m.price for m in self.config.models}
+        )
+        storage.write_json(storage.run_dir / "fleet.json", self.fleet.as_json())
+        storage.write_json(storage.summary_path, summary.to_dict())
+        from rowloom.interface.report import write_report
+
+        try:
+            write_profile(storage.run_dir, self.config.to_dict())
+            write_report(storage.run_dir, summary=summary.to_dict())
+        except Exception:
+            _log.exception("could not write the profile or the report")
+
+
+async def _awaited(ref: Any) -> Any:
+    return await ref
+
+
+async def _leave(coordinators: Mapping[str, Any], worker: str) -> None:
+    for handle in coordinators.values():
+        try:
+            await _awaited(handle.leave.remote(worker))
+        except Exception:  # a lost coordinator forgets its workers anyway
+            _log.debug("could not tell a coordinator that %s left", worker)
+
+
+def _status(summary: RunSummary, error: BaseException | None) -> tuple[str, str | None]:
+    if error is None and summary.row_groups_done == summary.row_groups_total:
+        return "complete", None
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
+        return "incomplete", "cancelled"
+    if error is not None:
+        return "incomplete", f"{type(error).__name__}: {error}"
+    return "incomplete", "not every row group finished"

@@ -1,0 +1,154 @@
+"""What one Ray worker does with a batch of row groups (no Ray here: the actor wraps it).
+
+A worker runs today's async engine (`DatasetBuilder`) on the row groups it is handed, with its
+request admission under the fleet shares its `ShareLink` keeps. It never touches the run's
+manifest: `AttemptStorage` writes each finished row group to an attempt file in the run's
+`data/` folder (atomically) and keeps the worker's own events, capacity plan and manifest in
+`workers/<worker>/batch-<n>/`; the batch returns one `PartResult` per group (id, attempt, path,
+rows, checksum) for the driver to commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rowloom.builder.builder import DatasetBuilder
+from rowloom.builder.storage import (
+    MAX_ERROR_SAMPLES,
+    ErrorSample,
+    Manifest,
+    ResumeMode,
+    RowGroupRecord,
+    RunStorage,
+    write_atomic,
+)
+from rowloom.clock import SystemClock
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.run import RunConfig
+from rowloom.distributed.dispatch import PartResult
+from rowloom.distributed.link import SendReports, ShareLink
+from rowloom.models.usage import UsageTotals
+
+
+class AttemptStorage(RunStorage):
+    """A worker's side of the run folder (see the module docstring)."""
+
+    writes_report = False
+
+    def __init__(self, run_dir: Path, worker: str, batch: int) -> None:
+        super().__init__(run_dir / "workers" / worker / f"batch-{batch}")
+        self.data_dir = run_dir / "data"
+        self.worker = worker
+        self.label = f"{worker}-b{batch}"
+        self.results: list[PartResult] = []
+
+    def open(
+        self,
+        *,
+        fingerprint: str,
+        num_records: int,
+        buffer_size: int,
+        output_columns: list[str],
+        resume: ResumeMode,
+    ) -> set[int]:
+        """A fresh worker manifest for this batch; the run's own folder is left alone."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(fingerprint, num_records, buffer_size, output_columns)
+        self._write_manifest()
+        return set()
+
+    def write_row_group(
+        self,
+        row_group: int,
+        table: pa.Table,
+        dropped: Mapping[str, int],
+        usage: UsageTotals | None = None,
+        errors: Sequence[ErrorSample] = (),
+    ) -> Path:
+        """Write the group as this batch's attempt file and note it for the driver."""
+        assert self.manifest is not None, "open() first"
+        path = self.attempt_path(row_group, self.label)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue().to_pybytes()
+        write_atomic(path, data)
+        usage = usage or UsageTotals()
+        result = PartResult(
+            row_group=row_group,
+            attempt=self.label,
+            worker=self.worker,
+            path=str(path),
+            rows=table.num_rows,
+            checksum=hashlib.sha256(data).hexdigest(),
+            dropped=dict(dropped),
+            usage=usage.as_json(),
+            errors=[e.as_json() for e in errors[:MAX_ERROR_SAMPLES]],
+        )
+        with self._lock:
+            self.results.append(result)
+            self.manifest.row_groups[row_group] = RowGroupRecord(
+                table.num_rows, dict(dropped), path.name, usage, list(errors[:MAX_ERROR_SAMPLES])
+            )
+            self._write_manifest()
+        return path
+
+
+class FleetWorker:
+    """One worker: its share link and the batches it runs (see the module docstring)."""
+
+    def __init__(
+        self,
+        worker: str,
+        config: DatasetConfig,
+        run_config: RunConfig,
+        num_records: int,
+        run_dir: Path,
+        send: SendReports,
+        keys: Mapping[str, int],
+    ) -> None:
+        self.worker = worker
+        self._config = config
+        self._run_config = run_config
+        self._num_records = num_records
+        self._run_dir = run_dir
+        self.link = ShareLink(worker, send, keys, clock=SystemClock())
+        self._link_task: asyncio.Task[None] | None = None
+
+    async def run_batch(self, batch: int, row_groups: list[int]) -> dict[str, Any]:
+        """Run these row groups; their attempt results, the batch summary and share changes."""
+        if self._link_task is None:
+            self._link_task = asyncio.ensure_future(self.link.run())
+        storage = AttemptStorage(self._run_dir, self.worker, batch)
+        builder = DatasetBuilder(
+            self._config,
+            run_config=self._run_config,
+            engine="async",
+            on_admission=self.link.attach,
+            storage_factory=lambda _run_dir: storage,
+        )
+        outputs = await builder.build(
+            self._num_records, run_dir=storage.run_dir, name=storage.label, row_groups=row_groups
+        )
+        history = list(self.link.history.changes)
+        self.link.history.changes.clear()
+        return {
+            "results": storage.results,
+            "summary": outputs.summary.to_dict(),
+            "shares": history,
+            "reports": self.link.history.reports,
+        }
+
+    async def close(self) -> None:
+        """Stop the share link."""
+        if self._link_task is not None:
+            self._link_task.cancel()
+            await asyncio.gather(self._link_task, return_exceptions=True)
+            self._link_task = None

@@ -1,0 +1,164 @@
+"""The Ray engine on a local runtime: same dataset as the async engine, a worker killed
+mid-group, the fleet record, and the message when the extra is missing.
+
+Not collected on its own: `test_ray_engine.py` runs this file in a private network namespace
+(only loopback), so no Ray traffic can leave the machine. One Ray runtime serves the module
+(starting one costs seconds on a loaded 2-core machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rowloom.builder.storage import RunStorage
+from rowloom.config.dataset import DatasetConfig
+from rowloom.interface.designer import Designer
+
+ray = pytest.importorskip(
+    "ray", reason="the ray extra is not installed (pip install 'rowloom[ray]')"
+)
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    marker = tmp_path_factory.mktemp("crash") / "marker"
+    os.environ["ROWLOOM_TEST_CRASH_MARKER"] = str(marker)  # inherited by Ray's workers
+    ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=80 * 2**20,
+    )
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.shutdown()
+
+
+def _config(columns: list[dict[str, Any]] | None = None) -> DatasetConfig:
+    cols = columns or []
+    return DatasetConfig.from_dict(
+        {
+            "providers": [
+                {
+                    "name": "sim",
+                    "provider_type": "simulated",
+                    "simulation": {"capacity": 16, "latency_ms": 2, "seed": 3},
+                }
+            ],
+            "models": [
+                {
+                    "alias": "writer",
+                    "model": "sim-writer-8b",
+                    "provider": "sim",
+                    "max_parallel_requests": 8,
+                }
+            ],
+            "columns": [
+                {
+                    "name": "topic",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["rivers", "glaciers", "dunes"]},
+                },
+                {
+                    "name": "text",
+                    "column_type": "llm_text",
+                    "model_alias": "writer",
+                    "prompt": "Write about {{ topic }}.",
+                },
+                *cols,
+            ],
+            "seed": 5,
+            "run": {"buffer_size": 5, "max_concurrent_row_groups": 1},
+        }
+    )
+
+
+def crash_once(row: dict[str, Any], *_: Any) -> str:
+    """Kills its worker process the first time any worker runs it (a marker file), mid-group."""
+    marker = Path(os.environ["ROWLOOM_TEST_CRASH_MARKER"])
+    if not marker.exists():
+        marker.write_text("crashed", encoding="utf-8")
+        os._exit(1)
+    return f"{row['topic']}!"
+
+
+def test_same_dataset_as_the_async_engine_and_a_fleet_record(
+    ray_runtime: Any, tmp_path: Path
+) -> None:
+    config = _config()
+    Designer(tmp_path).create(config, 20, "local")
+    fleet = Designer(tmp_path, engine="ray", workers=2).create(config, 20, "fleet")
+    assert fleet.summary.status == "complete"
+    a = RunStorage(tmp_path / "local").read_table()
+    b = RunStorage(tmp_path / "fleet").read_table()
+    assert b.num_rows == 20 and a.equals(b)
+    record = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
+    assert record["engine"] == "ray" and sum(record["rows_by_worker"].values()) == 20
+    coordinator = record["coordinators"]["sim"]["sim/sim-writer-8b/chat"]
+    assert coordinator["max_limit"] == 8 and coordinator["reports"] > 0
+    assert record["share_changes"] and not list((tmp_path / "fleet" / "data").glob(".*"))
+
+
+def test_a_worker_killed_mid_group_loses_and_duplicates_nothing(
+    ray_runtime: Any, tmp_path: Path
+) -> None:
+    crash = {
+        "name": "shout",
+        "column_type": "custom",
+        "function": crash_once,
+        "required_columns": ["topic"],
+    }
+    config = _config([crash])
+    result = Designer(tmp_path, engine="ray", workers=2).create(config, 15, "crash")
+    assert result.summary.status == "complete"
+    assert Path(os.environ["ROWLOOM_TEST_CRASH_MARKER"]).exists()
+    table = RunStorage(tmp_path / "crash").read_table()
+    assert table.num_rows == 15
+    record = json.loads((tmp_path / "crash" / "fleet.json").read_text())
+    assert record["workers_died"] and record["row_groups_requeued"] >= 1
+    assert len(record["workers_started"]) == 3  # two, and one replacing the dead one
+    Designer(tmp_path).create(config, 15, "local")  # the marker exists: no crash
+    assert RunStorage(tmp_path / "local").read_table().equals(table)
+    assert not list((tmp_path / "crash" / "data").glob(".*"))
+
+
+def test_missing_extra_is_a_clear_error_through_the_cli(tmp_path: Path) -> None:
+    fake = tmp_path / "noray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no ray here')\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "rowloom"),
+            "create",
+            str(ROOT / "examples" / "qa_judge.yaml"),
+            "-n",
+            "5",
+            "--engine",
+            "ray",
+            "--artifact-dir",
+            str(tmp_path),
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'rowloom[ray]'" in proc.stderr
+    assert "Traceback" not in proc.stderr

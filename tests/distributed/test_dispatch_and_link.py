@@ -1,0 +1,138 @@
+"""The driver's row-group bookkeeping and a worker's share link, without Ray."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from rowloom.builder.storage import RunStorage
+from rowloom.clock import ManualClock
+from rowloom.distributed.dispatch import PartResult, RowGroupDispatcher, file_checksum
+from rowloom.distributed.link import ShareLink, provider_of
+from rowloom.distributed.worker import AttemptStorage
+from rowloom.models.request_admission import (
+    AdaptiveRequestAdmissionController,
+    RequestAdmissionConfig,
+    RequestAdmissionItem,
+    RequestDomain,
+    RequestReleaseOutcome,
+    RequestResourceKey,
+)
+from rowloom.models.request_admission.shares import ShareGrant, ShareReport
+from rowloom.models.resources import ProviderModelKey
+
+
+def _result(rg: int, attempt: str = "a") -> PartResult:
+    return PartResult(rg, attempt, "w1", f"/nowhere/{rg}", 10, "x")
+
+
+def test_first_completion_commits_and_a_dead_worker_loses_nothing() -> None:
+    d = RowGroupDispatcher([0, 1, 2, 3, 4], batch_size=2)
+    a = d.next_batch("w1")
+    b = d.next_batch("w2")
+    assert a is not None and b is not None
+    assert (a.row_groups, b.row_groups) == ([0, 1], [2, 3])
+    d.fail(b)  # w2 died mid-batch: 2 and 3 run again
+    c = d.next_batch("w3")
+    assert c is not None and c.row_groups == [2, 3]
+    # w1 finished only row group 0: 1 goes back to the queue
+    commit, extra = d.complete(a, [_result(0)])
+    assert [r.row_group for r in commit] == [0] and not extra
+    commit, extra = d.complete(c, [_result(2), _result(3)])
+    assert len(commit) == 2
+    rest = d.next_batch("w1")
+    assert rest is not None and rest.row_groups == [1, 4]
+    # a late attempt at a committed group is removed, never committed twice
+    commit, extra = d.complete(rest, [_result(1), _result(4), _result(0, "late")])
+    assert [r.row_group for r in commit] == [1, 4] and [r.attempt for r in extra] == ["late"]
+    assert d.finished and d.committed == {0, 1, 2, 3, 4}
+    assert d.requeued == 3 and d.duplicates == 1
+    with pytest.raises(ValueError):
+        RowGroupDispatcher([], 0)
+
+
+def test_a_rejected_result_runs_again() -> None:
+    d = RowGroupDispatcher([7], batch_size=1)
+    batch = d.next_batch("w1")
+    assert batch is not None
+    (result,), _ = d.complete(batch, [_result(7)])
+    d.reject(result)
+    again = d.next_batch("w2")
+    assert again is not None and again.row_groups == [7] and not d.finished
+
+
+def test_attempts_commit_into_place_and_a_resume_removes_the_rest(tmp_path: Path) -> None:
+    storage = RunStorage(tmp_path / "run")
+    storage.open(
+        fingerprint="f", num_records=20, buffer_size=10, output_columns=["a"], resume=False
+    )
+    worker = AttemptStorage(tmp_path / "run", "w1", 1)
+    worker.open(fingerprint="f", num_records=20, buffer_size=10, output_columns=["a"], resume=False)
+    table = pa.table({"a": list(range(10))})
+    first = worker.write_row_group(0, table, {"x": 1})
+    worker.write_row_group(1, table, {})
+    (r0, r1) = worker.results
+    assert r0.checksum == file_checksum(first) and r0.rows == 10 and r0.dropped == {"x": 1}
+    assert storage.load_manifest() is not None and not storage.load_manifest().row_groups  # type: ignore[union-attr]
+    storage.commit_part(0, Path(r0.path), r0.rows, r0.dropped)
+    assert [p.name for p in storage.part_paths()] == ["part-00000.parquet"]
+    # the driver died before committing row group 1: a resume removes its attempt
+    again = RunStorage(tmp_path / "run")
+    done = again.open(
+        fingerprint="f", num_records=20, buffer_size=10, output_columns=["a"], resume=True
+    )
+    assert done == {0}
+    assert not Path(r1.path).exists()
+    assert again.read_table().num_rows == 10
+
+
+async def _settle() -> None:
+    """Let the link's tasks run (loop turns, not a timing wait)."""
+    for _ in range(30):
+        await asyncio.sleep(0)
+
+
+PM = ProviderModelKey("prov", "m")
+CHAT = RequestResourceKey(PM, RequestDomain.CHAT)
+
+
+async def test_link_reports_on_time_and_at_once_and_survives_a_lost_coordinator() -> None:
+    clock = ManualClock()
+    config = RequestAdmissionConfig(static_caps={PM: 8}, resources=(CHAT,))
+    controller = AdaptiveRequestAdmissionController(config, clock=clock)
+    sent: list[dict[str, ShareReport]] = []
+    down = False
+
+    async def send(
+        provider: str, worker: str, reports: dict[str, ShareReport]
+    ) -> dict[str, ShareGrant]:
+        assert provider == "prov" and worker == "w1"
+        if down:
+            raise ConnectionError("coordinator gone")
+        sent.append(reports)
+        return {k: ShareGrant(3, 1, 5, limit=6) for k in reports}
+
+    link = ShareLink("w1", send, {CHAT.as_key_str(): 8}, clock=clock, interval=0.2)
+    link.attach(controller)
+    task = asyncio.ensure_future(link.run())
+    await _settle()
+    assert len(sent) == 1  # attaching reports at once
+    assert controller.shares() == {CHAT.as_key_str(): 3}
+    clock.advance(0.2)
+    await _settle()
+    assert len(sent) == 2  # and then every interval
+    lease = controller.acquire_sync(RequestAdmissionItem.for_resource(CHAT))
+    controller.release(lease, RequestReleaseOutcome.rate_limited(1.0))  # a cut: report now
+    await _settle()
+    assert len(sent) == 3 and sent[-1][CHAT.as_key_str()].fresh_rate_limited == 1
+    down = True
+    clock.advance(0.2)
+    await _settle()
+    assert link.lost == {"prov"} and controller.shares()[CHAT.as_key_str()] >= 1
+    assert [c["share"] for c in link.history.changes] == [3]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert provider_of("provider:prov") == provider_of("prov/m/chat") == "prov"
