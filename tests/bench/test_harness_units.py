@@ -37,7 +37,7 @@ SPEC_IDS = {
     "scale_rows",
 }
 ISSUE_7_IDS = {"rate_limit_headers"}
-ISSUE_16_IDS = {"fleet_sim"}
+ISSUE_16_IDS = {"fleet_sim", "ray_fleet"}
 ISSUE_15_IDS = {"seed_stream"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rowloom.bench.fleet import FleetSimulation
 from rowloom.bench.micro import QueueAdmissionMicro
 from rowloom.bench.rate_limits import RateLimitHeaders
+from rowloom.bench.ray_fleet import RayFleet
 from rowloom.bench.scale import ScaleRows
 from rowloom.bench.scenario import Scenario
 from rowloom.bench.seeds import SeedStream
@@ -38,6 +39,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ScaleRows(),
     FleetSimulation(),
     SeedStream(),
+    RayFleet(),
 )
 
 

@@ -28,7 +28,7 @@ from rowloom.config.run import RunConfig
 from rowloom.distributed.coordinator import ShareCoordinator, ShareKeyConfig
 from rowloom.distributed.dispatch import Batch, PartResult, RowGroupDispatcher, file_checksum
 from rowloom.distributed.link import provider_of
-from rowloom.distributed.worker import FleetWorker
+from rowloom.distributed.worker import FleetWorker, shares_enabled
 from rowloom.errors import EngineUnavailableError, RunAbortedError
 from rowloom.models.request_admission import RequestAdmissionConfig
 from rowloom.models.request_admission.fleet import share_keys
@@ -114,6 +114,7 @@ class WorkerActor:
         run_dir: str,
         coordinators: Mapping[str, Any],
         keys: Mapping[str, int],
+        shared: bool = True,
     ) -> None:
         self._coordinators = dict(coordinators)
 
@@ -126,7 +127,7 @@ class WorkerActor:
             return grants
 
         self._worker = FleetWorker(
-            worker, config, run_config, num_records, Path(run_dir), send, keys
+            worker, config, run_config, num_records, Path(run_dir), send, keys, shared=shared
         )
 
     async def run_batch(self, batch: int, row_groups: list[int]) -> dict[str, Any]:
@@ -289,6 +290,7 @@ class RayDriver:
                 str(storage.run_dir),
                 coordinators,
                 keys,
+                shares_enabled(),
             )
             return worker, handle
 

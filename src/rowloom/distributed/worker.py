@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ from rowloom.config.run import RunConfig
 from rowloom.distributed.dispatch import PartResult
 from rowloom.distributed.link import SendReports, ShareLink
 from rowloom.models.usage import UsageTotals
+
+SHARES_ENV = "ROWLOOM_RAY_SHARES"
+"""`independent` turns the fleet's shared limits off: every worker runs its own adaptive
+limits (a benchmark baseline, not public configuration)."""
+
+
+def shares_enabled() -> bool:
+    """False when `ROWLOOM_RAY_SHARES=independent` asks for the baseline."""
+    return os.environ.get(SHARES_ENV, "fleet").strip() != "independent"
 
 
 class AttemptStorage(RunStorage):
@@ -113,8 +123,11 @@ class FleetWorker:
         run_dir: Path,
         send: SendReports,
         keys: Mapping[str, int],
+        *,
+        shared: bool = True,
     ) -> None:
         self.worker = worker
+        self.shared = shared
         self._config = config
         self._run_config = run_config
         self._num_records = num_records
@@ -124,14 +137,14 @@ class FleetWorker:
 
     async def run_batch(self, batch: int, row_groups: list[int]) -> dict[str, Any]:
         """Run these row groups; their attempt results, the batch summary and share changes."""
-        if self._link_task is None:
+        if self._link_task is None and self.shared:
             self._link_task = asyncio.ensure_future(self.link.run())
         storage = AttemptStorage(self._run_dir, self.worker, batch)
         builder = DatasetBuilder(
             self._config,
             run_config=self._run_config,
             engine="async",
-            on_admission=self.link.attach,
+            on_admission=self.link.attach if self.shared else None,
             storage_factory=lambda _run_dir: storage,
         )
         outputs = await builder.build(
