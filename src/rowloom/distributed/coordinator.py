@@ -19,12 +19,17 @@ from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 
 @dataclass(frozen=True, slots=True)
 class ShareKeyConfig:
-    """One share key: its fleet max limit and the settling AIMD's parameters."""
+    """One share key: its fleet max limit and the settling AIMD's parameters.
+
+    `adaptive=False` makes the key a fixed cap split into shares (no AIMD): a resource of a
+    provider whose own key adapts, so one 429 does not cut both the model and the provider.
+    """
 
     max_limit: int
     decrease_factor: float = 0.75
     increase_step: int = 1
     successes_until_increase: int = 25
+    adaptive: bool = True
 
 
 class UnknownShareKeyError(KeyError):
@@ -49,6 +54,7 @@ class ShareCoordinator:
                 decrease_factor=cfg.decrease_factor,
                 increase_step=cfg.increase_step,
                 successes_until_increase=cfg.successes_until_increase,
+                adaptive=cfg.adaptive,
             )
             for key, cfg in keys.items()
         }

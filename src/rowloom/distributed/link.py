@@ -98,9 +98,11 @@ class ShareLink:
     async def report_once(self) -> None:
         """One report to every coordinator; adopt what they grant."""
         controller = self._controller
-        if controller is None or controller.is_shutdown:
+        if controller is None:
             return
-        reports = controller.share_reports()
+        live = not controller.is_shutdown
+        # between batches nothing is in flight or waiting: say so, so the shares go elsewhere
+        reports = controller.share_reports() if live else self._idle_reports()
         by_provider: dict[str, dict[str, ShareReport]] = {}
         for key, report in reports.items():
             by_provider.setdefault(provider_of(key), {})[key] = report
@@ -118,12 +120,19 @@ class ShareLink:
             self._lost.discard(provider)
             grants.update(result)
         self.history.reports += 1
-        if self._lost:
+        if self._lost and live:
             controller.orphan_shares()
         if grants:
             self._note(grants)
             self._grants.update(grants)
-            controller.set_shares(grants)
+            if live:
+                controller.set_shares(grants)
+
+    def _idle_reports(self) -> dict[str, ShareReport]:
+        return {
+            key: ShareReport(g.share, g.generation, g.epoch, in_flight=0, waiting=0)
+            for key, g in self._grants.items()
+        }
 
     async def _ask(self, provider: str, reports: dict[str, ShareReport]) -> dict[str, ShareGrant]:
         return await asyncio.wait_for(self._send(provider, self._worker, reports), self._timeout)

@@ -31,7 +31,7 @@ from rowloom.distributed.link import provider_of
 from rowloom.distributed.worker import FleetWorker, shares_enabled
 from rowloom.errors import EngineUnavailableError, RunAbortedError
 from rowloom.models.request_admission import RequestAdmissionConfig
-from rowloom.models.request_admission.fleet import share_keys
+from rowloom.models.request_admission.fleet import PROVIDER_PREFIX, share_keys
 from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.models.usage import UsageTotals, usage_report
@@ -130,6 +130,10 @@ class WorkerActor:
             worker, config, run_config, num_records, Path(run_dir), send, keys, shared=shared
         )
 
+    async def ready(self) -> str:
+        """Answers once the actor is up."""
+        return self._worker.worker
+
     async def run_batch(self, batch: int, row_groups: list[int]) -> dict[str, Any]:
         return await self._worker.run_batch(batch, row_groups)
 
@@ -168,15 +172,19 @@ class FleetRecord:
         }
 
 
-def _key_config(top: int, rc: RunConfig) -> ShareKeyConfig:
+def _key_config(key: str, top: int, keys: Mapping[str, int], rc: RunConfig) -> ShareKeyConfig:
+    """A key's settings; a resource of a provider with its own key is a fixed cap (the
+    provider's key adapts, so one 429 does not cut both)."""
+    adaptive = key.startswith(PROVIDER_PREFIX) or PROVIDER_PREFIX + provider_of(key) not in keys
     tuning = rc.request_admission
     if tuning is None:
-        return ShareKeyConfig(top)
+        return ShareKeyConfig(top, adaptive=adaptive)
     return ShareKeyConfig(
         top,
         decrease_factor=tuning.multiplicative_decrease_factor,
         increase_step=tuning.additive_increase_step,
         successes_until_increase=tuning.successes_until_increase,
+        adaptive=adaptive,
     )
 
 
@@ -237,7 +245,7 @@ class RayDriver:
         coordinators = {
             provider: ray.remote(CoordinatorActor)
             .options(num_cpus=0, max_restarts=-1, max_task_retries=0)
-            .remote({k: _key_config(top, rc) for k, top in provider_keys.items()})
+            .remote({k: _key_config(k, top, provider_keys, rc) for k, top in provider_keys.items()})
             for provider, provider_keys in keys.items()
         }
         flat_keys = {k: v for provider_keys in keys.values() for k, v in provider_keys.items()}
@@ -273,7 +281,10 @@ class RayDriver:
         summary: RunSummary,
     ) -> None:
         rc = self.run_config
-        dispatcher = RowGroupDispatcher(pending, rc.max_concurrent_row_groups)
+        # a batch costs a worker a second or so to start: about two batches per worker, at
+        # least the row groups it runs at once
+        per_worker = -(-len(pending) // (2 * self.workers)) if pending else 1
+        dispatcher = RowGroupDispatcher(pending, max(rc.max_concurrent_row_groups, per_worker))
         actor = ray.remote(WorkerActor).options(num_cpus=0, max_restarts=0)
         serial = 0
 
@@ -295,20 +306,26 @@ class RayDriver:
             return worker, handle
 
         idle = [spawn() for _ in range(self.workers)]
+        # every worker up (a process import each) before the first batch: they start together
+        await asyncio.gather(*(_awaited(handle.ready.remote()) for _, handle in idle))
         resting: set[str] = set()
         running: dict[asyncio.Future[Any], tuple[str, Any, Batch]] = {}
         budget = MAX_REPLACEMENTS_PER_WORKER * self.workers
+
+        def dispatch() -> None:
+            while idle:
+                batch = dispatcher.next_batch(idle[-1][0])
+                if batch is None:
+                    return
+                worker, handle = idle.pop()
+                resting.discard(worker)
+                ref = handle.run_batch.remote(batch.number, batch.row_groups)
+                running[asyncio.ensure_future(_awaited(ref))] = (worker, handle, batch)
+                self.fleet.batches += 1
+
         try:
             while not dispatcher.finished:
-                while idle:
-                    batch = dispatcher.next_batch(idle[-1][0])
-                    if batch is None:
-                        break
-                    worker, handle = idle.pop()
-                    resting.discard(worker)
-                    ref = handle.run_batch.remote(batch.number, batch.row_groups)
-                    running[asyncio.ensure_future(_awaited(ref))] = (worker, handle, batch)
-                    self.fleet.batches += 1
+                dispatch()
                 if not running:
                     break
                 for worker, _ in idle:  # nothing left for it: its shares go to the others
@@ -320,8 +337,10 @@ class RayDriver:
                     worker, handle, batch = running.pop(future)
                     exc = future.exception()
                     if exc is None:
-                        self._commit(storage, dispatcher, batch, future.result(), summary)
+                        # its next batch first: committing (fsyncs) must not idle the worker
                         idle.append((worker, handle))
+                        dispatch()
+                        self._commit(storage, dispatcher, batch, future.result(), summary)
                         continue
                     if not isinstance(exc, ray.exceptions.RayActorError):
                         raise exc

@@ -132,9 +132,13 @@ class FleetSharesView:
 
 
 class FleetShares:
-    """One key's fleet limit and its split into worker shares (see the module docstring)."""
+    """One key's fleet limit and its split into worker shares (see the module docstring).
+
+    `adaptive=False`: the limit stays at `max_limit` (a fixed cap, still split into shares).
+    """
 
     __slots__ = (
+        "_adaptive",
         "_alloc_at",
         "_cooldown_until",
         "_cuts",
@@ -161,12 +165,13 @@ class FleetShares:
         decrease_factor: float = 0.75,
         increase_step: int = 1,
         successes_until_increase: int = 25,
+        adaptive: bool = True,
     ) -> None:
         if max_limit < 1:
             raise ValueError("a fleet's max limit must be >= 1")
         start = initial_limit
         if start is None:
-            start = max(1, math.ceil(max_limit * INITIAL_FRACTION))
+            start = max(1, math.ceil(max_limit * INITIAL_FRACTION)) if adaptive else max_limit
         self._rule = SettlingAimdLimitRule(
             start,
             max_limit,
@@ -174,6 +179,7 @@ class FleetShares:
             increase_step=increase_step,
             successes_until_increase=successes_until_increase,
         )
+        self._adaptive = adaptive
         self._epoch = epoch
         self._generation = 1
         self._holders: dict[str, _Holder] = {}
@@ -223,9 +229,10 @@ class FleetShares:
         own = report.share if report.epoch == self._epoch else 0
         self._set_held(holder, max(min(own, holder.granted), report.in_flight))
         current = report.epoch == self._epoch and report.generation == self._generation
-        if report.fresh_rate_limited and current:
-            self._cut(now, report.fresh_rate_limited, report.retry_after_seconds)
-        self._fold_successes(report.successes, now)
+        if self._adaptive:
+            if report.fresh_rate_limited and current:
+                self._cut(now, report.fresh_rate_limited, report.retry_after_seconds)
+            self._fold_successes(report.successes, now)
         self._reallocate(now)
         grant = holder.target
         if grant > holder.held:
@@ -299,9 +306,9 @@ class FleetShares:
         The refused concurrency is taken as what the fleet was granted and could use (per
         worker, its grant up to its demand), the refused leases included: known exactly here,
         unlike in-flight counts of reports up to an interval old. A refused probe of the
-        ceiling only goes back to the hold level; any other refusal in the cooldown of the
-        last one, at no higher concurrency, also pauses every admission to the cooldown's end
-        (the cut did not stop the refusals: a rate limit, not a concurrency limit).
+        ceiling only goes back to the hold level. Refusals that go on in the cooldown of the
+        first one at half its concurrency or less also pause every admission to the cooldown's
+        end (the cuts do not stop them: a rate limit or a quota, not a concurrency limit).
         """
         rule = self._rule
         before = rule.limit
@@ -313,7 +320,7 @@ class FleetShares:
             )
         )
         if not probing:
-            if now < self._cooldown_until and refused <= self._refused_at:
+            if now < self._cooldown_until and 2 * refused <= self._refused_at:
                 self._paused_until = max(self._paused_until, self._cooldown_until)
             elif now >= self._cooldown_until:
                 self._refused_at = refused

@@ -147,9 +147,15 @@ class FleetWorker:
             on_admission=self.link.attach if self.shared else None,
             storage_factory=lambda _run_dir: storage,
         )
-        outputs = await builder.build(
-            self._num_records, run_dir=storage.run_dir, name=storage.label, row_groups=row_groups
-        )
+        try:
+            outputs = await builder.build(
+                self._num_records,
+                run_dir=storage.run_dir,
+                name=storage.label,
+                row_groups=row_groups,
+            )
+        finally:
+            self.link.poke()  # idle until the next batch: give the shares back now
         history = list(self.link.history.changes)
         self.link.history.changes.clear()
         return {
