@@ -14,6 +14,7 @@ from rowloom.config import (
     HuggingFaceSeedSource,
     IndexRange,
     InferenceParameters,
+    LLMCodeColumnConfig,
     LLMJudgeColumnConfig,
     LLMStructuredColumnConfig,
     LLMTextColumnConfig,
@@ -30,6 +31,9 @@ from rowloom.config import (
     SeedConfig,
     SeedDatasetColumnConfig,
     SimulationConfig,
+    SkipConfig,
+    ValidationColumnConfig,
+    custom_column_generator,
 )
 from rowloom.interface.designer import Designer
 from rowloom.interface.loading import load_config
@@ -51,6 +55,7 @@ __all__ = [
     "HuggingFaceSeedSource",
     "IndexRange",
     "InferenceParameters",
+    "LLMCodeColumnConfig",
     "LLMJudgeColumnConfig",
     "LLMStructuredColumnConfig",
     "LLMTextColumnConfig",
@@ -68,5 +73,8 @@ __all__ = [
     "SeedConfig",
     "SeedDatasetColumnConfig",
     "SimulationConfig",
+    "SkipConfig",
+    "ValidationColumnConfig",
+    "custom_column_generator",
     "load_config",
 ]

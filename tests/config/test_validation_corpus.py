@@ -111,7 +111,7 @@ CORPUS: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         ),
         "unknown_reference",
         "columns.x",
-        "skip_when",
+        "skip.when",
     ),
     (
         "template syntax error",
@@ -369,14 +369,14 @@ CORPUS: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "prompt",
     ),
     (
-        "judge with one option",
+        "judge with no options",
         with_column(
             {
                 "name": "x",
                 "column_type": "llm_judge",
                 "model_alias": "writer",
                 "prompt": "p",
-                "scores": [{"name": "s", "description": "d", "options": {"1": "bad"}}],
+                "scores": [{"name": "s", "description": "d", "options": {}}],
             }
         ),
         "too_short",
@@ -403,7 +403,7 @@ CORPUS: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         with_column({"name": "x", "column_type": "custom", "function": "no.such.module:fn"}),
         "value_error",
         "columns.x",
-        "function",
+        "generator_function",
     ),
     (
         "custom requiring unknown column",

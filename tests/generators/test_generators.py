@@ -123,7 +123,8 @@ async def test_expression_casts_and_skips() -> None:
     )
     ctx = CellContext(seed=0, row_group=0, global_row=0, facade=None)
     assert await gen.generate_cell({"n": 2}, ctx) == 4
-    assert await gen.generate_cell({"n": 3}, ctx) is None
+    assert not gen.skip_decision({"n": 2}, set())
+    assert gen.skip_decision({"n": 3}, set())
     as_json = ExpressionGenerator(
         ExpressionColumnConfig(name="j", expr='{"a": {{ n }}}', dtype="json")
     )
@@ -347,16 +348,7 @@ def test_custom_runs_sync_functions_off_the_event_loop() -> None:
     config = DatasetConfig.from_dict(CONFIG)
     catalog = ModelResourceCatalog(config.models, config.providers)
     gen = CustomGenerator(
-        CustomColumnConfig.model_construct(
-            name="c",
-            function=where,
-            required_columns=[],
-            model_aliases=[],
-            scheduling_metadata=None,
-            drop=False,
-            skip_when=None,
-            column_type="custom",
-        ),
+        CustomColumnConfig(name="c", generator_function=where),
         catalog,
     )
     ctx = CellContext(seed=0, row_group=0, global_row=0, facade=None)

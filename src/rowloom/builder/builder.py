@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from rowloom.builder.host import GenerationHost
+from rowloom.builder.processors import build_processors, without_dropped
 from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.builder.sequential import SequentialEngine
 from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
@@ -146,6 +147,8 @@ class RunOutputs:
     output_columns: list[str]
     capacity_plan: dict[str, Any]
     kept_errors: dict[int, list[ErrorSample]] = field(default_factory=dict)
+    processor_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Processor outputs of an in-memory run (preview), by processor."""
 
 
 class RunMonitor:
@@ -214,7 +217,8 @@ class DatasetBuilder:
         plan = RowGroupPlan(num_records, rc.buffer_size)
         catalog = ModelResourceCatalog(config.models, config.providers)
         generators = build_generators(config, catalog, seed_data)
-        output_columns = config.output_columns()
+        processors = build_processors(config.processors)
+        output_columns = without_dropped(config.output_columns(), processors)
         storage = self._storage_factory(run_dir) if run_dir is not None else None
         done: set[int] = set()
         if storage is not None:
@@ -297,6 +301,7 @@ class DatasetBuilder:
             storage,
             on_checkpoint=self._on_checkpoint(sched_sink, req_sink),
             usage=executor.usage,
+            processors=processors,
         )
         wanted = range(plan.count) if row_groups is None else sorted(set(row_groups))
         pending = [rg for rg in wanted if rg not in done]
@@ -353,6 +358,10 @@ class DatasetBuilder:
             storage=storage,
             kept=host.kept,
             kept_errors=host.kept_errors,
+            processor_rows={
+                name: [r for _, rows in sorted(by_group.items()) for r in rows]
+                for name, by_group in host.kept_processor_rows.items()
+            },
             output_columns=output_columns,
             capacity_plan=capacity_plan.as_json() if capacity_plan is not None else {},
         )
@@ -430,7 +439,7 @@ class DatasetBuilder:
         for name in config.topological_order:
             gen = host.generators[name]
             resolver.resolve(name, gen)
-            nodes.append(ColumnNode(name, gen.required_columns, gen.task_type))
+            nodes.append(ColumnNode(name, config.dependencies[name], gen.task_type))
         self.task_admission_config = task_admission_config(catalog, resolver)
         reader = RequestPressureBridge(pressure) if pressure is not None else None
         self.task_admission = TaskAdmissionController(

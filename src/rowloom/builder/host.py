@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from rowloom.builder.arrow_values import arrow_type_for_shape
+from rowloom.builder.processors import Processor
 from rowloom.builder.row_groups import RowGroupBuffer, RowGroupPlan
 from rowloom.builder.storage import MAX_ERROR_SAMPLES, ErrorSample, RunStorage, encode_table
-from rowloom.errors import TaskError
-from rowloom.generators.base import CellContext, ColumnGenerator, RowFailure
+from rowloom.errors import NonRetryableTaskError, TaskError
+from rowloom.generators.base import CellContext, CellOutput, ColumnGenerator, RowFailure
 from rowloom.models.facade import ModelFacade
 from rowloom.models.usage import CallTag, UsageLedger, UsageTotals
 from rowloom.observability.redaction import redact
@@ -63,8 +65,11 @@ class GenerationHost:
         storage: RunStorage | None,
         on_checkpoint: Callable[[int, int], None] | None = None,
         usage: UsageLedger | None = None,
+        processors: Sequence[Processor] = (),
     ) -> None:
         self.generators = generators
+        self.processors = list(processors)
+        self.kept_processor_rows: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self.plan = plan
         self.seed = seed
         self.output_columns = output_columns
@@ -76,6 +81,9 @@ class GenerationHost:
         self.error_samples: list[ErrorSample] = []
         """The first sample errors of this run's checkpointed row groups (in finish order)."""
         self._facades = {name: facade_for(gen) for name, gen in generators.items()}
+        self._types = {
+            name: arrow_type_for_shape(_shape_of(gen)) for name, gen in generators.items()
+        }
         self._buffers: dict[int, RowGroupBuffer] = {}
         self._on_checkpoint = on_checkpoint
         self._usage = usage
@@ -95,7 +103,10 @@ class GenerationHost:
 
     async def run_task(self, task: TaskLike) -> Mapping[int, str]:
         """Run one task and store its values; return the rows it could not produce (row index
-        -> reason; only whole-row-group tasks report rows). Generator errors propagate."""
+        -> reason; only whole-row-group tasks report rows). Generator errors propagate.
+
+        Skipped cells (`skip.when`, or a skipped input with `propagate_skip`) get the column's
+        skip value without running the generator."""
         buf = self._buffers[task.row_group]
         try:
             return await self._run(task, buf)
@@ -106,27 +117,12 @@ class GenerationHost:
     async def _run(self, task: TaskLike, buf: RowGroupBuffer) -> Mapping[int, str]:
         gen = self.generators[task.column]
         if task.task_type == "batch":
-            live, batch = buf.batch_input(gen.required_columns, self.seed)
-            if gen.runs_in_thread:
-                values = await asyncio.to_thread(gen.generate_batch, batch)
-            else:
-                values = gen.generate_batch(batch)
-            if len(values) != len(live):
-                raise AssertionError(
-                    f"{task.column}: batch generator returned {len(values)} values "
-                    f"for {len(live)} rows"
-                )
-            col = buf.column(task.column)
-            failed: dict[int, str] = {}
-            for i, v in zip(live, values, strict=True):
-                if isinstance(v, RowFailure):
-                    failed[i] = v.reason
-                    buf.note_failure(i, task.column, v.reason, v.message)
-                else:
-                    col[i] = v
-            return failed
+            return await self._run_batch(gen, buf, task)
         assert task.row_index is not None
         row = buf.row(task.row_index, gen.required_columns)
+        if gen.skip_decision(row, buf.skipped_in(task.row_index)):
+            self._skip_cell(gen, buf, task.row_index)
+            return _NO_FAILURES
         global_row = buf.offset + task.row_index
         facade = self._facades[task.column]
         ctx = CellContext(
@@ -141,8 +137,63 @@ class GenerationHost:
         )
         with bound_cell_key(task.column, ctx.global_row):
             value = await gen.generate_cell(row, ctx)
-        buf.set(task.column, task.row_index, value)
+        self._store(gen, buf, task.row_index, value)
         return _NO_FAILURES
+
+    async def _run_batch(
+        self, gen: ColumnGenerator, buf: RowGroupBuffer, task: TaskLike
+    ) -> Mapping[int, str]:
+        live = buf.live_rows()
+        run = [i for i in live if not self._skips_in_batch(gen, buf, i)]
+        batch = buf.batch_input(gen.required_columns, self.seed, run)
+        facade = self._facades[task.column]
+        if facade is not None:
+            facade = facade.bind(CallTag(task.column, task.row_group, buf.offset))
+        ctx = CellContext(self.seed, task.row_group, buf.offset, facade)
+        values = await gen.agenerate_batch(batch, ctx)
+        if len(values) != len(run):
+            raise AssertionError(
+                f"{task.column}: batch generator returned {len(values)} values for {len(run)} rows"
+            )
+        failed: dict[int, str] = {}
+        for i, v in zip(run, values, strict=True):
+            if isinstance(v, RowFailure):
+                failed[i] = v.reason
+                buf.note_failure(i, task.column, v.reason, v.message)
+            else:
+                self._store(gen, buf, i, v)
+        return failed
+
+    def _skips_in_batch(self, gen: ColumnGenerator, buf: RowGroupBuffer, i: int) -> bool:
+        skipped = buf.skipped_in(i)
+        if not skipped and not gen.has_skip_condition:
+            return False
+        if gen.skip_decision(buf.row(i, gen.required_columns), skipped):
+            self._skip_cell(gen, buf, i)
+            return True
+        return False
+
+    @staticmethod
+    def _skip_cell(gen: ColumnGenerator, buf: RowGroupBuffer, i: int) -> None:
+        buf.mark_skipped(i, (gen.name, *gen.side_effect_columns))
+        buf.set(gen.name, i, gen.skip_value)
+        for extra in gen.side_effect_columns:
+            buf.set(extra, i, None)
+
+    @staticmethod
+    def _store(gen: ColumnGenerator, buf: RowGroupBuffer, i: int, value: Any) -> None:
+        if isinstance(value, CellOutput):
+            extras = value.extras
+            unknown = set(extras) - set(gen.side_effect_columns)
+            if unknown:
+                raise NonRetryableTaskError(
+                    "undeclared_side_effect",
+                    f"column {gen.name!r} returned undeclared columns {sorted(unknown)}",
+                )
+            for extra in gen.side_effect_columns:
+                buf.set(extra, i, extras.get(extra))
+            value = value.value
+        buf.set(gen.name, i, value)
 
     def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
         """Forget a row: later whole-row-group tasks skip it and it is not written."""
@@ -159,19 +210,17 @@ class GenerationHost:
         usage = self._usage.take(row_group) if self._usage is not None else UsageTotals()
         self.kept_usage.merge(usage)
         errors = _error_samples(buf)
+        outputs = self._processor_outputs(buf, live)
         if self.storage is not None:
-            table = encode_table(self.output_columns, values)
+            table = encode_table(self.output_columns, values, self._types)
             await asyncio.to_thread(
-                self.storage.write_row_group,
-                row_group,
-                table,
-                reasons,
-                usage,
-                errors[:MAX_ERROR_SAMPLES],
+                self._write, row_group, table, reasons, usage, errors[:MAX_ERROR_SAMPLES], outputs
             )
         else:
             self.kept[row_group] = values
             self.kept_errors[row_group] = errors
+            for name, rows in outputs.items():
+                self.kept_processor_rows.setdefault(name, {})[row_group] = rows
         self.error_samples.extend(errors[: MAX_ERROR_SAMPLES - len(self.error_samples)])
         self.stats.row_groups += 1
         self.stats.rows_written += len(live)
@@ -179,6 +228,36 @@ class GenerationHost:
         if self._on_checkpoint is not None:
             self._on_checkpoint(row_group, len(live))
         return len(live)
+
+    def _processor_outputs(
+        self, buf: RowGroupBuffer, live: Sequence[int]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Each processor's output rows for a finished row group (every column is visible)."""
+        if not self.processors:
+            return {}
+        rows = [{c: values[i] for c, values in buf.values.items()} for i in live]
+        out: dict[str, list[dict[str, Any]]] = {}
+        for proc in self.processors:
+            produced = proc.transform(rows)
+            if produced is not None:
+                out[proc.name] = produced
+        return out
+
+    def _write(
+        self,
+        row_group: int,
+        table: Any,
+        reasons: Mapping[str, int],
+        usage: UsageTotals,
+        errors: list[ErrorSample],
+        outputs: Mapping[str, list[dict[str, Any]]],
+    ) -> None:
+        assert self.storage is not None
+        for name, rows in outputs.items():  # before the part the manifest records
+            columns = list(dict.fromkeys(k for r in rows for k in r))
+            extra = encode_table(columns, {c: [r.get(c) for r in rows] for c in columns})
+            self.storage.write_processor_part(name, row_group, extra)
+        self.storage.write_row_group(row_group, table, reasons, usage, errors)
 
     def discard_row_group(self, row_group: int) -> None:
         """Forget an unfinished row group (cancelled run); it is regenerated on resume."""
@@ -198,3 +277,12 @@ def _error_samples(buf: RowGroupBuffer) -> list[ErrorSample]:
                 message = f"{failed_reason}: {message}"
         out.append(ErrorSample(column, buf.offset + row, reason, redact(message)[:MAX_MESSAGE]))
     return out
+
+
+def _shape_of(gen: ColumnGenerator) -> Any:
+    """The declared output shape of a generator's column (None when unknown or broken)."""
+    shape = getattr(gen.config, "output_shape", None)
+    try:
+        return shape() if callable(shape) else None
+    except Exception:  # a plugin's shape must not break writing
+        return None

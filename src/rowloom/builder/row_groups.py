@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class RowGroupBuffer:
     dropped: dict[int, str] = field(default_factory=dict)
     failures: dict[int | None, tuple[str, str, str]] = field(default_factory=dict)
     """The last failure per row (None: the whole row group): column, reason, message."""
+    skipped: dict[int, builtins.set[str]] = field(default_factory=dict)
 
     def column(self, name: str) -> list[Any]:
         """The value list of a column (created on first use)."""
@@ -69,14 +71,14 @@ class RowGroupBuffer:
             return list(range(self.size))
         return [i for i in range(self.size) if i not in self.dropped]
 
-    def batch_input(self, columns: Sequence[str], seed: int) -> tuple[list[int], BatchInput]:
-        """The live rows and their upstream values, for a whole-row-group task."""
-        live = self.live_rows()
-        cols: Mapping[str, list[Any]] = {c: [self.column(c)[i] for i in live] for c in columns}
-        return live, BatchInput(
+    def batch_input(self, columns: Sequence[str], seed: int, rows: Sequence[int]) -> BatchInput:
+        """The upstream values of `rows` (row indices within the group), for a whole-row-group
+        task."""
+        cols: Mapping[str, list[Any]] = {c: [self.column(c)[i] for i in rows] for c in columns}
+        return BatchInput(
             seed=seed,
             row_group=self.row_group,
-            global_rows=[self.offset + i for i in live],
+            global_rows=[self.offset + i for i in rows],
             columns=cols,
         )
 
@@ -87,6 +89,14 @@ class RowGroupBuffer:
     def failure_of(self, row_index: int) -> tuple[str, str, str] | None:
         """The failure noted for a row, else for its whole row group."""
         return self.failures.get(row_index) or self.failures.get(None)
+
+    def skipped_in(self, row_index: int) -> frozenset[str] | builtins.set[str]:
+        """Columns skipped so far in one row."""
+        return self.skipped.get(row_index) or frozenset()
+
+    def mark_skipped(self, row_index: int, columns: Sequence[str]) -> None:
+        """Record that `columns` were skipped in a row (their dependants may skip too)."""
+        self.skipped.setdefault(row_index, set()).update(columns)
 
     def drop(self, row_index: int, reason: str) -> None:
         """Mark a row dropped (first reason wins)."""

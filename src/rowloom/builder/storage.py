@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rowloom.builder.arrow_values import encode_column, json_array
 from rowloom.errors import ResumeError, RunFolderError
 from rowloom.models.usage import UsageTotals, usage_report
 
@@ -59,14 +60,18 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def encode_table(columns: Sequence[str], values: Mapping[str, Sequence[Any]]) -> pa.Table:
-    """An arrow table of the given columns; dict/list values (other than numeric vectors)
-    are stored as JSON text and listed in the schema metadata for decoding."""
+def encode_table(
+    columns: Sequence[str],
+    values: Mapping[str, Sequence[Any]],
+    types: Mapping[str, pa.DataType | None] | None = None,
+) -> pa.Table:
+    """An arrow table of the given columns: nested values as structs and lists (of the
+    column's declared type when given), JSON text only as a fallback, listed in the schema
+    metadata for decoding (see `arrow_values`)."""
     arrays: list[pa.Array] = []
     json_cols: list[str] = []
     for name in columns:
-        col = list(values[name])
-        array, is_json = _encode_column(col)
+        array, is_json = encode_column(values[name], (types or {}).get(name))
         arrays.append(array)
         if is_json:
             json_cols.append(name)
@@ -75,31 +80,6 @@ def encode_table(columns: Sequence[str], values: Mapping[str, Sequence[Any]]) ->
         metadata={JSON_COLUMNS_KEY: json.dumps(json_cols).encode()},
     )
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _is_vector(v: Any) -> bool:
-    return isinstance(v, list) and all(
-        isinstance(x, int | float) and not isinstance(x, bool) for x in v
-    )
-
-
-def _encode_column(col: list[Any]) -> tuple[pa.Array, bool]:
-    present = [v for v in col if v is not None]
-    if present and all(_is_vector(v) for v in present):
-        return pa.array(col, type=pa.list_(pa.float64())), False
-    if any(isinstance(v, dict | list | tuple) for v in present):
-        return _json_array(col), True
-    try:
-        return pa.array(col), False
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return _json_array(col), True
-
-
-def _json_array(col: list[Any]) -> pa.Array:
-    return pa.array(
-        [None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True) for v in col],
-        type=pa.string(),
-    )
 
 
 def decode_json_columns(table: pa.Table) -> dict[str, list[Any]]:
@@ -262,6 +242,7 @@ class RunStorage:
         self.run_dir = run_dir
         self.data_dir = run_dir / "data"
         self.events_dir = run_dir / "events"
+        self.processors_dir = run_dir / "processors"
         self.manifest_path = run_dir / "manifest.json"
         self.capacity_plan_path = run_dir / "capacity_plan.json"
         self.summary_path = run_dir / "summary.json"
@@ -338,6 +319,9 @@ class RunStorage:
             for p in self.events_dir.iterdir():
                 if p.is_file():
                     p.unlink()
+        if self.processors_dir.is_dir():
+            for p in self.processors_dir.glob("*/*.parquet"):
+                p.unlink()
 
     def _clean_temporaries(self) -> None:
         """Remove hidden temporaries a killed writer left (parts, manifest, JSON artifacts)."""
@@ -416,6 +400,17 @@ class RunStorage:
             self._write_manifest()
         return path
 
+    def write_processor_part(self, processor: str, row_group: int, table: pa.Table) -> Path:
+        """Write a processor's output for one row group atomically (before the row group's own
+        part, so a row group the manifest records always has its processor outputs)."""
+        folder = self.processors_dir / processor
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / self.part_name(row_group)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        write_atomic(path, sink.getvalue().to_pybytes())
+        return path
+
     def finish(
         self, status: str, reason: str | None = None, discarded: UsageTotals | None = None
     ) -> None:
@@ -456,16 +451,37 @@ class RunStorage:
 
 
 def read_parts(paths: Iterable[Path]) -> pa.Table:
-    """Concatenate parts; the JSON-column metadata is the union over parts."""
+    """Concatenate parts into one table whose schema unifies theirs (a struct gains the
+    fields other parts have); a column stored as JSON text in any part is JSON text in all.
+    The JSON-column metadata is the union over parts."""
     tables = [pq.read_table(p) for p in paths]
     if not tables:
         return pa.table({})
     json_cols: set[str] = set()
     for t in tables:
         json_cols |= set(json.loads((t.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]")))
-    unified = [t.replace_schema_metadata(None) for t in tables]
-    table = pa.concat_tables(unified, promote_options="permissive")
+    unified = [_as_json(t.replace_schema_metadata(None), json_cols) for t in tables]
+    try:
+        table = pa.concat_tables(unified, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # kinds no promotion joins: JSON text
+        kinds: dict[str, set[pa.DataType]] = {}
+        for t in unified:
+            for f in t.schema:
+                kinds.setdefault(f.name, set()).add(f.type)
+        json_cols |= {n for n, k in kinds.items() if len(k - {pa.null()}) > 1}
+        unified = [_as_json(t, json_cols) for t in unified]
+        table = pa.concat_tables(unified, promote_options="permissive")
     return table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(sorted(json_cols)).encode()})
+
+
+def _as_json(table: pa.Table, json_cols: set[str]) -> pa.Table:
+    """`table` with the listed columns as JSON text (columns already text are kept)."""
+    for name in json_cols & set(table.column_names):
+        if table.schema.field(name).type == pa.string():
+            continue
+        index = table.column_names.index(name)
+        table = table.set_column(index, name, json_array(table.column(name).to_pylist()))
+    return table
 
 
 def _mismatch(m: Manifest, fingerprint: str, num_records: int, buffer_size: int) -> str | None:

@@ -8,13 +8,12 @@ default when that default has no effect, and reported as "not supported yet" oth
 from __future__ import annotations
 
 import importlib
-import typing
 from collections.abc import Mapping
 from typing import Any
 
 from rowloom.compat import samplers
 from rowloom.compat._fields import Fields, Issues
-from rowloom.config.columns import ColumnConfig
+from rowloom.config.columns import BUILTIN_COLUMN_TYPES
 
 _REQUIRED = object()
 _COMMON: dict[str, Any] = {"name": _REQUIRED, "drop": False, "skip": None, "propagate_skip": True}
@@ -58,13 +57,8 @@ DD_COLUMN_FIELDS: dict[str, dict[str, Any]] = {
 
 
 def native_column_classes() -> dict[str, type[Any]]:
-    """rowloom's column config classes by `column_type`."""
-    union = typing.get_args(ColumnConfig)[0]
-    out: dict[str, type[Any]] = {}
-    for cls in typing.get_args(union):
-        (tag,) = typing.get_args(cls.model_fields["column_type"].annotation)
-        out[str(tag)] = cls
-    return out
+    """rowloom's built-in column config classes by `column_type`."""
+    return dict(BUILTIN_COLUMN_TYPES)
 
 
 def map_column(entry: Any, index: int, issues: Issues) -> dict[str, Any] | None:

@@ -5,14 +5,18 @@ from rowloom.config.columns import (
     CustomColumnConfig,
     EmbeddingColumnConfig,
     ExpressionColumnConfig,
+    LLMCodeColumnConfig,
     LLMJudgeColumnConfig,
     LLMStructuredColumnConfig,
     LLMTextColumnConfig,
     SamplerColumnConfig,
     Score,
     SeedDatasetColumnConfig,
+    SkipConfig,
+    ValidationColumnConfig,
 )
 from rowloom.config.constraints import ColumnInequalityConstraint, ScalarInequalityConstraint
+from rowloom.config.custom_column import custom_column_generator
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError, ConfigFileError, ConfigIssue, ConfigValidationError
 from rowloom.config.models import (
@@ -74,6 +78,7 @@ __all__ = [
     "HuggingFaceSeedSource",
     "IndexRange",
     "InferenceParameters",
+    "LLMCodeColumnConfig",
     "LLMJudgeColumnConfig",
     "LLMStructuredColumnConfig",
     "LLMTextColumnConfig",
@@ -96,8 +101,11 @@ __all__ = [
     "SeedConfig",
     "SeedDatasetColumnConfig",
     "SimulationConfig",
+    "SkipConfig",
     "SubcategoryParams",
     "TimeDeltaParams",
     "UUIDParams",
     "UniformParams",
+    "ValidationColumnConfig",
+    "custom_column_generator",
 ]

@@ -1,26 +1,32 @@
 """Column configs: a discriminated union on `column_type`.
 
-Template fields (`prompt`, `system_prompt`, `expr`, `skip_when`) are Jinja2 over other columns;
-their references become the column's dependencies.
+Template fields (`prompt`, `system_prompt`, `expr`, `skip.when`) are Jinja2 over other columns;
+their references become the column's dependencies. Field names follow Data Designer's where it
+has the same concept.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
+    SerializeAsAny,
+    Tag,
     field_validator,
     model_validator,
 )
 
+from rowloom.config.callables import CustomFunction, resolve_callable
+from rowloom.config.code_lang import CodeLang
+from rowloom.config.plugins import PLUGIN_TAG, plugin_config_parser, union_tag
 from rowloom.config.samplers import (
     SAMPLER_PARAMS,
     SamplerParams,
@@ -30,6 +36,12 @@ from rowloom.config.samplers import (
     shape_after_convert,
 )
 from rowloom.config.scheduling import SchedulingMetadata
+from rowloom.config.validators import (
+    CodeValidatorParams,
+    ValidatorParams,
+    ValidatorType,
+    code_validation_shape,
+)
 
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -41,14 +53,48 @@ class _Strict(BaseModel):
 # --- columns ----------------------------------------------------------------------------------
 
 
+SkipValue: TypeAlias = bool | int | float | str | None
+
+
+class SkipConfig(_Strict):
+    """A condition that skips a cell: no call is made and the cell gets `value`."""
+
+    when: str = Field(
+        min_length=1, description="Jinja2 expression over other columns; truthy skips the cell"
+    )
+    value: SkipValue = Field(None, description="the value written for a skipped cell")
+
+
 class ColumnConfigBase(_Strict):
     """Fields every column has."""
 
     name: str = Field(pattern=_NAME_PATTERN, max_length=128)
     drop: bool = Field(False, description="computed and usable by other columns, not written")
-    skip_when: str | None = Field(
-        None, description="Jinja2 condition; a true result skips the cell"
+    skip: SkipConfig | None = Field(None, description="skip a cell when `skip.when` is truthy")
+    propagate_skip: bool = Field(
+        True,
+        description="skip a cell when a column it reads was skipped for that row",
+        exclude_if=lambda v: (
+            v is True
+        ),  # the default is not written: fingerprints stay as they were
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _skip_when_shorthand(cls, data: Any) -> Any:
+        """`skip_when: X` is the shorthand of `skip: {when: X}`."""
+        if isinstance(data, dict) and "skip_when" in data:
+            data = dict(data)
+            when = data.pop("skip_when")
+            if when is not None:
+                if data.get("skip") is not None:
+                    raise ValueError("give either skip_when or skip, not both")
+                data["skip"] = {"when": when}
+        return data
+
+    def output_shape(self) -> dict[str, Any] | None:
+        """A JSON-schema subset describing this column's values (None: unknown)."""
+        return None
 
 
 class SamplerColumnConfig(ColumnConfigBase):
@@ -115,6 +161,24 @@ class ExpressionColumnConfig(ColumnConfigBase):
     expr: str = Field(min_length=1)
     dtype: ExpressionDtype = "str"
 
+    @model_validator(mode="after")
+    def _skip_value_dtype(self) -> ExpressionColumnConfig:
+        """A skipped cell's value has the column's dtype, as computed cells do."""
+        skip = self.skip
+        cast = {"str": str, "int": int, "float": float, "bool": bool}.get(self.dtype)
+        if skip is None or skip.value is None or cast is None or type(skip.value) is cast:
+            return self
+        try:
+            value = cast(skip.value)
+        except (TypeError, ValueError):
+            raise ValueError(f"skip.value {skip.value!r} is not a valid {self.dtype}") from None
+        object.__setattr__(self, "skip", SkipConfig(when=skip.when, value=value))
+        return self
+
+    def output_shape(self) -> dict[str, Any] | None:
+        kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+        return {"type": kinds[self.dtype]} if self.dtype in kinds else None
+
 
 class LLMTextColumnConfig(ColumnConfigBase):
     """Free text written by a chat model."""
@@ -154,19 +218,45 @@ class LLMStructuredColumnConfig(LLMTextColumnConfig):
             raise ValueError("output_format must be a JSON schema for an object")
         return value
 
+    def output_shape(self) -> dict[str, Any] | None:
+        return dict(self.output_format)
+
+
+class LLMCodeColumnConfig(LLMTextColumnConfig):
+    """Code written by a chat model in `code_lang`; the value is the code of the answer's
+    (last) fenced block."""
+
+    column_type: Literal["llm_code"] = "llm_code"  # type: ignore[assignment]
+    code_lang: CodeLang
+    max_correction_attempts: int = Field(2, ge=0, le=10)
+
+    def output_shape(self) -> dict[str, Any] | None:
+        return {"type": "string"}
+
+
+ScoreOption: TypeAlias = int | str
+
 
 class Score(_Strict):
-    """One judged dimension: a name, what it means, and its allowed options."""
+    """One judged dimension: a name (any text), what it means, and its options (int or str
+    keys, each with what it means)."""
 
-    name: str = Field(pattern=_NAME_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1)
-    options: dict[str, str] = Field(
-        min_length=2, description="option value -> what it means (e.g. '1': 'poor')"
+    options: dict[ScoreOption, str] = Field(
+        min_length=1, description="option -> what it means (e.g. 1: poor, 5: excellent)"
     )
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _no_bool_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(isinstance(k, bool) or k is None for k in value):
+            raise ValueError("option keys must be integers or strings")
+        return value
 
 
 class LLMJudgeColumnConfig(LLMTextColumnConfig):
-    """Rubric scores from a judge model: `{score_name: {score, reasoning}}`."""
+    """Rubric scores from a judge model: `{score_name: {"reasoning": text, "score": option}}`."""
 
     column_type: Literal["llm_judge"] = "llm_judge"  # type: ignore[assignment]
     scores: list[Score] = Field(min_length=1)
@@ -180,6 +270,27 @@ class LLMJudgeColumnConfig(LLMTextColumnConfig):
             raise ValueError("score names must be unique")
         return scores
 
+    def output_shape(self) -> dict[str, Any] | None:
+        return {
+            "type": "object",
+            "properties": {s.name: _judge_score_shape(s) for s in self.scores},
+            "required": [s.name for s in self.scores],
+            "additionalProperties": False,
+        }
+
+
+def _judge_score_shape(score: Score) -> dict[str, Any]:
+    kinds = {type(k) for k in score.options}
+    option_shape: dict[str, Any] = {"enum": list(score.options)}
+    if len(kinds) == 1:
+        option_shape["type"] = "integer" if kinds == {int} else "string"
+    return {
+        "type": "object",
+        "properties": {"reasoning": {"type": "string"}, "score": option_shape},
+        "required": ["reasoning", "score"],
+        "additionalProperties": False,
+    }
+
 
 class EmbeddingColumnConfig(ColumnConfigBase):
     """The embedding vector of another column's text."""
@@ -188,61 +299,148 @@ class EmbeddingColumnConfig(ColumnConfigBase):
     model_alias: str
     target_column: str
 
-
-def _resolve_callable(value: Any) -> Any:
-    if callable(value):
-        return value
-    if isinstance(value, str) and ":" in value:
-        module_name, _, attr = value.partition(":")
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import {value!r}: {exc}") from None
-        if not callable(obj):
-            raise ValueError(f"{value!r} is not callable")
-        return obj
-    raise ValueError("function must be a callable or an import path 'package.module:function'")
+    def output_shape(self) -> dict[str, Any] | None:
+        return {"type": "array", "items": {"type": "number"}}
 
 
-def _callable_path(fn: Callable[..., Any]) -> str:
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
-        raise ValueError(f"{fn!r} has no importable path; define it at module level")
-    return f"{module}:{qualname}"
-
-
-CustomFunction = Annotated[
-    Callable[..., Any],
-    PlainSerializer(_callable_path, return_type=str),
-    WithJsonSchema({"type": "string"}),
-]
+GenerationStrategy: TypeAlias = Literal["cell_by_cell", "full_column"]
+CUSTOM_FUNCTION_PARAMS = ("generator_params", "models", "facade")
+"""Names a custom function's parameters after the first (`row` or `df`) may have."""
 
 
 class CustomColumnConfig(ColumnConfigBase):
-    """A Python function (sync or async) called once per row.
+    """A Python function (sync or async) that computes the column.
 
-    It receives the row (its `required_columns`) and a `ModelFacade` with which it may make any
-    number of model calls through `model_aliases`. It may declare its own scheduling metadata.
+    `cell_by_cell` calls `generator_function(row, ...)` once per row; `full_column` calls
+    `generator_function(df, ...)` once per row group with a pandas DataFrame. After the first
+    parameter the function may take `generator_params` (this config's `generator_params`) and
+    `models` (model access through `model_aliases`), by name. A cell function returns the value,
+    or a dict with the column and its `side_effect_columns`; a full-column function returns the
+    DataFrame with those columns added (or a list of values). Metadata from the
+    `@custom_column_generator` decorator fills `required_columns`, `side_effect_columns` and
+    `model_aliases` when the config leaves them empty.
     """
 
     column_type: Literal["custom"] = "custom"
-    function: CustomFunction
+    generator_function: CustomFunction
+    generation_strategy: GenerationStrategy = "cell_by_cell"
+    generator_params: dict[str, Any] | SerializeAsAny[BaseModel] | None = None
     required_columns: list[str] = Field(default_factory=list)
+    side_effect_columns: list[str] = Field(default_factory=list)
     model_aliases: list[str] = Field(default_factory=list)
     scheduling_metadata: SchedulingMetadata | None = Field(None, exclude=True)
 
-    @field_validator("function", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _former_name(cls, data: Any) -> Any:
+        """`function` is accepted for `generator_function`."""
+        if isinstance(data, dict) and "function" in data:
+            if "generator_function" in data:
+                raise ValueError("give either function or generator_function, not both")
+            data = dict(data)
+            data["generator_function"] = data.pop("function")
+        return data
+
+    @field_validator("generator_function", mode="before")
     @classmethod
     def _load(cls, value: Any) -> Any:
-        return _resolve_callable(value)
+        return resolve_callable(value)
+
+    @model_validator(mode="after")
+    def _signature(self) -> CustomColumnConfig:
+        meta = getattr(self.generator_function, "custom_column_metadata", None)
+        if isinstance(meta, dict):  # the decorator's metadata fills undeclared lists
+            for key in ("required_columns", "side_effect_columns", "model_aliases"):
+                if not getattr(self, key) and meta.get(key):
+                    object.__setattr__(self, key, [str(v) for v in meta[key]])
+        params = function_parameters(self.generator_function)
+        if not 1 <= len(params) <= 3:
+            raise ValueError(
+                f"generator_function must take 1 to 3 positional parameters, got {len(params)}"
+            )
+        first = "df" if self.generation_strategy == "full_column" else "row"
+        other = "row" if first == "df" else "df"
+        if params[0] == other:
+            raise ValueError(
+                f"a {self.generation_strategy} function's first parameter is {first!r}, "
+                f"not {other!r}"
+            )
+        for name in params[1:]:
+            if name not in CUSTOM_FUNCTION_PARAMS:
+                raise ValueError(
+                    f"generator_function parameter {name!r} is not one of "
+                    f"{list(CUSTOM_FUNCTION_PARAMS)}"
+                )
+        for extra in self.side_effect_columns:
+            if not re.fullmatch(_NAME_PATTERN, extra) or extra == self.name:
+                raise ValueError(f"side effect column {extra!r} is not a valid other column name")
+        if len(set(self.side_effect_columns)) != len(self.side_effect_columns):
+            raise ValueError("side_effect_columns has duplicates")
+        return self
 
     @property
     def is_async(self) -> bool:
-        """True when `function` is a coroutine function."""
-        return inspect.iscoroutinefunction(self.function)
+        """True when `generator_function` is a coroutine function."""
+        return inspect.iscoroutinefunction(inspect.unwrap(self.generator_function))
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """`generator_function` (its former name)."""
+        return self.generator_function
+
+
+def function_parameters(fn: Callable[..., Any]) -> list[str]:
+    """Names of a function's positional parameters."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot read the signature of {fn!r}") from None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in signature.parameters.values() if p.kind in kinds]
+
+
+class ValidationColumnConfig(ColumnConfigBase):
+    """Checks `target_columns` with a validator, `batch_size` rows per validator call; the
+    value is `{"is_valid": bool | None, ...messages}` (per target column for a code validator
+    with several targets)."""
+
+    column_type: Literal["validation"] = "validation"
+    target_columns: list[str] = Field(min_length=1)
+    validator_type: ValidatorType
+    validator_params: ValidatorParams
+    batch_size: int = Field(10, ge=1, le=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_type(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            params = data.get("validator_params")
+            kind = data.get("validator_type")
+            if isinstance(params, dict) and "validator_type" not in params and kind:
+                data = {**data, "validator_params": {"validator_type": kind, **params}}
+        return data
+
+    @model_validator(mode="after")
+    def _same_type(self) -> ValidationColumnConfig:
+        if self.validator_params.validator_type != self.validator_type:
+            raise ValueError(
+                f"validator_params are for {self.validator_params.validator_type!r}, "
+                f"not {self.validator_type!r}"
+            )
+        return self
+
+    def output_shape(self) -> dict[str, Any] | None:
+        params = self.validator_params
+        if not isinstance(params, CodeValidatorParams):
+            return {"type": "object", "properties": {"is_valid": {"type": ["boolean", "null"]}}}
+        one = code_validation_shape(params.code_lang)
+        if len(self.target_columns) == 1:
+            return one
+        return {
+            "type": "object",
+            "properties": dict.fromkeys(self.target_columns, one),
+            "additionalProperties": False,
+        }
 
 
 class SeedDatasetColumnConfig(ColumnConfigBase):
@@ -262,16 +460,36 @@ class SeedDatasetColumnConfig(ColumnConfigBase):
         return self.source_column or self.name
 
 
+BUILTIN_COLUMN_TYPES: dict[str, type[ColumnConfigBase]] = {
+    "sampler": SamplerColumnConfig,
+    "expression": ExpressionColumnConfig,
+    "llm_text": LLMTextColumnConfig,
+    "llm_code": LLMCodeColumnConfig,
+    "llm_structured": LLMStructuredColumnConfig,
+    "llm_judge": LLMJudgeColumnConfig,
+    "embedding": EmbeddingColumnConfig,
+    "validation": ValidationColumnConfig,
+    "custom": CustomColumnConfig,
+    "seed_dataset": SeedDatasetColumnConfig,
+}
 ColumnConfig = Annotated[
-    SamplerColumnConfig
-    | ExpressionColumnConfig
-    | LLMTextColumnConfig
-    | LLMStructuredColumnConfig
-    | LLMJudgeColumnConfig
-    | EmbeddingColumnConfig
-    | CustomColumnConfig
-    | SeedDatasetColumnConfig,
-    Field(discriminator="column_type"),
+    Annotated[SamplerColumnConfig, Tag("sampler")]
+    | Annotated[ExpressionColumnConfig, Tag("expression")]
+    | Annotated[LLMTextColumnConfig, Tag("llm_text")]
+    | Annotated[LLMCodeColumnConfig, Tag("llm_code")]
+    | Annotated[LLMStructuredColumnConfig, Tag("llm_structured")]
+    | Annotated[LLMJudgeColumnConfig, Tag("llm_judge")]
+    | Annotated[EmbeddingColumnConfig, Tag("embedding")]
+    | Annotated[ValidationColumnConfig, Tag("validation")]
+    | Annotated[CustomColumnConfig, Tag("custom")]
+    | Annotated[SeedDatasetColumnConfig, Tag("seed_dataset")]
+    | Annotated[
+        SerializeAsAny[ColumnConfigBase],
+        BeforeValidator(plugin_config_parser("column_generator")),
+        Tag(PLUGIN_TAG),
+    ],
+    Discriminator(union_tag("column_generator", BUILTIN_COLUMN_TYPES, ColumnConfigBase)),
 ]
+"""Any column config: a built-in type by `column_type`, or one an installed plugin provides."""
 
 LLM_COLUMN_TYPES = (LLMTextColumnConfig, EmbeddingColumnConfig)

@@ -14,99 +14,59 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import TemplateSyntaxError, meta, pass_context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from rowloom.config.column_checks import (
+    listed_column_issues,
+    processor_issues,
+    side_effect_issues,
+    unknown_column_type_message,
+)
 from rowloom.config.columns import (
+    BUILTIN_COLUMN_TYPES,
     ColumnConfig,
     CustomColumnConfig,
     EmbeddingColumnConfig,
     ExpressionColumnConfig,
-    LLMTextColumnConfig,
     SamplerColumnConfig,
     SeedDatasetColumnConfig,
 )
 from rowloom.config.constraints import ColumnInequalityConstraint, Constraint
 from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
 from rowloom.config.models import ModelConfig, ModelProvider
+from rowloom.config.plugins import PLUGIN_TAG
+from rowloom.config.plugins import REGISTRY as PLUGINS
+from rowloom.config.processors import (
+    BUILTIN_PROCESSOR_TYPES,
+    DropColumnsProcessorConfig,
+    ProcessorConfig,
+)
+from rowloom.config.references import (
+    column_dependencies,
+    column_model_aliases,
+    column_side_effects,
+    condition_template,
+    parse_template,
+    template_references,
+    template_sources,
+)
 from rowloom.config.run import RunConfig
 from rowloom.config.sampler_checks import (
     constraint_issues,
     sampler_column_issues,
-    sampler_dependencies,
 )
 from rowloom.config.seed import DataFrameSeedSource, SeedConfig
 from rowloom.config.template_fields import Shape, field_issues, output_shape_of
 
 Adapter = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Rewrites a loaded config document before validation (see `DatasetConfig.from_dict`)."""
-
-_TEMPLATE_FIELDS = ("prompt", "system_prompt", "expr", "skip_when")
-
-
-@pass_context
-def _analysis_only(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never rendered
-    raise RuntimeError("templates are only analysed here, not rendered")
-
-
-class _AnalysisEnvironment(ImmutableSandboxedEnvironment):
-    """Parses and analyses templates without evaluating any of their code: Jinja folds
-    constant expressions while analysing, so every operator is intercepted and every filter is
-    a context-taking stub (neither is folded); `{{ 9 ** (9 ** 9) }}` cannot hang validation."""
-
-    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
-    intercepted_unops = frozenset({"+", "-"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.filters = dict.fromkeys(self.filters, _analysis_only)
-
-
-_ENV = _AnalysisEnvironment()
-_JINJA_GLOBALS = frozenset(_ENV.globals)
-
-
-def template_references(source: str) -> frozenset[str]:
-    """Names a Jinja2 template reads (raises `jinja2.TemplateSyntaxError`)."""
-    return frozenset(meta.find_undeclared_variables(_ENV.parse(source))) - _JINJA_GLOBALS
-
-
-def column_dependencies(column: Any) -> tuple[str, ...]:
-    """The columns a column reads, in a stable order (templates, targets, declared inputs)."""
-    deps: set[str] = set()
-    for field_name in _TEMPLATE_FIELDS:
-        source = getattr(column, field_name, None)
-        if source:
-            deps |= template_references(source)
-    if isinstance(column, EmbeddingColumnConfig):
-        deps.add(column.target_column)
-    if isinstance(column, CustomColumnConfig):
-        deps |= set(column.required_columns)
-    if isinstance(column, SamplerColumnConfig):
-        deps |= sampler_dependencies(column)
-        for condition in column.conditional_params or {}:
-            deps |= template_references(condition_template(condition))
-    return tuple(sorted(deps))
-
-
-def condition_template(condition: str) -> str:
-    """The Jinja template a `conditional_params` condition is evaluated as."""
-    return "{{ " + condition + " }}"
-
-
-def column_model_aliases(column: Any) -> tuple[str, ...]:
-    """The model aliases a column may call."""
-    if isinstance(column, LLMTextColumnConfig | EmbeddingColumnConfig):
-        return (column.model_alias,)
-    if isinstance(column, CustomColumnConfig):
-        return tuple(column.model_aliases)
-    return ()
 
 
 class DatasetConfig(BaseModel):
@@ -126,6 +86,10 @@ class DatasetConfig(BaseModel):
     )
     seed: int | None = Field(None, description="global seed; unset means 0 (runs are reproducible)")
     run: RunConfig | None = None
+    processors: list[ProcessorConfig] = Field(
+        default_factory=list, description="drop_columns / schema_transform / plugin processors"
+    )
+
     _seed_columns: tuple[str, ...] | None = PrivateAttr(None)
     _base_dir: Path | None = PrivateAttr(None)
 
@@ -284,9 +248,20 @@ class DatasetConfig(BaseModel):
         return {c.name: c for c in self.columns}
 
     @cached_property
+    def producers(self) -> dict[str, str]:
+        """Every column name, side-effect columns included -> the column that writes it."""
+        out = {c.name: c.name for c in self.columns}
+        for c in self.columns:
+            for extra in column_side_effects(c):
+                out.setdefault(extra, c.name)
+        return out
+
+    @cached_property
     def dependencies(self) -> dict[str, tuple[str, ...]]:
-        """Each column's upstream columns (a column constraint's `rhs` included)."""
-        deps = {c.name: set(column_dependencies(c)) for c in self.columns}
+        """Each column's upstream columns (a side-effect column counts as its producer; a
+        column constraint's `rhs` included)."""
+        producers = self.producers
+        deps = {c.name: {producers.get(d, d) for d in column_dependencies(c)} for c in self.columns}
         for con in self.constraints or ():
             if isinstance(con, ColumnInequalityConstraint) and con.target_column in deps:
                 deps[con.target_column].add(con.rhs)
@@ -301,8 +276,20 @@ class DatasetConfig(BaseModel):
         return order
 
     def output_columns(self) -> list[str]:
-        """Columns written to the dataset (declaration order, without dropped ones)."""
-        return [c.name for c in self.columns if not c.drop]
+        """Columns written to the dataset (declaration order, without dropped ones); a
+        column's side-effect columns follow it."""
+        out: list[str] = []
+        for c in self.columns:
+            if not c.drop:
+                out.append(c.name)
+            out.extend(column_side_effects(c))
+        patterns = [
+            p
+            for proc in self.processors
+            if isinstance(proc, DropColumnsProcessorConfig)
+            for p in proc.column_names
+        ]
+        return [c for c in out if not any(fnmatchcase(c, p) for p in patterns)]
 
     @property
     def seed_columns(self) -> tuple[str, ...] | None:
@@ -517,17 +504,19 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                 f"provider {m.provider!r} is not declared; known: {provider_names}",
             )
     models = {m.alias: m for m in config.models}
-    names = {c.name for c in config.columns}
+    yield from side_effect_issues(config)
+    processor_names = [p.name for p in config.processors]
+    yield from _duplicates(processor_names, "processors", "name", "duplicate_processor")
+    yield from processor_issues(config)
+    names = set(config.producers)
     if not config.columns and config.seed_config is None:
         yield ConfigIssue("no_columns", "columns", None, "a config needs columns or a seed_config")
     deferred = config.seed_config is not None and config.seed_columns is None
     template_ok = True
     for col in config.columns:
         loc = f"columns.{col.name}"
-        for field_name in _TEMPLATE_FIELDS:
-            source = getattr(col, field_name, None)
-            if not source:
-                continue
+        own = {col.name, *column_side_effects(col)}
+        for field_name, source in template_sources(col):
             try:
                 refs = template_references(source)
             except TemplateSyntaxError as exc:
@@ -547,7 +536,15 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                     field_name,
                     f"template refers to unknown column {ref!r}" + _seed_hint(config),
                 )
-            if col.name in refs:
+            if field_name == "skip.when" and not refs:
+                yield ConfigIssue(
+                    "invalid_skip",
+                    loc,
+                    field_name,
+                    "skip.when refers to no column; write it with delimiters, "
+                    "e.g. '{{ in_stock == 0 }}'",
+                )
+            if own & refs:
                 template_ok = False
                 yield ConfigIssue(
                     "self_reference", loc, field_name, "a column cannot refer to itself"
@@ -603,7 +600,7 @@ def _template_field_issues(
         except Exception:  # a shape that cannot be computed is not known
             return None
 
-    for problem in field_issues(_ENV.parse(source), shape):
+    for problem in field_issues(parse_template(source), shape):
         yield ConfigIssue(
             "unknown_field",
             loc,
@@ -650,19 +647,7 @@ def _column_issues(
             "target_column",
             f"target column {col.target_column!r} does not exist",
         )
-    if isinstance(col, CustomColumnConfig):
-        for req in col.required_columns:
-            if req not in names and not deferred:
-                yield ConfigIssue(
-                    "unknown_reference",
-                    loc,
-                    "required_columns",
-                    f"required column {req!r} does not exist",
-                )
-            elif req == col.name:
-                yield ConfigIssue(
-                    "self_reference", loc, "required_columns", "a column cannot require itself"
-                )
+    yield from listed_column_issues(col, loc, names, deferred)
     if isinstance(col, SeedDatasetColumnConfig):
         yield from _seed_column_issues(col, loc, config)
     if isinstance(col, ExpressionColumnConfig) and not col.expr.strip():
@@ -716,7 +701,16 @@ def _issues_from_pydantic(exc: ValidationError, data: Mapping[str, Any]) -> list
         location, field_name = _describe_loc(loc, data)
         msg = err["msg"]
         tag = "seed_type" if loc[:1] == ["seed_config"] else "column_type"
-        if err["type"] == "union_tag_invalid":
+        if location.startswith("processors"):
+            tag = "processor_type"
+        if err["type"] == "union_tag_invalid" and location.startswith("columns"):
+            msg = unknown_column_type_message(err.get("ctx", {}).get("tag"))
+        elif err["type"] == "union_tag_invalid" and location.startswith("processors"):
+            known = [*BUILTIN_PROCESSOR_TYPES, *PLUGINS.names("processor")]
+            msg = (
+                f"unknown processor_type {err.get('ctx', {}).get('tag')!r}; expected one of {known}"
+            )
+        elif err["type"] == "union_tag_invalid":
             expected = str(err.get("ctx", {}).get("expected_tags")).replace(", 'plugin'", "")
             msg = f"unknown {tag}; expected one of {expected} (or a plugin's)"
         elif err["type"] == "union_tag_not_found":
@@ -730,16 +724,19 @@ def _issues_from_pydantic(exc: ValidationError, data: Mapping[str, Any]) -> list
     return issues
 
 
+_SECTIONS = {"columns": "name", "models": "alias", "providers": "name", "processors": "name"}
+
+
 def _describe_loc(loc: list[Any], data: Mapping[str, Any]) -> tuple[str, str | None]:
     if not loc:
         return "config", None
     section = str(loc[0])
-    if section in ("columns", "models", "providers") and len(loc) > 1 and isinstance(loc[1], int):
+    if section in _SECTIONS and len(loc) > 1 and isinstance(loc[1], int):
         entries = data.get(section)
         entry = None
         if isinstance(entries, list | tuple) and loc[1] < len(entries):
             entry = entries[loc[1]]
-        key = {"columns": "name", "models": "alias", "providers": "name"}[section]
+        key = _SECTIONS[section]
         label = entry.get(key) if isinstance(entry, Mapping) else None
         location = f"{section}.{label}" if label else f"{section}[{loc[1]}]"
         rest = [str(p) for p in loc[2:] if not _is_union_tag(p)]
@@ -748,13 +745,9 @@ def _describe_loc(loc: list[Any], data: Mapping[str, Any]) -> tuple[str, str | N
 
 
 def _is_union_tag(part: Any) -> bool:
-    return part in {
-        "sampler",
-        "expression",
-        "llm_text",
-        "llm_structured",
-        "llm_judge",
-        "embedding",
-        "custom",
-        "seed_dataset",
-    }
+    return part in BUILTIN_COLUMN_TYPES or part in _OTHER_TAGS
+
+
+_OTHER_TAGS = frozenset(
+    {PLUGIN_TAG, "code", "local_callable", "remote", "drop_columns", "schema_transform"}
+)

@@ -3,10 +3,17 @@
 A generator runs either per cell (`task_type == "cell"`: one row at a time, e.g. a model call)
 or per row group (`task_type == "batch"`: all live rows at once, e.g. a sampler). Generators are
 deterministic: the same config, seed and inputs give the same values in any execution order.
+
+Skipping is decided before a generator runs (`skip_decision`, applied by the host for every
+column type): a skipped cell gets `skip.value` and never reaches `generate_cell`/`generate_batch`.
+A generator with side-effect columns returns `CellOutput(value, extras)` for a cell.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,13 +21,28 @@ from typing import Any, ClassVar, Literal
 
 from jinja2 import StrictUndefined, Template, TemplateError
 
-from rowloom.config.dataset import column_dependencies, column_model_aliases
+from rowloom.config.references import (
+    column_dependencies,
+    column_inputs,
+    column_model_aliases,
+    column_side_effects,
+)
 from rowloom.config.scheduling import DEFAULT_SCHEDULING_METADATA, SchedulingMetadata
 from rowloom.errors import NonRetryableTaskError
 from rowloom.generators.sandbox import BoundedSandbox, render_bounded
 from rowloom.models.facade import ModelFacade
 
 TaskType = Literal["cell", "batch"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CellOutput:
+    """A cell's value plus the values of the generator's side-effect columns for that row."""
+
+    value: Any
+    extras: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +80,37 @@ class ColumnGenerator:
         self.config = config
         self.name: str = config.name
         self.required_columns: tuple[str, ...] = column_dependencies(config)
+        self.input_columns: tuple[str, ...] = column_inputs(config)
+        self.side_effect_columns: tuple[str, ...] = column_side_effects(config)
         self.model_aliases: tuple[str, ...] = column_model_aliases(config)
-        self._skip = compile_template(config.skip_when) if config.skip_when else None
+        skip = getattr(config, "skip", None)
+        self._skip = compile_template(skip.when) if skip is not None else None
+        self.skip_value: Any = skip.value if skip is not None else None
+        self.propagate_skip: bool = bool(getattr(config, "propagate_skip", True))
 
     def get_scheduling_metadata(self) -> SchedulingMetadata:
         """The resource kind this generator uses; `local/default/1` unless overridden."""
         return DEFAULT_SCHEDULING_METADATA
 
-    def should_skip(self, row: Mapping[str, Any]) -> bool:
-        """True when the column's `skip_when` condition holds for this row."""
+    @property
+    def has_skip_condition(self) -> bool:
+        """True when the column has a `skip.when`."""
+        return self._skip is not None
+
+    def skip_decision(self, row: Mapping[str, Any], skipped: frozenset[str] | set[str]) -> bool:
+        """True when this cell is skipped: a column it reads was skipped for the row (with
+        `propagate_skip`), or `skip.when` is truthy. A `skip.when` that fails to evaluate
+        skips the cell (no call is made on a row whose filter is unknown)."""
+        if self.propagate_skip and skipped and not skipped.isdisjoint(self.input_columns):
+            return True
         if self._skip is None:
             return False
-        return render(self._skip, row).strip().lower() not in ("", "false", "0", "none", "no")
+        try:
+            text = render_bounded(self._skip, row)
+        except Exception as exc:  # undefined names, type errors on skipped inputs, bounds
+            _log.debug("column %r: skip.when failed (%s); the cell is skipped", self.name, exc)
+            return True
+        return truthy(text)
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         """The value for one row (cell generators)."""
@@ -79,6 +120,13 @@ class ColumnGenerator:
         """Values for every live row of a row group, in order (batch generators)."""
         raise NotImplementedError(f"{type(self).__name__} is not a batch generator")
 
+    async def agenerate_batch(self, batch: BatchInput, ctx: CellContext) -> list[Any]:
+        """`generate_batch` for the engine (in a worker thread with `runs_in_thread`);
+        generators that wait on I/O asynchronously override this."""
+        if self.runs_in_thread:
+            return await asyncio.to_thread(self.generate_batch, batch)
+        return self.generate_batch(batch)
+
 
 @dataclass(frozen=True, slots=True)
 class RowFailure:
@@ -86,6 +134,16 @@ class RowFailure:
 
     reason: str
     message: str = ""
+
+
+def truthy(text: str) -> bool:
+    """Truth of a rendered condition, as Jinja's native types give it: the text read as a
+    Python literal when it is one (`False`, `0`, `None`, `[]` are false), else non-empty."""
+    stripped = text.strip()
+    try:
+        return bool(ast.literal_eval(stripped))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return bool(stripped)
 
 
 class BatchGenerator(ColumnGenerator, ABC):

@@ -8,7 +8,7 @@ from typing import Any
 from rowloom.config.columns import EmbeddingColumnConfig
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.generators.base import CellContext, ColumnGenerator
-from rowloom.generators.llm import _facade, model_metadata
+from rowloom.generators.llm import facade_of, model_metadata
 from rowloom.models.resources import ModelResourceCatalog
 
 
@@ -25,10 +25,8 @@ class EmbeddingGenerator(ColumnGenerator):
         return model_metadata(self._catalog, self.alias)
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        if self.should_skip(row):
-            return None
         value = row.get(self.target)
         if value is None:
             return None
         text = value if isinstance(value, str) else str(value)
-        return await _facade(ctx).embed(self.alias, text)
+        return await facade_of(ctx).embed(self.alias, text)

@@ -33,9 +33,7 @@ class ExpressionGenerator(ColumnGenerator):
             self.task_type = "batch"  # type: ignore[misc]
 
     def value_for(self, row: Mapping[str, Any]) -> Any:
-        """The cast value of the expression for one row (None when skipped)."""
-        if self.should_skip(row):
-            return None
+        """The cast value of the expression for one row."""
         return cast_value(render(self._template, row), self.dtype, self.name)
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:

@@ -46,9 +46,7 @@ class LLMTextGenerator(ColumnGenerator):
         return render(self._prompt, row), system
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        if self.should_skip(row):
-            return None
-        facade = _facade(ctx)
+        facade = facade_of(ctx)
         prompt, system = self.prompts(row)
         return await facade.chat(self.alias, prompt, system_prompt=system)
 
@@ -64,10 +62,8 @@ class LLMStructuredGenerator(LLMTextGenerator):
         self.max_corrections = config.max_correction_attempts
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        if self.should_skip(row):
-            return None
         prompt, system = self.prompts(row)
-        return await _facade(ctx).structured(
+        return await facade_of(ctx).structured(
             self.alias,
             prompt,
             self.schema,
@@ -78,25 +74,40 @@ class LLMStructuredGenerator(LLMTextGenerator):
 
 
 def judge_schema(config: LLMJudgeColumnConfig) -> dict[str, Any]:
-    """The JSON schema of a judge answer: per score, an allowed option and a reasoning."""
-    properties = {
-        s.name: {
-            "type": "object",
-            "properties": {
-                "score": {"type": "string", "enum": list(s.options)},
-                "reasoning": {"type": "string"},
-            },
-            "required": ["score", "reasoning"],
-            "additionalProperties": False,
-        }
-        for s in config.scores
-    }
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [s.name for s in config.scores],
-        "additionalProperties": False,
-    }
+    """The JSON schema of a judge answer: per score (any name), a reasoning and one of the
+    score's options (int or str, as declared)."""
+    shape = config.output_shape()
+    assert shape is not None
+    return shape
+
+
+def normalize_judgement(config: LLMJudgeColumnConfig) -> Any:
+    """A function mapping a parsed judge answer's scores onto the declared options: `"4"` or
+    `4.0` for option `4`, `"good"` for option `"Good"` (when only one option matches)."""
+    options = {s.name: list(s.options) for s in config.scores}
+
+    def key(value: Any) -> str:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value).strip().casefold()
+
+    def normalize(answer: Any) -> Any:
+        if not isinstance(answer, dict):
+            return answer
+        out = dict(answer)
+        for name, allowed in options.items():
+            entry = out.get(name)
+            if not isinstance(entry, dict) or "score" not in entry:
+                continue
+            score = entry["score"]
+            if any(type(score) is type(o) and score == o for o in allowed):
+                continue
+            matches = [o for o in allowed if key(o) == key(score)]
+            if len(matches) == 1 and not isinstance(score, bool):
+                out[name] = {"reasoning": entry.get("reasoning"), "score": matches[0]}
+        return out
+
+    return normalize
 
 
 def judge_instructions(config: LLMJudgeColumnConfig) -> str:
@@ -104,12 +115,12 @@ def judge_instructions(config: LLMJudgeColumnConfig) -> str:
     lines = ["Score the content on each rubric below. Answer in JSON."]
     for s in config.scores:
         options = "; ".join(f"{k}: {v}" for k, v in s.options.items())
-        lines.append(f"- {s.name}: {s.description} Options: {options}.")
+        lines.append(f"- {s.name!r}: {s.description} Options: {options}.")
     return "\n".join(lines)
 
 
 class LLMJudgeGenerator(LLMTextGenerator):
-    """Rubric scores `{score_name: {"score": option, "reasoning": text}}` from a judge model."""
+    """Rubric scores `{score_name: {"reasoning": text, "score": option}}` from a judge model."""
 
     config: LLMJudgeColumnConfig
 
@@ -117,23 +128,28 @@ class LLMJudgeGenerator(LLMTextGenerator):
         super().__init__(config, catalog)
         self.schema = judge_schema(config)
         self._rubric = judge_instructions(config)
+        self._normalize = normalize_judgement(config)
         self.max_corrections = config.max_correction_attempts
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        if self.should_skip(row):
-            return None
         prompt, system = self.prompts(row)
-        return await _facade(ctx).structured(
+        answer = await facade_of(ctx).structured(
             self.alias,
             f"{prompt}\n\n{self._rubric}",
             self.schema,
             system_prompt=system,
             max_correction_attempts=self.max_corrections,
             schema_name=self.name,
+            normalize=self._normalize,
         )
+        return {
+            s.name: {"reasoning": answer[s.name]["reasoning"], "score": answer[s.name]["score"]}
+            for s in self.config.scores
+        }
 
 
-def _facade(ctx: CellContext) -> Any:
+def facade_of(ctx: CellContext) -> Any:
+    """The cell's model facade; an error when the run has no model access."""
     if ctx.facade is None:
         raise NonRetryableTaskError("no_model_facade", "this run has no model access")
     return ctx.facade

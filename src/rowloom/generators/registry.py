@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from rowloom.config.columns import (
     CustomColumnConfig,
     EmbeddingColumnConfig,
     ExpressionColumnConfig,
+    LLMCodeColumnConfig,
     LLMJudgeColumnConfig,
     LLMStructuredColumnConfig,
     LLMTextColumnConfig,
     SamplerColumnConfig,
     SeedDatasetColumnConfig,
+    ValidationColumnConfig,
 )
 from rowloom.config.dataset import DatasetConfig
+from rowloom.config.plugins import PluginLoadError, find_plugin
 from rowloom.generators.base import ColumnGenerator
+from rowloom.generators.code import LLMCodeGenerator
 from rowloom.generators.custom import CustomGenerator
 from rowloom.generators.embedding import EmbeddingGenerator
 from rowloom.generators.expression import ExpressionGenerator
 from rowloom.generators.llm import LLMJudgeGenerator, LLMStructuredGenerator, LLMTextGenerator
 from rowloom.generators.samplers import SamplerGenerator, probe_constraints
 from rowloom.generators.seed import SeedColumnGenerator
+from rowloom.generators.validation import ValidationGenerator
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.seeds import SeedDataset
 
@@ -46,6 +54,8 @@ def build_generators(
         elif isinstance(col, ExpressionColumnConfig):
             deps = config.dependencies[name]
             gen = ExpressionGenerator(col, batch=all(out[d].task_type == "batch" for d in deps))
+        elif isinstance(col, LLMCodeColumnConfig):
+            gen = LLMCodeGenerator(col, catalog)
         elif isinstance(col, LLMJudgeColumnConfig):
             gen = LLMJudgeGenerator(col, catalog)
         elif isinstance(col, LLMStructuredColumnConfig):
@@ -56,8 +66,26 @@ def build_generators(
             gen = EmbeddingGenerator(col, catalog)
         elif isinstance(col, CustomColumnConfig):
             gen = CustomGenerator(col, catalog)
-        else:  # pragma: no cover - the union is closed
-            raise AssertionError(f"no generator for {type(col).__name__}")
+        elif isinstance(col, ValidationColumnConfig):
+            gen = ValidationGenerator(col)
+        else:
+            gen = plugin_generator(col, catalog)
         out[name] = gen
     probe_constraints(out, config.effective_seed)
     return out
+
+
+def plugin_generator(config: Any, catalog: ModelResourceCatalog) -> ColumnGenerator:
+    """The generator of a plugin column: its plugin's `impl(config)`, or `impl(config, catalog)`
+    when the implementation takes the model catalog (to derive model scheduling metadata)."""
+    plugin = find_plugin("column_generator", str(getattr(config, "column_type", "")))
+    if plugin is None:
+        raise AssertionError(f"no generator for {type(config).__name__}")
+    impl = plugin.impl_cls
+    if not (isinstance(impl, type) and issubclass(impl, ColumnGenerator)):
+        raise PluginLoadError(f"{impl!r} is not a rowloom ColumnGenerator")
+    takes_catalog = "catalog" in inspect.signature(impl).parameters
+    factory: Any = impl
+    gen = factory(config, catalog) if takes_catalog else factory(config)
+    assert isinstance(gen, ColumnGenerator)
+    return gen

@@ -25,8 +25,8 @@ from rowloom.config.constraints import (
     ScalarInequalityConstraint,
     compare,
 )
-from rowloom.config.dataset import condition_template, template_references
 from rowloom.config.errors import ConfigIssue, ConfigValidationError
+from rowloom.config.references import condition_template, template_references
 from rowloom.config.sampler_checks import datetime_format
 from rowloom.config.samplers import DATETIME_SAMPLERS, SamplerParams, TimeDeltaParams
 from rowloom.errors import NonRetryableTaskError

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rowloom.config.dataset import DatasetConfig, column_model_aliases
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.references import column_model_aliases
 from rowloom.observability.view import CorrelatedRuntimeView
 
 AIMD_EFFICIENCY = 0.95  # mean in flight / learned limit for a resource that saw 429s

@@ -21,10 +21,11 @@ from rowloom.compat import (
     map_provider,
 )
 from rowloom.compat._fields import Issues
-from rowloom.config.dataset import DatasetConfig, column_model_aliases
+from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigFileError
 from rowloom.config.models import ModelConfig, ModelProvider, SimulationConfig
 from rowloom.config.presets import with_defaults
+from rowloom.config.references import column_model_aliases
 
 __all__ = [
     "ProvidersFile",

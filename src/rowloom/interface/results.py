@@ -196,6 +196,24 @@ class DatasetResult:
         head = f"<b>{escape(self.run_dir.name)}</b>: {escape(summary_text(self.summary))}"
         return f"<div>{head}{records_html(self.head(HTML_ROWS), total=len(self))}</div>"
 
+    def processor_names(self) -> list[str]:
+        """Processors that wrote an output table (`processors/<name>/`)."""
+        folder = self.run_dir / "processors"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def processor_arrow(self, name: str) -> pa.Table:
+        """A processor's output table over the finished row groups, as arrow."""
+        folder = self.run_dir / "processors" / name
+        if not folder.is_dir():
+            raise KeyError(f"no output of processor {name!r}; have {self.processor_names()}")
+        return read_parts([folder / p.name for p in self.part_paths()])
+
+    def processor_output(self, name: str) -> pd.DataFrame:
+        """A processor's output table (e.g. a `schema_transform`) as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(decode_json_columns(self.processor_arrow(name)))
+
     def __len__(self) -> int:
         return self.summary.rows_written
 
@@ -210,6 +228,8 @@ class PreviewResult:
     errors: list[ErrorSample] = field(default_factory=list)
     """One entry per dropped row: the column that failed, the row, reason and message."""
     _next_record: int = field(default=0, init=False, repr=False)
+    processor_outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    """Each processor's output rows (e.g. a `schema_transform`), by processor name."""
 
     @classmethod
     def from_outputs(cls, outputs: RunOutputs) -> PreviewResult:
@@ -218,7 +238,8 @@ class PreviewResult:
             for c in outputs.output_columns:
                 data[c].extend(values[c])
         errors = [e for _, errs in sorted(outputs.kept_errors.items()) for e in errs]
-        return cls(outputs.summary, data, outputs.capacity_plan, errors)
+        processors = dict(outputs.processor_rows)
+        return cls(outputs.summary, data, outputs.capacity_plan, errors, processors)
 
     def to_pandas(self) -> pd.DataFrame:
         import pandas as pd

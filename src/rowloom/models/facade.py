@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -212,10 +212,13 @@ class ModelFacade:
         system_prompt: str | None = None,
         max_correction_attempts: int = 2,
         schema_name: str = "output",
+        normalize: Callable[[Any], Any] | None = None,
     ) -> Any:
         """JSON valid for `schema`; invalid output gets up to `max_correction_attempts`
-        corrective follow-ups, each its own request attempt. Raises `NonRetryableTaskError`
-        (reason `invalid_structured_output`) when every attempt is invalid."""
+        corrective follow-ups, each its own request attempt. `normalize` maps the parsed JSON
+        before it is checked (e.g. `"4"` -> `4` for an integer option). Raises
+        `NonRetryableTaskError` (reason `invalid_structured_output`) when every attempt is
+        invalid."""
         messages = (
             build_messages(prompt, system_prompt) if isinstance(prompt, str) else list(prompt)
         )
@@ -225,6 +228,7 @@ class ModelFacade:
             schema,
             max_correction_attempts=max_correction_attempts,
             schema_name=schema_name,
+            normalize=normalize,
         )
         return value
 
@@ -237,6 +241,7 @@ class ModelFacade:
         max_correction_attempts: int = 2,
         schema_name: str = "output",
         tools: ToolBox | None = None,
+        normalize: Callable[[Any], Any] | None = None,
     ) -> tuple[Any, Conversation]:
         """`structured` from a message list (tools allowed); the value and the conversation."""
         self._check(alias)
@@ -251,7 +256,7 @@ class ModelFacade:
             conversation = await self.converse(
                 alias, history, response_format=response_format, tools=tools
             )
-            value, problem = parse_structured(conversation.response.text, validator)
+            value, problem = parse_structured(conversation.response.text, validator, normalize)
             if not problem:
                 return value, conversation
             if attempt < max_correction_attempts:
@@ -290,7 +295,11 @@ class ModelFacade:
         return response.images[0]
 
 
-def parse_structured(text: str, validator: jsonschema.protocols.Validator) -> tuple[Any, str]:
+def parse_structured(
+    text: str,
+    validator: jsonschema.protocols.Validator,
+    normalize: Callable[[Any], Any] | None = None,
+) -> tuple[Any, str]:
     """Parse model output as JSON (tolerating a fenced code block) and validate it.
 
     Returns `(value, "")` when valid, else `(None, problem)`.
@@ -305,6 +314,8 @@ def parse_structured(text: str, validator: jsonschema.protocols.Validator) -> tu
         value = json.loads(body)
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg} at position {exc.pos})"
+    if normalize is not None:
+        value = normalize(value)
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(root)"
