@@ -355,20 +355,30 @@ class RunStorage:
     ) -> Path:
         """Write one row group's part atomically, then record it in the manifest."""
         assert self.manifest is not None, "open() first"
-        path = self.data_dir / self.part_name(row_group)
+        path = self.part_path_for(row_group)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
-        write_atomic(path, sink.getvalue().to_pybytes())
+        data = sink.getvalue().to_pybytes()
+        write_atomic(path, data)
+        record = RowGroupRecord(
+            table.num_rows,
+            dict(dropped),
+            path.name,
+            usage or UsageTotals(),
+            list(errors[:MAX_ERROR_SAMPLES]),
+        )
         with self._lock:
-            self.manifest.row_groups[row_group] = RowGroupRecord(
-                table.num_rows,
-                dict(dropped),
-                path.name,
-                usage or UsageTotals(),
-                list(errors[:MAX_ERROR_SAMPLES]),
-            )
+            self.manifest.row_groups[row_group] = record
+            self.part_written(row_group, path, data, record)
             self._write_manifest()
         return path
+
+    def part_path_for(self, row_group: int) -> Path:
+        """Where `write_row_group` writes a row group (a Ray worker writes an attempt)."""
+        return self.data_dir / self.part_name(row_group)
+
+    def part_written(self, row_group: int, path: Path, data: bytes, record: RowGroupRecord) -> None:
+        """Called (under the lock) after a part is on disk; a Ray worker notes its attempt."""
 
     def attempt_path(self, row_group: int, attempt: str) -> Path:
         """Where a Ray worker writes one attempt at a row group: a hidden temporary that

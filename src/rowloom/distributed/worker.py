@@ -13,29 +13,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.builder.storage import (
-    MAX_ERROR_SAMPLES,
-    ErrorSample,
     Manifest,
     ResumeMode,
     RowGroupRecord,
     RunStorage,
-    write_atomic,
 )
 from rowloom.clock import SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.distributed.dispatch import PartResult
 from rowloom.distributed.link import SendReports, ShareLink
-from rowloom.models.usage import UsageTotals
 
 SHARES_ENV = "ROWLOOM_RAY_SHARES"
 """`independent` turns the fleet's shared limits off: every worker runs its own adaptive
@@ -75,40 +68,25 @@ class AttemptStorage(RunStorage):
         self._write_manifest()
         return set()
 
-    def write_row_group(
-        self,
-        row_group: int,
-        table: pa.Table,
-        dropped: Mapping[str, int],
-        usage: UsageTotals | None = None,
-        errors: Sequence[ErrorSample] = (),
-    ) -> Path:
-        """Write the group as this batch's attempt file and note it for the driver."""
-        assert self.manifest is not None, "open() first"
-        path = self.attempt_path(row_group, self.label)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        data = sink.getvalue().to_pybytes()
-        write_atomic(path, data)
-        usage = usage or UsageTotals()
-        result = PartResult(
-            row_group=row_group,
-            attempt=self.label,
-            worker=self.worker,
-            path=str(path),
-            rows=table.num_rows,
-            checksum=hashlib.sha256(data).hexdigest(),
-            dropped=dict(dropped),
-            usage=usage.as_json(),
-            errors=[e.as_json() for e in errors[:MAX_ERROR_SAMPLES]],
-        )
-        with self._lock:
-            self.results.append(result)
-            self.manifest.row_groups[row_group] = RowGroupRecord(
-                table.num_rows, dict(dropped), path.name, usage, list(errors[:MAX_ERROR_SAMPLES])
+    def part_path_for(self, row_group: int) -> Path:
+        """This batch's attempt file for the group (the driver commits it)."""
+        return self.attempt_path(row_group, self.label)
+
+    def part_written(self, row_group: int, path: Path, data: bytes, record: RowGroupRecord) -> None:
+        """Note the attempt for the driver: id, attempt, path, rows, checksum."""
+        self.results.append(
+            PartResult(
+                row_group=row_group,
+                attempt=self.label,
+                worker=self.worker,
+                path=str(path),
+                rows=record.rows,
+                checksum=hashlib.sha256(data).hexdigest(),
+                dropped=dict(record.dropped),
+                usage=record.usage.as_json(),
+                errors=[e.as_json() for e in record.errors],
             )
-            self._write_manifest()
-        return path
+        )
 
 
 class FleetWorker:
