@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rowloom.bench.fleet import FleetSimulation
 from rowloom.bench.micro import QueueAdmissionMicro
+from rowloom.bench.profiling import EstimateAccuracy, ProfileScale
 from rowloom.bench.rate_limits import RateLimitHeaders
 from rowloom.bench.ray_fleet import RayFleet
 from rowloom.bench.scale import ScaleRows
@@ -40,6 +41,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     FleetSimulation(),
     SeedStream(),
     RayFleet(),
+    ProfileScale(),
+    EstimateAccuracy(),
 )
 
 
