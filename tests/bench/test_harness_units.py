@@ -39,10 +39,13 @@ SPEC_IDS = {
 ISSUE_7_IDS = {"rate_limit_headers"}
 ISSUE_16_IDS = {"fleet_sim", "ray_fleet"}
 ISSUE_15_IDS = {"seed_stream"}
+ISSUE_18_IDS = {"profile_scale", "estimate_accuracy"}
 
 
 def test_every_spec_scenario_is_registered() -> None:
-    assert {s.id for s in SCENARIOS} == SPEC_IDS | ISSUE_7_IDS | ISSUE_16_IDS | ISSUE_15_IDS
+    assert {
+        s.id for s in SCENARIOS
+    } == SPEC_IDS | ISSUE_7_IDS | ISSUE_16_IDS | ISSUE_15_IDS | ISSUE_18_IDS
 
 
 def test_knob_args_parse_both_forms() -> None:
