@@ -162,3 +162,26 @@ def test_missing_extra_is_a_clear_error_through_the_cli(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'rowloom[ray]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_node_cluster_runs_one_dataset(tmp_path: Path) -> None:
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    try:
+        result = Designer(tmp_path, engine="ray", workers=2, ray_address=cluster.address).create(
+            _config(), 20, "cluster"
+        )
+        assert result.summary.status == "complete"
+        nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        assert len(nodes) == 2
+        Designer(tmp_path).create(_config(), 20, "local")
+        a = RunStorage(tmp_path / "local").read_table()
+        assert RunStorage(tmp_path / "cluster").read_table().equals(a)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
