@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rowloom.__main__ import app
 from rowloom.bench.compare import CompareError, comparison_markdown, prepare_side
-from rowloom.interface.cli import app
 
 
 def _git(repo: Path, *args: str) -> None:

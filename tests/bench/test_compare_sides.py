@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rowloom.__main__ import app
 from rowloom.bench.compare import (
     CompareOptions,
     Side,
@@ -23,7 +24,6 @@ from rowloom.bench.compare import (
     run_one,
 )
 from rowloom.bench.registry import get_scenario
-from rowloom.interface.cli import app
 
 PROFILE = "ROWLOOM_REQUEST_ADMISSION_PROFILE"
 

@@ -290,3 +290,16 @@ def test_bounded_timelines_keep_whole_task_executions(tmp_path: Path) -> None:
     assert set(kept.values()) == {7}  # every kept execution has all of its 7 events
     assert bounded.sampling["total_events"] == 2800
     assert len(bounded.attempts) == 400  # metrics still see every event
+
+
+def test_the_engine_switches_are_read_at_the_harness_edge() -> None:
+    from rowloom.bench.switches import PROFILE_ENV, TASK_POLICY_ENV, engine_options
+    from rowloom.builder.options import EngineOptions
+
+    assert engine_options({}) == EngineOptions()
+    chosen = engine_options({PROFILE_ENV: "v1", TASK_POLICY_ENV: " bounded_borrow "})
+    assert chosen == EngineOptions(task_policy="bounded_borrow", admission_profile="v1")
+    with pytest.raises(ValueError, match=PROFILE_ENV):
+        engine_options({PROFILE_ENV: "fastest"})
+    with pytest.raises(ValueError, match=TASK_POLICY_ENV):
+        engine_options({TASK_POLICY_ENV: "greedy"})

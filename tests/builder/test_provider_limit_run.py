@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from rowloom.builder.builder import DatasetBuilder
+from rowloom.builder.options import EngineOptions
 from rowloom.config.dataset import DatasetConfig
 from rowloom.interface.designer import Designer
 from rowloom.interface.report import load_report
-from rowloom.models.request_admission.config import PROFILE_ENV
 
 CAPACITY = 4
 
@@ -89,13 +88,15 @@ def test_a_shared_provider_gets_a_learned_limit_near_its_capacity(tmp_path: Path
         assert all(v is None or v <= 8 for v in (before, after)), (key, before, after)
 
 
-def test_without_the_provider_limit_the_plan_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_without_the_provider_limit_the_plan_says_so(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv(PROFILE_ENV, "no_provider_limit")
-    result = Designer(tmp_path).create(config(), 40, "off")
+    options = EngineOptions(admission_profile="no_provider_limit")
+    result = await DatasetBuilder(config(), options=options).build(
+        40, run_dir=tmp_path / "off", name="off"
+    )
     assert result.summary.status == "complete"
     plan = result.capacity_plan
     assert plan["configured"]["request_provider_limits"]["value"] is False
     assert plan["runtime_snapshot"]["provider_limits"] == {}
-    assert provider_limit_events(result.run_dir) == []
+    assert provider_limit_events(tmp_path / "off") == []

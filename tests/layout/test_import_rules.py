@@ -124,8 +124,8 @@ def test_distributed_sits_on_top_and_alone_imports_ray() -> None:
 
 
 def test_only_the_executor_holds_both_clients_and_request_admission() -> None:
-    """Only the executor calls both; the builder (the run's composition root) only constructs
-    them and hands both to the executor."""
+    """Only the executor calls both; the builder's wiring (the run's composition root) only
+    constructs them and hands both to the executor, and the run monitor only reads them."""
     both = [
         m
         for m, imported in MODULES.items()
@@ -138,7 +138,8 @@ def test_only_the_executor_holds_both_clients_and_request_admission() -> None:
     ]
     assert set(both) <= {
         "rowloom.models.clients.model_request_executor",
-        "rowloom.builder.builder",
+        "rowloom.builder.wiring",
+        "rowloom.builder.outputs",
     }, both
 
 

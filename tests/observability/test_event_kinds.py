@@ -159,7 +159,7 @@ async def _real_run_kinds(tmp: Path) -> tuple[set[str], set[str]]:
 
 async def _cancelled_run_kinds(tmp: Path) -> tuple[set[str], set[str]]:
     """Cancel a run while request waiters are queued: `cancelled`, `request_wait_cancelled`."""
-    from rowloom.builder.builder import RunMonitor
+    from rowloom.builder.outputs import RunMonitor
     from rowloom.interface.designer import Designer
 
     config = s.sim_config(

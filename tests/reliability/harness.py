@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from rowloom.builder.builder import RunSummary
+from rowloom.builder.outputs import RunSummary
 from rowloom.interface.results import DatasetResult, output_hash
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rowloom import DatasetConfig
-from rowloom.builder.builder import DatasetBuilder, RunMonitor
+from rowloom.builder.builder import DatasetBuilder
+from rowloom.builder.outputs import RunMonitor
 
 PAGE = 4096
 
@@ -96,8 +97,8 @@ async def main(url: str, rows: int, artifacts: Path, events: bool) -> dict[str, 
     started = time.monotonic()
     outputs = await builder.build(rows, run_dir=artifacts / "soak", name="soak")
     wall = time.monotonic() - started
-    assert monitor.admission is not None and builder.task_admission is not None
-    task_view = builder.task_admission.view()
+    assert monitor.admission is not None and monitor.task_admission is not None
+    task_view = monitor.task_admission.view()
     parts = [
         artifacts / "soak" / "data" / p.name
         for p in sorted((artifacts / "soak" / "data").glob("part-*.parquet"))

@@ -303,7 +303,7 @@ def test_withholding_is_temporary_and_contested_resources_stay_within_their_boun
 
 async def test_reading_request_pressure_changes_nothing_in_request_admission() -> None:
     """The builder's bridge over the real request controller: many evaluations, same state."""
-    from rowloom.builder.builder import RequestPressureBridge
+    from rowloom.builder.pressure import RequestPressureBridge
     from rowloom.models.request_admission import (
         AdaptiveRequestAdmissionController,
         RequestAdmissionConfig,

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-from rowloom.builder.builder import TASK_POLICY_ENV
+from rowloom.builder.builder import DatasetBuilder
+from rowloom.builder.options import EngineOptions, TaskPolicyName
 from rowloom.clock import SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.errors import RunAbortedError
 from rowloom.interface.designer import Designer
+from rowloom.interface.results import DatasetResult
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import SchedulerEventEmitter
 from rowloom.observability.sinks import InMemoryEventSink
@@ -208,10 +210,11 @@ def _peak_while_others_queued(events: list[dict[str, Any]], column: str) -> int:
 
 @pytest.mark.parametrize("policy", ["provider_aware", "bounded_borrow"])
 async def test_a_rate_limited_provider_does_not_starve_a_healthy_one(
-    policy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    policy: TaskPolicyName, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(TASK_POLICY_ENV, policy)
-    result = await Designer(tmp_path).acreate(_two_providers(), 24, "two")
+    builder = DatasetBuilder(_two_providers(), options=EngineOptions(task_policy=policy))
+    outputs = await builder.build(24, run_dir=tmp_path / "two", name="two")
+    result = DatasetResult.from_outputs(outputs)
 
     assert result.summary.status == "complete"
     events = _events(result.run_dir)

@@ -17,10 +17,13 @@ from typing import Any
 
 from rowloom.bench.machine import Measurement, measure
 from rowloom.bench.providers import ProviderFleet
-from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
+from rowloom.bench.switches import engine_options
+from rowloom.builder.builder import DatasetBuilder, Engine
+from rowloom.builder.outputs import RunMonitor
 from rowloom.clock import Clock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
+from rowloom.interface.report import write_run_report
 from rowloom.interface.results import DatasetResult
 from rowloom.models.clients import make_model_client
 from rowloom.models.clients.base import ModelClient
@@ -120,7 +123,14 @@ async def run_dataset(
     clients = _Clients()
     monitor = _Monitor(cancel_after_tasks)
     before = await asyncio.to_thread(fleet.server_stats) if fleet and fleet.servers else {}
-    builder = DatasetBuilder(config, engine=engine, monitor=monitor, client_factory=clients)
+    builder = DatasetBuilder(
+        config,
+        engine=engine,
+        monitor=monitor,
+        client_factory=clients,
+        report=write_run_report,
+        options=engine_options(),
+    )
     cancelled = False
     failure: str | None = None
     outputs = None
@@ -159,7 +169,7 @@ async def run_dataset(
         summary=summary,
         capacity_plan=plan,
         measurement=measurement,
-        final_task_snapshot=_task_snapshot(builder),
+        final_task_snapshot=_task_snapshot(builder, monitor),
         final_request_snapshot=_request_snapshot(monitor),
         provider_stats=stats,
         output_hash=digest,
@@ -167,13 +177,13 @@ async def run_dataset(
     )
 
 
-def _task_snapshot(builder: DatasetBuilder) -> dict[str, Any]:
-    admission = getattr(builder, "task_admission", None)
+def _task_snapshot(builder: DatasetBuilder, monitor: RunMonitor) -> dict[str, Any]:
+    admission = monitor.task_admission
     if admission is None:
         reason = (
             "the sequential engine has no task admission"
             if builder.engine == "sequential"
-            else "the builder exposes no task admission controller"
+            else "the run stopped before task admission existed"
         )
         return {"missing_reason": reason, "active_leases": 0, "leased": {}}
     snapshot: dict[str, Any] = admission.view().as_json()

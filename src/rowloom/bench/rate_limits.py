@@ -19,7 +19,7 @@ the defaults) whatever the knobs, because the provider's window is 60 s.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, get_args
+from typing import Any
 
 from rowloom.bench.providers import ProviderScript
 from rowloom.bench.scenario import (
@@ -30,12 +30,10 @@ from rowloom.bench.scenario import (
     knob_float,
     knob_int,
 )
+from rowloom.bench.switches import PROFILE_ENV, PROFILES
 from rowloom.bench.workloads import llm, topic_sampler, writer_dataset
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
-from rowloom.models.request_admission.config import PROFILE_ENV, AdmissionProfile
-
-PROFILES: tuple[str, ...] = get_args(AdmissionProfile)
 
 
 class RateLimitHeaders(DatasetScenario):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rowloom.builder.builder import RunMonitor, RunOutputs, RunSummary
+from rowloom.builder.outputs import RunMonitor, RunOutputs, RunSummary
 from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig

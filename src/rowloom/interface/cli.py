@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand
 
-from rowloom.bench.cli import bench_app
-from rowloom.builder.builder import RunMonitor, RunSummary
+from rowloom.builder.outputs import RunMonitor, RunSummary
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
 from rowloom.errors import EngineUnavailableError, RunAbortedError, RunFolderError
@@ -48,7 +47,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="Generate synthetic datasets with LLMs, as fast as each provider accepts.",
 )
-app.add_typer(bench_app, name="bench")
 cli_data.register(app)
 _out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)

@@ -10,7 +10,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from rowloom.builder.builder import DatasetBuilder, Engine, RunMonitor
+from rowloom.builder.builder import DatasetBuilder, Engine
+from rowloom.builder.outputs import RunMonitor
 from rowloom.builder.storage import ResumeMode
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
@@ -22,7 +23,7 @@ from rowloom.interface.estimate import (
     save_estimate,
 )
 from rowloom.interface.loading import ProvidersFile, prepare_config
-from rowloom.interface.report import write_report
+from rowloom.interface.report import write_report, write_run_report
 from rowloom.interface.results import DatasetResult, PreviewResult
 
 T = TypeVar("T")
@@ -162,7 +163,13 @@ class Designer:
             )
             outputs = await driver.build(num_records, run_dir=run_dir, name=name, resume=resume)
         else:
-            builder = DatasetBuilder(config, run_config=rc, engine=_local(chosen), monitor=monitor)
+            builder = DatasetBuilder(
+                config,
+                run_config=rc,
+                engine=_local(chosen),
+                monitor=monitor,
+                report=write_run_report,
+            )
             outputs = await builder.build(num_records, run_dir=run_dir, name=name, resume=resume)
         result = DatasetResult.from_outputs(outputs)
         if attach_saved_estimate(self.artifact_dir, result.run_dir, config):

@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from rowloom.builder.builder import RunMonitor
+from rowloom.builder.outputs import RunMonitor
 from rowloom.models.usage import usage_report
 
 T = TypeVar("T")

@@ -26,7 +26,7 @@ from rowloom.interface.report_charts import Chart, Line, bar_rows, legend, time_
 from rowloom.interface.report_dataset import dataset_section
 from rowloom.observability.series import StepSeries
 from rowloom.observability.view import LAYERS, CorrelatedRuntimeView, DerivedMetrics
-from rowloom.profile import read_profile
+from rowloom.profile import read_profile, write_profile
 
 _COLORS = ("#2563eb", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be123c", "#4d7c0f")
 _LAYER_TEXT = {
@@ -104,6 +104,12 @@ def write_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) 
     path = report.run_dir / "report.html"
     write_atomic(path, render_html(report).encode("utf-8"))
     return path
+
+
+def write_run_report(run_dir: Path, *, summary: dict[str, Any], config: dict[str, Any]) -> Path:
+    """The builder's `ReportWriter`: `profile.json`, then `report.html` (which shows it)."""
+    write_profile(run_dir, config)
+    return write_report(run_dir, summary=summary)
 
 
 # --- HTML ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rowloom.builder.builder import RunOutputs, RunSummary
+from rowloom.builder.outputs import RunOutputs, RunSummary
 from rowloom.builder.storage import ErrorSample, RunStorage, decode_json_columns, read_parts
 from rowloom.errors import RunFolderError
 from rowloom.interface.preview_view import HTML_ROWS, records_html, show_record

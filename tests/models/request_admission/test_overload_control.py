@@ -31,7 +31,6 @@ from rowloom.models.request_admission import (
     RequestReleaseOutcome,
     RequestResourceKey,
 )
-from rowloom.models.request_admission.config import PROFILE_ENV
 from rowloom.models.resources import ModelResourceCatalog
 
 # -- cooldown modes ------------------------------------------------------------------------------
@@ -292,10 +291,7 @@ def catalog(*models: ModelConfig) -> ModelResourceCatalog:
     return ModelResourceCatalog(models, [ModelProvider(name="p", provider_type="simulated")])
 
 
-def test_from_catalog_takes_each_models_limit_rule_and_latency_wins_a_disagreement(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(PROFILE_ENV, raising=False)
+def test_from_catalog_takes_each_models_limit_rule_and_latency_wins_a_disagreement() -> None:
     config = RequestAdmissionConfig.from_catalog(
         catalog(
             ModelConfig(alias="fast", model="a", provider="p", limit_rule="aimd"),
@@ -323,27 +319,21 @@ def test_from_catalog_takes_each_models_limit_rule_and_latency_wins_a_disagreeme
     assert config.as_json()["limit_rules"]["p/a/chat"] == "latency"
 
 
-def test_the_v1_profile_restores_the_reference_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PROFILE_ENV, "v1")
+def test_the_v1_profile_restores_the_reference_behaviour() -> None:
     config = RequestAdmissionConfig.from_catalog(
         catalog(
             ModelConfig(alias="x", model="a", provider="p"),
             ModelConfig(alias="q", model="c", provider="p", limit_rule="latency"),
-        )
+        ),
+        profile="v1",
     )
     assert config.limit_rule(RequestResourceKey.of("p", "a", "chat")) == "aimd_v1"
     assert config.limit_rule(RequestResourceKey.of("p", "c", "chat")) == "latency"
     assert (config.cooldown_mode, config.header_pacing) == ("block_all", False)
-    monkeypatch.setenv(PROFILE_ENV, "no_header_pacing")
     config = RequestAdmissionConfig.from_catalog(
-        catalog(ModelConfig(alias="x", model="a", provider="p"))
+        catalog(ModelConfig(alias="x", model="a", provider="p")), profile="no_header_pacing"
     )
     assert (config.cooldown_mode, config.header_pacing) == ("reduced_limit", False)
-    monkeypatch.setenv(PROFILE_ENV, "fastest")
-    with pytest.raises(ValueError, match=PROFILE_ENV):
-        RequestAdmissionConfig.from_catalog(
-            catalog(ModelConfig(alias="x", model="a", provider="p"))
-        )
 
 
 def test_an_unknown_rule_name_is_refused(make: MakeHarness) -> None:

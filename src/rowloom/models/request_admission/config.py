@@ -3,16 +3,14 @@
 Users tune only the AIMD knobs of `rowloom.config.run.RequestAdmissionTuningConfig` and choose
 each model's limit rule (`ModelConfig.limit_rule`); static caps come from the model catalog;
 initial limits, clamps, the queue-wait default, the cooldown mode and header pacing are
-engine-internal (benchmarks may inject them, or select a profile through
-`ROWLOOM_REQUEST_ADMISSION_PROFILE`: `v1` is the reference V1 behaviour, `no_header_pacing`
-the default without pacing on rate-limit headers, `no_provider_limit` the default without the
-learned limit per shared provider).
+engine-internal (benchmarks may inject them, or select a profile: `v1` is the reference V1
+behaviour, `no_header_pacing` the default without pacing on rate-limit headers,
+`no_provider_limit` the default without the learned limit per shared provider).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -33,7 +31,6 @@ CooldownMode: TypeAlias = Literal["reduced_limit", "block_all"]
 and blocks everything only when a lease granted during the cooldown is rate limited again;
 `block_all` (V1) blocks every new admission until the cooldown ends."""
 AdmissionProfile: TypeAlias = Literal["default", "v1", "no_header_pacing", "no_provider_limit"]
-PROFILE_ENV: Final = "ROWLOOM_REQUEST_ADMISSION_PROFILE"
 _RULE_NAMES: Final = frozenset(get_args(LimitRuleName))
 
 
@@ -116,10 +113,10 @@ class RequestAdmissionConfig:
         initial_limits: Mapping[RequestResourceKey, int] | None = None,
         max_limit_clamps: Mapping[RequestResourceKey, int] | None = None,
         default_queue_wait_timeout_seconds: float | None = None,
-        profile: AdmissionProfile | None = None,
+        profile: AdmissionProfile = "default",
     ) -> RequestAdmissionConfig:
         """The config of one run: caps, resources and limit rules from the catalog, AIMD knobs
-        from `tuning`, then `profile` (None: `ROWLOOM_REQUEST_ADMISSION_PROFILE`, else default).
+        from `tuning`, then `profile`.
 
         `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s). A resource whose
         aliases disagree on `limit_rule` gets `latency` (the more cautious rule, as the static
@@ -142,8 +139,6 @@ class RequestAdmissionConfig:
             default_queue_wait_timeout_seconds=default_queue_wait_timeout_seconds,
             limit_rules=rules,
         )
-        if profile is None:
-            profile = profile_from_environment()
         return base.with_tuning(tuning).with_profile(profile)
 
     def with_profile(self, profile: AdmissionProfile) -> RequestAdmissionConfig:
@@ -235,16 +230,3 @@ class RequestAdmissionConfig:
             "header_pacing": self.header_pacing,
             "provider_limits": self.provider_limits,
         }
-
-
-def profile_from_environment() -> AdmissionProfile:
-    """The profile `ROWLOOM_REQUEST_ADMISSION_PROFILE` names (`default` when unset).
-
-    An engine-internal benchmark knob, not public configuration; an unknown value raises.
-    """
-    value = os.environ.get(PROFILE_ENV, "").strip() or "default"
-    profiles: tuple[AdmissionProfile, ...] = get_args(AdmissionProfile)
-    for profile in profiles:
-        if value == profile:
-            return profile
-    raise ValueError(f"{PROFILE_ENV}={value!r}: expected one of {profiles}")
