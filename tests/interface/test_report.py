@@ -170,3 +170,28 @@ def test_a_folder_without_events_still_renders(tmp_path: Path) -> None:
     result = Designer(tmp_path).create(config(), 10, "quiet", run_config=rc)
     html = write_report(result.run_dir).read_text(encoding="utf-8")
     assert "No scheduler events" in html and "Capacity plan" in html
+
+
+def test_a_run_without_events_reports_its_requests_and_the_jargon_is_in_details(
+    tmp_path: Path,
+) -> None:
+    from tests.interface.cli_support import write_config
+
+    columns = [
+        {
+            "name": "t",
+            "column_type": "sampler",
+            "sampler_type": "category",
+            "params": {"values": ["a", "b"]},
+        },
+        {"name": "x", "column_type": "llm_text", "model_alias": "writer", "prompt": "{{ t }}"},
+    ]
+    path = write_config(tmp_path / "c.yaml", columns, run={"write_events": False})
+    result = Designer(tmp_path / "art").create(path, 30, "quiet_run")
+    assert result.summary.request_attempts >= 30
+    later = load_report(result.run_dir)  # as `rowloom report RUN_DIR` does, with no summary given
+    assert later.summary["request_attempts"] == result.summary.request_attempts
+    html = render_html(later)
+    assert f"{result.summary.request_attempts}</b><span>model requests" in html
+    details = html[html.index('<h2 id="engine">') :]
+    assert details.index("<details>") < details.index("hidden scheduler resource waiters")

@@ -86,6 +86,12 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
         "error_samples": _error_samples(manifest),
         "stragglers_cancelled": view.attempts_by_outcome.get("straggler_cancelled", 0),
     }
+    if not any(view.event_counts.values()):
+        # a run without events (write_events: false): its saved summary has the figures
+        saved = _read_json(run_dir / "summary.json") or {}
+        for key in ("request_attempts", "requests_by_outcome", "wall_seconds", "engine"):
+            if saved.get(key) is not None:
+                derived[key] = saved[key]
     merged = {**derived, **{k: v for k, v in (summary or {}).items() if v is not None}}
     return RunReport(
         run_dir=run_dir,
@@ -94,8 +100,14 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
         capacity_plan=plan,
         view=view,
         metrics=view.derived_metrics(),
-        advice=run_advice(run_dir) if manifest else None,
+        advice=_advice(run_dir, view) if manifest else None,
     )
+
+
+def _advice(run_dir: Path, view: CorrelatedRuntimeView) -> str:
+    if not any(view.event_counts.values()):
+        return "not known: this run wrote no events (write_events: false)"
+    return run_advice(run_dir) or "local work (no model requests)"
 
 
 def write_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -> Path:
