@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from tests.profile.run_folder import make_run
 
+from rowloom.generators.code_checks import validate_sql
 from rowloom.profile import profile_run
 
 
@@ -122,6 +123,7 @@ def test_code_parse_rate_python(tmp_path: Path) -> None:
     assert got["language"] == "python"
     assert got["parses"]["checked"] == 4 and got["parses"]["ok"] == 2
     assert got["parses"]["rate"] == 0.5
+    assert all(e["message"].startswith("SyntaxError") for e in got["parses"]["top_errors"])
 
 
 def test_code_parse_rate_sql_dialect(tmp_path: Path) -> None:
@@ -130,6 +132,9 @@ def test_code_parse_rate_sql_dialect(tmp_path: Path) -> None:
     col = {"name": "q", "column_type": "llm_code", "code_lang": "sql:postgres"}
     got = _profile(tmp_path, {"q": code}, [col])["q"]
     assert got["parses"]["checked"] == 3 and got["parses"]["ok"] == 2
+    # the profile and the SQL validation column share one parser: same verdict per query
+    verdicts = [validate_sql(q, "sql:postgres")["is_valid"] for q in code]
+    assert sum(verdicts) == got["parses"]["ok"]
 
 
 def test_embedding_dimension_norms_and_projection(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.util
 import json
 import re
 import tempfile
@@ -72,11 +73,33 @@ def check_sqlglot(location: str) -> None:
 
 def validate_sql(code: Any, code_lang: str) -> dict[str, Any]:
     """Parse SQL in the dialect of `code_lang` (`sql:ansi` is sqlglot's generic dialect)."""
+    if not isinstance(code, str) or not code.strip():
+        return {"is_valid": False, "error_messages": "no SQL to validate"}
+    messages = _sql_parse_messages(code, code_lang)
+    if _DECIMAL_WITHOUT_SCALE.search(code):
+        messages.append("DECIMAL definitions without a scale, which may be incorrect")
+    return {"is_valid": not messages, "error_messages": "\n".join(messages)}
+
+
+def syntax_error(code: str, code_lang: str) -> str | None:
+    """The first reason `code` does not parse as `code_lang` (Python or SQL), None if it parses.
+
+    Raises LookupError for a language with no parser here (or SQL without sqlglot installed).
+    """
+    lang = code_lang.partition(":")[0]
+    if lang == "python":
+        problem = _parse_python(code)[1]
+        return problem["message"] if problem else None
+    if lang != "sql" or importlib.util.find_spec("sqlglot") is None:
+        raise LookupError(code_lang)
+    messages = _sql_parse_messages(code, code_lang)
+    return messages[0] if messages else None
+
+
+def _sql_parse_messages(code: str, code_lang: str) -> list[str]:
     import sqlglot
     from sqlglot.errors import SqlglotError
 
-    if not isinstance(code, str) or not code.strip():
-        return {"is_valid": False, "error_messages": "no SQL to validate"}
     dialect = code_dialect(code_lang) or "ansi"
     messages: list[str] = []
     try:
@@ -90,9 +113,7 @@ def validate_sql(code: Any, code_lang: str) -> dict[str, Any]:
             messages.append(f"{err.get('description', 'parse error')}{where}")
     except Exception as exc:  # sqlglot may raise other errors on odd input
         messages.append(f"exception during SQL parsing: {type(exc).__name__}: {exc}")
-    if _DECIMAL_WITHOUT_SCALE.search(code):
-        messages.append("DECIMAL definitions without a scale, which may be incorrect")
-    return {"is_valid": not messages, "error_messages": "\n".join(messages)}
+    return messages
 
 
 async def validate_python(codes: Sequence[Any], ruff: str) -> list[dict[str, Any]]:
@@ -161,14 +182,14 @@ def _python_result(code: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
     if not isinstance(code, str) or not code.strip():
         messages = [_fatal("no Python code to validate", 1, 0)]
     else:
-        try:
-            tree = ast.parse(code)
+        tree, problem = _parse_python(code)
+        if tree is not None:
             statements = sum(isinstance(node, ast.stmt) for node in ast.walk(tree))
-        except SyntaxError as exc:
-            if not any(m["type"] == "fatal" for m in messages):
-                messages.append(_fatal(f"SyntaxError: {exc.msg}", exc.lineno or 1, exc.offset))
-        except (ValueError, RecursionError, MemoryError) as exc:
-            messages.append(_fatal(f"cannot compile: {type(exc).__name__}", 1, 0))
+        elif problem is not None and (
+            not problem["message"].startswith("SyntaxError")
+            or not any(m["type"] == "fatal" for m in messages)
+        ):
+            messages.append(problem)
     messages.sort(key=lambda m: (_SEVERITY_ORDER.index(m["type"]), m["line"]))
     counts = {k: sum(m["type"] == k for m in messages) for k in _SEVERITY_ORDER}
     score = 0.0
@@ -182,6 +203,16 @@ def _python_result(code: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
         "python_linter_severity": severity,
         "python_linter_messages": messages,
     }
+
+
+def _parse_python(code: str) -> tuple[ast.Module | None, dict[str, Any] | None]:
+    """The syntax tree of `code`, or the fatal message saying why it does not compile."""
+    try:
+        return ast.parse(code), None
+    except SyntaxError as exc:
+        return None, _fatal(f"SyntaxError: {exc.msg}", exc.lineno or 1, exc.offset)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return None, _fatal(f"cannot compile: {type(exc).__name__}", 1, 0)
 
 
 def _fatal(message: str, line: int, column: int | None) -> dict[str, Any]:

@@ -9,7 +9,6 @@ parsing, the embedding projection) run on a deterministic stride sample of at mo
 
 from __future__ import annotations
 
-import ast
 from collections import Counter
 from typing import Any, Protocol
 
@@ -17,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rowloom.generators.code_checks import syntax_error
 from rowloom.profile.stats import ValueCounter, summary
 from rowloom.profile.text import TextProfiler
 from rowloom.profile.values import ValueProfiler, as_struct
@@ -84,49 +84,21 @@ class CodeProfiler:
     def add(self, array: pa.Array) -> None:
         self._text.add(array)
         for code in self._sample.take(array):
-            error = parse_error(self._lang, str(code))
-            if error == "unsupported":
-                continue
+            try:
+                error = syntax_error(str(code), self._lang)
+            except LookupError:  # no parser for this language here
+                return
             self._checked += 1
             if error is None:
                 self._ok += 1
             else:
-                self._errors[error] += 1
+                self._errors[error.splitlines()[0][:120]] += 1
 
     def as_json(self) -> dict[str, Any]:
         parses: dict[str, Any] = {"checked": self._checked, "ok": self._ok}
         parses["rate"] = round(self._ok / self._checked, 6) if self._checked else None
         parses["top_errors"] = _top(self._errors)
         return {"language": self._lang, **self._text.as_json(), "parses": parses}
-
-
-def parse_error(code_lang: str, code: str) -> str | None:
-    """None if `code` parses in `code_lang`; else a short error; "unsupported" if no parser."""
-    lang, _, dialect = code_lang.partition(":")
-    if lang == "python":
-        try:
-            ast.parse(code)
-        except SyntaxError as exc:
-            return f"SyntaxError: {exc.msg}"
-        return None
-    if lang == "sql":
-        try:
-            import sqlglot
-            from sqlglot.errors import ParseError
-        except ImportError:
-            return "unsupported"
-        try:
-            statements = sqlglot.parse(code, read=_sqlglot_dialect(dialect))
-        except ParseError as exc:
-            return f"ParseError: {str(exc).splitlines()[0][:120]}"
-        return None if any(s is not None for s in statements) else "empty statement"
-    return "unsupported"
-
-
-def _sqlglot_dialect(dialect: str) -> str | None:
-    return {"ansi": None, "postgres": "postgres", "sqlite": "sqlite", "tsql": "tsql"}.get(
-        dialect, dialect or None
-    )
 
 
 class StructuredProfiler:
