@@ -111,19 +111,6 @@ def test_each_group_is_asked_at_most_once_per_scan() -> None:
     assert sorted(asked, key=repr) == sorted(specs, key=repr)
 
 
-def test_the_callback_runs_without_the_queue_lock() -> None:
-    queue = FairTaskQueue()
-    queue.enqueue(tasks(group("a"), 2) + tasks(group("b"), 2))
-    held: list[bool] = []
-
-    def probe(item: SchedulableTask, view: QueueView) -> bool:
-        held.append(queue._lock.locked())
-        return item.group.key.output_columns == ("b",)
-
-    assert queue.select_next(probe) is not None
-    assert held and not any(held)
-
-
 def test_a_callback_that_mutates_the_queue_gets_a_fresh_scan() -> None:
     queue = FairTaskQueue()
     queue.enqueue(tasks(group("a"), 1))

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from scheduling_support import SUBMIT, SUBMIT_LOCAL, group, task, tasks
 
 from rowloom.clock import ManualClock
-from rowloom.scheduling.queue import FairTaskQueue, QueueSelection, QueueView, report_exhausted
+from rowloom.scheduling.queue import (
+    Eligibility,
+    FairTaskQueue,
+    QueueSelection,
+    QueueView,
+    Refusal,
+)
 from rowloom.scheduling.resources import (
     LOCAL,
     SUBMISSION,
@@ -31,7 +37,7 @@ SUBMIT_GPU = SchedulerResourceRequest({SUBMISSION: 1, GPU: 1})
 LOCAL_TWO = SchedulerResourceRequest({SUBMISSION: 1, LOCAL: 2})
 REQUESTS = (SUBMIT, SUBMIT_LOCAL, SUBMIT_GPU, LOCAL_TWO)
 
-Eligible = Callable[[SchedulableTask, QueueView], bool]
+Eligible = Callable[[SchedulableTask, QueueView], Eligibility]
 
 
 class Ledger:
@@ -53,16 +59,14 @@ class Ledger:
         """One selection's callback: asking any head twice fails (a scan visits each once)."""
         seen: set[str] = set()
 
-        def is_eligible(item: SchedulableTask, view: QueueView) -> bool:
+        def is_eligible(item: SchedulableTask, view: QueueView) -> Eligibility:
             assert item.task_id not in seen, "a head was asked twice in one selection"
             seen.add(item.task_id)
             self.asked.append(item)
             for resource, amount in item.resource_request.amounts.items():
                 free = self.free.get(resource, 10**9)
                 if amount > free:
-                    if report:
-                        report_exhausted(resource, free)
-                    return False
+                    return Refusal(resource, free) if report else False
             return item.group.key not in self.refused
 
         return is_eligible
@@ -107,17 +111,9 @@ def test_a_larger_request_is_skipped_while_a_smaller_one_still_fits() -> None:
     assert selection is not None and selection.item.group == one
 
 
-def test_a_report_left_outside_a_selection_is_ignored() -> None:
-    queue = FairTaskQueue()
-    a, b = group("a"), group("b")
-    queue.enqueue([task(a, request=SUBMIT_LOCAL), task(b, request=SUBMIT_LOCAL)])
-    report_exhausted(LOCAL, 0)  # stale: not made while refusing a head of this selection
-
-    def not_a(item: SchedulableTask, view: QueueView) -> bool:
-        return item.group != a  # refuses a for its own reason, reports nothing
-
-    selection = queue.select_next(not_a)
-    assert selection is not None and selection.item.group == b
+def test_a_refusal_is_falsy_and_names_what_is_short() -> None:
+    refusal = Refusal(LOCAL, 0)
+    assert not refusal and refusal == Refusal(LOCAL, 0) and refusal.free == 0
 
 
 def test_a_report_about_a_resource_the_head_does_not_lack_skips_only_what_it_blocks() -> None:
@@ -126,12 +122,11 @@ def test_a_report_about_a_resource_the_head_does_not_lack_skips_only_what_it_blo
     queue.enqueue([task(a), task(b), task(gpu, request=SUBMIT_GPU)])
     asked: list[TaskGroupSpec] = []
 
-    def odd(item: SchedulableTask, view: QueueView) -> bool:
+    def odd(item: SchedulableTask, view: QueueView) -> Eligibility:
         assert item.group not in asked, "a head was asked twice in one selection"
         asked.append(item.group)
         if item.group == a:
-            report_exhausted(GPU, 0)  # true, but not why `a` is refused
-            return False
+            return Refusal(GPU, 0)  # true, but not why `a` is refused
         return True
 
     selection = queue.select_next(odd)
@@ -155,7 +150,7 @@ def test_admission_reports_its_exhausted_resources_to_the_queue() -> None:
         leases.append(decision)
     asked: list[SchedulableTask] = []
 
-    def counting(item: SchedulableTask, view: QueueView) -> bool:
+    def counting(item: SchedulableTask, view: QueueView) -> Eligibility:
         asked.append(item)
         return admission.is_eligible(item, view)
 
@@ -347,7 +342,7 @@ def test_explain_blocked_counts_groups_blocked_on_the_ledger() -> None:
     assert summary.diagnostics["eligible_groups"] == 3
 
 
-# -- remembered exhaustion (a ledger passed with the report) -----------------------------------
+# -- refusals across selections (one admission controller, many selections) ---------------------
 
 
 class CountingAdmission(TaskAdmissionController):
@@ -355,12 +350,12 @@ class CountingAdmission(TaskAdmissionController):
 
     asked = 0
 
-    def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> bool:
+    def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> Eligibility:
         self.asked += 1
         return super().is_eligible(item, queue_view)
 
 
-def test_later_selections_read_the_ledger_instead_of_asking_blocked_heads() -> None:
+def test_every_selection_asks_one_blocked_head_then_skips_its_class() -> None:
     queue = FairTaskQueue()
     admission = CountingAdmission(TaskAdmissionConfig(64, {LOCAL: 1}), ManualClock())
     for i in range(20):
@@ -374,34 +369,12 @@ def test_later_selections_read_the_ledger_instead_of_asking_blocked_heads() -> N
         admission.asked = 0
         selection = queue.select_next(admission.is_eligible)
         assert selection is not None and selection.item.resource_request == SUBMIT
-        assert admission.asked <= 2  # the first time it learns; then only the model head
-    assert admission.asked == 1
+        assert admission.asked <= 2  # at most the fairest local head, then the model head
     other = queue.select_next(lambda item, view: True)  # another callback: nothing is skipped
     assert other is not None and other.item.resource_request == SUBMIT_LOCAL
     admission.release(held)
     selection = queue.select_next(admission.is_eligible)
     assert selection is not None and selection.item.resource_request == SUBMIT_LOCAL
-
-
-class RememberingLedger(Ledger):
-    """A ledger the queue may read between selections; one callback object for all of them."""
-
-    def __init__(self, free: Mapping[SchedulerResourceKey, int], refused: set[TaskGroupKey]):
-        super().__init__(free, refused)
-        self.seen: set[str] = set()
-
-    def free_units(self, resource: SchedulerResourceKey) -> int:
-        return self.free.get(resource, 10**9)
-
-    def is_eligible(self, item: SchedulableTask, view: QueueView) -> bool:
-        assert item.task_id not in self.seen, "a head was asked twice in one selection"
-        self.seen.add(item.task_id)
-        for resource, amount in item.resource_request.amounts.items():
-            free = self.free_units(resource)
-            if amount > free:
-                report_exhausted(resource, free, self)
-                return False
-        return item.group.key not in self.refused
 
 
 @settings(max_examples=150, deadline=None)
@@ -414,7 +387,7 @@ class RememberingLedger(Ledger):
     ),
     st.sets(st.integers(0, 11)),
 )
-def test_remembered_exhaustion_never_changes_the_choice(
+def test_refusals_over_many_selections_never_change_the_choice(
     scenario: tuple[list[tuple[int, int, int]], dict[SchedulerResourceKey, int]],
     steps: list[tuple[int, int, int, bool]],
     refused: set[int],
@@ -422,11 +395,10 @@ def test_remembered_exhaustion_never_changes_the_choice(
     batches, free = scenario
     queue = build(batches, 0)
     refused_keys = {group(f"g{i}", 1 + i % 3).key for i in refused}
-    ledger = RememberingLedger(free, refused_keys)
+    ledger = Ledger(free, refused_keys)
     for local, gpu, submission, commit in steps:
         ledger.free = {LOCAL: local, GPU: gpu, SUBMISSION: submission}
-        ledger.seen.clear()
-        chosen = queue.select_next(ledger.is_eligible)
+        chosen = queue.select_next(ledger.callback(report=True))
         exhaustive = queue.select_next(ledger.callback(report=False))
         if chosen is None:
             assert exhaustive is None

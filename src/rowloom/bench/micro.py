@@ -48,7 +48,6 @@ from rowloom.scheduling import (
     SUBMISSION,
     BoundedBorrowPolicyConfig,
     FairTaskQueue,
-    QueueView,
     SchedulableTask,
     SchedulerResourceRequest,
     StrictFairPolicyConfig,
@@ -117,9 +116,7 @@ def run_cell(
         TaskAdmissionConfig(capacity, {LOCAL: LOCAL_SLOTS}, policy_config), SystemClock()
     )
 
-    def is_eligible(item: SchedulableTask, view: QueueView) -> bool:
-        return admission.is_eligible(item, view)
-
+    is_eligible = admission.is_eligible  # as the scheduler passes it
     clock = time.perf_counter_ns
     samples: dict[str, list[int]] = {op: [] for op in (*_OPS, "cycle")}
     running: deque[TaskAdmissionLease] = deque()

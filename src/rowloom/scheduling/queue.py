@@ -13,19 +13,16 @@ Contract:
 
 - `enqueue(items)` is idempotent by `task_id`; it returns only the newly accepted ids.
 - `select_next(is_eligible)` is pure: it removes nothing and changes no virtual time. It visits
-  each group at most once, in fair order, calling `is_eligible(head, view)` only while no
-  internal lock is held, and returns the first head the callback accepts.
+  each group at most once, in fair order, calling `is_eligible(head, view)`, and returns the
+  first head the callback accepts.
 - Exhausted resources: backlogged groups are kept in *request classes* (one per distinct
   resource request of their head task; there are very few), each with its own pair of WF2Q+
   heaps under the one virtual time, so the fair order is the merge of the classes' orders. A
-  callback that refuses a head because a resource is exhausted says so with
-  `report_exhausted(resource, free)`; the queue then skips, for the rest of that selection,
-  every class whose request needs more than `free` units of it, without asking or walking
-  its groups. When the report names the callback's `ResourceLedger`, later selections with
-  the same callback first read `ledger.free_units` for the resources it reported (outside
-  the lock) and skip blocked classes before asking anyone. The choice is always the one an
-  exhaustive scan makes; a selection that finds nothing because every class is blocked asks
-  at most one head per class (none when the ledger already shows them blocked).
+  callback that refuses a head because a resource is exhausted answers `Refusal(resource,
+  free)` instead of False; the queue then skips, for the rest of that selection, every class
+  whose request needs more than `free` units of it, without asking or walking its groups.
+  The choice is always the one an exhaustive scan makes; a selection that finds nothing
+  because every class is blocked asks at most one head per class.
 - `commit(selection)` is the only removal; it returns None when the queue changed since the
   selection (stale `sequence_version`).
 - `view()` is an immutable `QueueView`; building one never scans the queue (per-group facts
@@ -38,12 +35,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Protocol, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from rowloom.scheduling.resources import (
     SchedulableTask,
@@ -302,72 +298,49 @@ class QueueView:
 EMPTY_QUEUE_VIEW: Final = QueueView.from_groups(())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueSelection:
-    """A candidate chosen by `select_next`, for the scheduler only; `commit` removes it."""
+    """A candidate chosen by `select_next`, for the scheduler only; `commit` removes it.
+
+    A plain value (not frozen: it is built on every dispatch); treat it as immutable.
+    `slot` and `heap_index` say where the queue found the candidate (hints for `commit`).
+    """
 
     item: SchedulableTask
     queue_view: QueueView
     sequence_version: int
-    _at: int = field(default=-1, repr=False, compare=False)
-    """Where the queue found the candidate: `index << 32 | group slot` (a hint for commit)."""
+    slot: int = field(default=-1, repr=False, compare=False)
+    heap_index: int = field(default=0, repr=False, compare=False)
 
 
-# Hot-path construction of the frozen values above, which validate nothing: the generated
-# frozen __init__ costs several times more. A view is one slot set through its descriptor; a
-# selection is filled in a plain shell with the same slot layout, which then takes on the
-# frozen class (a layout mismatch would raise TypeError at the first selection).
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A typed "no" from an eligibility callback: `resource` has only `free` units left.
+
+    Returning it (instead of False) while refusing a head task whose request needs more than
+    `free` units of `resource` promises that the callback refuses every head needing more than
+    `free` of it for the rest of this `select_next`, so the queue skips them all without
+    asking. It is falsy, so a caller that only wants a yes/no can test it like a bool.
+    """
+
+    resource: SchedulerResourceKey
+    free: int
+
+    def __bool__(self) -> bool:
+        return False
+
+
+Eligibility: TypeAlias = bool | Refusal
+"""An eligibility callback's answer: True, False, or a `Refusal` naming an exhausted resource."""
+
+EligibilityCheck: TypeAlias = Callable[[SchedulableTask, QueueView], Eligibility]
+"""`is_eligible(item, queue_view)`: may this head task be admitted now?"""
+
+
+# A view is built on every queue change (the dispatch hot path): one slot set through its
+# descriptor, skipping the frozen dataclass's generated __init__.
 _new = object.__new__
 _qv_state = QueueView.__dict__["_s"].__set__
-_SelectionShell: Any = type("_SelectionShell", (), {"__slots__": QueueSelection.__slots__})
-_SLOT_BITS: Final = 32
-_SLOT_MASK: Final = (1 << _SLOT_BITS) - 1
-
-
-def _selection(item: SchedulableTask, view: QueueView, version: int, at: int) -> QueueSelection:
-    selection = _SelectionShell()
-    selection.item = item
-    selection.queue_view = view
-    selection.sequence_version = version
-    selection._at = at
-    selection.__class__ = QueueSelection
-    done: QueueSelection = selection
-    return done
-
-
-class ResourceLedger(Protocol):
-    """The hard ledger behind an eligibility callback, as far as the queue may read it."""
-
-    def free_units(self, resource: SchedulerResourceKey) -> int:
-        """Units of `resource` free right now (a lock-free read; never blocks)."""
-        ...
-
-
-class _Notes(threading.local):
-    """Per-thread note an eligibility callback leaves while it refuses (internal)."""
-
-    exhausted: tuple[SchedulerResourceKey, int, ResourceLedger | None] | None = None
-
-
-_NOTES: Final = _Notes()
-
-
-def report_exhausted(
-    resource: SchedulerResourceKey, free: int, ledger: ResourceLedger | None = None
-) -> None:
-    """Say, from inside an eligibility callback, that `resource` has only `free` units left.
-
-    Call it while refusing a head task because its request needs more of `resource` than is
-    free. It promises that the callback refuses every head needing more than `free` units of
-    `resource` for the rest of the current `select_next` on this thread, so the queue skips
-    all of them at once, without asking. Outside a callback it has no effect.
-
-    With `ledger` it also promises that, for as long as the same callback is passed to
-    `select_next`, the callback refuses every head needing more of `resource` than
-    `ledger.free_units(resource)`: later selections then read the ledger first (outside the
-    queue's lock) and skip the blocked heads without asking them.
-    """
-    _NOTES.exhausted = (resource, free, ledger)
 
 
 class _Class:
@@ -426,11 +399,11 @@ class _Group:
 class FairTaskQueue:
     """Weighted fair ready queue (see the module docstring for the full contract).
 
-    Thread-safe: an internal lock guards state; it is never held while `is_eligible` runs.
+    Single-threaded: one event loop owns it (no locks); `is_eligible` may even mutate the
+    queue, and the selection then starts afresh.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._version = 0
         self._seq = itertools.count()
         self._ids: set[str] = set()
@@ -455,16 +428,6 @@ class FairTaskQueue:
         self._shape = EMPTY_QUEUE_VIEW._s[4]
         self._shape_dirty = False
         self._view: QueueView | None = EMPTY_QUEUE_VIEW
-        # (callback, its ledger, resources it reported exhausted); read by later selections
-        self._max_need: dict[SchedulerResourceKey, int] = {}  # most any class requests
-        self._ledger_memo: (
-            tuple[
-                Callable[[SchedulableTask, QueueView], bool],
-                ResourceLedger,
-                tuple[SchedulerResourceKey, ...],
-            ]
-            | None
-        ) = None
 
     # -- mutation ---------------------------------------------------------------------------
 
@@ -475,245 +438,192 @@ class FairTaskQueue:
         ValueError before anything is added.
         """
         batch = list(items)
+        weights: dict[TaskGroupKey, int] = {}
+        for item in batch:
+            spec = item.group
+            known = weights.setdefault(spec.key, spec.weight)
+            slot = self._slot_of.get(spec.key)
+            if slot is not None:
+                known = self._groups[slot].spec.weight
+            if spec.weight != known:
+                raise ValueError(
+                    f"group {spec.key.as_key_str()} enqueued with weight {spec.weight}, "
+                    f"it has weight {known}"
+                )
         accepted: list[str] = []
-        with self._lock:
-            weights: dict[TaskGroupKey, int] = {}
-            for item in batch:
-                spec = item.group
-                known = weights.setdefault(spec.key, spec.weight)
-                slot = self._slot_of.get(spec.key)
-                if slot is not None:
-                    known = self._groups[slot].spec.weight
-                if spec.weight != known:
-                    raise ValueError(
-                        f"group {spec.key.as_key_str()} enqueued with weight {spec.weight}, "
-                        f"it has weight {known}"
-                    )
-            for item in batch:
-                if item.task_id in self._ids:
-                    continue
-                group = self._group_for(item.group)
-                self._ids.add(item.task_id)
-                request = item.resource_request
-                self._add_demand(group, request)
-                group.items.append((next(self._seq), item, self._class_for(request)))
-                self._count += 1
-                if group.where == 0:
-                    self._activate(group)
-                self._dirty.add(group.slot)
-                accepted.append(item.task_id)
-            if accepted:
-                self._catch_up()
-                self._version += 1
-                self._view = None
+        for item in batch:
+            if item.task_id in self._ids:
+                continue
+            group = self._group_for(item.group)
+            self._ids.add(item.task_id)
+            request = item.resource_request
+            self._add_demand(group, request)
+            group.items.append((next(self._seq), item, self._class_for(request)))
+            self._count += 1
+            if group.where == 0:
+                self._activate(group)
+            self._dirty.add(group.slot)
+            accepted.append(item.task_id)
+        if accepted:
+            self._catch_up()
+            self._version += 1
+            self._view = None
         return accepted
 
     def commit(self, selection: QueueSelection) -> SchedulableTask | None:
         """Remove the selected task; None when the queue changed since `select_next`."""
-        self._lock.acquire()
-        try:
-            if selection.sequence_version != self._version:
+        if selection.sequence_version != self._version:
+            return None
+        item = selection.item
+        slot = selection.slot
+        if slot < 0:  # a selection this queue did not make
+            found = self._slot_of.get(item.group.key)
+            if found is None:
                 return None
-            item = selection.item
-            at = selection._at
-            if at >= 0:
-                slot = at & _SLOT_MASK
-            else:  # a selection this queue did not make
-                found = self._slot_of.get(item.group.key)
-                if found is None:
-                    return None
-                slot = found
-            group = self._groups[slot]
-            items = group.items
-            if not items or items[0][1] is not item:
-                return None
-            cls = group.cls
-            assert cls is not None
-            was_on_time = group.where == _ON_TIME
-            heap = cls.on_time if was_on_time else cls.ahead
-            index = at >> _SLOT_BITS
-            if index >= len(heap) or heap[index][2] != slot:
-                index = _index_of(heap, slot)
-            items.popleft()
-            self._ids.discard(item.task_id)
-            self._count -= 1
-            request = item.resource_request
-            total = self._demand_total
-            for resource, amount in request.amounts.items():
-                left = total[resource] - amount
-                if left:
-                    total[resource] = left
-                else:
-                    del total[resource]
-            self._demand_dirty = True
-            if group.uniform is None or not items:
-                self._remove_group_demand(group, request)
-            self._vtime = vtime = self._vtime + 1.0 / self._backlogged_weight
-            limit = vtime + _EPS
-            group.start = start = group.finish
-            if items:
-                head_seq, _, head_cls = items[0]
-                group.finish = finish = start + group.inv_weight
-                if start <= limit:
-                    target, entry = head_cls.on_time, (finish, head_seq, slot)
-                    if not was_on_time:
-                        self._on_time_groups += 1
-                        self._ahead_groups -= 1
-                    group.where = _ON_TIME
-                    if target is heap and index == 0:
-                        heapq.heapreplace(heap, entry)
-                    else:
-                        _heap_remove(heap, index)
-                        heapq.heappush(target, entry)
-                else:
-                    target, entry = head_cls.ahead, (start, head_seq, slot)
-                    group.where = _AHEAD
-                    if was_on_time:
-                        self._on_time_groups -= 1
-                        self._ahead_groups += 1
-                        if index == 0 and head_cls is cls and target and target[0][0] <= limit:
-                            # swap: the served group goes ahead, the earliest due one on time
-                            _, due_seq, due_slot = heapq.heapreplace(target, entry)
-                            due = self._groups[due_slot]
-                            due.where = _ON_TIME
-                            heapq.heapreplace(heap, (due.finish, due_seq, due_slot))
-                            self._on_time_groups += 1
-                            self._ahead_groups -= 1
-                            target = None
-                    if target is not None:
-                        _heap_remove(heap, index)
-                        heapq.heappush(target, entry)
-                if head_cls is not cls:
-                    self._leave(cls)
-                    self._join(head_cls)
-                    group.cls = head_cls
+            slot = found
+        group = self._groups[slot]
+        items = group.items
+        if not items or items[0][1] is not item:
+            return None
+        items.popleft()
+        self._ids.discard(item.task_id)
+        self._count -= 1
+        request = item.resource_request
+        total = self._demand_total
+        for resource, amount in request.amounts.items():
+            left = total[resource] - amount
+            if left:
+                total[resource] = left
             else:
-                _heap_remove(heap, index)
+                del total[resource]
+        self._demand_dirty = True
+        if group.uniform is None or not items:
+            self._remove_group_demand(group, request)
+        self._advance(group, selection.heap_index)
+        self._dirty.add(slot)
+        self._version += 1
+        self._view = None
+        return item
+
+    def _advance(self, group: _Group, index: int) -> None:
+        """WF2Q+ bookkeeping after `group` was served: V, its tags, its place in the heaps.
+
+        `index` is a hint: where `group` sat in its heap when it was selected.
+        """
+        cls = group.cls
+        assert cls is not None
+        slot = group.slot
+        was_on_time = group.where == _ON_TIME
+        heap = cls.on_time if was_on_time else cls.ahead
+        if index >= len(heap) or heap[index][2] != slot:
+            index = _index_of(heap, slot)
+        self._vtime = vtime = self._vtime + 1.0 / self._backlogged_weight
+        limit = vtime + _EPS
+        group.start = start = group.finish
+        if group.items:
+            head_seq, _, head_cls = group.items[0]
+            group.finish = finish = start + group.inv_weight
+            if start <= limit:
+                if not was_on_time:
+                    self._on_time_groups += 1
+                    self._ahead_groups -= 1
+                group.where = _ON_TIME
+                _heap_move(heap, index, head_cls.on_time, (finish, head_seq, slot))
+            else:
+                group.where = _AHEAD
                 if was_on_time:
                     self._on_time_groups -= 1
-                else:
-                    self._ahead_groups -= 1
+                    self._ahead_groups += 1
+                if not (
+                    was_on_time
+                    and index == 0
+                    and head_cls is cls
+                    and self._swap_due(cls, (start, head_seq, slot), limit)
+                ):
+                    _heap_move(heap, index, head_cls.ahead, (start, head_seq, slot))
+            if head_cls is not cls:
                 self._leave(cls)
-                group.cls = None
-                group.where = 0
-                self._backlogged_weight -= group.spec.weight
-                self._backlogged_groups -= 1
-                self._shape_dirty = True
-            if self._ahead_groups:
-                if not self._on_time_groups:
-                    self._catch_up()
-                else:
-                    for live in self._live:
-                        ahead = live.ahead
-                        if ahead and ahead[0][0] <= limit:
-                            self._catch_up()
-                            break
-            self._dirty.add(slot)
-            self._version += 1
-            self._view = None
-            return item
-        finally:
-            self._lock.release()
+                self._join(head_cls)
+                group.cls = head_cls
+        else:
+            _heap_remove(heap, index)
+            if was_on_time:
+                self._on_time_groups -= 1
+            else:
+                self._ahead_groups -= 1
+            self._leave(cls)
+            group.cls = None
+            group.where = 0
+            self._backlogged_weight -= group.spec.weight
+            self._backlogged_groups -= 1
+            self._shape_dirty = True
+        if self._ahead_groups:
+            if not self._on_time_groups:
+                self._catch_up()
+            else:
+                for live in self._live:
+                    ahead = live.ahead
+                    if ahead and ahead[0][0] <= limit:
+                        self._catch_up()
+                        break
+
+    def _swap_due(self, cls: _Class, entry: tuple[float, int, int], limit: float) -> bool:
+        """The served group (root of `cls.on_time`) goes ahead as `entry`; the earliest due
+        group of `cls.ahead` takes its place on time. False: nobody is due."""
+        on_time, ahead = cls.on_time, cls.ahead
+        if not ahead or ahead[0][0] > limit:
+            return False
+        _, due_seq, due_slot = heapq.heapreplace(ahead, entry)
+        due = self._groups[due_slot]
+        due.where = _ON_TIME
+        heapq.heapreplace(on_time, (due.finish, due_seq, due_slot))
+        self._on_time_groups += 1
+        self._ahead_groups -= 1
+        return True
 
     # -- reads ------------------------------------------------------------------------------
 
-    def select_next(
-        self, is_eligible: Callable[[SchedulableTask, QueueView], bool]
-    ) -> QueueSelection | None:
+    def select_next(self, is_eligible: EligibilityCheck) -> QueueSelection | None:
         """The fairest eligible head task, or None. Pure: nothing is removed or advanced."""
-        notes = _NOTES
-        for _ in range(_MAX_SCAN_RESTARTS):  # a pass restarts when the queue changes under it
-            # resources `is_eligible`'s ledger reported exhausted before: read them first,
-            # outside the lock (the ledger is not the queue's to call under its lock)
-            blocked: list[tuple[SchedulerResourceKey, int]] | None = None
-            memo = self._ledger_memo
-            if memo is not None and (memo[0] is is_eligible or memo[0] == is_eligible):
-                ledger, need = memo[1], self._max_need
-                for resource in memo[2]:
-                    free = ledger.free_units(resource)
-                    if free < need.get(resource, 0):
-                        if blocked is None:
-                            blocked = []
-                        blocked.append((resource, free))
-            dead: list[_Class] = []  # classes blocked on an exhausted resource, this pass
-            version = -1
-            view = EMPTY_QUEUE_VIEW
-            while True:
-                self._lock.acquire()
-                try:
-                    if version < 0:
-                        if self._count == 0:
-                            return None
-                        version = self._version
-                        live = self._live
-                        if blocked is not None:
-                            for resource, free in blocked:
-                                _block(live, dead, resource, free)
-                            if len(dead) == len(live):
-                                return None
-                        view = self._view or self._view_locked()
-                    elif self._version != version:
-                        break
-                    if not dead and len(live) == 1:
-                        cls = live[0]
-                        heap = cls.on_time or cls.ahead
-                    elif len(live) - len(dead) == 1:  # one class left: its fairest head
-                        for cls in live:
-                            if cls not in dead:
-                                break
-                        heap = cls.on_time or cls.ahead
-                    else:
-                        found = self._first_locked(dead)
-                        if found is None:
-                            return None
-                        heap, cls = found
-                    slot = heap[0][2]
-                    item = self._groups[slot].items[0][1]
-                finally:
-                    self._lock.release()
-                notes.exhausted = None
-                if is_eligible(item, view):
-                    if self._version != version:  # the callback may have mutated the queue
-                        break
-                    selection = _SelectionShell()  # as `_selection`, inlined: the hot path
-                    selection.item = item
-                    selection.queue_view = view
-                    selection.sequence_version = version
-                    selection._at = slot
-                    selection.__class__ = QueueSelection
-                    done: QueueSelection = selection
-                    return done
-                note = notes.exhausted
-                if note is None:
-                    outcome = self._scan(version, view, is_eligible, cls, heap, None, dead)
-                    if outcome is _RESTART:
-                        break
-                    return outcome  # type: ignore[no-any-return]
-                resource, free, reporter = note
-                if reporter is not None:
-                    self._remember(is_eligible, reporter, resource)
-                if cls.amounts.get(resource, 0) <= free:  # not why this head was refused
-                    outcome = self._scan(
-                        version, view, is_eligible, cls, heap, (resource, free), dead
-                    )
-                    if outcome is _RESTART:
-                        break
-                    return outcome
-                # `live` is read again only after the version is checked under the lock
-                _block(live, dead, resource, free)
-                if len(dead) == len(live):  # every class is blocked: nothing is eligible
-                    self._lock.acquire()
-                    unchanged = self._version == version
-                    self._lock.release()
-                    if unchanged:
-                        return None
-                    break
+        for _ in range(_MAX_SCAN_RESTARTS):  # a scan restarts when the callback changed the queue
+            outcome = self._select(is_eligible)
+            if not isinstance(outcome, _Restart):
+                return outcome
         raise RuntimeError("the queue changed during every selection scan")
+
+    def _select(self, is_eligible: EligibilityCheck) -> QueueSelection | _Restart | None:
+        """One selection scan: a `QueueSelection`, None, or _RESTART."""
+        if self._count == 0:
+            return None
+        version = self._version
+        view = self._view or self._build_view()
+        live = self._live
+        dead: list[_Class] = []  # classes blocked on an exhausted resource, this scan
+        while True:
+            if not dead and len(live) == 1:
+                cls = live[0]
+                heap = cls.on_time or cls.ahead
+            else:
+                found = self._fairest_root(dead)
+                if found is None:
+                    return None
+                heap, cls = found
+            slot = heap[0][2]
+            item = self._groups[slot].items[0][1]
+            verdict = is_eligible(item, view)
+            if self._version != version:
+                return _RESTART
+            if verdict:
+                return QueueSelection(item, view, version, slot)
+            refusal = verdict if type(verdict) is Refusal else None
+            if refusal is not None and cls.amounts.get(refusal.resource, 0) > refusal.free:
+                _block(live, dead, refusal.resource, refusal.free)
+                continue  # its whole class is blocked: the fairest head outside it is next
+            return self._scan(version, view, is_eligible, cls, heap, refusal, dead)
 
     def view(self) -> QueueView:
         """The current immutable view (cheap: shared until the queue changes)."""
-        with self._lock:
-            return self._view_locked()
+        return self._view or self._build_view()
 
     def __len__(self) -> int:
         return self._count
@@ -728,25 +638,7 @@ class FairTaskQueue:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _remember(
-        self,
-        is_eligible: Callable[[SchedulableTask, QueueView], bool],
-        ledger: ResourceLedger,
-        resource: SchedulerResourceKey,
-    ) -> None:
-        """Note that `is_eligible`'s ledger reported `resource` exhausted (for later passes)."""
-        memo = self._ledger_memo
-        if (
-            memo is not None
-            and memo[1] is ledger
-            and (memo[0] is is_eligible or memo[0] == is_eligible)
-        ):
-            if resource not in memo[2]:
-                self._ledger_memo = (memo[0], ledger, (*memo[2], resource))
-        else:
-            self._ledger_memo = (is_eligible, ledger, (resource,))
-
-    def _first_locked(self, dead: Sequence[_Class]) -> tuple[_Heap, _Class] | None:
+    def _fairest_root(self, dead: Sequence[_Class]) -> tuple[_Heap, _Class] | None:
         """The heap whose root is the fairest head outside `dead` classes, and its class."""
         best: _Heap | None = None
         best_cls = self._live[0]
@@ -765,81 +657,61 @@ class FairTaskQueue:
         self,
         version: int,
         view: QueueView,
-        is_eligible: Callable[[SchedulableTask, QueueView], bool],
+        is_eligible: EligibilityCheck,
         first: _Class,
         first_heap: _Heap,
-        note: tuple[SchedulerResourceKey, int] | None,
+        refusal: Refusal | None,
         dead: list[_Class],
-    ) -> Any:
+    ) -> QueueSelection | _Restart | None:
         """Go on after the refused fairest head (`first_heap[0]`, of class `first`).
 
         Returns a `QueueSelection`, None, or _RESTART. Best-first merge over the classes'
         heaps without popping, on-time heaps first, then the ahead heaps (work conserving);
         each visited group costs O(log visited). A class whose request needs more of a
-        resource the callback reported exhausted is dropped whole: its groups are neither
-        asked nor walked.
+        resource a `Refusal` named is dropped whole: its groups are neither asked nor walked.
         """
-        notes = _NOTES
         # (heap entry, index in its heap, class); heap entries are unique, so comparisons
         # never reach the class
         frontier: list[tuple[tuple[float, int, int], int, _Class]] = []
         on_time = first_heap is first.on_time
         last: tuple[_Class, _Heap, int] | None = (first, first_heap, 0)
         seeded = False
+        live = self._live
         while True:
-            self._lock.acquire()
-            try:
-                if self._version != version:
-                    return _RESTART
-                live = self._live
-                if note is not None:
-                    _block(live, dead, note[0], note[1])
-                    note = None
-                    if len(dead) == len(live):
-                        return None
-                if not seeded:  # the roots of the other classes' heaps of this phase
-                    seeded = True
-                    for cls in live:
-                        if cls is not first and cls not in dead:
-                            heap = cls.on_time if on_time else cls.ahead
-                            if heap:
-                                heapq.heappush(frontier, (heap[0], 0, cls))
-                if last is not None:
-                    cls, heap, index = last
-                    last = None
-                    if cls not in dead:
-                        child = 2 * index + 1
-                        size = len(heap)
-                        if child < size:
-                            heapq.heappush(frontier, (heap[child], child, cls))
-                            if child + 1 < size:
-                                heapq.heappush(frontier, (heap[child + 1], child + 1, cls))
-                while frontier and frontier[0][2] in dead:
-                    heapq.heappop(frontier)
-                if not frontier:
-                    if not on_time:
-                        return None
-                    on_time, seeded, first = False, False, _NO_CLASS  # now the ahead heaps
-                    continue
-                _, index, cls = heapq.heappop(frontier)
-                heap = cls.on_time if on_time else cls.ahead
-                slot = heap[index][2]
-                item = self._groups[slot].items[0][1]
-            finally:
-                self._lock.release()
-            notes.exhausted = None
-            if is_eligible(item, view):
-                if self._version != version:
-                    return _RESTART
-                return _selection(item, view, version, index << _SLOT_BITS | slot)
-            exhausted = notes.exhausted
-            if exhausted is not None:
-                note = (exhausted[0], exhausted[1])
-                if exhausted[2] is not None:
-                    self._remember(is_eligible, exhausted[2], exhausted[0])
+            if refusal is not None:
+                _block(live, dead, refusal.resource, refusal.free)
+                if len(dead) == len(live):
+                    return None
+            if not seeded:  # the roots of the other classes' heaps of this phase
+                seeded = True
+                for cls in live:
+                    if cls is not first and cls not in dead:
+                        heap = cls.on_time if on_time else cls.ahead
+                        if heap:
+                            heapq.heappush(frontier, (heap[0], 0, cls))
+            if last is not None:
+                _push_children(frontier, *last, dead)
+                last = None
+            while frontier and frontier[0][2] in dead:
+                heapq.heappop(frontier)
+            if not frontier:
+                if not on_time:
+                    return None
+                on_time, seeded, first = False, False, _NO_CLASS  # now the ahead heaps
+                continue
+            _, index, cls = heapq.heappop(frontier)
+            heap = cls.on_time if on_time else cls.ahead
+            slot = heap[index][2]
+            item = self._groups[slot].items[0][1]
+            verdict = is_eligible(item, view)
+            if self._version != version:
+                return _RESTART
+            if verdict:
+                return QueueSelection(item, view, version, slot, index)
+            refusal = verdict if type(verdict) is Refusal else None
             last = (cls, heap, index)
 
-    def _view_locked(self) -> QueueView:
+    def _build_view(self) -> QueueView:
         view = self._view
         if view is not None:
             return view
@@ -915,9 +787,6 @@ class FairTaskQueue:
         cls = self._classes.get(request)
         if cls is None:
             cls = self._classes[request] = _Class(request)
-            need = self._max_need
-            for resource, amount in cls.amounts.items():
-                need[resource] = max(amount, need.get(resource, 0))
         self._last_class = (request, cls)
         return cls
 
@@ -1025,7 +894,11 @@ class FairTaskQueue:
             self._shape_dirty = True
 
 
-_RESTART: Final = object()
+class _Restart:
+    """The callback changed the queue during a scan: scan again (internal)."""
+
+
+_RESTART: Final = _Restart()
 
 
 def _block(
@@ -1043,6 +916,33 @@ def _entry_of(group: _Group) -> _Entry | None:
         return None
     demand = None if group.uniform is not None else dict(group.demand)
     return (group.spec, len(group.items), demand, group.items[0][1])
+
+
+def _push_children(
+    frontier: list[tuple[tuple[float, int, int], int, _Class]],
+    cls: _Class,
+    heap: _Heap,
+    index: int,
+    dead: Sequence[_Class],
+) -> None:
+    """Put the children of `heap[index]` on the merge frontier (unless `cls` is blocked)."""
+    if cls in dead:
+        return
+    child = 2 * index + 1
+    size = len(heap)
+    if child < size:
+        heapq.heappush(frontier, (heap[child], child, cls))
+        if child + 1 < size:
+            heapq.heappush(frontier, (heap[child + 1], child + 1, cls))
+
+
+def _heap_move(heap: _Heap, index: int, target: _Heap, entry: tuple[float, int, int]) -> None:
+    """Remove `heap[index]` and push `entry` onto `target` (one sift when they coincide)."""
+    if target is heap and index == 0:
+        heapq.heapreplace(heap, entry)
+    else:
+        _heap_remove(heap, index)
+        heapq.heappush(target, entry)
 
 
 def _index_of(heap: _Heap, slot: int) -> int:

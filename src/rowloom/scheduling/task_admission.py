@@ -3,8 +3,9 @@
 `TaskAdmissionController` owns the hard ledger of scheduler resources (`submission`, `local`,
 ...), hands out one `TaskAdmissionLease` per admitted task, and asks its
 `TaskAdmissionPolicy` for fairness decisions. Policy state (borrow debt) is kept beside the
-ledger and changed only through `PolicyStateDelta`s applied in the same locked transaction as
-the lease acquire or release; it never changes resource availability.
+ledger and changed only through `PolicyStateDelta`s applied in the same step as the lease
+acquire or release; it never changes resource availability. Like the queue, it belongs to one
+event loop: no locks, and nothing here awaits.
 
 Guarantees:
 
@@ -13,21 +14,17 @@ Guarantees:
   diagnostic `ReleaseResult` and adds no capacity;
 - `is_eligible` and `try_acquire` agree: an eligible candidate is acquired when nothing changed
   in between;
-- `is_eligible` refuses every candidate that needs more of some resource than
-  `free_units(resource)`, before asking the policy, and reports such a refusal to the queue
-  (`report_exhausted(resource, free, self)`), which then skips every queued group blocked on
-  that resource without asking it;
+- `is_eligible` refuses every candidate that needs more of some resource than is free before
+  asking the policy, and answers such a refusal with `Refusal(resource, free)`, so the queue
+  skips every queued group blocked on that resource without asking it;
 - a denial the policy marks as advisory (`AdvisorySkip`, e.g. request pressure) is recorded
   once per skip episode of its group (until the group is admitted again, or the reason
-  changes) and handed out by `drain_advisory_skips`, so the caller emits events outside
-  every lock.
+  changes) and handed out by `drain_advisory_skips`, so the caller emits the events.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
-import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +32,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
 from rowloom.clock import Clock
-from rowloom.scheduling.queue import QueueView, report_exhausted
+from rowloom.scheduling.queue import Eligibility, QueueView, Refusal
 from rowloom.scheduling.resources import (
     SUBMISSION,
     SchedulableTask,
@@ -98,9 +95,12 @@ class TaskAdmissionConfig:
         return {SUBMISSION: self.submission_capacity, **self.resource_limits}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskAdmissionLease:
-    """Permission for one task to run: release it exactly once when the worker ends."""
+    """Permission for one task to run: release it exactly once when the worker ends.
+
+    A plain value (not frozen: one is built per dispatch); treat it as immutable.
+    """
 
     lease_id: str
     item: SchedulableTask
@@ -248,11 +248,6 @@ class ReleaseResult:
 
 _RELEASED: Final = ReleaseResult(True, "released")
 
-# Hot-path construction of leases (no __post_init__ to skip): filled in a plain shell with the
-# lease's slot layout, which then takes on the frozen class; the generated frozen __init__
-# costs several times more (a layout mismatch would raise TypeError at the first lease).
-_LeaseShell: Any = type("_LeaseShell", (), {"__slots__": TaskAdmissionLease.__slots__})
-
 
 class _GroupLedger:
     """Mutable per-group accounting (internal). Zero entries are deleted, never kept."""
@@ -318,12 +313,10 @@ class _LiveFacts:
 class TaskAdmissionController:
     """Scheduler-resource ledger, task leases and policy state (see the module docstring).
 
-    Thread-safe: `try_acquire`, `release`, `view`, `explain_blocked` and `shutdown` are atomic
-    under an internal lock (policies are called under it and must not call back);
-    `is_eligible` is a lock-free read whose verdict `try_acquire` re-checks. Policies read a
-    live `AdmissionFacts` reader during `evaluate`; `view()` returns an immutable
-    `TaskAdmissionView` snapshot. The clock stamps `acquired_at`. Advisory skips are kept in
-    a small journal under their own lock (taken after the main lock, never before it).
+    Single-threaded: one event loop owns it; every method runs to completion (policies are
+    called from inside it and must not call back). Policies read a live `AdmissionFacts`
+    reader during `evaluate`; `view()` returns an immutable `TaskAdmissionView` snapshot. The
+    clock stamps `acquired_at`. Advisory skips are kept in a small journal until drained.
     """
 
     def __init__(
@@ -338,7 +331,6 @@ class TaskAdmissionController:
         self._policy = policy if policy is not None else build_policy(config.policy)
         self._generation = next(_GENERATIONS)
         self._prefix = f"tl{self._generation}-"
-        self._lock = threading.Lock()
         self._limits = config.limits()
         self._limits_view: Mapping[SchedulerResourceKey, int] = MappingProxyType(dict(self._limits))
         self._leased: dict[SchedulerResourceKey, int] = dict.fromkeys(self._limits, 0)
@@ -358,7 +350,6 @@ class TaskAdmissionController:
         self._memo: tuple[SchedulableTask, QueueView, int, TaskAdmissionPolicyDecision] | None = (
             None
         )
-        self._skip_lock = threading.Lock()
         self._skipping: dict[TaskGroupKey, str] = {}  # groups in a skip episode -> why
         self._skips: list[AdvisorySkip] = []  # episodes not yet drained
 
@@ -379,13 +370,13 @@ class TaskAdmissionController:
 
     # -- decisions --------------------------------------------------------------------------
 
-    def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> bool:
-        """Would `try_acquire(item, queue_view)` admit it now? Side-effect free.
+    def is_eligible(self, item: SchedulableTask, queue_view: QueueView) -> Eligibility:
+        """Would `try_acquire(item, queue_view)` admit it now? Changes no admission state.
 
-        Lock-free read: a verdict raced by a concurrent change is only a hint, because
-        `try_acquire` re-checks under the lock unless the ledger version is unchanged.
+        True or False, or `Refusal(resource, free)` when `item` needs more of `resource` than
+        the `free` units left: every candidate needing more than that is refused too until a
+        lease is released (the queue skips them without asking).
         """
-        version = self._version
         if self._shutdown:
             return False
         limits, leased = self._limits, self._leased
@@ -394,131 +385,104 @@ class TaskAdmissionController:
             if limit is not None:
                 free = limit - leased[resource]
                 if amount > free:
-                    report_exhausted(resource, free, self)  # the queue skips heads needing more
-                    return False
+                    return Refusal(resource, free)
         decision = self._policy.evaluate(item, queue_view, self._facts)
         if decision.allowed:
-            self._memo = (item, queue_view, version, decision)
+            self._memo = (item, queue_view, self._version, decision)
         elif decision.advisory is not None:
             self._note_skip(decision.advisory)
         return decision.allowed
 
-    def free_units(self, resource: SchedulerResourceKey) -> int:
-        """Units of `resource` not leased now (`sys.maxsize` when unlimited); lock-free read.
-
-        `is_eligible` refuses every candidate that needs more than this (the queue relies on
-        it to skip groups blocked on an exhausted resource without asking them).
-        """
-        limit = self._limits.get(resource)
-        return sys.maxsize if limit is None else limit - self._leased[resource]
-
     def try_acquire(self, item: SchedulableTask, queue_view: QueueView) -> TaskAdmissionDecision:
         """Lease `item`'s resources, or say why not (no waiting, no queueing here)."""
-        self._lock.acquire()
-        try:
-            memo = self._memo
-            if (
-                memo is not None
-                and memo[0] is item
-                and memo[1] is queue_view
-                and memo[2] == self._version  # shutdown changes the version too
-            ):
-                decision = memo[3]
-            else:
-                if self._shutdown:
-                    return self._denied(item, "shutdown")
-                if not self._fits(item):
-                    return self._denied(item, "no_capacity")
-                decision = self._policy.evaluate(item, queue_view, self._facts)
-                if not decision.allowed:
-                    if decision.advisory is not None:
-                        self._note_skip(decision.advisory)
-                    return self._denied(
-                        item,
-                        decision.reason or "policy_denied",
-                        decision.available_after,
-                        decision.diagnostics,
-                    )
-            self._issued = issued = self._issued + 1
-            amounts = item.resource_request.amounts
-            lease_id = f"{self._prefix}{issued}"
-            shell = _LeaseShell()
-            shell.lease_id = lease_id
-            shell.item = item
-            shell.resources = amounts
-            shell.acquired_at = self._monotonic()
-            shell.controller_generation = self._generation
-            shell.__class__ = TaskAdmissionLease
-            lease: TaskAdmissionLease = shell
-            self._active[lease_id] = lease
-            spec = item.group
-            key = spec.key
-            if self._skipping:
-                with self._skip_lock:
-                    self._skipping.pop(key, None)  # the group's skip episode ends
-            cached = self._ledger_of.get(id(key))  # `_ledger`, inlined for the common case
-            ledger = (
-                cached[1] if cached is not None and cached[0] is key else self._ledger(key, spec)
+        memo = self._memo
+        if (
+            memo is not None
+            and memo[0] is item
+            and memo[1] is queue_view
+            and memo[2] == self._version  # shutdown changes the version too
+        ):
+            return self._grant(item, memo[3])
+        if self._shutdown:
+            return self._denied(item, "shutdown")
+        if not self._fits(item):
+            return self._denied(item, "no_capacity")
+        decision = self._policy.evaluate(item, queue_view, self._facts)
+        if not decision.allowed:
+            if decision.advisory is not None:
+                self._note_skip(decision.advisory)
+            return self._denied(
+                item,
+                decision.reason or "policy_denied",
+                decision.available_after,
+                decision.diagnostics,
             )
-            if not ledger.leases:
-                self._held[id(ledger)] = ledger
-                facts = self._facts
-                facts.running_set_token = object()
-                facts.running_weight += spec.weight
-            ledger.leases += 1
-            leased, maxima = self._leased, self._max_leased
-            group_leased = ledger.leased
-            for resource, amount in amounts.items():
-                now = leased.get(resource, 0) + amount
-                leased[resource] = now
-                if now > maxima.get(resource, 0):
-                    maxima[resource] = now
-                group_leased[resource] = group_leased.get(resource, 0) + amount
-            delta = self._policy.on_acquire(lease, decision)
-            if delta is not NO_CHANGE:
-                self._apply_delta_locked(delta, key, ledger)
-            self._version += 1
-            self._view = None
-            return lease
-        finally:
-            self._lock.release()
+        return self._grant(item, decision)
+
+    def _grant(
+        self, item: SchedulableTask, decision: TaskAdmissionPolicyDecision
+    ) -> TaskAdmissionLease:
+        """Book a lease for `item`, admitted under `decision`: ledger, group, policy state."""
+        self._issued = issued = self._issued + 1
+        amounts = item.resource_request.amounts
+        lease_id = f"{self._prefix}{issued}"
+        lease = TaskAdmissionLease(lease_id, item, amounts, self._monotonic(), self._generation)
+        self._active[lease_id] = lease
+        spec = item.group
+        key = spec.key
+        if self._skipping:
+            self._skipping.pop(key, None)  # the group's skip episode ends
+        cached = self._ledger_of.get(id(key))  # `_ledger`, inlined for the common case
+        ledger = cached[1] if cached is not None and cached[0] is key else self._ledger(key, spec)
+        if not ledger.leases:
+            self._held[id(ledger)] = ledger
+            facts = self._facts
+            facts.running_set_token = object()
+            facts.running_weight += spec.weight
+        ledger.leases += 1
+        leased, maxima = self._leased, self._max_leased
+        group_leased = ledger.leased
+        for resource, amount in amounts.items():
+            now = leased.get(resource, 0) + amount
+            leased[resource] = now
+            if now > maxima.get(resource, 0):
+                maxima[resource] = now
+            group_leased[resource] = group_leased.get(resource, 0) + amount
+        delta = self._policy.on_acquire(lease, decision)
+        if delta is not NO_CHANGE:
+            self._apply_delta(delta, key, ledger)
+        self._version += 1
+        self._view = None
+        return lease
 
     def release(self, lease: TaskAdmissionLease) -> ReleaseResult:
         """Return a lease's resources exactly once. Never raises."""
         try:
-            self._lock.acquire()
-            try:
-                return self._release_locked(lease)
-            finally:
-                self._lock.release()
+            return self._release(lease)
         except Exception as exc:  # pragma: no cover - defensive: release must never raise
             return ReleaseResult(False, "unknown_lease", {"error": repr(exc)})
 
     def shutdown(self) -> None:
         """Deny every further acquisition (`shutdown`); releases keep working."""
-        with self._lock:
-            self._shutdown = True
-            self._version += 1
-            self._view = None
+        self._shutdown = True
+        self._version += 1
+        self._view = None
 
     def drain_advisory_skips(self) -> tuple[AdvisorySkip, ...]:
         """Advisory skip episodes recorded since the last drain, oldest first (each once)."""
-        with self._skip_lock:
-            if not self._skips:
-                return ()
-            skips = tuple(self._skips)
-            self._skips.clear()
-        with self._lock:
-            self._policy_counters["advisory_skip_episodes"] += len(skips)
-            self._view = None
+        if not self._skips:
+            return ()
+        skips = tuple(self._skips)
+        self._skips.clear()
+        self._policy_counters["advisory_skip_episodes"] += len(skips)
+        self._view = None
         return skips
 
     # -- reads ------------------------------------------------------------------------------
 
     def view(self) -> TaskAdmissionView:
         """The current consistent snapshot (O(groups holding leases or debt))."""
-        with self._lock:
-            return self._view_locked()
+        return self._view or self._build_view()
 
     def explain_blocked(self, queue_view: QueueView) -> TaskAdmissionBlockSummary:
         """Why the head task of each queued group cannot be admitted (O(queued groups)).
@@ -526,38 +490,37 @@ class TaskAdmissionController:
         Heads blocked on the hard ledger cost one check per distinct request; only heads that
         fit are put to the policy.
         """
-        with self._lock:
-            if queue_view.queued_total == 0:
-                return TaskAdmissionBlockSummary(0, (), None)
-            groups_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
-            queued_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
-            eligible_groups = 0
-            available_after: float | None = None
-            fits: dict[int, bool] = {}  # by id of a head's request (the view holds them)
-            for _, queued, head in queue_view.heads():
-                reason, after = self._denial_locked(head, queue_view, fits)
-                if reason is None:
-                    eligible_groups += 1
-                    continue
-                groups_by_reason[reason] += 1
-                queued_by_reason[reason] += queued
-                if after is not None and (available_after is None or after < available_after):
-                    available_after = after
-            dominant = tuple(sorted(queued_by_reason, key=lambda r: (-queued_by_reason[r], r)))
-            view = self._view_locked()
-            return TaskAdmissionBlockSummary(
-                queue_view.queued_total,
-                dominant,
-                available_after,
-                {
-                    "blocked_groups_by_reason": dict(groups_by_reason),
-                    "queued_by_reason": dict(queued_by_reason),
-                    "eligible_groups": eligible_groups,
-                    "available": dict(view.available),
-                    "leased": dict(view.leased),
-                    "policy": self._policy.name,
-                },
-            )
+        if queue_view.queued_total == 0:
+            return TaskAdmissionBlockSummary(0, (), None)
+        groups_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
+        queued_by_reason: Counter[TaskAdmissionDenialReason] = Counter()
+        eligible_groups = 0
+        available_after: float | None = None
+        fits: dict[int, bool] = {}  # by id of a head's request (the view holds them)
+        for _, queued, head in queue_view.heads():
+            reason, after = self._denial(head, queue_view, fits)
+            if reason is None:
+                eligible_groups += 1
+                continue
+            groups_by_reason[reason] += 1
+            queued_by_reason[reason] += queued
+            if after is not None and (available_after is None or after < available_after):
+                available_after = after
+        dominant = tuple(sorted(queued_by_reason, key=lambda r: (-queued_by_reason[r], r)))
+        view = self._build_view()
+        return TaskAdmissionBlockSummary(
+            queue_view.queued_total,
+            dominant,
+            available_after,
+            {
+                "blocked_groups_by_reason": dict(groups_by_reason),
+                "queued_by_reason": dict(queued_by_reason),
+                "eligible_groups": eligible_groups,
+                "available": dict(view.available),
+                "leased": dict(view.leased),
+                "policy": self._policy.name,
+            },
+        )
 
     # -- internals --------------------------------------------------------------------------
 
@@ -569,7 +532,7 @@ class TaskAdmissionController:
                 return False
         return True
 
-    def _denial_locked(
+    def _denial(
         self, item: SchedulableTask, queue_view: QueueView, fits: dict[int, bool]
     ) -> tuple[TaskAdmissionDenialReason | None, float | None]:
         if self._shutdown:
@@ -590,11 +553,10 @@ class TaskAdmissionController:
     def _note_skip(self, skip: AdvisorySkip) -> None:
         """Record `skip` if it starts a new skip episode for its group."""
         key = skip.item.group.key
-        with self._skip_lock:
-            if self._skipping.get(key) != skip.why:
-                self._skipping[key] = skip.why
-                if len(self._skips) < _MAX_UNDRAINED_SKIPS:  # nobody drains: stay bounded
-                    self._skips.append(skip)
+        if self._skipping.get(key) != skip.why:
+            self._skipping[key] = skip.why
+            if len(self._skips) < _MAX_UNDRAINED_SKIPS:  # nobody drains: stay bounded
+                self._skips.append(skip)
 
     def _denied(
         self,
@@ -603,9 +565,9 @@ class TaskAdmissionController:
         available_after: float | None = None,
         diagnostics: Mapping[str, Any] = _EMPTY,
     ) -> TaskAdmissionDenied:
-        return TaskAdmissionDenied(item, reason, available_after, self._view_locked(), diagnostics)
+        return TaskAdmissionDenied(item, reason, available_after, self._build_view(), diagnostics)
 
-    def _release_locked(self, lease: TaskAdmissionLease) -> ReleaseResult:
+    def _release(self, lease: TaskAdmissionLease) -> ReleaseResult:
         if lease.controller_generation != self._generation:
             return ReleaseResult(
                 False,
@@ -646,7 +608,7 @@ class TaskAdmissionController:
         try:
             delta = self._policy.on_release(active)
             if delta is not NO_CHANGE:
-                self._apply_delta_locked(delta, key, ledger)
+                self._apply_delta(delta, key, ledger)
         except Exception as exc:
             diagnostics = {"policy_error": repr(exc)}
         if not ledger.leases and not ledger.debt:
@@ -678,7 +640,7 @@ class TaskAdmissionController:
         number = int(tail)
         return number if 1 <= number <= self._issued else None
 
-    def _apply_delta_locked(
+    def _apply_delta(
         self, delta: PolicyStateDelta, key: TaskGroupKey, ledger: _GroupLedger
     ) -> None:
         """Apply a policy delta; `ledger` is `key`'s ledger (the lease's own group)."""
@@ -700,7 +662,7 @@ class TaskAdmissionController:
             for name, value in delta.counters.items():
                 self._policy_counters[name] += value
 
-    def _view_locked(self) -> TaskAdmissionView:
+    def _build_view(self) -> TaskAdmissionView:
         view = self._view
         if view is not None:
             return view
