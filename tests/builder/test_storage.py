@@ -1,4 +1,5 @@
-"""Atomic parts, manifest, resume refusal and encoding round trips."""
+"""Atomic parts, the manifest, resume of missing parts and encoding round trips (what
+`create` does with a folder that holds a run: tests/builder/test_run_folder.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rowloom.builder import storage as storage_mod
-from rowloom.builder.storage import RunStorage, decode_json_columns, encode_table
-from rowloom.errors import ResumeError
+from rowloom.builder.run_folder import RunRequest, open_run
+from rowloom.builder.storage import ResumeMode, RunStorage, decode_json_columns, encode_table
 
 
-def _open(store: RunStorage, resume: storage_mod.ResumeMode = False, **kw: object) -> set[int]:
-    args: dict[str, object] = dict(
-        fingerprint="fp1", num_records=10, buffer_size=5, output_columns=["a", "b"]
-    )
-    args.update(kw)
-    return store.open(resume=resume, **args)  # type: ignore[arg-type]
+def _open(store: RunStorage, resume: ResumeMode = False) -> set[int]:
+    request = RunRequest("fp1", 10, 5, ["a", "b"], {"columns": []}, resume=resume)
+    return open_run(store, request).done
 
 
 def test_encode_decode_keeps_structured_and_vector_values() -> None:
@@ -81,36 +78,3 @@ def test_resume_reports_done_groups_and_redoes_missing_parts(tmp_path: Path) -> 
     again = RunStorage(tmp_path / "run")
     assert _open(again, resume=True) == {0}
     assert sorted(again.manifest.row_groups) == [0]  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"fingerprint": "other"}, "config changed"),
-        ({"num_records": 11}, "10 records"),
-        ({"buffer_size": 7}, "buffer_size 5"),
-    ],
-)
-def test_resume_refuses_a_different_run(
-    tmp_path: Path, change: dict[str, object], message: str
-) -> None:
-    store = RunStorage(tmp_path / "run")
-    _open(store)
-    with pytest.raises(ResumeError, match=message):
-        _open(RunStorage(tmp_path / "run"), resume=True, **change)
-    # "if_possible" starts fresh instead
-    fresh = RunStorage(tmp_path / "run")
-    assert _open(fresh, resume="if_possible", **change) == set()
-
-
-def test_resume_without_a_run_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ResumeError, match="no manifest"):
-        _open(RunStorage(tmp_path / "nothing"), resume=True)
-
-
-def test_fresh_run_replaces_old_parts(tmp_path: Path) -> None:
-    store = RunStorage(tmp_path / "run")
-    _open(store)
-    store.write_row_group(0, encode_table(["a", "b"], {"a": [1], "b": ["x"]}), {})
-    assert _open(RunStorage(tmp_path / "run")) == set()
-    assert list((tmp_path / "run" / "data").iterdir()) == []

@@ -261,7 +261,8 @@ def assert_reader_view_consistent(run_dir: Path, columns: Sequence[str], buffer_
         assert pq.read_metadata(part).num_rows == rec["rows"], rg
     for path in run_dir.iterdir():
         if path.is_file() and path.name != "manifest.json":
-            assert path.name.startswith(".") or path.suffix in (".json", ".html"), path.name
+            allowed = (".json", ".html", ".yaml")
+            assert path.name.startswith(".") or path.suffix in allowed, path.name
 
 
 def dataset(run_dir: Path) -> tuple[str, dict[str, list[Any]]]:

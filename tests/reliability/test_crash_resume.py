@@ -149,8 +149,9 @@ def test_sigkill_soak_many_seeds(
 
 
 def test_resume_refuses_a_changed_config(crash_baseline: Baseline, tmp_path: Path) -> None:
-    """A run stopped part-way cannot be resumed with a different config: exit 2, a clear
-    message, and the finished parts are left untouched."""
+    """A run stopped part-way cannot be resumed with a config whose generated values differ,
+    nor with fewer rows: exit 2, a message naming the changed field, and the finished parts
+    are left untouched."""
     artifacts = tmp_path / "artifacts"
     run_dir = artifacts / "run"
     record = run_and_kill(
@@ -168,6 +169,7 @@ def test_resume_refuses_a_changed_config(crash_baseline: Baseline, tmp_path: Pat
     refused = run_create(changed, CRASH_ROWS, "run", artifacts, resume=True)
     assert refused.returncode == 2
     assert "cannot resume" in refused.stderr and "config changed" in refused.stderr
+    assert "columns.text.prompt" in " ".join(refused.stderr.split())
     assert {p.name: p.read_bytes() for p in (run_dir / "data").glob("part-*.parquet")} == before
-    other_n = run_create(crash_baseline.config, CRASH_ROWS + 1, "run", artifacts, resume=True)
-    assert other_n.returncode == 2 and "records" in other_n.stderr
+    fewer = run_create(crash_baseline.config, CRASH_ROWS - 1, "run", artifacts, resume=True)
+    assert fewer.returncode == 2 and "is smaller" in fewer.stderr

@@ -21,7 +21,8 @@ from rowloom.builder.options import EngineOptions
 from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary
 from rowloom.builder.pressure import RequestPressureBridge
 from rowloom.builder.processors import build_processors, without_dropped
-from rowloom.builder.row_groups import RowGroupPlan
+from rowloom.builder.row_groups import RowGroupPlan, default_buffer_size
+from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.sequential import SequentialEngine
 from rowloom.builder.storage import ResumeMode, RunStorage
 from rowloom.builder.task_capacity import task_admission_config
@@ -33,6 +34,7 @@ from rowloom.builder.wiring import (
     RunEngine,
     WiredRun,
 )
+from rowloom.capacity import CapacitySource
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
@@ -89,6 +91,8 @@ class DatasetBuilder:
         self._report = report
         self._on_admission = on_admission
         self._storage_factory = storage_factory
+        self._plan_sources: dict[str, CapacitySource] = {}
+        """Where run settings the builder chose came from (for the capacity plan)."""
 
     async def build(
         self,
@@ -97,15 +101,22 @@ class DatasetBuilder:
         run_dir: Path | None,
         name: str,
         resume: ResumeMode = False,
+        overwrite: bool = False,
         row_groups: Sequence[int] | None = None,
     ) -> RunOutputs:
         """Generate `num_records` rows; write them under `run_dir` (None: keep in memory).
 
+        What happens to a run already in `run_dir` is `open_run`'s (`resume`, `overwrite`).
         `row_groups` limits the run to those row groups of the plan (a Ray worker's share of
         a run; in memory, it is the caller's to write them).
         """
         run = self.wire(
-            num_records, run_dir=run_dir, name=name, resume=resume, row_groups=row_groups
+            num_records,
+            run_dir=run_dir,
+            name=name,
+            resume=resume,
+            overwrite=overwrite,
+            row_groups=row_groups,
         )
         error: BaseException | None = None
         try:
@@ -126,34 +137,36 @@ class DatasetBuilder:
         run_dir: Path | None,
         name: str,
         resume: ResumeMode = False,
+        overwrite: bool = False,
         row_groups: Sequence[int] | None = None,
     ) -> WiredRun:
-        """Open storage (or resume it) and build every layer of the run; start nothing.
+        """Open the run folder (`open_run`) and build every layer of the run; start nothing.
 
         `pending` holds the plan's row groups (or those of `row_groups`) not yet finished.
 
-        Raises the config's environment error (e.g. a missing API key) or `ResumeError`
-        before any model call.
+        Raises the config's environment error (e.g. a missing API key), `RunFolderError` or
+        `ResumeError` before any model call.
         """
-        rc = self.run_config
         self.config.check_environment()
         config, seed = compile_seed(self.config)
-        plan = RowGroupPlan(num_records, rc.buffer_size)
         catalog = ModelResourceCatalog(config.models, config.providers)
         generators = build_generators(config, catalog, seed)
         processors = build_processors(config.processors)
         output_columns = without_dropped(config.output_columns(), processors)
         storage = self._storage_factory(run_dir) if run_dir is not None else None
-        done: set[int] = set()
-        if storage is not None:
-            done = storage.open(
-                fingerprint=config.fingerprint(),
-                num_records=num_records,
-                buffer_size=rc.buffer_size,
-                output_columns=output_columns,
-                resume=resume,
-            )
+        request = RunRequest(
+            config.fingerprint(),
+            num_records,
+            self._buffer_size(num_records, catalog),
+            output_columns,
+            config.to_dict(),
+            resume=resume,
+            overwrite=overwrite,
+        )
+        done, plan, notes = self._open(storage, request)
+        rc = self.run_config
         summary = self._start_summary(name, num_records, plan, storage, done)
+        summary.notes = notes
         streams = EventStreams.open(storage, rc.write_events, self.clock)
         requests = RequestStack.build(
             config,
@@ -175,6 +188,7 @@ class DatasetBuilder:
             self._facades(requests),
             storage,
             on_checkpoint=self._on_checkpoint(streams),
+            on_rows_finished=self.monitor.on_rows_finished,
             usage=requests.executor.usage,
             processors=processors,
         )
@@ -199,6 +213,30 @@ class DatasetBuilder:
         self.monitor.prices = {m.alias: m.price for m in config.models}
         return run
 
+    def _buffer_size(self, num_records: int, catalog: ModelResourceCatalog) -> int:
+        """The configured `buffer_size`, or one that fits the run when it is not set."""
+        rc = self.run_config
+        if "buffer_size" in rc.model_fields_set:
+            return rc.buffer_size
+        concurrency = sum(cap.cap for cap in catalog.static_caps().values())
+        return default_buffer_size(num_records, concurrency)
+
+    def _open(
+        self, storage: RunStorage | None, request: RunRequest
+    ) -> tuple[set[int], RowGroupPlan, list[str]]:
+        """Open the run folder; the row groups already done, the row-group plan (the run's
+        own `buffer_size` on resume, else the configured one or one sized to the run) and
+        what happened to the folder, for people."""
+        done: set[int] = set()
+        buffer_size, notes = request.buffer_size, []
+        if storage is not None:
+            opened = open_run(storage, request)
+            done, buffer_size, notes = opened.done, opened.buffer_size, opened.notes
+        if buffer_size != self.run_config.buffer_size:
+            self.run_config = self.run_config.model_copy(update={"buffer_size": buffer_size})
+            self._plan_sources["buffer_size"] = "dataset_builder"
+        return done, RowGroupPlan(request.num_records, buffer_size), notes
+
     def _start_summary(
         self,
         name: str,
@@ -219,7 +257,8 @@ class DatasetBuilder:
                 summary.rows_written += rec.rows
                 summary.add_dropped(rec.dropped)
         self.monitor.rows_total = num_records
-        self.monitor.rows_done = summary.rows_written
+        self.monitor.rows_written = summary.rows_written
+        self.monitor.rows_resumed = sum(plan.size(rg) for rg in done)
         return summary
 
     @staticmethod
@@ -327,6 +366,7 @@ class DatasetBuilder:
             engine=self.engine,
             options=self.options,
             pools=pools,
+            sources=self._plan_sources,
         )
         discarded = run.requests.executor.usage.take_rest()
         summary.error_samples = (

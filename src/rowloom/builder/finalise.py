@@ -14,7 +14,13 @@ from rowloom.builder.options import EngineOptions
 from rowloom.builder.outputs import ReportWriter, RunSummary
 from rowloom.builder.storage import RunStorage
 from rowloom.builder.wiring import WiredRun
-from rowloom.capacity import AsyncCapacityPlan, CapacityValue, SchedulerMaxima, build_capacity_plan
+from rowloom.capacity import (
+    AsyncCapacityPlan,
+    CapacitySource,
+    CapacityValue,
+    SchedulerMaxima,
+    build_capacity_plan,
+)
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.errors import RunAbortedError
@@ -48,8 +54,11 @@ def capacity_plan(
     engine: str,
     options: EngineOptions,
     pools: dict[str, TransportPoolLimits | None],
+    sources: dict[str, CapacitySource] | None = None,
 ) -> AsyncCapacityPlan | None:
-    """The run's capacity plan; None (and a logged error) when it cannot be built."""
+    """The run's capacity plan; None (and a logged error) when it cannot be built.
+
+    `sources` names where run settings the builder chose came from (`dataset_builder`)."""
     outcome = run.engine.outcome
     task_admission = run.task_admission
     try:
@@ -57,6 +66,7 @@ def capacity_plan(
             config=config,
             run_config=run_config,
             engine=engine,
+            sources=sources,
             task_admission_config=run.task_admission_config,
             task_admission_view=task_admission.view() if task_admission is not None else None,
             task_policy=(

@@ -66,6 +66,7 @@ class GenerationHost:
         on_checkpoint: Callable[[int, int], None] | None = None,
         usage: UsageLedger | None = None,
         processors: Sequence[Processor] = (),
+        on_rows_finished: Callable[[int], None] | None = None,
     ) -> None:
         self.generators = generators
         self.processors = list(processors)
@@ -86,6 +87,7 @@ class GenerationHost:
         }
         self._buffers: dict[int, RowGroupBuffer] = {}
         self._on_checkpoint = on_checkpoint
+        self._on_rows_finished = on_rows_finished
         self._usage = usage
         self.kept_usage = UsageTotals()
         """Usage of the row groups checkpointed by this host (in memory or on disk)."""
@@ -122,6 +124,7 @@ class GenerationHost:
         row = buf.row(task.row_index, gen.required_columns)
         if gen.skip_decision(row, buf.skipped_in(task.row_index)):
             self._skip_cell(gen, buf, task.row_index)
+            self._rows_finished(buf.complete((task.row_index,), self._width))
             return _NO_FAILURES
         global_row = buf.offset + task.row_index
         facade = self._facades[task.column]
@@ -138,7 +141,16 @@ class GenerationHost:
         with bound_cell_key(task.column, ctx.global_row):
             value = await gen.generate_cell(row, ctx)
         self._store(gen, buf, task.row_index, value)
+        self._rows_finished(buf.complete((task.row_index,), self._width))
         return _NO_FAILURES
+
+    @property
+    def _width(self) -> int:
+        return len(self.generators)
+
+    def _rows_finished(self, count: int) -> None:
+        if count and self._on_rows_finished is not None:
+            self._on_rows_finished(count)
 
     async def _run_batch(
         self, gen: ColumnGenerator, buf: RowGroupBuffer, task: TaskLike
@@ -162,6 +174,7 @@ class GenerationHost:
                 buf.note_failure(i, task.column, v.reason, v.message)
             else:
                 self._store(gen, buf, i, v)
+        self._rows_finished(buf.complete((i for i in live if i not in failed), self._width))
         return failed
 
     def _skips_in_batch(self, gen: ColumnGenerator, buf: RowGroupBuffer, i: int) -> bool:
@@ -197,13 +210,16 @@ class GenerationHost:
 
     def drop_row(self, row_group: int, row_index: int, reason: str) -> None:
         """Forget a row: later whole-row-group tasks skip it and it is not written."""
-        self._buffers[row_group].drop(row_index, reason)
+        buf = self._buffers[row_group]
+        buf.drop(row_index, reason)
+        self._rows_finished(buf.finish((row_index,)))
 
     async def checkpoint_row_group(self, row_group: int, dropped: Mapping[int, str]) -> int:
         """Write a finished row group (without its dropped rows); return rows written."""
         buf = self._buffers.pop(row_group)
         for row, reason in dropped.items():
             buf.drop(row, reason)
+        self._rows_finished(buf.finish(range(buf.size)))
         live = buf.live_rows()
         values = {c: [buf.column(c)[i] for i in live] for c in self.output_columns}
         reasons = Counter(buf.dropped.values())

@@ -40,6 +40,8 @@ class RunSummary:
     error_samples: list[ErrorSample] = field(default_factory=list)
     stragglers_cancelled: int = 0
     """Request attempts cancelled (and retried) for running far beyond their model's p99."""
+    notes: list[str] = field(default_factory=list)
+    """What happened to the run folder (a new run, resumed, extended, the old run moved)."""
 
     def add_dropped(self, dropped: Mapping[str, int]) -> None:
         """Add dropped-row counts by reason."""
@@ -70,6 +72,7 @@ class RunSummary:
             "token_usage": self.token_usage,
             "error_samples": [e.as_json() for e in self.error_samples],
             "stragglers_cancelled": self.stragglers_cancelled,
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -108,8 +111,13 @@ class RunMonitor:
 
     def __init__(self) -> None:
         self.started_at = time.monotonic()
-        self.rows_done = 0
         self.rows_total = 0
+        self.rows_resumed = 0
+        """Rows already written by an earlier session of the run."""
+        self.rows_finished = 0
+        """Rows this session finished (all their columns done, or dropped), as they finish."""
+        self.rows_written = 0
+        """Rows in the run's checkpointed row groups (resumed ones included)."""
         self.tasks_done = 0
         self.admission: AdaptiveRequestAdmissionController | None = None
         self.executor: ModelRequestExecutor | None = None
@@ -117,7 +125,10 @@ class RunMonitor:
         self.prices: dict[str, ModelPrice | None] = {}
 
     def on_checkpoint(self, row_group: int, rows: int) -> None:
-        self.rows_done += rows
+        self.rows_written += rows
+
+    def on_rows_finished(self, rows: int) -> None:
+        self.rows_finished += rows
 
     def on_task_done(self) -> None:
         self.tasks_done += 1

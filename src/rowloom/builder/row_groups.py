@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rowloom.generators.base import BatchInput
+
+MAX_DEFAULT_BUFFER_SIZE = 1000
+"""The default row-group size of a large run (the reference engine's default)."""
+CHECKPOINTS = 10
+"""Row groups a run aims for when `buffer_size` is not set."""
+
+
+def default_buffer_size(num_records: int, concurrency: int) -> int:
+    """Rows per row group when the config sets none: about `CHECKPOINTS` checkpoints per run,
+    but at least `concurrency` rows (the models' summed `max_parallel_requests`, so every
+    request slot can be busy) and at most `MAX_DEFAULT_BUFFER_SIZE`."""
+    per_checkpoint = -(-num_records // CHECKPOINTS)
+    return max(1, min(MAX_DEFAULT_BUFFER_SIZE, max(per_checkpoint, concurrency)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,8 @@ class RowGroupBuffer:
     failures: dict[int | None, tuple[str, str, str]] = field(default_factory=dict)
     """The last failure per row (None: the whole row group): column, reason, message."""
     skipped: dict[int, builtins.set[str]] = field(default_factory=dict)
+    cells_done: list[int] = field(default_factory=list)
+    """Columns finished per row (for progress); a row is finished at `-1`."""
 
     def column(self, name: str) -> list[Any]:
         """The value list of a column (created on first use)."""
@@ -81,6 +96,33 @@ class RowGroupBuffer:
             global_rows=[self.offset + i for i in rows],
             columns=cols,
         )
+
+    def complete(self, rows: Iterable[int], columns: int) -> int:
+        """Count one more finished column for `rows`; return how many rows are now finished
+        (all `columns` done)."""
+        done = self.cells_done or self._start_progress()
+        finished = 0
+        for row in rows:
+            if done[row] >= 0:
+                done[row] += 1
+                if done[row] >= columns:
+                    done[row] = -1
+                    finished += 1
+        return finished
+
+    def finish(self, rows: Iterable[int]) -> int:
+        """Mark `rows` finished (dropped, or written); return how many were not already."""
+        done = self.cells_done or self._start_progress()
+        finished = 0
+        for row in rows:
+            if done[row] >= 0:
+                done[row] = -1
+                finished += 1
+        return finished
+
+    def _start_progress(self) -> list[int]:
+        self.cells_done = [0] * self.size
+        return self.cells_done
 
     def note_failure(self, row_index: int | None, column: str, reason: str, message: str) -> None:
         """Remember why a task failed for a row (or the whole group), to explain a drop."""

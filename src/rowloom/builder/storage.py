@@ -14,13 +14,14 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from rowloom.builder.arrow_values import encode_column, json_array
 from rowloom.errors import ResumeError, RunFolderError
@@ -246,67 +247,80 @@ class RunStorage:
         self.manifest_path = run_dir / "manifest.json"
         self.capacity_plan_path = run_dir / "capacity_plan.json"
         self.summary_path = run_dir / "summary.json"
+        self.config_path = run_dir / "config.yaml"
         self.report_path = run_dir / "report.html"
         self.manifest: Manifest | None = None
         self._lock = threading.Lock()  # parts are written from worker threads
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def open(
-        self,
-        *,
-        fingerprint: str,
-        num_records: int,
-        buffer_size: int,
-        output_columns: list[str],
-        resume: ResumeMode,
-    ) -> set[int]:
-        """Prepare the folder; return the row groups already done (resume) or an empty set.
+    def start(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> None:
+        """Begin a new run in this folder: clear what an earlier start left (parts, events,
+        temporaries; nothing else), save the config and the manifest. `RunFolderError` when
+        the folder cannot be written."""
+        with self._writing():
+            self._reset()
+            self._save_config(config)
+            self.manifest = manifest
+            self._write_manifest()
 
-        Without `resume`, an existing run folder is replaced. With `resume=True` a missing or
-        different run is an error; with `"if_possible"` it starts fresh instead. A folder that
-        cannot be created or written raises `RunFolderError`.
-        """
+    def resume(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> set[int]:
+        """Continue the run of `manifest` (read from this folder, possibly extended): return the
+        row groups whose parts exist; forget the others (their tokens count as discarded)."""
+        with self._writing():
+            self.manifest = manifest
+            self._clean_temporaries()
+            done = {
+                rg
+                for rg, rec in manifest.row_groups.items()
+                if (self.data_dir / rec.part).is_file()
+            }
+            for rg in set(manifest.row_groups) - done:
+                manifest.discarded_usage.merge(manifest.row_groups.pop(rg).usage)
+            manifest.status = "running"
+            manifest.incomplete_reason = None
+            if not self.config_path.is_file():
+                self._save_config(config)
+            self._write_manifest()
+            return done
+
+    def move_aside(self, stamp: str) -> Path:
+        """Rename this run folder to `NAME.replaced-<stamp>` (kept whole); return the new path."""
+        target = self.run_dir.with_name(f"{self.run_dir.name}.replaced-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.run_dir.with_name(f"{self.run_dir.name}.replaced-{stamp}-{n}")
+        with self._writing():
+            self.run_dir.rename(target)
+        return target
+
+    def read_saved_config(self) -> dict[str, Any] | None:
+        """The `config.yaml` this run was started with (None when there is none)."""
         try:
-            return self._open(fingerprint, num_records, buffer_size, output_columns, resume)
+            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _save_config(self, config: Mapping[str, Any] | None) -> None:
+        if config is None:
+            return
+        try:
+            text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+        except yaml.YAMLError:  # e.g. a DataFrame seed source: nothing to save as text
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.config_path, text.encode("utf-8"))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
         except OSError as exc:
             raise RunFolderError(
                 f"cannot write the run folder {self.run_dir}: {exc.strerror or exc}"
             ) from None
-
-    def _open(
-        self,
-        fingerprint: str,
-        num_records: int,
-        buffer_size: int,
-        output_columns: list[str],
-        resume: ResumeMode,
-    ) -> set[int]:
-        existing = self.load_manifest()
-        if resume and existing is not None:
-            problem = _mismatch(existing, fingerprint, num_records, buffer_size)
-            if problem is None:
-                self.manifest = existing
-                self._clean_temporaries()
-                done = {
-                    rg
-                    for rg, rec in existing.row_groups.items()
-                    if (self.data_dir / rec.part).is_file()
-                }
-                for rg in set(existing.row_groups) - done:
-                    existing.discarded_usage.merge(existing.row_groups.pop(rg).usage)
-                existing.status = "running"
-                existing.incomplete_reason = None
-                self._write_manifest()
-                return done
-            if resume is True:
-                raise ResumeError(f"cannot resume {self.run_dir}: {problem}")
-        elif resume is True:
-            raise ResumeError(f"cannot resume {self.run_dir}: no manifest.json there")
-        self._reset()
-        self.manifest = Manifest(fingerprint, num_records, buffer_size, output_columns)
-        self._write_manifest()
-        return set()
 
     def _reset(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +348,7 @@ class RunStorage:
         """The manifest on disk, or None."""
         try:
             return Manifest.from_json(json.loads(self.manifest_path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except (ValueError, KeyError, TypeError) as exc:
             raise ResumeError(f"{self.manifest_path} is unreadable: {exc}") from None
@@ -492,16 +506,3 @@ def _as_json(table: pa.Table, json_cols: set[str]) -> pa.Table:
         index = table.column_names.index(name)
         table = table.set_column(index, name, json_array(table.column(name).to_pylist()))
     return table
-
-
-def _mismatch(m: Manifest, fingerprint: str, num_records: int, buffer_size: int) -> str | None:
-    if m.config_fingerprint != fingerprint:
-        return (
-            "the dataset config changed since this run started (fingerprint "
-            f"{m.config_fingerprint} != {fingerprint}); use a new --name or drop --resume"
-        )
-    if m.num_records != num_records:
-        return f"it was started for {m.num_records} records, not {num_records}"
-    if m.buffer_size != buffer_size:
-        return f"it was started with buffer_size {m.buffer_size}, not {buffer_size}"
-    return None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rowloom.builder.outputs import RunMonitor, RunOutputs, RunSummary
+from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
@@ -219,28 +220,48 @@ class RayDriver:
         self.fleet = FleetRecord(workers, address)
 
     async def build(
-        self, num_records: int, *, run_dir: Path, name: str, resume: ResumeMode = False
+        self,
+        num_records: int,
+        *,
+        run_dir: Path,
+        name: str,
+        resume: ResumeMode = False,
+        overwrite: bool = False,
     ) -> RunOutputs:
-        """Generate `num_records` rows into `run_dir` over the fleet."""
-        config, rc = self.config, self.run_config
+        """Generate `num_records` rows into `run_dir` over the fleet (the run folder as
+        `open_run` allows: `resume`, `overwrite`)."""
+        config = self.config
         config.check_environment()
         ray = start_ray(self.address)
         storage = RunStorage(run_dir)
-        done = storage.open(
-            fingerprint=config.fingerprint(),
-            num_records=num_records,
-            buffer_size=rc.buffer_size,
-            output_columns=config.output_columns(),
-            resume=resume,
+        opened = open_run(
+            storage,
+            RunRequest(
+                config.fingerprint(),
+                num_records,
+                self.run_config.buffer_size,
+                config.output_columns(),
+                config.to_dict(),
+                resume=resume,
+                overwrite=overwrite,
+            ),
+        )
+        done = opened.done
+        # every worker plans row groups with the run's own buffer_size
+        self.run_config = rc = self.run_config.model_copy(
+            update={"buffer_size": opened.buffer_size}
         )
         total = -(-num_records // rc.buffer_size)
         pending = [rg for rg in range(total) if rg not in done]
-        summary = RunSummary(name, "ray", num_records, row_groups_total=total)
+        summary = RunSummary(name, "ray", num_records, row_groups_total=total, notes=opened.notes)
         summary.resumed_row_groups = len(done)
         assert storage.manifest is not None
         summary.rows_written = sum(r.rows for r in storage.manifest.row_groups.values())
         self.monitor.rows_total = num_records
-        self.monitor.rows_done = summary.rows_written
+        self.monitor.rows_written = summary.rows_written
+        self.monitor.rows_resumed = sum(
+            min(rc.buffer_size, num_records - rg * rc.buffer_size) for rg in done
+        )
         keys = _keys_by_provider(config, rc)
         coordinators = {
             provider: ray.remote(CoordinatorActor)
@@ -390,6 +411,7 @@ class RayDriver:
                 [ErrorSample.from_json(e) for e in result.errors],
             )
             self.monitor.on_checkpoint(result.row_group, result.rows)
+            self.monitor.on_rows_finished(result.rows + sum(result.dropped.values()))
             rows = self.fleet.rows_by_worker
             rows[result.worker] = rows.get(result.worker, 0) + result.rows
         for result in extra:

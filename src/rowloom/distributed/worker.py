@@ -20,7 +20,6 @@ from typing import Any
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.builder.storage import (
     Manifest,
-    ResumeMode,
     RowGroupRecord,
     RunStorage,
 )
@@ -52,21 +51,12 @@ class AttemptStorage(RunStorage):
         self.label = f"{worker}-b{batch}"
         self.results: list[PartResult] = []
 
-    def open(
-        self,
-        *,
-        fingerprint: str,
-        num_records: int,
-        buffer_size: int,
-        output_columns: list[str],
-        resume: ResumeMode,
-    ) -> set[int]:
+    def start(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> None:
         """A fresh worker manifest for this batch; the run's own folder is left alone."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest = Manifest(fingerprint, num_records, buffer_size, output_columns)
+        self.manifest = manifest
         self._write_manifest()
-        return set()
 
     def part_path_for(self, row_group: int) -> Path:
         """This batch's attempt file for the group (the driver commits it)."""

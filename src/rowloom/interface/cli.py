@@ -249,7 +249,15 @@ def create(
         bool,
         typer.Option(
             "--resume",
-            help="continue the run in ARTIFACT_DIR/NAME (or start one when there is none)",
+            help="continue (or extend, with a larger -n) the run in ARTIFACT_DIR/NAME; "
+            "starts one when there is none",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="start over: move the run in ARTIFACT_DIR/NAME aside (NAME.replaced-<time>)",
         ),
     ] = False,
     engine: EngineOption = None,
@@ -292,7 +300,14 @@ def create(
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(
             display.run(
-                designer.acreate(cfg, num_records, run_name, resume=resume, monitor=monitor)
+                designer.acreate(
+                    cfg,
+                    num_records,
+                    run_name,
+                    resume=resume,
+                    overwrite=overwrite,
+                    monitor=monitor,
+                )
             )
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -309,7 +324,7 @@ def create(
     except ConfigError as exc:
         _invalid(f"invalid config {config}", f"\n{exc}")
     except RunFolderError as exc:
-        _invalid("cannot use the run folder", exc)
+        _invalid("error", exc)
     except EngineUnavailableError as exc:
         _err.print(
             f"[red]engine unavailable[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True
@@ -327,6 +342,8 @@ def create(
         _err.print(_saved(run_dir), highlight=False)
         raise typer.Exit(ExitCode.FAILED) from None
     if not quiet:
+        for note in result.summary.notes:
+            _err.print(note, highlight=False)
         _out.print(f"dataset:       {result.data_dir}", highlight=False)
         _out.print(f"report:        {result.report_path}", highlight=False)
         _out.print(f"manifest:      {result.manifest_path}", highlight=False)
@@ -345,7 +362,9 @@ def _saved(run_dir: Path) -> str:
         return f"nothing was checkpointed in {run_dir}"
     return (
         f"{done} of {total} row groups ({rows} rows) are saved in {run_dir}; "
-        f"{total - done} incomplete; run the same command with --resume to finish it"
+        f"{total - done} incomplete; run the same command with --resume to finish it "
+        "(fixing a provider, key or limit is fine; a change to columns, prompts or models "
+        "needs --overwrite)"
     )
 
 

@@ -94,14 +94,18 @@ class Designer:
         name: str = "dataset",
         *,
         resume: ResumeMode = False,
+        overwrite: bool = False,
         run_config: RunConfig | None = None,
         engine: RunEngine | None = None,
         monitor: RunMonitor | None = None,
     ) -> DatasetResult:
         """Generate `num_records` rows into `artifact_dir/name` and return the result.
 
-        `resume=True` continues a stopped run (error if impossible); `"if_possible"` continues
-        when the folder holds the same config, else starts fresh.
+        A folder that already holds a run is never replaced silently: without a flag it is a
+        `RunFolderError`. `resume=True` (or `"if_possible"`) continues it (a new run when there
+        is nothing to resume; a larger `num_records` extends a finished run; a config changed
+        in value-determining fields is a `ResumeError`); `overwrite=True` moves it aside to
+        `NAME.replaced-<timestamp>` and starts over. `result.summary.notes` says what happened.
         """
         return _run_sync(
             self.acreate(
@@ -109,6 +113,7 @@ class Designer:
                 num_records,
                 name,
                 resume=resume,
+                overwrite=overwrite,
                 run_config=run_config,
                 engine=engine,
                 monitor=monitor,
@@ -136,6 +141,7 @@ class Designer:
         name: str = "dataset",
         *,
         resume: ResumeMode = False,
+        overwrite: bool = False,
         run_config: RunConfig | None = None,
         engine: RunEngine | None = None,
         monitor: RunMonitor | None = None,
@@ -147,6 +153,8 @@ class Designer:
             )
         if num_records < 1:
             raise ValueError("num_records must be at least 1")
+        if resume and overwrite:
+            raise RunFolderError("resume and overwrite exclude each other: choose one")
         config = self.config(config)
         rc = run_config or config.run_config
         chosen = engine or self.engine or rc.engine or "async"
@@ -161,7 +169,9 @@ class Designer:
                 address=self.ray_address or rc.ray_address,
                 monitor=monitor,
             )
-            outputs = await driver.build(num_records, run_dir=run_dir, name=name, resume=resume)
+            outputs = await driver.build(
+                num_records, run_dir=run_dir, name=name, resume=resume, overwrite=overwrite
+            )
         else:
             builder = DatasetBuilder(
                 config,
@@ -170,7 +180,9 @@ class Designer:
                 monitor=monitor,
                 report=write_run_report,
             )
-            outputs = await builder.build(num_records, run_dir=run_dir, name=name, resume=resume)
+            outputs = await builder.build(
+                num_records, run_dir=run_dir, name=name, resume=resume, overwrite=overwrite
+            )
         result = DatasetResult.from_outputs(outputs)
         if attach_saved_estimate(self.artifact_dir, result.run_dir, config):
             write_report(result.run_dir, summary=result.summary.to_dict())

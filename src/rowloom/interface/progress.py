@@ -58,16 +58,18 @@ class ProgressDisplay:
         self.plain_interval = plain_interval
 
     def headline(self) -> str:
-        """`rows done/total, rate, ETA` as one line."""
+        """`rows finished/total (written), rate, requests, ETA` as one line. Rows count as
+        they finish (every column done, or dropped); written rows as row groups checkpoint."""
         m = self.monitor
         elapsed = max(1e-9, time.monotonic() - m.started_at)
-        done = m.rows_done
-        rate = done / elapsed
+        done = min(m.rows_total, m.rows_resumed + m.rows_finished)
+        rate = m.rows_finished / elapsed
         remaining = max(0, m.rows_total - done)
         eta = remaining / rate if rate > 0 else None
         requests = m.executor.stats.attempts if m.executor is not None else 0
         return (
-            f"rows {done}/{m.rows_total}  {rate:,.1f} rows/s  tasks {m.tasks_done}  "
+            f"rows {done}/{m.rows_total} ({m.rows_written} written)  {rate:,.1f} rows/s  "
+            f"tasks {m.tasks_done}  "
             f"requests {requests}{self._in_flight()}{self._tokens()}  "
             f"elapsed {_fmt_eta(elapsed)}  ETA {_fmt_eta(eta)}"
         )
@@ -160,7 +162,8 @@ class ProgressDisplay:
             else:
                 while not task.done():
                     await asyncio.wait({task}, timeout=self.plain_interval)
-                    self.console.print(self.plain_line(), highlight=False, soft_wrap=True)
+                    if not task.done():  # the summary follows the last line, not a stale one
+                        self.console.print(self.plain_line(), highlight=False, soft_wrap=True)
         except BaseException:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
