@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import PlainSerializer, WithJsonSchema
 
+from rowloom.config.paths import import_callable
 
-def resolve_callable(value: Any) -> Any:
-    """A callable as given, or the one an import path `"package.module:attr.path"` names."""
+
+def resolve_callable(value: Any, base_dir: Path | None = None) -> Any:
+    """A callable as given, or the one an import path `"package.module:attr.path"` names (a
+    module beside the config file, in `base_dir`, first)."""
     if callable(value):
         return value
     if isinstance(value, str) and ":" in value:
-        module_name, _, attr = value.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            obj = import_callable(value, base_dir)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"cannot import {value!r}: {exc}") from None
         if not callable(obj):

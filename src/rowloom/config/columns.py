@@ -20,12 +20,14 @@ from pydantic import (
     Field,
     SerializeAsAny,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from rowloom.config.callables import CustomFunction, resolve_callable
 from rowloom.config.code_lang import CodeLang
+from rowloom.config.paths import base_dir_of
 from rowloom.config.plugins import PLUGIN_TAG, plugin_config_parser, union_tag
 from rowloom.config.samplers import (
     SAMPLER_PARAMS,
@@ -343,8 +345,8 @@ class CustomColumnConfig(ColumnConfigBase):
 
     @field_validator("generator_function", mode="before")
     @classmethod
-    def _load(cls, value: Any) -> Any:
-        return resolve_callable(value)
+    def _load(cls, value: Any, info: ValidationInfo) -> Any:
+        return resolve_callable(value, base_dir_of(info))
 
     @model_validator(mode="after")
     def _signature(self) -> CustomColumnConfig:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from rowloom.config.callables import CustomFunction, resolve_callable
 from rowloom.config.code_lang import VALIDATABLE_CODE_LANGS, CodeLang
+from rowloom.config.paths import base_dir_of
 
 ValidatorType: TypeAlias = Literal["code", "local_callable", "remote"]
 
@@ -45,8 +46,8 @@ class LocalCallableValidatorParams(_Params):
 
     @field_validator("validation_function", mode="before")
     @classmethod
-    def _load(cls, value: Any) -> Any:
-        return resolve_callable(value)
+    def _load(cls, value: Any, info: ValidationInfo) -> Any:
+        return resolve_callable(value, base_dir_of(info))
 
 
 class RemoteValidatorParams(_Params):
