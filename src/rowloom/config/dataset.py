@@ -41,6 +41,7 @@ from rowloom.config.columns import (
 from rowloom.config.constraints import ColumnInequalityConstraint, Constraint
 from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
 from rowloom.config.models import ModelConfig, ModelProvider
+from rowloom.config.paths import BASE_DIR
 from rowloom.config.plugins import PLUGIN_TAG
 from rowloom.config.plugins import REGISTRY as PLUGINS
 from rowloom.config.processors import (
@@ -121,34 +122,44 @@ class DatasetConfig(BaseModel):
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, adapt: Adapter | None = None) -> DatasetConfig:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        adapt: Adapter | None = None,
+        base_dir: str | Path | None = None,
+    ) -> DatasetConfig:
         """Build and statically validate a config; raises `ConfigValidationError`.
 
         `adapt`, when given, rewrites the (shape-checked) document before validation: the
-        loader uses it to read other engines' configs and fill in default models."""
+        loader uses it to read other engines' configs and fill in default models. Relative
+        paths (seed files, custom functions' modules) resolve against `base_dir` (the config
+        file's folder; default: the working folder), validation included."""
+        folder = Path(base_dir).resolve() if base_dir is not None else None
         if not isinstance(data, Mapping):
             raise ConfigFileError(f"a dataset config must be a mapping, got {type(data).__name__}")
         _check_shape(data)
         if adapt is not None:
             data = adapt(data)
         try:
-            config = cls.model_validate(dict(data))
+            config = cls.model_validate(dict(data), context={BASE_DIR: folder})
         except ValidationError as exc:
             raise ConfigValidationError(_issues_from_pydantic(exc, data)) from None
+        config._base_dir = folder
         config.validate_static()
         return config
 
     @classmethod
     def from_yaml(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a YAML file path or a YAML string; a file's folder becomes `base_dir`."""
-        config = cls.from_dict(_load_text(source, yaml_mode=True), adapt=adapt)
-        return config.with_base_dir(_file_dir(source))
+        data = _load_text(source, yaml_mode=True)
+        return cls.from_dict(data, adapt=adapt, base_dir=_file_dir(source))
 
     @classmethod
     def from_json(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a JSON file path or a JSON string; a file's folder becomes `base_dir`."""
-        config = cls.from_dict(_load_text(source, yaml_mode=False), adapt=adapt)
-        return config.with_base_dir(_file_dir(source))
+        data = _load_text(source, yaml_mode=False)
+        return cls.from_dict(data, adapt=adapt, base_dir=_file_dir(source))
 
     @classmethod
     def from_file(cls, path: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:

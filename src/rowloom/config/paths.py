@@ -1,10 +1,9 @@
-"""Paths in a config are relative to the config file: seed files and folders, and the modules
-of custom functions (`function: "myfuncs:hint"` finds `myfuncs.py` beside the YAML, with no
-`PYTHONPATH`). A config built from a dict or a string resolves against the current folder.
+"""Custom functions named in a config are imported relative to the config file: the module
+of `function: "myfuncs:hint"` is found beside the YAML, with no `PYTHONPATH`.
 
-`DatasetConfig.from_file/from_yaml(path)/from_json(path)` remember the file's folder as
-`config.base_dir`; validation receives it as the pydantic context key `"base_dir"`
-(`base_dir_of(info)` in a validator).
+`DatasetConfig.from_file/from_yaml(path)/from_json(path)` know the file's folder
+(`config.base_dir`, with `config.resolve_path()` for seed paths); validation receives it as
+the pydantic context key `"base_dir"` (`base_dir_of(info)` in a validator).
 """
 
 from __future__ import annotations
@@ -30,15 +29,6 @@ def base_dir_of(info: ValidationInfo | None) -> Path | None:
         if isinstance(value, Path):
             return value
     return None
-
-
-def resolve_path(path: str | Path, base_dir: Path | None) -> Path:
-    """`path` as written when absolute (or `~`), else relative to `base_dir` (or the
-    current folder)."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or base_dir is None:
-        return p
-    return base_dir / p
 
 
 def import_callable(spec: str, base_dir: Path | None = None) -> Any:
