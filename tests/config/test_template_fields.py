@@ -4,8 +4,12 @@ methods; unknown shapes and template-local names are not checked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from jinja2 import Environment
+from tests.interface.cli_support import run_cli
 
 from rowloom.config.template_fields import Shape, field_issues
 
@@ -83,14 +87,16 @@ def test_accesses_the_columns_produce_pass(source: str) -> None:
     [
         (
             "Hello {{ person.frist_name }}",
-            "person.frist_name: it has no field 'frist_name' (its fields: age, city, country, "
-            "first_name, last_name, occupation, sex); did you mean 'first_name'?",
+            "person.frist_name: it has no field 'frist_name'; did you mean 'first_name'?",
         ),
-        ("{{ person.state }}", "person.state: it has no field 'state'"),
+        (
+            "{{ person.state }}",
+            "person.state: it has no field 'state' (its fields: age, city, country, "
+            "first_name, last_name, occupation, sex)",
+        ),
         (
             "{{ review.scores.qualty.score }}",
-            "review.scores.qualty: it has no field 'qualty' (its fields: quality); "
-            "did you mean 'quality'?",
+            "review.scores.qualty: it has no field 'qualty'; did you mean 'quality'?",
         ),
         ("{{ review.tags[0].lable }}", "review.tags[0].lable: it has no field 'lable'"),
         ("{{ review.author.name }}", "review.author.name: it has no field 'name'"),
@@ -106,3 +112,32 @@ def test_a_field_the_column_cannot_have_is_named(source: str, expected: str) -> 
 
 def test_each_problem_is_reported_once() -> None:
     assert len(problems("{{ person.zip.code }} {{ person.zip }} {{ person['zip'] }}")) == 1
+
+
+def test_validate_names_a_field_a_person_sampler_does_not_produce(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`{{ customer.stat }}` on a person sampler used to pass validation and then drop every
+    row; now `validate` and `preview` stop before any model call, exit 2."""
+    config = tmp_path / "people.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "columns": [
+                    {"name": "customer", "column_type": "sampler", "sampler_type": "person"},
+                    {
+                        "name": "greeting",
+                        "column_type": "expression",
+                        "expr": "Hi {{ customer.first_name }} from {{ customer.stat }}",
+                    },
+                ]
+            }
+        )
+    )
+    for command in ("validate", "preview"):
+        result = run_cli(capsys, command, config)
+        assert result.code == 2
+        assert (
+            "columns.greeting.expr: template reads {{ customer.stat }}, but column 'customer' "
+            "cannot have it: it has no field 'stat'; did you mean 'state'? [unknown_field]"
+        ) in result.err

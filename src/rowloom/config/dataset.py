@@ -221,6 +221,13 @@ class DatasetConfig(BaseModel):
 
     # --- paths --------------------------------------------------------------------------------
 
+    def __eq__(self, other: object) -> bool:
+        """Equal configs have equal fields; where they were loaded from does not count."""
+        if isinstance(other, DatasetConfig) and other._base_dir != self._base_dir:
+            other = other.model_copy()
+            other._base_dir = self._base_dir
+        return super().__eq__(other)
+
     @property
     def base_dir(self) -> Path | None:
         """The folder of the file this config was loaded from (None when built in Python or

@@ -21,6 +21,8 @@ from typing import Any
 from jinja2 import nodes
 
 Shape = Mapping[str, Any]
+MAX_LISTED = 12
+"""Fields named when an unknown one has no close match."""
 _SCALAR_TYPES: dict[str, type] = {
     "string": str,
     "integer": int,
@@ -169,8 +171,10 @@ def _property(shape: Shape, root: Shape, step: Any) -> tuple[Shape | None, str |
         return None, None
     known = sorted(str(k) for k in properties)
     close = difflib.get_close_matches(str(step), known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return None, f"it has no field {step!r} (its fields: {', '.join(known)}){hint}"
+    if close:
+        return None, f"it has no field {step!r}; did you mean {close[0]!r}?"
+    listed = ", ".join(known[:MAX_LISTED]) + (", ..." if len(known) > MAX_LISTED else "")
+    return None, f"it has no field {step!r} (its fields: {listed})"
 
 
 def _branches(shape: Shape, root: Shape) -> list[Shape]:

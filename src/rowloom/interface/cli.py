@@ -65,7 +65,7 @@ def _version() -> str:
 
 def _show_version(value: bool) -> None:
     if value:
-        _out.print(f"rowloom {_version()}", highlight=False)
+        _out.print(f"rowloom {_version()}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.OK)
 
 
@@ -83,7 +83,7 @@ def _root(
 
 def _invalid(title: str, detail: object) -> NoReturn:
     """Print a user error (no traceback) and exit 2."""
-    _err.print(f"[red]{title}[/red]: {detail}", highlight=False)
+    _err.print(f"[red]{escape(title)}[/red]: {escape(str(detail))}", highlight=False)
     raise typer.Exit(ExitCode.INVALID)
 
 
@@ -143,8 +143,8 @@ def validate(
     except ConfigError as exc:
         _invalid(f"invalid config {config}", f"\n{exc}")
     _out.print(
-        f"[green]ok[/green] {config}: {len(cfg.columns)} columns "
-        f"({', '.join(cfg.topological_order)}), {len(cfg.models)} models, "
+        f"[green]ok[/green] {escape(str(config))}: {len(cfg.columns)} columns "
+        f"({escape(', '.join(cfg.topological_order))}), {len(cfg.models)} models, "
         f"{len(cfg.providers)} providers",
         highlight=False,
     )
@@ -182,14 +182,14 @@ def preview(
     except ConfigError as exc:
         _invalid(f"invalid config {config}", f"\n{exc}")
     except RunAbortedError as exc:
-        _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
+        _err.print(f"[red]run stopped[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(ExitCode.FAILED) from None
     if format == "json":
         print_json_lines(result.data, _out)
     else:
         print_records(result.data, _out)
     for error in result.errors:
-        _err.print(f"[yellow]dropped[/yellow] {error}", highlight=False)
+        _err.print(f"[yellow]dropped[/yellow] {escape(str(error))}", highlight=False)
     _report_outcome(result.summary, samples=False)
 
 
@@ -204,15 +204,15 @@ def _report_outcome(summary: RunSummary, *, samples: bool = True, quiet: bool = 
     ok = summary.every_row_written
     if not quiet or not ok:
         console = _out if ok else _err
-        console.print(_summary_line(summary), highlight=False)
+        console.print(_summary_line(summary), highlight=False, markup=False)
         usage = format_usage(summary.token_usage)
         if usage:
-            console.print(f"token usage: {usage}", highlight=False)
+            console.print(f"token usage: {usage}", highlight=False, markup=False)
         if summary.stop_reason:
-            console.print(f"stopped because: {summary.stop_reason}", highlight=False)
+            console.print(f"stopped because: {summary.stop_reason}", highlight=False, markup=False)
         if samples:
             for error in summary.error_samples:
-                console.print(f"  {error}", highlight=False)
+                console.print(f"  {error}", highlight=False, markup=False)
     if not ok:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -331,23 +331,23 @@ def create(
         )
         raise typer.Exit(ExitCode.INVALID) from None
     except (asyncio.CancelledError, KeyboardInterrupt):
-        _err.print(f"[yellow]stopped[/yellow]: {_saved(run_dir)}", highlight=False)
+        _err.print(f"[yellow]stopped[/yellow]: {escape(_saved(run_dir))}", highlight=False)
         raise typer.Exit(ExitCode.FAILED) from None
     except RunAbortedError as exc:
-        _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
-        _err.print(_saved(run_dir), highlight=False)
+        _err.print(f"[red]run stopped[/red]: {escape(str(exc))}", highlight=False)
+        _err.print(_saved(run_dir), highlight=False, markup=False)
         raise typer.Exit(ExitCode.FAILED) from None
     except OSError as exc:  # the disk filled up or the folder vanished mid-run
-        _err.print(f"[red]run stopped[/red]: {exc}", highlight=False)
-        _err.print(_saved(run_dir), highlight=False)
+        _err.print(f"[red]run stopped[/red]: {escape(str(exc))}", highlight=False)
+        _err.print(_saved(run_dir), highlight=False, markup=False)
         raise typer.Exit(ExitCode.FAILED) from None
     if not quiet:
         for note in result.summary.notes:
-            _err.print(note, highlight=False)
-        _out.print(f"dataset:       {result.data_dir}", highlight=False)
-        _out.print(f"report:        {result.report_path}", highlight=False)
-        _out.print(f"manifest:      {result.manifest_path}", highlight=False)
-        _out.print(f"capacity plan: {result.capacity_plan_path}", highlight=False)
+            _err.print(note, highlight=False, markup=False)
+        _out.print(f"dataset:       {result.data_dir}", highlight=False, markup=False)
+        _out.print(f"report:        {result.report_path}", highlight=False, markup=False)
+        _out.print(f"manifest:      {result.manifest_path}", highlight=False, markup=False)
+        _out.print(f"capacity plan: {result.capacity_plan_path}", highlight=False, markup=False)
     _report_outcome(result.summary, quiet=quiet)
 
 
@@ -390,7 +390,7 @@ def convert(
             cfg.to_yaml(output)
     except OSError as exc:
         _invalid(f"cannot write {output}", exc.strerror)
-    _err.print(f"[green]wrote[/green] {output}", highlight=False)
+    _err.print(f"[green]wrote[/green] {escape(str(output))}", highlight=False)
 
 
 @app.command("mock-server", cls=_Command)
@@ -453,7 +453,7 @@ def serve_local(
     )
 
     def say(text: str) -> None:
-        _err.print(text, highlight=False)
+        _err.print(text, highlight=False, markup=False)
 
     def listening(url: str) -> None:
         print(f"listening on {url}", flush=True)
@@ -461,7 +461,7 @@ def serve_local(
     options = LocalServerOptions(host, port, slots, ctx, threads, model)
     try:
         if download_only:
-            _out.print(str(model or ensure_model(say)), highlight=False)
+            _out.print(str(model or ensure_model(say)), highlight=False, markup=False)
             return
         serve(options, say, listening)
     except LocalServerError as exc:
@@ -480,7 +480,7 @@ def report(
     if not (run_dir / "manifest.json").is_file():
         _invalid("not a run folder", f"{run_dir} has no manifest.json")
     print_summary(load_report(run_dir), _out)
-    _out.print(f"report: {write_report(run_dir)}", highlight=False)
+    _out.print(f"report: {write_report(run_dir)}", highlight=False, markup=False)
 
 
 def main() -> None:
