@@ -80,3 +80,24 @@ def test_a_config_from_text_resolves_against_the_current_folder(elsewhere: Path)
     placed = DatasetConfig.from_dict(config.to_dict(), base_dir=elsewhere)
     assert placed.resolve_path("/abs/x.csv") == Path("/abs/x.csv")
     assert placed.resolve_path("x.csv") == elsewhere.resolve() / "x.csv"
+
+
+def test_a_seed_file_beside_the_config_is_read(
+    tmp_path: Path, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "seeded"
+    project.mkdir()
+    (project / "cities.csv").write_text("city\nLyon\nOslo\n")
+    config_path = project / "seeded.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "seed_config": {"source": {"seed_type": "local", "path": "cities.csv"}},
+                "columns": [{"name": "line", "column_type": "expression", "expr": "{{ city }}!"}],
+            }
+        )
+    )
+    assert run_cli(capsys, "validate", config_path).code == 0
+    result = run_cli(capsys, "create", config_path, "-n", "4", "--artifact-dir", elsewhere)
+    assert result.code == 0, result.err
+    assert DatasetResult.open(elsewhere / "seeded").columns()["line"] == ["Lyon!", "Oslo!"] * 2
