@@ -88,7 +88,7 @@ class RssMonitor(RunMonitor):
 
     def on_checkpoint(self, row_group: int, rows: int) -> None:
         super().on_checkpoint(row_group, rows)
-        self.samples.append((self.rows_done, round(rss_mb(), 1)))
+        self.samples.append((self.rows_written, round(rss_mb(), 1)))
 
 
 async def main(url: str, rows: int, artifacts: Path, events: bool) -> dict[str, Any]:
