@@ -54,6 +54,7 @@ from rowloom.models.request_admission import (
     RateLimitBudget,
     RequestAdmissionError,
     RequestAdmissionItem,
+    RequestAdmissionLease,
     RequestDomain,
     RequestEventContext,
     RequestReleaseOutcome,
@@ -100,6 +101,18 @@ class ExecutorStats:
 
 class _HeldBack(Exception):
     """An attempt not sent because another attempt is probing its provider."""
+
+
+class _LocalDeadline(ProviderTimeoutError):
+    """The executor's own deadline ended an attempt: its timeout, or as a straggler."""
+
+    def __init__(self, message: str, *, provider: str, straggler: bool = False) -> None:
+        super().__init__(message, provider=provider)
+        self.straggler = straggler
+
+    @property
+    def error_class(self) -> str:
+        return "provider_timeout"
 
 
 class ModelRequestExecutor:
@@ -361,19 +374,7 @@ class ModelRequestExecutor:
             request_attempt_id=attempt_id,
         )
         item = RequestAdmissionItem.for_resource(resource, event_context=context)
-        try:
-            lease = await self._admission.acquire_async(item)
-        except RequestAdmissionError as exc:
-            raise RetryableTaskError(
-                f"request_admission_{exc.reason}", str(exc), provider=resource.provider_name
-            ) from None
-        if not probing and self._health.held_back(resource):
-            # Another attempt probes the provider (or it is unusable): give the lease back
-            # unused; `ready` waits for the verdict (or raises it).
-            self._admission.release(
-                lease, RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
-            )
-            raise _HeldBack
+        lease = await self._acquire(item, resource, probing)
         outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
         recorded_as: str | None = None
         self._events.emit(
@@ -385,55 +386,15 @@ class ModelRequestExecutor:
             request_group_key=item.group.key,
         )
         try:
-            timeout = attempt_timeout + self._retry.local_deadline_grace_seconds
-            watched: WatchedAttempt | None = None
-            loop = asyncio.get_running_loop()
-            try:
-                async with asyncio.timeout(None) as scope:
-                    watched = self._watch.arm(
-                        attempt_id, resource, timeout, lambda: scope.reschedule(loop.time())
-                    )
-                    result = await call()
-            except TimeoutError:
-                outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_TIMEOUT)
-                if watched is None or not watched.straggler:
-                    raise ProviderTimeoutError(
-                        "no answer within the local deadline", provider=resource.provider_name
-                    ) from None
-                recorded_as = "straggler_cancelled"
-                raise self._straggler(corr_json, attempt_id, watched) from None
+            result = await self._call_within(resource, attempt_id, corr_json, call, attempt_timeout)
             outcome = RequestReleaseOutcome.success(
                 status_code=200, rate_limit=_budget(getattr(result, "rate_limit", None))
             )
             return result
-        except ProviderRateLimitError as exc:
-            outcome = RequestReleaseOutcome.rate_limited(
-                exc.retry_after_seconds,
-                status_code=exc.status_code or 429,
-                rate_limit=_budget(exc.rate_limit),
-            )
-            raise
-        except ProviderOverloadedError as exc:
-            outcome = RequestReleaseOutcome.rate_limited(
-                exc.retry_after_seconds,
-                status_code=exc.status_code or 503,
-                error_class=exc.error_class,
-                rate_limit=_budget(exc.rate_limit),
-            )
-            raise
-        except ProviderTimeoutError as exc:
-            if outcome.kind is not RequestReleaseOutcomeKind.LOCAL_TIMEOUT:
-                outcome = RequestReleaseOutcome(
-                    RequestReleaseOutcomeKind.PROVIDER_TIMEOUT, error_class=exc.error_class
-                )
-            raise
         except ProviderError as exc:
-            outcome = RequestReleaseOutcome(
-                RequestReleaseOutcomeKind.PROVIDER_FAILURE,
-                status_code=exc.status_code,
-                error_class=exc.error_class,
-                rate_limit=_budget(exc.rate_limit),
-            )
+            outcome = _outcome_of(exc)
+            if isinstance(exc, _LocalDeadline) and exc.straggler:
+                recorded_as = "straggler_cancelled"
             raise
         except asyncio.CancelledError:
             outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
@@ -457,9 +418,54 @@ class ModelRequestExecutor:
             )
             self._admission.release(lease, outcome)
 
+    async def _acquire(
+        self, item: RequestAdmissionItem, resource: RequestResourceKey, probing: bool
+    ) -> RequestAdmissionLease:
+        """A request lease for one attempt; `_HeldBack` (lease returned unused) while another
+        attempt probes the provider."""
+        try:
+            lease = await self._admission.acquire_async(item)
+        except RequestAdmissionError as exc:
+            raise RetryableTaskError(
+                f"request_admission_{exc.reason}", str(exc), provider=resource.provider_name
+            ) from None
+        if not probing and self._health.held_back(resource):
+            # Another attempt probes the provider (or it is unusable): give the lease back
+            # unused; `ready` waits for the verdict (or raises it).
+            self._admission.release(
+                lease, RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_CANCELLED)
+            )
+            raise _HeldBack
+        return lease
+
+    async def _call_within(
+        self,
+        resource: RequestResourceKey,
+        attempt_id: str,
+        correlation: Mapping[str, Any],
+        call: Callable[[], Awaitable[R]],
+        attempt_timeout: float,
+    ) -> R:
+        """`call()` bounded by the timeout (plus grace) or, sooner, the straggler deadline."""
+        timeout = attempt_timeout + self._retry.local_deadline_grace_seconds
+        watched: WatchedAttempt | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as scope:
+                watched = self._watch.arm(
+                    attempt_id, resource, timeout, lambda: scope.reschedule(loop.time())
+                )
+                return await call()
+        except TimeoutError:
+            if watched is None or not watched.straggler:
+                raise _LocalDeadline(
+                    "no answer within the local deadline", provider=resource.provider_name
+                ) from None
+            raise self._straggler(correlation, attempt_id, watched) from None
+
     def _straggler(
         self, correlation: Mapping[str, Any], attempt_id: str, watched: WatchedAttempt
-    ) -> ProviderTimeoutError:
+    ) -> _LocalDeadline:
         """Count and report a cancelled straggler; the error retries it."""
         self._watch.stragglers_cancelled += 1
         resource = watched.resource
@@ -474,12 +480,42 @@ class ModelRequestExecutor:
                 "p99_seconds": watched.p99,
             },
         )
-        return ProviderTimeoutError(
+        return _LocalDeadline(
             f"{resource.provider_name}: no answer after {watched.limit_seconds:.1f} s, far "
             f"beyond the model's p99 latency ({watched.p99 or 0:.2f} s): cancelled as a "
             "straggler, retried",
             provider=resource.provider_name,
+            straggler=True,
         )
+
+
+def _outcome_of(exc: ProviderError) -> RequestReleaseOutcome:
+    """How a failed attempt is released to request admission."""
+    if isinstance(exc, ProviderRateLimitError):
+        return RequestReleaseOutcome.rate_limited(
+            exc.retry_after_seconds,
+            status_code=exc.status_code or 429,
+            rate_limit=_budget(exc.rate_limit),
+        )
+    if isinstance(exc, ProviderOverloadedError):
+        return RequestReleaseOutcome.rate_limited(
+            exc.retry_after_seconds,
+            status_code=exc.status_code or 503,
+            error_class=exc.error_class,
+            rate_limit=_budget(exc.rate_limit),
+        )
+    if isinstance(exc, _LocalDeadline):
+        return RequestReleaseOutcome.of(RequestReleaseOutcomeKind.LOCAL_TIMEOUT)
+    if isinstance(exc, ProviderTimeoutError):
+        return RequestReleaseOutcome(
+            RequestReleaseOutcomeKind.PROVIDER_TIMEOUT, error_class=exc.error_class
+        )
+    return RequestReleaseOutcome(
+        RequestReleaseOutcomeKind.PROVIDER_FAILURE,
+        status_code=exc.status_code,
+        error_class=exc.error_class,
+        rate_limit=_budget(exc.rate_limit),
+    )
 
 
 def _budget(headers: object) -> RateLimitBudget | None:
