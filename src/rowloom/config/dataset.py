@@ -11,7 +11,6 @@ declared column satisfies are left for `with_seed_columns()` to check.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
@@ -40,6 +39,7 @@ from rowloom.config.columns import (
 )
 from rowloom.config.constraints import ColumnInequalityConstraint, Constraint
 from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidationError
+from rowloom.config.files import check_shape, file_dir, load_text
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.config.paths import BASE_DIR
 from rowloom.config.plugins import PLUGIN_TAG
@@ -138,7 +138,7 @@ class DatasetConfig(BaseModel):
         folder = Path(base_dir).resolve() if base_dir is not None else None
         if not isinstance(data, Mapping):
             raise ConfigFileError(f"a dataset config must be a mapping, got {type(data).__name__}")
-        _check_shape(data)
+        check_shape(data)
         if adapt is not None:
             data = adapt(data)
         try:
@@ -152,14 +152,14 @@ class DatasetConfig(BaseModel):
     @classmethod
     def from_yaml(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a YAML file path or a YAML string; a file's folder becomes `base_dir`."""
-        data = _load_text(source, yaml_mode=True)
-        return cls.from_dict(data, adapt=adapt, base_dir=_file_dir(source))
+        data = load_text(source, yaml_mode=True)
+        return cls.from_dict(data, adapt=adapt, base_dir=file_dir(source))
 
     @classmethod
     def from_json(cls, source: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
         """Load from a JSON file path or a JSON string; a file's folder becomes `base_dir`."""
-        data = _load_text(source, yaml_mode=False)
-        return cls.from_dict(data, adapt=adapt, base_dir=_file_dir(source))
+        data = load_text(source, yaml_mode=False)
+        return cls.from_dict(data, adapt=adapt, base_dir=file_dir(source))
 
     @classmethod
     def from_file(cls, path: str | Path, *, adapt: Adapter | None = None) -> DatasetConfig:
@@ -220,13 +220,6 @@ class DatasetConfig(BaseModel):
     __hash__ = BaseModel.__hash__
 
     # --- paths --------------------------------------------------------------------------------
-
-    def __eq__(self, other: object) -> bool:
-        """Equal configs have equal fields; where they were loaded from does not count."""
-        if isinstance(other, DatasetConfig) and other._base_dir != self._base_dir:
-            other = other.model_copy()
-            other._base_dir = self._base_dir
-        return super().__eq__(other)
 
     @property
     def base_dir(self) -> Path | None:
@@ -384,86 +377,6 @@ class DatasetConfig(BaseModel):
                     )
         if issues:
             raise ConfigValidationError(issues)
-
-
-def _file_dir(source: str | Path) -> Path | None:
-    """The folder of `source` when it names a config file rather than holding its text."""
-    if isinstance(source, Path) or (
-        "\n" not in source and Path(source).suffix in (".yaml", ".yml", ".json")
-    ):
-        return Path(source).parent
-    return None
-
-
-def _load_text(source: str | Path, *, yaml_mode: bool) -> Any:
-    text: str
-    name = "config"
-    if _file_dir(source) is not None:
-        path = Path(source)
-        name = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigFileError(f"cannot read config file {path}: it is not UTF-8 text") from None
-    else:
-        text = str(source)
-    kind = "YAML" if yaml_mode else "JSON"
-    try:
-        return _parse_yaml(text, name) if yaml_mode else json.loads(text)
-    except RecursionError:
-        raise ConfigFileError(f"{name} is not valid {kind}: nested too deeply") from None
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: JSON syntax, over-long numbers
-        raise ConfigFileError(f"{name} is not valid {kind}: {exc}") from None
-
-
-def _parse_yaml(text: str, name: str) -> Any:
-    """`yaml.safe_load` whose error marks name the file (not `<unicode string>`)."""
-    stream = io.StringIO(text)
-    stream.name = name
-    return yaml.safe_load(stream)
-
-
-MAX_CONFIG_VALUES = 1_000_000
-"""Values a config may hold once YAML aliases are expanded (refuses alias bombs); a string
-counts one per 100 characters."""
-MAX_CONFIG_DEPTH = 200
-"""Nesting levels a config may have."""
-
-
-def _check_shape(data: Any) -> None:
-    """Refuse self-referencing, too deeply nested or (alias-expanded) too large documents
-    before anything walks them; linear in the distinct containers."""
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-
-    def size(node: Any, depth: int) -> int:
-        if isinstance(node, str | bytes):
-            return 1 + len(node) // 100  # an aliased long string counts by its length
-        if not isinstance(node, Mapping | list | tuple | set | frozenset):
-            return 1
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if key in on_path:
-            raise ConfigFileError("the config refers to itself (a recursive YAML anchor)")
-        if depth > MAX_CONFIG_DEPTH:
-            raise ConfigFileError(f"the config is nested deeper than {MAX_CONFIG_DEPTH} levels")
-        on_path.add(key)
-        total = 1
-        for item in (*node.keys(), *node.values()) if isinstance(node, Mapping) else node:
-            total += size(item, depth + 1)
-            if total > MAX_CONFIG_VALUES:
-                raise ConfigFileError(
-                    f"the config is too large: more than {MAX_CONFIG_VALUES:,} values once "
-                    "YAML aliases are expanded"
-                )
-        on_path.discard(key)
-        sizes[key] = total
-        return total
-
-    size(data, 0)
 
 
 def _topological_order(

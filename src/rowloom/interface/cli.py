@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,6 +31,7 @@ from rowloom.interface.loading import load_config
 from rowloom.interface.preview_view import print_json_lines, print_records
 from rowloom.interface.progress import ProgressDisplay, ProgressMode
 from rowloom.interface.report import format_usage
+from rowloom.interface.results import DatasetResult
 from rowloom.seeds import compile_seed
 
 
@@ -290,57 +292,16 @@ def create(
     mode: ProgressMode = (
         "quiet" if quiet else ("plain" if plain or not _err.is_terminal else "live")
     )
-    monitor = RunMonitor()
     designer = Designer(
         artifact_dir, engine=_engine(engine), workers=workers, ray_address=ray_address
     )
-    display = ProgressDisplay(monitor, mode=mode, console=_err)
 
-    async def main() -> Any:
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(
-            display.run(
-                designer.acreate(
-                    cfg,
-                    num_records,
-                    run_name,
-                    resume=resume,
-                    overwrite=overwrite,
-                    monitor=monitor,
-                )
-            )
+    def work(monitor: RunMonitor) -> Coroutine[Any, Any, DatasetResult]:
+        return designer.acreate(
+            cfg, num_records, run_name, resume=resume, overwrite=overwrite, monitor=monitor
         )
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            return await task
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
 
-    run_dir = artifact_dir / run_name
-    try:
-        result = asyncio.run(main())
-    except ConfigError as exc:
-        _invalid(f"invalid config {config}", f"\n{exc}")
-    except RunFolderError as exc:
-        _invalid("error", exc)
-    except EngineUnavailableError as exc:
-        _err.print(
-            f"[red]engine unavailable[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(ExitCode.INVALID) from None
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        _err.print(f"[yellow]stopped[/yellow]: {escape(_saved(run_dir))}", highlight=False)
-        raise typer.Exit(ExitCode.FAILED) from None
-    except RunAbortedError as exc:
-        _err.print(f"[red]run stopped[/red]: {escape(str(exc))}", highlight=False)
-        _err.print(_saved(run_dir), highlight=False, markup=False)
-        raise typer.Exit(ExitCode.FAILED) from None
-    except OSError as exc:  # the disk filled up or the folder vanished mid-run
-        _err.print(f"[red]run stopped[/red]: {escape(str(exc))}", highlight=False)
-        _err.print(_saved(run_dir), highlight=False, markup=False)
-        raise typer.Exit(ExitCode.FAILED) from None
+    result = _run_create(work, mode, artifact_dir / run_name, config)
     if not quiet:
         for note in result.summary.notes:
             _err.print(note, highlight=False, markup=False)
@@ -349,6 +310,46 @@ def create(
         _out.print(f"manifest:      {result.manifest_path}", highlight=False, markup=False)
         _out.print(f"capacity plan: {result.capacity_plan_path}", highlight=False, markup=False)
     _report_outcome(result.summary, quiet=quiet)
+
+
+def _run_create(
+    work: Callable[[RunMonitor], Coroutine[Any, Any, DatasetResult]],
+    mode: ProgressMode,
+    run_dir: Path,
+    config: Path,
+) -> DatasetResult:
+    """Run `work` with a progress display, stopped by SIGINT/SIGTERM; every way it can end
+    short of a result becomes its message and exit code (a programming error keeps its
+    traceback)."""
+    monitor = RunMonitor()
+    display = ProgressDisplay(monitor, mode=mode, console=_err)
+
+    async def main() -> DatasetResult:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(display.run(work(monitor)))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(main())
+    except ConfigError as exc:
+        _invalid(f"invalid config {config}", f"\n{exc}")
+    except RunFolderError as exc:
+        _invalid("error", exc)
+    except EngineUnavailableError as exc:
+        _invalid("engine unavailable", exc)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        _err.print(f"[yellow]stopped[/yellow]: {escape(_saved(run_dir))}", highlight=False)
+        raise typer.Exit(ExitCode.FAILED) from None
+    except (RunAbortedError, OSError) as exc:  # OSError: the disk filled up mid-run
+        _err.print(f"[red]run stopped[/red]: {escape(str(exc))}", highlight=False)
+        _err.print(_saved(run_dir), highlight=False, markup=False)
+        raise typer.Exit(ExitCode.FAILED) from None
 
 
 def _saved(run_dir: Path) -> str:
