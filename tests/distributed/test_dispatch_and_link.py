@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import RunStorage
 from rowloom.clock import ManualClock
 from rowloom.distributed.dispatch import PartResult, RowGroupDispatcher, file_checksum
@@ -66,11 +67,9 @@ def test_a_rejected_result_runs_again() -> None:
 
 def test_attempts_commit_into_place_and_a_resume_removes_the_rest(tmp_path: Path) -> None:
     storage = RunStorage(tmp_path / "run")
-    storage.open(
-        fingerprint="f", num_records=20, buffer_size=10, output_columns=["a"], resume=False
-    )
+    open_run(storage, RunRequest("f", 20, 10, ["a"], {}))
     worker = AttemptStorage(tmp_path / "run", "w1", 1)
-    worker.open(fingerprint="f", num_records=20, buffer_size=10, output_columns=["a"], resume=False)
+    open_run(worker, RunRequest("f", 20, 10, ["a"], {}))
     table = pa.table({"a": list(range(10))})
     first = worker.write_row_group(0, table, {"x": 1})
     worker.write_row_group(1, table, {})
@@ -81,9 +80,7 @@ def test_attempts_commit_into_place_and_a_resume_removes_the_rest(tmp_path: Path
     assert [p.name for p in storage.part_paths()] == ["part-00000.parquet"]
     # the driver died before committing row group 1: a resume removes its attempt
     again = RunStorage(tmp_path / "run")
-    done = again.open(
-        fingerprint="f", num_records=20, buffer_size=10, output_columns=["a"], resume=True
-    )
+    done = open_run(again, RunRequest("f", 20, 10, ["a"], {}, resume=True)).done
     assert done == {0}
     assert not Path(r1.path).exists()
     assert again.read_table().num_rows == 10
