@@ -11,16 +11,20 @@ from rowloom.generators.base import BatchInput
 
 MAX_DEFAULT_BUFFER_SIZE = 1000
 """The default row-group size of a large run (the reference engine's default)."""
+MIN_DEFAULT_BUFFER_SIZE = 50
+"""The default row-group size of a small run (a tiny run is one row group)."""
 CHECKPOINTS = 10
 """Row groups a run aims for when `buffer_size` is not set."""
 
 
 def default_buffer_size(num_records: int, concurrency: int) -> int:
     """Rows per row group when the config sets none: about `CHECKPOINTS` checkpoints per run,
-    but at least `concurrency` rows (the models' summed `max_parallel_requests`, so every
-    request slot can be busy) and at most `MAX_DEFAULT_BUFFER_SIZE`."""
+    but at least `MIN_DEFAULT_BUFFER_SIZE` rows and `concurrency` rows (the models' summed
+    `max_parallel_requests`, so every request slot can be busy), at most
+    `MAX_DEFAULT_BUFFER_SIZE`."""
     per_checkpoint = -(-num_records // CHECKPOINTS)
-    return max(1, min(MAX_DEFAULT_BUFFER_SIZE, max(per_checkpoint, concurrency)))
+    floor = max(MIN_DEFAULT_BUFFER_SIZE, concurrency)
+    return min(MAX_DEFAULT_BUFFER_SIZE, max(per_checkpoint, floor))
 
 
 @dataclass(frozen=True, slots=True)
