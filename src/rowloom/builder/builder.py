@@ -165,8 +165,7 @@ class DatasetBuilder:
         )
         done, plan, notes = self._open(storage, request)
         rc = self.run_config
-        summary = self._start_summary(name, num_records, plan, storage, done)
-        summary.notes = notes
+        summary = self._start_summary(name, num_records, plan, storage, done, notes)
         streams = EventStreams.open(storage, rc.write_events, self.clock)
         requests = RequestStack.build(
             config,
@@ -207,11 +206,15 @@ class DatasetBuilder:
         )
         if self.engine == "async":
             self._wire_scheduler(run, catalog)
-        self.monitor.admission = requests.admission
-        self.monitor.executor = requests.executor
-        self.monitor.task_admission = run.task_admission
-        self.monitor.prices = {m.alias: m.price for m in config.models}
+        self._watch(run)
         return run
+
+    def _watch(self, run: WiredRun) -> None:
+        """Point the monitor at the run's controllers."""
+        self.monitor.admission = run.requests.admission
+        self.monitor.executor = run.requests.executor
+        self.monitor.task_admission = run.task_admission
+        self.monitor.prices = {m.alias: m.price for m in run.config.models}
 
     def _buffer_size(self, num_records: int, catalog: ModelResourceCatalog) -> int:
         """The configured `buffer_size`, or one that fits the run when it is not set."""
@@ -244,6 +247,7 @@ class DatasetBuilder:
         plan: RowGroupPlan,
         storage: RunStorage | None,
         done: set[int],
+        notes: list[str],
     ) -> RunSummary:
         summary = RunSummary(
             name=name,
@@ -251,6 +255,7 @@ class DatasetBuilder:
             num_records=num_records,
             row_groups_total=plan.count,
             resumed_row_groups=len(done),
+            notes=notes,
         )
         if storage is not None and storage.manifest is not None:
             for rec in storage.manifest.row_groups.values():
