@@ -194,33 +194,14 @@ def compare(
     BASELINE and CANDIDATE may be the same ref when the sides differ by --baseline-env /
     --candidate-env (e.g. ROWLOOM_REQUEST_ADMISSION_PROFILE=v1) or by per-side knobs.
     """
-    from rowloom.bench.compare import (
-        CompareError,
-        CompareOptions,
-        parse_env_assignments,
-        run_compare,
-    )
-    from rowloom.bench.registry import get_scenario
+    from rowloom.bench.compare import CompareError, CompareOptions, run_compare
 
-    # click hands unknown `--knob VALUE` tokens to the variadic SCENARIOS argument
-    tokens = [*scenarios, *ctx.args]
-    split = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
-    scenarios = tokens[:split]
     try:
-        knobs = parse_knob_args(tokens[split:])
-        if not scenarios:
-            raise ValueError("name at least one scenario")
-        env = {
-            "baseline": parse_env_assignments(baseline_env or []),
-            "candidate": parse_env_assignments(candidate_env or []),
-        }
-        own = {
-            "baseline": _knob_assignments(baseline_knob or []),
-            "candidate": _knob_assignments(candidate_knob or []),
-        }
-        for sid in scenarios:
-            for side_knobs in own.values():
-                get_scenario(sid).resolve_knobs({**knobs, **side_knobs})
+        scenarios, knobs, env, own = _compare_arguments(
+            [*scenarios, *ctx.args],
+            env={"baseline": baseline_env or [], "candidate": candidate_env or []},
+            side_knobs={"baseline": baseline_knob or [], "candidate": candidate_knob or []},
+        )
     except (KeyError, ValueError) as exc:
         _err.print(f"[red]invalid arguments[/red]: {str(exc).strip(chr(39))}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
@@ -253,3 +234,27 @@ def compare(
     _out.print(f"artifacts in {target}", highlight=False)
     if not report.passed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _compare_arguments(
+    tokens: list[str], env: dict[str, list[str]], side_knobs: dict[str, list[str]]
+) -> tuple[list[str], dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Scenario ids, shared knobs, and each side's environment and knobs, all checked.
+
+    click hands unknown `--knob VALUE` tokens to the variadic SCENARIOS argument, so the
+    scenario ids are the tokens before the first option.
+    """
+    from rowloom.bench.compare import parse_env_assignments
+    from rowloom.bench.registry import get_scenario
+
+    split = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+    scenarios = tokens[:split]
+    knobs = parse_knob_args(tokens[split:])
+    if not scenarios:
+        raise ValueError("name at least one scenario")
+    envs = {side: parse_env_assignments(values) for side, values in env.items()}
+    own = {side: _knob_assignments(values) for side, values in side_knobs.items()}
+    for sid in scenarios:
+        for knobs_of_side in own.values():
+            get_scenario(sid).resolve_knobs({**knobs, **knobs_of_side})
+    return scenarios, knobs, envs, own

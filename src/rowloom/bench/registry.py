@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rowloom.bench.fleet import FleetSimulation
 from rowloom.bench.micro import QueueAdmissionMicro
+from rowloom.bench.overload import AimdConvergence, CrossProviderCooldown, QueueingOverload
 from rowloom.bench.profiling import EstimateAccuracy, ProfileScale
 from rowloom.bench.rate_limits import RateLimitHeaders
 from rowloom.bench.ray_fleet import RayFleet
@@ -12,8 +13,6 @@ from rowloom.bench.scale import ScaleRows
 from rowloom.bench.scenario import Scenario
 from rowloom.bench.seeds import SeedStream
 from rowloom.bench.workloads import (
-    AimdConvergence,
-    CrossProviderCooldown,
     E2EDualModel,
     E2EDynamicRequests,
     E2ENarrow,
@@ -21,7 +20,6 @@ from rowloom.bench.workloads import (
     HeavyRoot,
     HiddenWaiter,
     IdleUtilization,
-    QueueingOverload,
 )
 
 SCENARIOS: tuple[Scenario, ...] = (
