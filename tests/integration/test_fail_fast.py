@@ -79,7 +79,9 @@ def test_a_dead_endpoint_stops_a_2000_row_run_in_seconds(
     assert "connection refused" in line
     summary = json.loads((tmp_path / "dead" / "summary.json").read_text())
     assert summary["request_attempts"] < 50, summary["requests_by_outcome"]
-    assert elapsed < 5.0, elapsed
+    # fail-fast costs the probe's backoff (about 2.5 s), never the 600 s of a hang; the bound
+    # is loose because the machine running the suite may be loaded
+    assert elapsed < 60, elapsed
     assert summary["stop_reason"] == line.removeprefix("run stopped: ")
 
 
