@@ -18,13 +18,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    SerializeAsAny,
+    Tag,
     field_serializer,
     field_validator,
     model_validator,
 )
+
+from rowloom.config.plugins import PLUGIN_TAG, plugin_config_parser, union_tag
 
 SamplingStrategy = Literal["ordered", "shuffle"]
 SeedFileFormat = Literal["parquet", "csv", "jsonl", "json"]
@@ -208,14 +214,28 @@ class FileContentsSeedSource(_FolderSource):
         return value
 
 
+BUILTIN_SEED_TYPES: dict[str, type[BaseModel]] = {
+    "local": LocalFileSeedSource,
+    "hf": HuggingFaceSeedSource,
+    "df": DataFrameSeedSource,
+    "directory": DirectorySeedSource,
+    "file_contents": FileContentsSeedSource,
+}
 SeedSource = Annotated[
-    LocalFileSeedSource
-    | HuggingFaceSeedSource
-    | DataFrameSeedSource
-    | DirectorySeedSource
-    | FileContentsSeedSource,
-    Field(discriminator="seed_type"),
+    Annotated[LocalFileSeedSource, Tag("local")]
+    | Annotated[HuggingFaceSeedSource, Tag("hf")]
+    | Annotated[DataFrameSeedSource, Tag("df")]
+    | Annotated[DirectorySeedSource, Tag("directory")]
+    | Annotated[FileContentsSeedSource, Tag("file_contents")]
+    | Annotated[
+        SerializeAsAny[BaseModel],
+        BeforeValidator(plugin_config_parser("seed_reader")),
+        Tag(PLUGIN_TAG),
+    ],
+    Discriminator(union_tag("seed_reader", BUILTIN_SEED_TYPES, BaseModel)),
 ]
+"""Any seed source: a built-in `seed_type`, or one an installed `seed_reader` plugin provides
+(its reader's `read(source, base_dir)` returns a pyarrow Table or pandas DataFrame)."""
 
 
 class SeedConfig(_Strict):

@@ -11,7 +11,10 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 import pyarrow.json as pajson
+from pydantic import BaseModel
 
+from rowloom.config.errors import ConfigValidationError
+from rowloom.config.plugins import find_plugin
 from rowloom.config.seed import (
     DataFrameSeedSource,
     DirectorySeedSource,
@@ -25,16 +28,8 @@ from rowloom.seeds.files import file_format, local_files
 from rowloom.seeds.folders import folder_blocks
 from rowloom.seeds.hf import hf_files
 
-AnySource = (
-    LocalFileSeedSource
-    | HuggingFaceSeedSource
-    | DataFrameSeedSource
-    | DirectorySeedSource
-    | FileContentsSeedSource
-)
 
-
-def open_blocks(source: AnySource, base_dir: Path | None = None) -> BlockSource:
+def open_blocks(source: BaseModel, base_dir: Path | None = None) -> BlockSource:
     """The source's rows as blocks; typed errors for missing, empty or unreadable seeds."""
     if isinstance(source, DataFrameSeedSource):
         return TableBlocks(source.table())
@@ -44,8 +39,30 @@ def open_blocks(source: AnySource, base_dir: Path | None = None) -> BlockSource:
         paths = local_files(source.path, base_dir)
         sizes = [os.path.getsize(p) for p in paths]
         return _file_blocks(paths, sizes, file_format(paths, source.format), _open_local)
-    paths, sizes, opener = hf_files(source)
-    return _file_blocks(paths, sizes, file_format(paths, source.format), opener)
+    if isinstance(source, HuggingFaceSeedSource):
+        paths, sizes, opener = hf_files(source)
+        return _file_blocks(paths, sizes, file_format(paths, source.format), opener)
+    return _plugin_blocks(source, base_dir)
+
+
+def _plugin_blocks(source: BaseModel, base_dir: Path | None) -> BlockSource:
+    """A `seed_reader` plugin's rows: its reader's `read(source, base_dir)`, read once."""
+    kind = str(getattr(source, "seed_type", type(source).__name__))
+    plugin = find_plugin("seed_reader", kind)
+    if plugin is None:
+        raise seed_error("unknown_seed_type", "source.seed_type", f"no seed reader for {kind!r}")
+    try:
+        data = plugin.impl_cls().read(source, base_dir)
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data)
+    except ConfigValidationError:
+        raise
+    except Exception as exc:  # the plugin's own failure, named
+        raise seed_error(
+            "unreadable_seed", "source", f"seed reader {kind!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return TableBlocks(
+        table.drop_columns([c for c in table.column_names if c.startswith("__index")])
+    )
 
 
 def _open_local(path: str) -> IO[bytes]:
