@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from rowloom.bench.registry import SCENARIOS, get_scenario
 from rowloom.bench.runner import _checks
 from rowloom.bench.scenario import Gate, IterationResult, OracleCheck, Target
 from rowloom.bench.stats import SummaryStats
+from rowloom.observability.eventlog import EventLog, events_to_table
 
 SPEC_IDS = {
     "queue_admission_micro",
@@ -40,12 +40,13 @@ ISSUE_7_IDS = {"rate_limit_headers"}
 ISSUE_16_IDS = {"fleet_sim", "ray_fleet"}
 ISSUE_15_IDS = {"seed_stream"}
 ISSUE_18_IDS = {"profile_scale", "estimate_accuracy"}
+ISSUE_17_IDS = {"sink_overhead"}
 
 
 def test_every_spec_scenario_is_registered() -> None:
     assert {
         s.id for s in SCENARIOS
-    } == SPEC_IDS | ISSUE_7_IDS | ISSUE_16_IDS | ISSUE_15_IDS | ISSUE_18_IDS
+    } == SPEC_IDS | ISSUE_7_IDS | ISSUE_16_IDS | ISSUE_15_IDS | ISSUE_18_IDS | ISSUE_17_IDS
 
 
 def test_knob_args_parse_both_forms() -> None:
@@ -274,8 +275,11 @@ def _write_events(run_dir: Path, executions: int) -> None:
                     "captured_correlation": {"task_execution_id": ex},
                 }
             )
-    for name, rows in (("scheduler.jsonl", sched), ("requests.jsonl", req)):
-        (events / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for stream, rows in (("scheduler", sched), ("requests", req)):
+        log = EventLog(stream, events / f"{stream}.arrows")
+        table = events_to_table(stream, rows)
+        log.append_table(table)
+        log.close()
 
 
 def test_bounded_timelines_keep_whole_task_executions(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ provider's limit, shows it in the capacity plan and the events, and loses nothin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from rowloom.builder.options import EngineOptions
 from rowloom.config.dataset import DatasetConfig
 from rowloom.interface.designer import Designer
 from rowloom.interface.report import load_report
+from rowloom.observability import iter_event_dicts
 
 CAPACITY = 4
 
@@ -62,8 +62,7 @@ def config() -> DatasetConfig:
 
 
 def provider_limit_events(run_dir: Path) -> list[dict[str, Any]]:
-    lines = (run_dir / "events" / "requests.jsonl").read_text().splitlines()
-    events = [json.loads(line) for line in lines]
+    events = iter_event_dicts(run_dir, ["requests"])
     return [e for e in events if e.get("reason") == "provider_limit"]
 
 

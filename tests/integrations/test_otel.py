@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from rowloom.config.dataset import DatasetConfig
 from rowloom.integrations.otel import OtelEventBridge, model_labels_from_config
 from rowloom.interface.designer import Designer
+from rowloom.observability import read_events
 from rowloom.observability.events import (
-    RequestAdmissionEvent,
-    SchedulerAdmissionEvent,
     SchedulerEventEmitter,
 )
 from rowloom.observability.sinks import FanOutEventSink, InMemoryEventSink
@@ -75,24 +73,6 @@ def _config() -> DatasetConfig:
     )
 
 
-def _replay(run_dir: Path, bridge: OtelEventBridge) -> None:
-    """Feed a run's recorded events to the bridge in capture order, as it would see them live."""
-    events: list[tuple[float, int, Any, Any]] = []
-    for order, (stream, cls, sink) in enumerate(
-        (
-            ("scheduler", SchedulerAdmissionEvent, bridge.scheduler_sink),
-            ("requests", RequestAdmissionEvent, bridge.request_sink),
-        )
-    ):
-        for line in (run_dir / "events" / f"{stream}.jsonl").read_text().splitlines():
-            data = json.loads(line)
-            data.pop("stream")
-            event = cls(**data)
-            events.append((event.captured_at_monotonic, order, event.sequence, (sink, event)))
-    for *_, (sink, event) in sorted(events, key=lambda e: e[:3]):
-        sink.emit(event)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = Designer(tmp_path_factory.mktemp("otel")).create(_config(), 30, "otel")
@@ -106,7 +86,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tracer=tracers.get_tracer("test"),
         model_labels=model_labels_from_config(_config()),
     )
-    _replay(result.run_dir, bridge)
+    replayed = bridge.replay(result.run_dir)
+    recorded = sum(read_events(result.run_dir, s).num_rows for s in ("scheduler", "requests"))
+    assert replayed == recorded > 0
     points: dict[str, list[tuple[dict[str, Any], Any]]] = {}
     data = reader.get_metrics_data()
     for rm in data.resource_metrics:

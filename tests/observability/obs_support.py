@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from rowloom.errors import NonRetryableTaskError, RetryableTaskError
 from rowloom.interface.designer import Designer
 from rowloom.interface.results import DatasetResult
 from rowloom.models.facade import ModelFacade
+from rowloom.observability import iter_event_dicts
 
 
 def sim_config(
@@ -79,15 +79,15 @@ async def create(tmp: Path, config: DatasetConfig, n: int, name: str = "run") ->
     return await Designer(tmp).acreate(config, n, name)
 
 
-def read_stream(run_dir: Path, stream: str) -> list[dict[str, Any]]:
-    path = run_dir / "events" / f"{stream}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def read_events(run_dir: Path, stream: str) -> list[dict[str, Any]]:
+    """One stream of a run folder as its events' JSON objects, in order."""
+    return list(iter_event_dicts(run_dir, [stream]))
 
 
 def kinds(run_dir: Path) -> tuple[set[str], set[str]]:
     return (
-        {e["event_kind"] for e in read_stream(run_dir, "scheduler")},
-        {e["event_kind"] for e in read_stream(run_dir, "requests")},
+        {e["event_kind"] for e in read_events(run_dir, "scheduler")},
+        {e["event_kind"] for e in read_events(run_dir, "requests")},
     )
 
 

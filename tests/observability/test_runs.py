@@ -110,7 +110,7 @@ def test_heavy_root_is_attributed_to_ready_ordering_or_task_admission(
 def test_sequences_strictly_increase_per_stream(run: str, request: pytest.FixtureRequest) -> None:
     result: DatasetResult = request.getfixturevalue(run)
     for stream in ("scheduler", "requests"):
-        sequences = [e["sequence"] for e in s.read_stream(result.run_dir, stream)]
+        sequences = [e["sequence"] for e in s.read_events(result.run_dir, stream)]
         assert sequences, stream
         assert all(b > a for a, b in itertools.pairwise(sequences)), stream
     assert CorrelatedRuntimeView.from_run_dir(result.run_dir).sequence_violations == {}

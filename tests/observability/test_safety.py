@@ -16,6 +16,7 @@ from rowloom.config.dataset import DatasetConfig
 from rowloom.errors import NonRetryableTaskError
 from rowloom.interface.designer import Designer
 from rowloom.models.facade import ModelFacade
+from rowloom.observability import json_lines, read_events
 from rowloom.simulation.server import MockProviderServer, MockServerOptions
 
 SECRET = "sk-test-7Q2xVb9LmZ4pR1sT8uW3yA6cE0dG5hJ"
@@ -98,13 +99,17 @@ def _artifact_texts(run_dir: Path) -> dict[str, str]:
     texts = {
         str(p.relative_to(run_dir)): p.read_text(encoding="utf-8")
         for p in [
-            *run_dir.glob("events/*.jsonl"),
             run_dir / "capacity_plan.json",
             run_dir / "report.html",
             run_dir / "manifest.json",
             run_dir / "summary.json",
         ]
     }
+    for stream in ("scheduler", "requests"):
+        # every column of every event (the files are compressed: scan the decoded values)
+        table = read_events(run_dir, stream)
+        texts[f"events/{stream}"] = repr(table.to_pylist()) + repr(table.schema)
+        texts[f"events/{stream}.jsonl"] = b"\n".join(json_lines(run_dir, [stream])).decode()
     for part in run_dir.glob("data/*.parquet"):
         metadata = pq.read_schema(part).metadata or {}
         texts[str(part.relative_to(run_dir))] = repr(metadata)
@@ -131,14 +136,15 @@ def test_no_secret_or_prompt_in_any_artifact(
     run_dir = asyncio.run(main())
     texts = _artifact_texts(run_dir)
     assert {
-        "events/scheduler.jsonl",
-        "events/requests.jsonl",
+        "events/scheduler",
+        "events/requests",
         "capacity_plan.json",
         "report.html",
         "manifest.json",
     } <= set(texts)
     assert any(name.startswith("data/") for name in texts)
     assert "custom_refused" in texts["report.html"], "the scan reads real report content"
+    assert "request_rate_limited" in texts["events/requests"], "the scan reads real events"
     for name, text in texts.items():
         assert SECRET not in text, f"the API key leaked into {name}"
         assert MARKER not in _without_error_samples(name, text), f"prompt text leaked into {name}"

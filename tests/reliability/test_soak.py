@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from tests.reliability.harness import child_env
 
+from rowloom.observability import read_events
+
 HERE = Path(__file__).parent
 SERVER_OPTIONS = {
     "capacity": 32,
@@ -105,15 +107,9 @@ def test_fault_soak_short(tmp_path: Path) -> None:
     check_soak(report, stats, rows)
     assert report["peak_rss_mb"] < 400
     # The event streams agree: every lease acquired was released.
-    events_dir = tmp_path / "artifacts" / "soak" / "events"
-    sched = Counter(
-        json.loads(line)["event_kind"]
-        for line in (events_dir / "scheduler.jsonl").read_text(encoding="utf-8").splitlines()
-    )
-    requests = Counter(
-        json.loads(line)["event_kind"]
-        for line in (events_dir / "requests.jsonl").read_text(encoding="utf-8").splitlines()
-    )
+    run_dir = tmp_path / "artifacts" / "soak"
+    sched = Counter(read_events(run_dir, "scheduler").column("event_kind").to_pylist())
+    requests = Counter(read_events(run_dir, "requests").column("event_kind").to_pylist())
     assert sched["task_lease_acquired"] == sched["task_lease_released"] > rows
     assert requests["model_request_started"] == requests["model_request_completed"] > rows
 

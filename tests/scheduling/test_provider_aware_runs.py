@@ -4,7 +4,6 @@ one rate-limited and one healthy simulated provider (assertions on event order, 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.errors import RunAbortedError
 from rowloom.interface.designer import Designer
 from rowloom.interface.results import DatasetResult
+from rowloom.observability import iter_event_dicts
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import SchedulerEventEmitter
 from rowloom.observability.sinks import InMemoryEventSink
@@ -182,9 +182,8 @@ def _two_providers() -> DatasetConfig:
     )
 
 
-def _events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "events" / "scheduler.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def _events(run_dir: Path, stream: str = "scheduler") -> list[dict[str, Any]]:
+    return list(iter_event_dicts(run_dir, [stream]))
 
 
 def _peak_while_others_queued(events: list[dict[str, Any]], column: str) -> int:
@@ -246,6 +245,5 @@ async def test_a_provider_that_never_recovers_still_stops_cleanly(tmp_path: Path
     run_dir = tmp_path / "never"
     kinds = Counter(e["event_kind"] for e in _events(run_dir))
     assert kinds["task_lease_acquired"] == kinds["task_lease_released"] > 0
-    requests = (run_dir / "events" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
-    leases = Counter(json.loads(line)["event_kind"] for line in requests if line)
+    leases = Counter(e["event_kind"] for e in _events(run_dir, "requests"))
     assert leases["request_lease_acquired"] == leases["request_lease_released"] > 0

@@ -1,4 +1,4 @@
-"""One streaming pass over a run's event files: the sampled timeline plus the facts the
+"""One pass over a run's two event streams: the sampled timeline plus the facts the
 harness derives its own metrics from (those `CorrelatedRuntimeView` does not answer).
 
 The timeline kept in artifacts is bounded: when a run has more events than the cap, whole
@@ -8,13 +8,14 @@ run-level events are kept with the same probability, so kept timelines stay comp
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from rowloom.observability.eventread import event_dicts, read_events
 
 TIMELINE_COLUMNS: Final[tuple[str, ...]] = (
     "event_kind",
@@ -97,35 +98,14 @@ class EventDigest:
         }
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The events of one JSONL file (a torn last line is skipped)."""
-    if not path.is_file():
-        return
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-
-
-def _count_lines(path: Path) -> int:
-    if not path.is_file():
-        return 0
-    with path.open("rb") as fh:
-        return sum(1 for _ in fh)
-
-
 def digest_run(run_dir: Path, *, timeline_cap: int = DEFAULT_TIMELINE_CAP) -> EventDigest:
-    """Read `run_dir/events/{scheduler,requests}.jsonl` once each."""
-    sched_path = run_dir / "events" / "scheduler.jsonl"
-    req_path = run_dir / "events" / "requests.jsonl"
+    """Read the run folder's two event streams once each (through `observability`)."""
+    scheduler, requests = read_events(run_dir, "scheduler"), read_events(run_dir, "requests")
     d = EventDigest()
-    d.total_events = _count_lines(sched_path) + _count_lines(req_path)
+    d.total_events = scheduler.num_rows + requests.num_rows
     d.keep_fraction = 1.0 if d.total_events <= timeline_cap else timeline_cap / d.total_events
-    _scheduler_pass(d, read_jsonl(sched_path))
-    _request_pass(d, read_jsonl(req_path))
+    _scheduler_pass(d, event_dicts(scheduler, "scheduler"))
+    _request_pass(d, event_dicts(requests, "requests"))
     d.timeline.sort(key=lambda row: (row["captured_at_monotonic"], row["stream"], row["sequence"]))
     return d
 

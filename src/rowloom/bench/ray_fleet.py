@@ -13,9 +13,10 @@ independent jobs would. Run it where Ray may only use loopback, e.g.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rowloom.bench.machine import measure
 from rowloom.bench.providers import MockServerProcess, ProviderScript
@@ -35,6 +36,7 @@ from rowloom.bench.scenario import (
 from rowloom.config.dataset import DatasetConfig
 from rowloom.distributed.worker import SHARES_ENV
 from rowloom.interface.designer import Designer
+from rowloom.observability import read_events
 
 
 def fleet_config(endpoint: str, model_cap: int, buffer_size: int) -> DatasetConfig:
@@ -86,17 +88,20 @@ def fleet_config(endpoint: str, model_cap: int, buffer_size: int) -> DatasetConf
     )
 
 
-def _request_events(run_dir: Path) -> Iterator[dict[str, Any]]:
-    for path in sorted(run_dir.glob("workers/*/batch-*/events/requests.jsonl")):
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if '"model_request_' in line:
-                    yield json.loads(line)
+def _model_request_times(run_dir: Path) -> list[float]:
+    """Capture times of every worker's model request starts and completions."""
+    times: list[float] = []
+    for events in sorted(run_dir.glob("workers/*/batch-*/events")):
+        table = read_events(events.parent, "requests")
+        kinds = pc.cast(table.column("event_kind"), pa.string())
+        mask = pc.starts_with(kinds, "model_request_")
+        times += table.column("captured_at_monotonic").filter(mask).to_pylist()
+    return times
 
 
 def active_span(run_dir: Path) -> float:
     """Seconds from the fleet's first model request to its last answer (one host's clock)."""
-    times = [e["captured_at_monotonic"] for e in _request_events(run_dir)]
+    times = _model_request_times(run_dir)
     return max(times) - min(times) if len(times) > 1 else 0.0
 
 

@@ -12,6 +12,7 @@ from rowloom.bench.ray_fleet import RayFleet
 from rowloom.bench.scale import ScaleRows
 from rowloom.bench.scenario import Scenario
 from rowloom.bench.seeds import SeedStream
+from rowloom.bench.sink_overhead import SinkOverhead
 from rowloom.bench.workloads import (
     E2EDualModel,
     E2EDynamicRequests,
@@ -41,6 +42,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     RayFleet(),
     ProfileScale(),
     EstimateAccuracy(),
+    SinkOverhead(),
 )
 
 

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from rowloom.builder.host import GenerationHost
 from rowloom.builder.outputs import RunSummary
@@ -29,8 +29,8 @@ from rowloom.models.request_admission import (
 from rowloom.models.request_admission.config import AdmissionProfile
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.correlation import RuntimeCorrelationProvider
+from rowloom.observability.eventlog import EventLog, open_run_logs
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
-from rowloom.observability.sinks import FanOutEventSink, JsonlEventSink
 from rowloom.scheduler import SchedulerOutcome
 from rowloom.scheduling import TaskAdmissionConfig, TaskAdmissionController
 from rowloom.seeds import SeedDataset
@@ -52,37 +52,44 @@ class RunEngine(Protocol):
 
 @dataclass(slots=True, eq=False)
 class EventStreams:
-    """The run's two event streams (scheduler, requests), their sinks and shared correlation."""
+    """The run's two event streams (scheduler, requests), their logs and shared correlation."""
 
     scheduler: SchedulerEventEmitter
     requests: RequestEventEmitter
     correlation: RuntimeCorrelationProvider
     run_id: str
-    sinks: tuple[JsonlEventSink[Any], ...]
+    logs: tuple[EventLog, ...]
 
     @classmethod
     def open(cls, storage: RunStorage | None, write_events: bool, clock: Clock) -> EventStreams:
-        """JSONL sinks under the run folder when `write_events` (and there is a folder)."""
-        sched_sink = req_sink = None
-        if storage is not None and write_events:
-            sched_sink = JsonlEventSink[Any](storage.events_dir / "scheduler.jsonl")
-            req_sink = JsonlEventSink[Any](storage.events_dir / "requests.jsonl")
+        """Event logs under the run folder's `events/` when `write_events` (and a folder)."""
+        logs = open_run_logs(storage.events_dir) if storage is not None and write_events else {}
         correlation = RuntimeCorrelationProvider()
         return cls(
-            scheduler=SchedulerEventEmitter(sched_sink, clock.monotonic, correlation),
-            requests=RequestEventEmitter(req_sink, clock.monotonic, correlation),
+            scheduler=SchedulerEventEmitter(
+                None, clock.monotonic, correlation, log=logs.get("scheduler")
+            ),
+            requests=RequestEventEmitter(
+                None, clock.monotonic, correlation, log=logs.get("requests")
+            ),
             correlation=correlation,
             run_id=uuid.uuid4().hex[:12],
-            sinks=tuple(s for s in (sched_sink, req_sink) if s is not None),
+            logs=tuple(logs.values()),
         )
 
     def flusher(self) -> Callable[[], None]:
-        """A callable that flushes every sink (called at each checkpoint)."""
-        return FanOutEventSink[Any](*self.sinks).flush
+        """A callable that writes every log's buffered events (called at each checkpoint)."""
+        logs = self.logs
+
+        def flush() -> None:
+            for log in logs:
+                log.flush()
+
+        return flush
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        for log in self.logs:
+            log.close()
 
 
 @dataclass(slots=True, eq=False)

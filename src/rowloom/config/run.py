@@ -44,7 +44,7 @@ class RunConfig(BaseModel):
     buffer_size: int = Field(1000, ge=1, description="rows per row group (one parquet part each)")
     max_concurrent_row_groups: int = Field(3, ge=1)
     request_admission: RequestAdmissionTuningConfig | None = None
-    write_events: bool = Field(True, description="write events/*.jsonl for the run")
+    write_events: bool = Field(True, description="record the run's events in events/ (Arrow)")
     max_salvage_rounds: int = Field(2, ge=0, description="re-dispatches of a retryable failure")
     shutdown_error_rate: float = Field(
         0.5,

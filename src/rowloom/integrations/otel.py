@@ -1,8 +1,9 @@
 """OpenTelemetry bridge: rowloom's two event streams as metrics and spans (`opentelemetry-api`).
 
-`OtelEventBridge` gives a scheduler sink and a request sink to attach beside the JSONL sinks
-(through `FanOutEventSink`). It configures no SDK, exporter or provider: it takes a `Meter` and
-a `Tracer` (default: the global providers the application set up).
+`OtelEventBridge` gives a scheduler sink and a request sink to attach to event emitters
+(through `FanOutEventSink`), or replays a finished run folder's events (`replay`). It
+configures no SDK, exporter or provider: it takes a `Meter` and a `Tracer` (default: the
+global providers the application set up).
 
 Metrics carry bounded labels only: `rowloom.event_kind`, `rowloom.resource_kind`,
 `rowloom.provider`, `rowloom.model` (a bounded label: the model's aliases from the dataset
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 try:
@@ -34,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the import test
     ) from exc
 
 from rowloom.config.dataset import DatasetConfig
+from rowloom.observability.eventread import iter_event_objects
 from rowloom.observability.events import RequestAdmissionEvent, SchedulerAdmissionEvent
 
 OTHER_MODEL: Final = "other"
@@ -148,6 +151,18 @@ class OtelEventBridge:
         self._waiting: set[str] = set()
         self.scheduler_sink = _SchedulerSink(self)
         self.request_sink = _RequestSink(self)
+
+    def replay(self, run_dir: str | Path) -> int:
+        """Feed a finished run's recorded events (its folder's `events/`) to the bridge in
+        capture order, as it would have seen them live; returns how many."""
+        n = 0
+        for event in iter_event_objects(run_dir):
+            if isinstance(event, SchedulerAdmissionEvent):
+                self.on_scheduler(event)
+            else:
+                self.on_request(event)
+            n += 1
+        return n
 
     # --- labels and time -----------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`rowloom profile | export | estimate | push`: commands over a finished (or stopped) run folder.
+"""`rowloom profile | export | estimate | push | events`: commands over a finished (or stopped)
+run folder.
 
 They read the run folder only (manifest, parts, config.yaml), never call a model, and exit 2
 with a one-line message when the folder or an argument is wrong.
@@ -7,11 +8,14 @@ with a one-line message when the folder or an argument is wrong.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rowloom.config.errors import ConfigError
 from rowloom.interface.designer import Designer
@@ -139,9 +143,73 @@ def push(
     _out.print(f"pushed {len(result.files)} files to {result.url}", highlight=False)
 
 
+EVENT_FORMATS = ("jsonl", "parquet")
+EVENT_STREAMS = ("scheduler", "requests")
+
+
+def events(
+    run_dir: RunDir,
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl or parquet")] = "jsonl",
+    stream: Annotated[
+        str | None,
+        typer.Option(help="scheduler or requests (default: both, merged in capture order)"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="output file (jsonl default: stdout)")
+    ] = None,
+) -> None:
+    """Print RUN_DIR's recorded events as JSON lines (one event per line, as the spec's
+    event fields), or write one stream as a parquet table."""
+    from rowloom.observability import has_events, json_lines, read_events
+
+    if not (run_dir / "manifest.json").is_file() and not has_events(run_dir):
+        _fail(f"not a run folder: {run_dir} (no manifest.json, no events/)")
+    if format not in EVENT_FORMATS:
+        _fail(f"--format must be one of {', '.join(EVENT_FORMATS)}")
+    if stream is not None and stream not in EVENT_STREAMS:
+        _fail(f"--stream must be one of {', '.join(EVENT_STREAMS)}")
+    streams = EVENT_STREAMS if stream is None else (stream,)
+    if format == "parquet":
+        if stream is None or out is None:
+            _fail("--format parquet writes one stream: give --stream and --out")
+        import pyarrow.parquet as pq
+
+        try:
+            pq.write_table(read_events(run_dir, stream).combine_chunks(), out)
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc}")
+        _err.print(f"wrote {out}", highlight=False)
+        return
+    if out is not None:
+        try:
+            with out.open("wb") as fh:
+                _write_lines(fh, json_lines(run_dir, streams))
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror or exc}")
+        _err.print(f"wrote {out}", highlight=False)
+        return
+    try:
+        _write_lines(sys.stdout.buffer, json_lines(run_dir, streams))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `rowloom events RUN | head`: stop quietly
+        sys.stderr.close()
+
+
+def _write_lines(fh: IO[bytes], lines: Iterable[bytes]) -> None:
+    for line in lines:
+        fh.write(line)
+        fh.write(b"\n")
+
+
+def _fail(message: str) -> NoReturn:
+    _err.print(f"[red]{escape(message)}[/red]", highlight=False)
+    raise typer.Exit(ExitCode.INVALID)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `rowloom` app."""
     app.command()(profile)
     app.command()(export)
     app.command()(estimate)
     app.command()(push)
+    app.command()(events)

@@ -134,11 +134,12 @@ def _rows_in_flight(plan: Mapping[str, Any]) -> int:
     return int(buffer_size) * int(groups or 1)
 
 
-def measure_run(run_dir: Path) -> PilotMeasurement:
-    """Per-row rates, latencies and settled limits of a run, from its folder alone."""
+def measure_run(run_dir: Path, view: CorrelatedRuntimeView | None = None) -> PilotMeasurement:
+    """Per-row rates, latencies and settled limits of a run, from its folder alone (`view`:
+    the folder's joined events, when the caller has them already)."""
     manifest = _read(run_dir / "manifest.json")
     plan = _read(run_dir / "capacity_plan.json")
-    view = CorrelatedRuntimeView.from_run_dir(run_dir)
+    view = view if view is not None else CorrelatedRuntimeView.from_run_dir(run_dir)
     rows = max(1, int(manifest.get("rows_written") or 0))
     runtime = plan.get("runtime_snapshot") or {}
     current = runtime.get("request_domain_current_limits") or {}
@@ -185,9 +186,9 @@ def measure_run(run_dir: Path) -> PilotMeasurement:
     )
 
 
-def run_advice(run_dir: Path) -> str | None:
+def run_advice(run_dir: Path, view: CorrelatedRuntimeView | None = None) -> str | None:
     """What limited a finished run, as the setting to change (None without model requests)."""
-    measured = measure_run(run_dir)
+    measured = measure_run(run_dir, view)
     if not measured.resources:
         return None
     return predict(measured, measured.rows).binding_reason

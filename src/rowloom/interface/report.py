@@ -107,7 +107,7 @@ def load_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -
 def _advice(run_dir: Path, view: CorrelatedRuntimeView) -> str:
     if not any(view.event_counts.values()):
         return "not known: this run wrote no events (write_events: false)"
-    return run_advice(run_dir) or "local work (no model requests)"
+    return run_advice(run_dir, view) or "local work (no model requests)"
 
 
 def write_report(run_dir: str | Path, *, summary: dict[str, Any] | None = None) -> Path:

@@ -17,6 +17,18 @@ _CURRENT: contextvars.ContextVar[RuntimeCorrelation | None] = contextvars.Contex
 )
 
 
+class CorrelationJson(dict[str, Any]):
+    """`RuntimeCorrelation.as_json()`: a plain JSON object that also remembers its correlation
+    (`correlation`), so event logs encode one correlation once however it reached them."""
+
+    __slots__ = ("correlation", "encoded")
+
+    def __init__(self, correlation: RuntimeCorrelation) -> None:
+        super().__init__()
+        self.correlation = correlation
+        self.encoded: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeCorrelation:
     """Who is running: primitives only, safe to put in any event (no row values)."""
@@ -28,9 +40,12 @@ class RuntimeCorrelation:
     scheduling_group_kind: str | None = None
     scheduling_group_identity_hash: str | None = None
     task_execution_id: str | None = None
-    _json: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _json: CorrelationJson = field(init=False, compare=False, repr=False)
 
-    def as_json(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_json", CorrelationJson(self))
+
+    def as_json(self) -> CorrelationJson:
         """The correlation as a JSON object (built once, then shared read-only)."""
         if not self._json:
             self._json.update(
@@ -43,6 +58,11 @@ class RuntimeCorrelation:
                 task_execution_id=self.task_execution_id,
             )
         return self._json
+
+
+def current_correlation() -> RuntimeCorrelation | None:
+    """The correlation of the running context, if any."""
+    return _CURRENT.get()
 
 
 class RuntimeCorrelationProvider:

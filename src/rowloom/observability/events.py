@@ -17,7 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeAlias
 
-from rowloom.observability.correlation import RuntimeCorrelation, RuntimeCorrelationProvider
+from rowloom.observability.correlation import (
+    RuntimeCorrelation,
+    RuntimeCorrelationProvider,
+    current_correlation,
+)
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 JsonObject: TypeAlias = dict[str, JsonValue]
@@ -77,6 +81,10 @@ REQUEST_EVENT_KINDS: Final[tuple[str, ...]] = (
     "request_lease_released",
     "request_release_diagnostic",
 )
+
+SPILL_ROWS: Final = 4096
+"""Buffered rows an event log converts to a record batch at once (bounds the Python objects
+held between checkpoints)."""
 
 _SCHEDULER_KIND_SET: Final = frozenset(SCHEDULER_EVENT_KINDS)
 _REQUEST_KIND_SET: Final = frozenset(REQUEST_EVENT_KINDS)
@@ -222,33 +230,55 @@ class RequestAdmissionEventSink(Protocol):
 
 
 class _EmitterBase:
-    __slots__ = ("_clock", "_correlation", "_failures", "_sequence", "_sink")
+    __slots__ = (
+        "_append",
+        "_clock",
+        "_current",
+        "_failures",
+        "_kinds",
+        "_log",
+        "_on",
+        "_sequence",
+        "_sink",
+    )
 
     def __init__(
         self,
         sink: Any,
         monotonic: Callable[[], float],
         correlation: RuntimeCorrelationProvider | None,
+        log: Any,
     ) -> None:
         self._sink = sink
+        self._log = log
+        self._append: tuple[Callable[[Any], None], ...] | None = (
+            tuple(column.append for column in log.columns) if log is not None else None
+        )
+        self._kinds: list[Any] = log.columns[0] if log is not None else []
+        self._on = sink is not None or log is not None
         self._clock = monotonic
         self._sequence = itertools.count(1)
-        self._correlation = correlation or RuntimeCorrelationProvider()
+        self._current: Callable[[], RuntimeCorrelation | None] = (
+            correlation.current
+            if correlation is not None and type(correlation) is not RuntimeCorrelationProvider
+            else current_correlation
+        )
         self._failures = 0
 
     @property
     def enabled(self) -> bool:
-        """False when no sink is attached; callers may skip building diagnostics."""
-        return self._sink is not None
+        """False when nothing receives events; callers may skip building diagnostics."""
+        return self._on
 
     @property
     def sink_failures(self) -> int:
         """How many emissions a sink raised on (swallowed, logged once)."""
         return self._failures
 
-    def _correlation_json(self, correlation: RuntimeCorrelation | None) -> Mapping[str, JsonValue]:
-        corr = correlation if correlation is not None else self._correlation.current()
-        return corr.as_json() if corr is not None else _EMPTY
+    def _correlation_json(self, correlation: Any) -> Mapping[str, JsonValue]:
+        if isinstance(correlation, Mapping):
+            return correlation
+        return correlation.as_json() if correlation is not None else _EMPTY
 
     def _deliver(self, event: Any) -> None:
         try:
@@ -260,7 +290,11 @@ class _EmitterBase:
 
 
 class SchedulerEventEmitter(_EmitterBase):
-    """Builds and emits scheduler events with per-stream sequence numbers."""
+    """Emits scheduler events with per-stream sequence numbers.
+
+    An `EventLog` (`log`) receives one row tuple per event (the cheap path every run uses);
+    an object `sink` (in-memory, fan-out, OpenTelemetry) receives a frozen event object.
+    """
 
     __slots__ = ()
 
@@ -269,8 +303,10 @@ class SchedulerEventEmitter(_EmitterBase):
         sink: SchedulerAdmissionEventSink | None,
         monotonic: Callable[[], float],
         correlation: RuntimeCorrelationProvider | None = None,
+        *,
+        log: Any = None,
     ) -> None:
-        super().__init__(sink, monotonic, correlation)
+        super().__init__(sink, monotonic, correlation, log)
 
     def emit(
         self,
@@ -286,28 +322,50 @@ class SchedulerEventEmitter(_EmitterBase):
         diagnostics: Mapping[str, Any] | None = None,
     ) -> None:
         """Emit one event; never raises because of the sink."""
-        if self._sink is None:
+        if not self._on:
             return
         if event_kind not in _SCHEDULER_KIND_SET:
             raise ValueError(f"unknown scheduler event kind {event_kind!r}")
-        event = SchedulerAdmissionEvent(
-            event_kind=event_kind,
-            sequence=next(self._sequence),
-            captured_at_monotonic=self._clock(),
-            captured_correlation=self._correlation_json(correlation),
-            task_id=task_id,
-            task_execution_id=task_execution_id,
-            task_lease_id=task_lease_id,
-            scheduler_resource_key=scheduler_resource_key,
-            reason=reason,
-            snapshot=to_json_value(snapshot) if snapshot is not None else None,
-            diagnostics=_json_object(diagnostics),
-        )
-        self._deliver(event)
+        seq = next(self._sequence)
+        t = self._clock()
+        corr = correlation if correlation is not None else self._current()
+        append = self._append
+        if append is not None:
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11 = append
+            a0(event_kind)
+            a1(seq)
+            a2(t)
+            a3(corr)
+            a4(task_id)
+            a5(task_execution_id)
+            a6(task_lease_id)
+            a7(scheduler_resource_key)
+            a8(reason)
+            a9(snapshot)
+            a10(diagnostics)
+            a11(None)
+            if len(self._kinds) >= SPILL_ROWS:
+                self._log.spill()
+        if self._sink is not None:
+            event = SchedulerAdmissionEvent(
+                event_kind=event_kind,
+                sequence=seq,
+                captured_at_monotonic=t,
+                captured_correlation=self._correlation_json(corr),
+                task_id=task_id,
+                task_execution_id=task_execution_id,
+                task_lease_id=task_lease_id,
+                scheduler_resource_key=scheduler_resource_key,
+                reason=reason,
+                snapshot=to_json_value(snapshot) if snapshot is not None else None,
+                diagnostics=_json_object(diagnostics),
+            )
+            self._deliver(event)
 
 
 class RequestEventEmitter(_EmitterBase):
-    """Builds and emits request events with per-stream sequence numbers."""
+    """Emits request events with per-stream sequence numbers (`log` and `sink` as for
+    `SchedulerEventEmitter`)."""
 
     __slots__ = ()
 
@@ -316,8 +374,10 @@ class RequestEventEmitter(_EmitterBase):
         sink: RequestAdmissionEventSink | None,
         monotonic: Callable[[], float],
         correlation: RuntimeCorrelationProvider | None = None,
+        *,
+        log: Any = None,
     ) -> None:
-        super().__init__(sink, monotonic, correlation)
+        super().__init__(sink, monotonic, correlation, log)
 
     def emit(
         self,
@@ -337,27 +397,80 @@ class RequestEventEmitter(_EmitterBase):
         `correlation` may be an already-captured JSON mapping (from a `RequestEventContext`),
         a `RuntimeCorrelation`, or None to read the current context.
         """
-        if self._sink is None:
+        if self._on:
+            self.emit_fields(
+                event_kind,
+                correlation,
+                request_attempt_id,
+                request_lease_id,
+                request_resource_key,
+                request_group_key,
+                reason,
+                snapshot,
+                diagnostics,
+            )
+
+    def emit_fields(
+        self,
+        event_kind: str,
+        correlation: RuntimeCorrelation | Mapping[str, JsonValue] | None,
+        request_attempt_id: str | None,
+        request_lease_id: str | None,
+        request_resource_key: Any,
+        request_group_key: Any,
+        reason: str | None,
+        snapshot: Any,
+        diagnostics: Mapping[str, Any] | None,
+        diagnostics_task_execution_id: str | None = None,
+    ) -> None:
+        """`emit` with positional fields (the request admission controller's path).
+
+        `diagnostics_task_execution_id` belongs in `diagnostics` (as its last key): passing it
+        apart spares building a dict per event.
+        """
+        if not self._on:
             return
         if event_kind not in _REQUEST_KIND_SET:
             raise ValueError(f"unknown request event kind {event_kind!r}")
-        corr_json = (
-            correlation if isinstance(correlation, Mapping) else self._correlation_json(correlation)
-        )
-        event = RequestAdmissionEvent(
-            event_kind=event_kind,
-            sequence=next(self._sequence),
-            captured_at_monotonic=self._clock(),
-            captured_correlation=corr_json,
-            request_attempt_id=request_attempt_id,
-            request_lease_id=request_lease_id,
-            request_resource_key=key_str(request_resource_key),
-            request_group_key=key_str(request_group_key),
-            reason=reason,
-            snapshot=to_json_value(snapshot) if snapshot is not None else None,
-            diagnostics=_json_object(diagnostics),
-        )
-        self._deliver(event)
+        seq = next(self._sequence)
+        t = self._clock()
+        corr = correlation if correlation is not None else self._current()
+        append = self._append
+        if append is not None:
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11 = append
+            a0(event_kind)
+            a1(seq)
+            a2(t)
+            a3(corr)
+            a4(request_attempt_id)
+            a5(request_lease_id)
+            a6(request_resource_key)
+            a7(request_group_key)
+            a8(reason)
+            a9(snapshot)
+            a10(diagnostics)
+            a11(diagnostics_task_execution_id)
+            if len(self._kinds) >= SPILL_ROWS:
+                self._log.spill()
+        if self._sink is not None:
+            event = RequestAdmissionEvent(
+                event_kind=event_kind,
+                sequence=seq,
+                captured_at_monotonic=t,
+                captured_correlation=self._correlation_json(corr),
+                request_attempt_id=request_attempt_id,
+                request_lease_id=request_lease_id,
+                request_resource_key=key_str(request_resource_key),
+                request_group_key=key_str(request_group_key),
+                reason=reason,
+                snapshot=to_json_value(snapshot) if snapshot is not None else None,
+                diagnostics=_json_object(
+                    diagnostics
+                    if diagnostics_task_execution_id is None
+                    else {**(diagnostics or {}), "task_execution_id": diagnostics_task_execution_id}
+                ),
+            )
+            self._deliver(event)
 
 
 def _json_object(diagnostics: Mapping[str, Any] | None) -> Mapping[str, JsonValue]:

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
 DEFAULT_MAX_BUCKETS = 1024
 DEFAULT_WIDTH = 0.005
 
@@ -54,6 +59,49 @@ class StepSeries:
         self._low: list[float] = list(start)
         self._high: list[float] = list(start)
         self._last: list[float] = list(start)
+
+    @classmethod
+    def from_values(
+        cls,
+        origin: float,
+        times: FloatArray,
+        values: FloatArray,
+        *,
+        initial: float | None = 0.0,
+        end: float | None = None,
+        width: float = DEFAULT_WIDTH,
+        max_buckets: int = DEFAULT_MAX_BUCKETS,
+    ) -> StepSeries:
+        """The series `set(t, v)` for each sample in order, then `extend_to(end)`, computed
+        at once (times in non-decreasing order; otherwise sample by sample)."""
+        series = cls(origin, initial=initial, width=width, max_buckets=max_buckets)
+        n = len(times)
+        if n and np.any(np.diff(times) < 0):
+            for t, v in zip(times.tolist(), values.tolist(), strict=True):
+                series.set(t, v)
+            if end is not None:
+                series.extend_to(end)
+            return series
+        start = float(values[0]) if initial is None and n else initial
+        if start is None:
+            return series
+        top = max(float(times[-1]) if n else origin, origin if end is None else end)
+        w = _final_width(origin, top, width, max_buckets)
+        idx = np.maximum(0, ((times - origin) / w).astype(np.int64)) if n else np.zeros(0, int)
+        count = max(int(idx[-1]) if n else 0, _bucket(origin, end, w)) + 1
+        after = np.concatenate(([start], values.astype(np.float64)))  # value after k samples
+        bucket_ids = np.arange(count)
+        carried = after[np.searchsorted(idx, bucket_ids, side="left")]
+        low, high = carried.copy(), carried.copy()
+        if n:
+            np.minimum.at(low, idx, values)
+            np.maximum.at(high, idx, values)
+        series._width = w
+        series._low = low.tolist()
+        series._high = high.tolist()
+        series._last = after[np.searchsorted(idx, bucket_ids, side="right")].tolist()
+        series._value = float(after[-1])
+        return series
 
     @property
     def value(self) -> float | None:
@@ -143,6 +191,26 @@ class CountSeries:
         self._counts: list[int] = [0]
         self._total = 0
 
+    @classmethod
+    def from_times(
+        cls,
+        origin: float,
+        times: FloatArray,
+        *,
+        width: float = DEFAULT_WIDTH,
+        max_buckets: int = DEFAULT_MAX_BUCKETS,
+    ) -> CountSeries:
+        """The series after `add(t)` for each time, computed at once."""
+        series = cls(origin, width=width, max_buckets=max_buckets)
+        if len(times) == 0:
+            return series
+        w = _final_width(origin, float(np.max(times)), width, max_buckets)
+        idx = np.maximum(0, ((times - origin) / w).astype(np.int64))
+        series._width = w
+        series._counts = np.bincount(idx).tolist()
+        series._total = len(times)
+        return series
+
     @property
     def total(self) -> int:
         """Occurrences counted so far."""
@@ -165,6 +233,55 @@ class CountSeries:
         """`(bucket start, count)` for every non-empty bucket."""
         o, w = self._origin, self._width
         return [(o + i * w, c) for i, c in enumerate(self._counts) if c]
+
+
+def _final_width(origin: float, top: float, width: float, max_buckets: int) -> float:
+    """The bucket width after the doublings that samples up to `top` cause."""
+    while max(0, int((top - origin) / width)) >= max_buckets:
+        width *= 2
+    return width
+
+
+def _bucket(origin: float, t: float | None, width: float) -> int:
+    return -1 if t is None else max(0, int((t - origin) / width))
+
+
+def merged_intervals(starts: FloatArray, ends: FloatArray) -> list[tuple[float, float]]:
+    """The union of `[start, end]` intervals (empty ones dropped) as sorted disjoint
+    intervals; touching intervals merge (as `merge_interval` does)."""
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    if len(starts) == 0:
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    reach = np.maximum.accumulate(ends)
+    new = np.empty(len(starts), dtype=bool)
+    new[0] = True
+    new[1:] = starts[1:] > reach[:-1]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(starts) - 1]
+    return list(zip(starts[first].tolist(), reach[last].tolist(), strict=True))
+
+
+def overlaps(
+    intervals: list[tuple[float, float]], starts: FloatArray, ends: FloatArray
+) -> FloatArray:
+    """Seconds of each `[start, end]` covered by sorted disjoint `intervals` (0 when empty)."""
+    out = np.zeros(len(starts))
+    if not intervals or len(starts) == 0:
+        return out
+    lo = np.array([a for a, _ in intervals])
+    hi = np.array([b for _, b in intervals])
+    cum = np.concatenate(([0.0], np.cumsum(hi - lo)))
+
+    def covered(x: FloatArray) -> FloatArray:
+        k = np.searchsorted(lo, x, side="right")
+        j = np.maximum(k - 1, 0)
+        part = cum[j] + np.clip(np.minimum(hi[j], x) - lo[j], 0.0, None)
+        return np.where(k > 0, part, 0.0)
+
+    return np.where(ends > starts, covered(ends) - covered(starts), 0.0)
 
 
 def merge_interval(intervals: list[tuple[float, float]], start: float, end: float) -> None:

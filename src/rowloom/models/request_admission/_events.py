@@ -12,7 +12,9 @@ from typing import Any, Final, TypeAlias
 from rowloom.models.request_admission.resources import RequestAdmissionItem, RequestResourceKey
 from rowloom.observability.events import JsonValue, RequestEventEmitter
 
-Pending: TypeAlias = list[tuple[str, dict[str, Any]]]
+Pending: TypeAlias = list[tuple[Any, ...]]
+"""(kind, correlation, attempt id, lease id, resource, group, reason, snapshot, diagnostics,
+the task execution id that belongs in the diagnostics)"""
 
 NO_CORRELATION: Final[Mapping[str, JsonValue]] = MappingProxyType({})
 
@@ -34,21 +36,34 @@ def item_event(
 ) -> None:
     """An event about one call attempt: its correlation, attempt id, resource and group."""
     ctx = item.event_context
-    if ctx is not None and ctx.task_execution_id is not None:
-        diagnostics = dict(diagnostics or {}, task_execution_id=ctx.task_execution_id)
+    if ctx is None:
+        pending.append(
+            (
+                kind,
+                NO_CORRELATION,
+                None,
+                lease_id,
+                item.resource,
+                item.group.key,
+                reason,
+                snapshot,
+                diagnostics,
+                None,
+            )
+        )
+        return
     pending.append(
         (
             kind,
-            {
-                "correlation": ctx.captured_correlation if ctx is not None else NO_CORRELATION,
-                "request_attempt_id": ctx.request_attempt_id if ctx is not None else None,
-                "request_lease_id": lease_id,
-                "request_resource_key": item.resource,
-                "request_group_key": item.group.key,
-                "reason": reason,
-                "snapshot": snapshot,
-                "diagnostics": diagnostics,
-            },
+            ctx.captured_correlation,
+            ctx.request_attempt_id,
+            lease_id,
+            item.resource,
+            item.group.key,
+            reason,
+            snapshot,
+            diagnostics,
+            ctx.task_execution_id,
         )
     )
 
@@ -68,23 +83,22 @@ def resource_event(
         item_event(pending, kind, cause, reason=reason, snapshot=snapshot, diagnostics=diagnostics)
         return
     pending.append(
-        (
-            kind,
-            {
-                "correlation": NO_CORRELATION,
-                "request_resource_key": resource,
-                "reason": reason,
-                "snapshot": snapshot,
-                "diagnostics": diagnostics,
-            },
-        )
+        (kind, NO_CORRELATION, None, None, resource, None, reason, snapshot, diagnostics, None)
     )
+
+
+def bare_event(
+    pending: Pending, kind: str, *, reason: str | None, diagnostics: dict[str, Any]
+) -> None:
+    """An event with neither correlation, attempt nor resource (a release of no lease)."""
+    pending.append((kind, NO_CORRELATION, None, None, None, None, reason, None, diagnostics, None))
 
 
 def flush(emitter: RequestEventEmitter | None, pending: Pending | None) -> None:
     """Emit the buffered events in order (the emitter shields the caller from sink failures)."""
     if emitter is None or not pending:
         return
-    for kind, fields in pending:
-        emitter.emit(kind, **fields)
+    emit = emitter.emit_fields
+    for fields in pending:
+        emit(*fields)
     pending.clear()

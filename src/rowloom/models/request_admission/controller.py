@@ -675,11 +675,11 @@ class AdaptiveRequestAdmissionController:
                     diagnostics=diagnostics,
                 )
             else:
-                pending.append(
-                    (
-                        "request_release_diagnostic",
-                        {"reason": verdict.value, "diagnostics": diagnostics},
-                    )
+                ev.bare_event(
+                    pending,
+                    "request_release_diagnostic",
+                    reason=verdict.value,
+                    diagnostics=diagnostics,
                 )
         return ReleaseResult(False, verdict, MappingProxyType(diagnostics))
 

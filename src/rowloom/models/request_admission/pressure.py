@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from rowloom.models.request_admission.resources import RequestDomain, RequestResourceKey
 from rowloom.models.resources import ProviderModelKey
@@ -28,6 +28,9 @@ class RequestResourcePressureSnapshot:
     (`provider_in_flight`) when it serves two or more endpoints, else None; `available`
     counts it.
     """
+
+    snapshot_kind: ClassVar[str] = "request_pressure"
+    """How event logs recognise it (typed columns, `observability.event_schema`)."""
 
     resource: RequestResourceKey
     limit_rule: str
