@@ -23,7 +23,8 @@ from rowloom.models.request_admission import (
     RequestResourceKey,
 )
 from rowloom.models.resources import ModelResourceCatalog, ProviderModelKey, ProviderModelStaticCap
-from rowloom.scheduling.task_admission import TaskAdmissionConfig, TaskAdmissionView
+from rowloom.scheduling.admission_view import TaskAdmissionView
+from rowloom.scheduling.task_admission import TaskAdmissionConfig
 
 T = TypeVar("T")
 

@@ -28,11 +28,12 @@ from rowloom.clock import Clock, TimerHandle
 from rowloom.errors import NonRetryableTaskError, RetryableTaskError, RunAbortedError
 from rowloom.observability.correlation import RuntimeCorrelation, RuntimeCorrelationProvider
 from rowloom.observability.events import SchedulerEventEmitter
+from rowloom.scheduling.admission_view import TaskAdmissionLease
 from rowloom.scheduling.breaker import ErrorRateBreaker
 from rowloom.scheduling.completion import CompletionTracker
 from rowloom.scheduling.queue import FairTaskQueue
 from rowloom.scheduling.resources import SUBMISSION, SchedulableTask
-from rowloom.scheduling.task_admission import TaskAdmissionController, TaskAdmissionLease
+from rowloom.scheduling.task_admission import TaskAdmissionController
 from rowloom.scheduling.task_model import Task
 
 

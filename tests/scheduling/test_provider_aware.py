@@ -24,7 +24,7 @@ from rowloom.scheduling import (
     TaskGroupKey,
     TaskGroupSpec,
 )
-from rowloom.scheduling.task_policies import build_policy
+from rowloom.scheduling.policy_factory import build_policy
 
 CONFIG = ProviderAwarePolicyConfig(base=BoundedBorrowPolicyConfig())
 

@@ -36,7 +36,7 @@ from rowloom.scheduling import (
     TaskAdmissionController,
     TaskSchedulingResolver,
 )
-from rowloom.scheduling.task_policies import build_policy
+from rowloom.scheduling.policy_factory import build_policy
 
 
 class _Meta:

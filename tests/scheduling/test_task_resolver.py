@@ -8,7 +8,6 @@ from rowloom.models.resources import ModelResourceCatalog
 from rowloom.scheduling.resolver import (
     TaskSchedulingResolutionError,
     TaskSchedulingResolver,
-    metadata_for_aliases,
 )
 from rowloom.scheduling.resources import LOCAL, SUBMISSION, TaskGroupKey, task_id_of
 from rowloom.scheduling.task_model import Task
@@ -111,17 +110,17 @@ def test_resolve_all_and_schedulable() -> None:
 
 
 def test_aliases_on_one_endpoint_merge_with_the_minimum_cap() -> None:
-    meta = metadata_for_aliases(["fast", "fast-low", "fast"], catalog(), "chat")
+    meta = catalog().scheduling_metadata(["fast", "fast-low", "fast"], "chat")
     assert meta.kind == "model"
     assert meta.identity == ("model", "p1", "m1", "chat")
     assert meta.weight == 4
     assert meta.diagnostics["raw_caps"] == {"fast": 16, "fast-low": 4}
-    assert metadata_for_aliases(["fast"], catalog(), "chat").weight == 4
+    assert catalog().scheduling_metadata(["fast"], "chat").weight == 4
 
 
 def test_aliases_on_different_endpoints_give_deterministic_custom_model() -> None:
-    a = metadata_for_aliases(["judge", "fast"], catalog(), "chat")
-    b = metadata_for_aliases(["fast", "judge"], catalog(), "chat")
+    a = catalog().scheduling_metadata(["judge", "fast"], "chat")
+    b = catalog().scheduling_metadata(["fast", "judge"], "chat")
     assert a == b
     assert a.kind == "custom_model"
     assert a.identity == ("custom_model", "rowloom", "p1/m1+p2/m2", "1")
@@ -133,8 +132,13 @@ def test_aliases_on_different_endpoints_give_deterministic_custom_model() -> Non
     assert resolver.diagnostics[0].code == "metadata_diagnostics"
 
 
+def test_one_alias_takes_its_models_generation_kind_by_default() -> None:
+    meta = catalog().scheduling_metadata(["fast"])
+    assert meta.identity == ("model", "p1", "m1", "chat") and meta.diagnostics == {}
+
+
 @pytest.mark.parametrize("aliases", [[], ["nope"]])
 def test_unresolvable_aliases_are_fatal_metadata_errors(aliases: list[str]) -> None:
     with pytest.raises(SchedulingMetadataError) as info:
-        metadata_for_aliases(aliases, catalog(), "chat")
+        catalog().scheduling_metadata(aliases, "chat")
     assert info.value.fallback is None

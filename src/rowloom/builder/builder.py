@@ -51,7 +51,7 @@ from rowloom.scheduling import (
     TaskSchedulingResolver,
 )
 from rowloom.scheduling.breaker import ErrorRateBreaker
-from rowloom.scheduling.task_policies import build_policy
+from rowloom.scheduling.policy_factory import build_policy
 from rowloom.seeds import compile_seed
 
 Engine = Literal["async", "sequential"]

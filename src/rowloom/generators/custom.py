@@ -141,9 +141,7 @@ class CustomGenerator(ColumnGenerator):
         if self._explicit is not None:
             return self._explicit
         if self.model_aliases:
-            from rowloom.scheduling.resolver import metadata_for_aliases
-
-            return metadata_for_aliases(self.model_aliases, self._catalog, "chat")
+            return self._catalog.scheduling_metadata(self.model_aliases, "chat")
         return super().get_scheduling_metadata()
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from rowloom.config.columns import EmbeddingColumnConfig
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.generators.base import CellContext, ColumnGenerator
-from rowloom.generators.llm import facade_of, model_metadata
+from rowloom.generators.llm import facade_of
 from rowloom.models.resources import ModelResourceCatalog
 
 
@@ -22,7 +22,7 @@ class EmbeddingGenerator(ColumnGenerator):
         self._catalog = catalog
 
     def get_scheduling_metadata(self) -> SchedulingMetadata:
-        return model_metadata(self._catalog, self.alias)
+        return self._catalog.scheduling_metadata((self.alias,))
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         value = row.get(self.target)

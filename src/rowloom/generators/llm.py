@@ -16,17 +16,6 @@ from rowloom.generators.base import CellContext, ColumnGenerator, compile_templa
 from rowloom.models.resources import ModelResourceCatalog
 
 
-def model_metadata(catalog: ModelResourceCatalog, alias: str) -> SchedulingMetadata:
-    """`model` metadata for an alias: canonical endpoint identity, weight = its static cap."""
-    resolved = catalog.resolve(alias)
-    cap = catalog.static_cap(resolved.key).cap
-    return SchedulingMetadata(
-        "model",
-        ("model", resolved.key.provider_name, resolved.key.model_id, resolved.generation_kind),
-        max(1, cap),
-    )
-
-
 class LLMTextGenerator(ColumnGenerator):
     """One chat completion per row from the rendered prompt (and system prompt)."""
 
@@ -38,7 +27,7 @@ class LLMTextGenerator(ColumnGenerator):
         self._system = compile_template(config.system_prompt) if config.system_prompt else None
 
     def get_scheduling_metadata(self) -> SchedulingMetadata:
-        return model_metadata(self._catalog, self.alias)
+        return self._catalog.scheduling_metadata((self.alias,))
 
     def prompts(self, row: Mapping[str, Any]) -> tuple[str, str | None]:
         """The rendered (prompt, system prompt) for a row."""

@@ -1,16 +1,22 @@
 """Canonical provider/model identity: the one place an alias becomes an endpoint.
 
 Everything that needs "which endpoint does this alias hit" (scheduling metadata, the request
-executor, request admission, the capacity plan) asks a `ModelResourceCatalog`.
+executor, request admission, the capacity plan) asks a `ModelResourceCatalog`;
+`ModelResourceCatalog.scheduling_metadata` is the one place model aliases become scheduling
+metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from rowloom.config.models import GenerationKind, ModelConfig, ModelProvider
+from rowloom.config.scheduling import SchedulingMetadata, SchedulingMetadataError
+
+MULTI_ENDPOINT_NAMESPACE = "rowloom"
+"""`custom_model` namespace used when a generator's aliases hit different endpoints."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -111,3 +117,62 @@ class ModelResourceCatalog:
     def static_caps(self) -> Mapping[ProviderModelKey, ProviderModelStaticCap]:
         """Every endpoint's merged static cap, in key order."""
         return self._caps
+
+    def scheduling_metadata(
+        self, aliases: Iterable[str], generation_kind: str | None = None
+    ) -> SchedulingMetadata:
+        """Scheduling metadata for a generator that calls the models behind `aliases`.
+
+        Aliases are deduplicated and sorted, so equivalent configs give equal metadata.
+        `generation_kind` defaults to the first alias's model's.
+
+        - One endpoint: `("model", provider, model_id, generation_kind)`, weight = the
+          endpoint's static cap (minimum `max_parallel_requests` over its aliases).
+        - Several endpoints: `("custom_model", "rowloom", "<p/m>+<p/m>...", "1")`, weight = the
+          smallest of their static caps, with diagnostics naming the endpoints.
+
+        Raises `SchedulingMetadataError` (no fallback) for no aliases or an unknown alias.
+        """
+        names = sorted(set(aliases))
+        if not names:
+            raise SchedulingMetadataError("no_model_aliases", "a model generator needs an alias")
+        resolved = []
+        for alias in names:
+            try:
+                resolved.append(self.resolve(alias))
+            except UnknownModelAliasError as err:
+                raise SchedulingMetadataError(
+                    "unknown_model_alias",
+                    str(err),
+                    diagnostics={"alias": alias, "known_aliases": list(err.known)},
+                ) from None
+        kind = generation_kind or resolved[0].generation_kind
+        endpoints = sorted({r.key for r in resolved})
+        if len(endpoints) == 1:
+            static = self._caps[endpoints[0]]
+            return SchedulingMetadata(
+                "model",
+                ("model", static.key.provider_name, static.key.model_id, kind),
+                static.cap,
+                diagnostics={
+                    "aliases": names,
+                    "endpoint": static.key.as_key_str(),
+                    "raw_caps": dict(static.raw_caps),
+                    "merge_rule": static.merge_rule,
+                }
+                if len(names) > 1
+                else {},
+            )
+        caps = {key.as_key_str(): self._caps[key].cap for key in endpoints}
+        return SchedulingMetadata(
+            "custom_model",
+            ("custom_model", MULTI_ENDPOINT_NAMESPACE, "+".join(caps), "1"),
+            min(caps.values()),
+            diagnostics={
+                "reason": "aliases_resolve_to_different_endpoints",
+                "aliases": names,
+                "endpoints": list(caps),
+                "static_caps": caps,
+                "generation_kind": kind,
+            },
+        )

@@ -5,18 +5,30 @@ The runtime coordinator (`rowloom.scheduler.AsyncTaskScheduler`) drives these pi
 then `select_next -> TaskAdmissionController.try_acquire -> FairTaskQueue.commit`.
 """
 
+from rowloom.scheduling.admission_view import (
+    GroupAdmissionFacts,
+    TaskAdmissionLease,
+    TaskAdmissionView,
+)
 from rowloom.scheduling.completion import ColumnNode, CompletionTracker
+from rowloom.scheduling.policy_factory import build_policy
 from rowloom.scheduling.provider_aware import (
     ProviderAwareTaskAdmissionPolicy,
     RequestPressure,
     RequestPressureReader,
 )
-from rowloom.scheduling.queue import FairTaskQueue, GroupQueueFacts, QueueSelection, QueueView
+from rowloom.scheduling.queue import (
+    Eligibility,
+    FairTaskQueue,
+    GroupQueueFacts,
+    QueueSelection,
+    QueueView,
+    Refusal,
+)
 from rowloom.scheduling.resolver import (
     ResolvedTaskScheduling,
     TaskSchedulingResolutionError,
     TaskSchedulingResolver,
-    metadata_for_aliases,
 )
 from rowloom.scheduling.resources import (
     LOCAL,
@@ -29,15 +41,12 @@ from rowloom.scheduling.resources import (
     stable_task_id,
 )
 from rowloom.scheduling.task_admission import (
-    GroupAdmissionFacts,
     ReleaseResult,
     TaskAdmissionBlockSummary,
     TaskAdmissionConfig,
     TaskAdmissionController,
     TaskAdmissionDecision,
     TaskAdmissionDenied,
-    TaskAdmissionLease,
-    TaskAdmissionView,
 )
 from rowloom.scheduling.task_model import Task, TaskTrace
 from rowloom.scheduling.task_policies import (
@@ -62,6 +71,7 @@ __all__ = [
     "BoundedBorrowTaskAdmissionPolicy",
     "ColumnNode",
     "CompletionTracker",
+    "Eligibility",
     "FairTaskQueue",
     "GroupAdmissionFacts",
     "GroupQueueFacts",
@@ -70,6 +80,7 @@ __all__ = [
     "ProviderAwareTaskAdmissionPolicy",
     "QueueSelection",
     "QueueView",
+    "Refusal",
     "ReleaseResult",
     "RequestPressure",
     "RequestPressureReader",
@@ -94,6 +105,6 @@ __all__ = [
     "TaskSchedulingResolutionError",
     "TaskSchedulingResolver",
     "TaskTrace",
-    "metadata_for_aliases",
+    "build_policy",
     "stable_task_id",
 ]

@@ -45,12 +45,12 @@ from rowloom.scheduling.task_policies import (
     ProviderAwarePolicyConfig,
     TaskAdmissionPolicy,
     TaskAdmissionPolicyDecision,
-    build_policy,
+    build_fairness_policy,
 )
 
 if TYPE_CHECKING:
+    from rowloom.scheduling.admission_view import TaskAdmissionLease
     from rowloom.scheduling.queue import QueueView
-    from rowloom.scheduling.task_admission import TaskAdmissionLease
     from rowloom.scheduling.task_policies import AdmissionFacts
 
 WithholdReason: TypeAlias = Literal["cooldown", "saturated", "waiting_bound"]
@@ -131,7 +131,7 @@ class ProviderAwareTaskAdmissionPolicy:
     ) -> None:
         self._config = config or ProviderAwarePolicyConfig()
         self._reader = reader
-        self._base = base if base is not None else build_policy(self._config.base)
+        self._base = base if base is not None else build_fairness_policy(self._config.base)
         # groups seen per metadata identity (every leased group was evaluated first)
         self._members: dict[tuple[str, ...], tuple[TaskGroupKey, ...]] = {}
         self._verdicts: dict[tuple[str, ...], _Verdict | None] = {}

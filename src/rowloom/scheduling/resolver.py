@@ -5,10 +5,9 @@ it into a `ResolvedTaskScheduling`, and caches it by column. Invalid metadata wi
 is recorded as a diagnostic and the fallback is used; without a fallback resolution fails with
 `TaskSchedulingResolutionError` before any task exists.
 
-`metadata_for_aliases` is the one place model aliases become scheduling metadata: aliases that
-hit one provider/model endpoint merge into `model` metadata (weight = the endpoint's static
-cap, the minimum over its aliases); aliases hitting different endpoints give deterministic
-`custom_model` metadata with diagnostics.
+Model generators derive their metadata from their aliases through
+`rowloom.models.resources.ModelResourceCatalog.scheduling_metadata` (the one home of that
+rule); the resolver only reads what a generator declares.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from rowloom.config.scheduling import SchedulingMetadata, SchedulingMetadataError
-from rowloom.models.resources import ModelResourceCatalog, UnknownModelAliasError
 from rowloom.scheduling.resources import (
     SUBMISSION_AND_LOCAL,
     SUBMISSION_ONLY,
@@ -30,9 +28,6 @@ from rowloom.scheduling.resources import (
     task_id_of,
 )
 from rowloom.scheduling.task_model import Task
-
-MULTI_ENDPOINT_NAMESPACE = "rowloom"
-"""`custom_model` namespace used when a generator's aliases hit different endpoints."""
 
 
 class SchedulingMetadataSource(Protocol):
@@ -175,63 +170,3 @@ class TaskSchedulingResolver:
                 "not SchedulingMetadata",
             )
         return metadata
-
-
-def metadata_for_aliases(
-    aliases: Iterable[str], catalog: ModelResourceCatalog, generation_kind: str
-) -> SchedulingMetadata:
-    """Scheduling metadata for a generator that calls the models behind `aliases`.
-
-    Aliases are deduplicated and sorted, so equivalent configs give equal metadata.
-
-    - One endpoint: `("model", provider, model_id, generation_kind)`, weight = the endpoint's
-      static cap (minimum `max_parallel_requests` over the aliases of that endpoint).
-    - Several endpoints: `("custom_model", "rowloom", "<p/m>+<p/m>...", "1")`, weight = the
-      smallest of their static caps, with diagnostics naming the endpoints.
-
-    Raises `SchedulingMetadataError` (no fallback) for no aliases or an unknown alias.
-    """
-    names = sorted(set(aliases))
-    if not names:
-        raise SchedulingMetadataError("no_model_aliases", "a model generator needs an alias")
-    keys = set()
-    for alias in names:
-        try:
-            keys.add(catalog.resolve(alias).key)
-        except UnknownModelAliasError as err:
-            raise SchedulingMetadataError(
-                "unknown_model_alias",
-                str(err),
-                diagnostics={"alias": alias, "known_aliases": list(err.known)},
-            ) from None
-    endpoints = sorted(keys)
-    caps = {key.as_key_str(): catalog.static_cap(key).cap for key in endpoints}
-    if len(endpoints) == 1:
-        key = endpoints[0]
-        static = catalog.static_cap(key)
-        return SchedulingMetadata(
-            "model",
-            ("model", key.provider_name, key.model_id, generation_kind),
-            static.cap,
-            diagnostics={
-                "aliases": names,
-                "endpoint": key.as_key_str(),
-                "raw_caps": dict(static.raw_caps),
-                "merge_rule": static.merge_rule,
-            }
-            if len(names) > 1
-            else {},
-        )
-    resource_name = "+".join(caps)
-    return SchedulingMetadata(
-        "custom_model",
-        ("custom_model", MULTI_ENDPOINT_NAMESPACE, resource_name, "1"),
-        min(caps.values()),
-        diagnostics={
-            "reason": "aliases_resolve_to_different_endpoints",
-            "aliases": names,
-            "endpoints": list(caps),
-            "static_caps": caps,
-            "generation_kind": generation_kind,
-        },
-    )

@@ -10,7 +10,8 @@ among groups with queued or running work, `ceil(limit * weight / active_weight)`
 at least 1. With no competing group the share is the whole limit (work conserving), and a
 group holding nothing is always within its share (single-group work stays live).
 
-Provider-aware admission (`rowloom.scheduling.provider_aware`) composes with either policy: it
+Provider-aware admission (`rowloom.scheduling.provider_aware`) composes with either policy
+(`rowloom.scheduling.policy_factory.build_policy` builds the policy for a config): it
 reads request pressure through a read-only `RequestPressureReader` passed in, withholds model
 groups whose request resource is cooling down or saturated while other groups have queued work,
 and marks those denials with an `AdvisorySkip` the controller records for the scheduler's
@@ -28,10 +29,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
 from rowloom.scheduling.resources import SUBMISSION, SchedulableTask, SchedulerResourceKey
 
 if TYPE_CHECKING:
-    from rowloom.scheduling.provider_aware import RequestPressureReader
+    from rowloom.scheduling.admission_view import TaskAdmissionLease
     from rowloom.scheduling.queue import QueueView
     from rowloom.scheduling.resources import TaskGroupKey, TaskGroupSpec
-    from rowloom.scheduling.task_admission import TaskAdmissionLease
 
 TaskAdmissionDenialReason: TypeAlias = Literal[
     "no_capacity", "group_cap", "borrow_debt", "shutdown", "policy_denied"
@@ -233,18 +233,10 @@ TaskAdmissionPolicyConfig: TypeAlias = (
 )
 
 
-def build_policy(
-    config: TaskAdmissionPolicyConfig, pressure: RequestPressureReader | None = None
-) -> TaskAdmissionPolicy:
-    """The policy object for a policy config.
-
-    `pressure` is read only by the provider-aware policy; without it that policy never
-    withholds (it behaves as its base).
-    """
-    if isinstance(config, ProviderAwarePolicyConfig):
-        from rowloom.scheduling.provider_aware import ProviderAwareTaskAdmissionPolicy
-
-        return ProviderAwareTaskAdmissionPolicy(config, pressure)
+def build_fairness_policy(
+    config: StrictFairPolicyConfig | BoundedBorrowPolicyConfig,
+) -> StrictFairTaskAdmissionPolicy | BoundedBorrowTaskAdmissionPolicy:
+    """The fairness policy (strict share or bounded borrow) for its config."""
     if isinstance(config, BoundedBorrowPolicyConfig):
         return BoundedBorrowTaskAdmissionPolicy(config)
     return StrictFairTaskAdmissionPolicy(config)
