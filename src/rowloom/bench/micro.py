@@ -115,52 +115,14 @@ def run_cell(
     admission = TaskAdmissionController(
         TaskAdmissionConfig(capacity, {LOCAL: LOCAL_SLOTS}, policy_config), SystemClock()
     )
-
-    is_eligible = admission.is_eligible  # as the scheduler passes it
-    clock = time.perf_counter_ns
-    samples: dict[str, list[int]] = {op: [] for op in (*_OPS, "cycle")}
-    running: deque[TaskAdmissionLease] = deque()
-    blocked = 0
-    limit = max_dispatches or num_tasks
     gc.collect()
     gc.disable()
     try:
-        t0 = clock()
+        t0 = time.perf_counter_ns()
         queue.enqueue(tasks)
-        enqueue_ns = clock() - t0
+        enqueue_ns = time.perf_counter_ns() - t0
         del tasks
-        acc = dict.fromkeys(_OPS, 0)
-        while len(samples["cycle"]) < limit:
-            c0 = clock()
-            selection = queue.select_next(is_eligible)
-            c1 = clock()
-            acc["select"] += c1 - c0
-            if selection is None:
-                if not running:
-                    break
-                blocked += 1
-                r0 = clock()
-                admission.release(running.popleft())
-                acc["release"] += clock() - r0
-                continue
-            lease = admission.try_acquire(selection.item, selection.queue_view)
-            c2 = clock()
-            committed = queue.commit(selection)
-            c3 = clock()
-            if not isinstance(lease, TaskAdmissionLease) or committed is None:
-                raise AssertionError("a selected task was refused or stale in a single thread")
-            acc["acquire"] += c2 - c1
-            acc["commit"] += c3 - c2
-            running.append(lease)
-            if len(running) > inflight:
-                admission.release(running.popleft())
-                acc["release"] += clock() - c3
-            for op in _OPS:
-                samples[op].append(acc[op])
-            samples["cycle"].append(sum(acc.values()))
-            acc = dict.fromkeys(_OPS, 0)
-        while running:
-            admission.release(running.popleft())
+        samples, blocked = _dispatch(queue, admission, max_dispatches or num_tasks, inflight)
     finally:
         gc.enable()
     dispatched = len(samples["cycle"])
@@ -178,6 +140,54 @@ def run_cell(
         out[f"{op}_p95_us"] = quantile(values, 0.95) / 1000
         out[f"{op}_mean_us"] = statistics.fmean(values) / 1000
     return out
+
+
+def _dispatch(
+    queue: FairTaskQueue, admission: TaskAdmissionController, limit: int, inflight: int
+) -> tuple[dict[str, list[int]], int]:
+    """Up to `limit` timed dispatch cycles, as the scheduler's critical section runs them.
+
+    Returns nanoseconds per operation and per cycle, and how many selections found nothing.
+    Every lease is released before it returns.
+    """
+    clock = time.perf_counter_ns
+    is_eligible = admission.is_eligible  # as the scheduler passes it
+    samples: dict[str, list[int]] = {op: [] for op in (*_OPS, "cycle")}
+    running: deque[TaskAdmissionLease] = deque()
+    blocked = 0
+    acc = dict.fromkeys(_OPS, 0)
+    while len(samples["cycle"]) < limit:
+        c0 = clock()
+        selection = queue.select_next(is_eligible)
+        c1 = clock()
+        acc["select"] += c1 - c0
+        if selection is None:
+            if not running:
+                break
+            blocked += 1
+            r0 = clock()
+            admission.release(running.popleft())
+            acc["release"] += clock() - r0
+            continue
+        lease = admission.try_acquire(selection.item, selection.queue_view)
+        c2 = clock()
+        committed = queue.commit(selection)
+        c3 = clock()
+        if not isinstance(lease, TaskAdmissionLease) or committed is None:
+            raise AssertionError("a selected task was refused or stale in a single thread")
+        acc["acquire"] += c2 - c1
+        acc["commit"] += c3 - c2
+        running.append(lease)
+        if len(running) > inflight:
+            admission.release(running.popleft())
+            acc["release"] += clock() - c3
+        for op in _OPS:
+            samples[op].append(acc[op])
+        samples["cycle"].append(sum(acc.values()))
+        acc = dict.fromkeys(_OPS, 0)
+    while running:
+        admission.release(running.popleft())
+    return samples, blocked
 
 
 def cell_key(tasks: int, groups: int, mix: str) -> str:

@@ -194,7 +194,7 @@ class ProviderAwareTaskAdmissionPolicy:
             counts = Counter(
                 f.group.key.identity if f.group.key.kind == "model" else None
                 for f in queue_view.groups.values()
-                if f.demand.get(SUBMISSION)
+                if f.demand_of(SUBMISSION)
             )
             total = sum(counts.values())
             self._queued = (queue_view.group_set_token, counts, total)
@@ -263,7 +263,7 @@ class ProviderAwareTaskAdmissionPolicy:
         """True when every other group with queued `submission` demand would be withheld."""
         for peer in queue_view.groups.values():
             peer_key = peer.group.key
-            if peer_key == key or not peer.demand.get(SUBMISSION):
+            if peer_key == key or not peer.demand_of(SUBMISSION):
                 continue
             if self._reader is None or peer_key.identity[0] != "model":
                 return False
