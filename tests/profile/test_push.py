@@ -64,10 +64,13 @@ def test_push_uploads_data_card_and_profile(
     assert meta["license"] == "cc-by-4.0" and meta["size_categories"] == ["n<1K"]
     assert meta["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
     assert "20 rows" in card
-    assert "| `text` | llm_text |" in card
+    assert "| `text` | llm_text | writer |" in card  # the model of each column, from config.yaml
+    assert "## Models" in card and "| writer | `" in card
     assert "| writer | 20 |" in card  # token usage per model
     assert TOKEN not in card
     assert (repo / "rowloom" / "profile.json").is_file()
+    saved = yaml.safe_load((repo / "rowloom" / "config.yaml").read_text())
+    assert [c["name"] for c in saved["columns"]] == ["topic", "text"]
 
 
 def test_push_needs_org_and_name(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,9 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
-from rowloom.builder.storage import write_atomic
+from rowloom.builder.storage import RunStorage, write_atomic
 from rowloom.profile.columns import (
     CodeProfiler,
     ColumnProfiler,
@@ -39,7 +38,6 @@ from rowloom.profile.values import ValueProfiler
 
 PROFILE_VERSION = 1
 PROFILE_FILE = "profile.json"
-CONFIG_FILE = "config.yaml"
 BATCH_ROWS = 65_536
 
 
@@ -75,15 +73,6 @@ def _expected_shares(column: Mapping[str, Any]) -> list[tuple[Any, float]] | Non
     return [(v, float(w) / total) for v, w in zip(values, weights, strict=True)]
 
 
-def read_run_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run's config as a plain dict (`config.yaml` in the run folder), if it has one."""
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        return None
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
-
-
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "manifest.json"
     if not path.is_file():
@@ -101,7 +90,7 @@ def profile_run(run_dir: str | Path, config: Mapping[str, Any] | None = None) ->
     """Profile a run folder's dataset (see the module docstring)."""
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
-    config = config if config is not None else read_run_config(run_dir)
+    config = config if config is not None else RunStorage(run_dir).read_saved_config()
     by_name = {c["name"]: c for c in (config or {}).get("columns", []) if "name" in c}
     columns = [str(c) for c in manifest.get("output_columns", [])]
     expected = int(manifest.get("rows_written") or 0)

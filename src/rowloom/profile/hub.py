@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rowloom.builder.storage import RunStorage
 from rowloom.profile.card import dataset_card
-from rowloom.profile.dataset import CONFIG_FILE, PROFILE_FILE, read_profile, read_run_config
+from rowloom.profile.dataset import PROFILE_FILE, read_profile
 from rowloom.profile.export import ExportSpec, export_run
 
 SHARD_ROWS = 500_000
@@ -61,11 +62,12 @@ def push_run(
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise PushError("publishing needs huggingface_hub: pip install huggingface_hub") from exc
     run_dir = Path(run_dir)
+    storage = RunStorage(run_dir)
     manifest: dict[str, Any] = json.loads((run_dir / "manifest.json").read_text("utf-8"))
     card = dataset_card(
         name=repo_id.split("/")[-1],
         manifest=manifest,
-        config=read_run_config(run_dir),
+        config=storage.read_saved_config(),
         profile=read_profile(run_dir),
         license_id=license_id,
         rowloom_version=_version(),
@@ -82,9 +84,9 @@ def push_run(
             for i, p in enumerate(shards)
         ]
         operations.append(CommitOperationAdd("README.md", card.encode("utf-8")))
-        for extra in (PROFILE_FILE, CONFIG_FILE):
-            if (run_dir / extra).is_file():
-                operations.append(CommitOperationAdd(f"rowloom/{extra}", str(run_dir / extra)))
+        for extra in (run_dir / PROFILE_FILE, storage.config_path):
+            if extra.is_file():
+                operations.append(CommitOperationAdd(f"rowloom/{extra.name}", str(extra)))
         try:
             # private=None keeps the namespace's default visibility
             url = api.create_repo(
