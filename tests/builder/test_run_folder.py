@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import RunStorage, encode_table
 from rowloom.config.diff import config_differences
@@ -82,15 +83,39 @@ def test_resume_keeps_the_runs_own_buffer_size(tmp_path: Path) -> None:
     assert "resumed with the run's own buffer_size 4" in opened.notes
 
 
-def test_a_larger_n_extends_a_finished_run_and_redoes_a_short_last_group(tmp_path: Path) -> None:
+def test_a_larger_n_extends_a_finished_run_keeping_a_short_last_group(tmp_path: Path) -> None:
     stopped_run(tmp_path / "run", groups=(0, 1, 2))
     store = RunStorage(tmp_path / "run")
     opened = open_run(store, request(resume=True, num_records=15))
-    assert opened.done == {0, 1}  # group 2 held 2 rows; it is regenerated with 4
+    assert opened.done == {0, 1, 2}  # group 2 keeps its 2 rows; new rows start group 3
+    assert opened.breaks == (10,)
     assert store.manifest is not None and store.manifest.num_records == 15
+    plan = store.manifest.plan()
+    assert [(plan.offset(rg), plan.size(rg)) for rg in range(plan.count)] == [
+        (0, 4),
+        (4, 4),
+        (8, 2),
+        (10, 4),
+        (14, 1),
+    ]
     assert "extended the run from 10 to 15 rows" in opened.notes
+    # the breaks are the run's: a later resume (and a second extension) plans the same groups
+    store.finish("incomplete")
+    again = open_run(RunStorage(tmp_path / "run"), request(resume=True, num_records=17))
+    assert again.breaks == (10, 15) and again.done == {0, 1, 2}
     with pytest.raises(ResumeError, match="-n 5 is smaller"):
         open_run(RunStorage(tmp_path / "run"), request(resume=True, num_records=5))
+
+
+def test_row_group_plans_with_breaks() -> None:
+    plan = RowGroupPlan(10, 4)
+    assert (plan.count, plan.size(2), plan.offset(2)) == (3, 2, 8)
+    assert plan.extended(12) == RowGroupPlan(12, 4, (10,))
+    assert RowGroupPlan(8, 4).extended(12) == RowGroupPlan(12, 4)  # no short group: no break
+    with pytest.raises(ValueError, match="rise strictly"):
+        RowGroupPlan(10, 4, (10,))
+    with pytest.raises(ValueError, match="must add rows"):
+        plan.extended(10)
 
 
 def test_a_config_change_in_generated_values_is_refused_naming_the_fields(

@@ -67,6 +67,23 @@ def test_resume_starts_continues_with_the_runs_settings_and_extends(
     assert fewer.code == 2 and "-n 10 is smaller" in fewer.err
 
 
+def test_extending_a_run_keeps_every_finished_row_and_equals_a_run_of_that_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "topics.yaml", COLUMNS)
+    small = ("create", config, "--artifact-dir", tmp_path / "x", "--quiet")
+    assert run_cli(capsys, *small, "-n", "20").code == 0  # one short row group (default size)
+    (part,) = DatasetResult.open(tmp_path / "x" / "topics").part_paths()
+    before = part.read_bytes()
+    assert run_cli(capsys, *small, "-n", "30", "--resume").code == 0
+    extended = DatasetResult.open(tmp_path / "x" / "topics")
+    assert part.read_bytes() == before  # the finished rows were not regenerated
+    assert extended.summary.request_attempts == 10  # only the 10 new rows cost requests
+    direct = ("create", config, "--artifact-dir", tmp_path / "y", "--quiet", "-n", "30")
+    assert run_cli(capsys, *direct).code == 0
+    assert extended.output_hash() == DatasetResult.open(tmp_path / "y" / "topics").output_hash()
+
+
 def test_resume_names_the_changed_fields_it_cannot_accept(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

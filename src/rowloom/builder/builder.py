@@ -64,7 +64,8 @@ class DatasetBuilder:
     its writer; None writes none). `options` are engine-internal choices for benchmarks and
     tests; the defaults are what users get. `on_admission` sees the run's request admission
     as soon as it exists (a Ray worker attaches its fleet shares); `storage_factory` makes
-    the run folder's `RunStorage` (a Ray worker's writes attempt files).
+    the run folder's `RunStorage` (a Ray worker's writes attempt files); `row_group_breaks`
+    are the row-group plan's breaks of the run a Ray worker works for (its driver's plan).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class DatasetBuilder:
         options: EngineOptions | None = None,
         on_admission: AdmissionHook | None = None,
         storage_factory: Callable[[Path], RunStorage] = RunStorage,
+        row_group_breaks: Sequence[int] = (),
     ) -> None:
         self.config = config
         self.run_config = run_config or config.run_config
@@ -91,6 +93,7 @@ class DatasetBuilder:
         self._report = report
         self._on_admission = on_admission
         self._storage_factory = storage_factory
+        self._breaks = tuple(row_group_breaks)
         self._plan_sources: dict[str, CapacitySource] = {}
         """Where run settings the builder chose came from (for the capacity plan)."""
 
@@ -231,14 +234,15 @@ class DatasetBuilder:
         own `buffer_size` on resume, else the configured one or one sized to the run) and
         what happened to the folder, for people."""
         done: set[int] = set()
-        buffer_size, notes = request.buffer_size, []
+        buffer_size, notes, breaks = request.buffer_size, [], self._breaks
         if storage is not None:
             opened = open_run(storage, request)
             done, buffer_size, notes = opened.done, opened.buffer_size, opened.notes
+            breaks = opened.breaks or breaks
         if buffer_size != self.run_config.buffer_size:
             self.run_config = self.run_config.model_copy(update={"buffer_size": buffer_size})
             self._plan_sources["buffer_size"] = "dataset_builder"
-        return done, RowGroupPlan(request.num_records, buffer_size), notes
+        return done, RowGroupPlan(request.num_records, buffer_size, breaks), notes
 
     def _start_summary(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,29 +30,54 @@ def default_buffer_size(num_records: int, concurrency: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RowGroupPlan:
-    """How `num_records` rows split into row groups of `buffer_size`."""
+    """How `num_records` rows split into row groups of `buffer_size`.
+
+    `breaks` are the sizes a run had before it was extended while its last row group was
+    short: that row group stays as it was written, and the new rows start new row groups.
+    Each stretch between breaks splits into `buffer_size` row groups (the last may be short).
+    """
 
     num_records: int
     buffer_size: int
+    breaks: tuple[int, ...] = ()
+    _offsets: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         if self.num_records < 1:
             raise ValueError("num_records must be at least 1")
         if self.buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
+        bounds = (0, *self.breaks, self.num_records)
+        if any(a >= b for a, b in itertools.pairwise(bounds)):
+            raise ValueError(f"breaks must rise strictly between 0 and {self.num_records}")
+        starts = (
+            start for a, b in itertools.pairwise(bounds) for start in range(a, b, self.buffer_size)
+        )
+        object.__setattr__(self, "_offsets", (*starts, self.num_records))
 
     @property
     def count(self) -> int:
         """Number of row groups."""
-        return -(-self.num_records // self.buffer_size)
+        return len(self._offsets) - 1
 
     def size(self, row_group: int) -> int:
-        """Rows in one row group (the last may be short)."""
-        return min(self.buffer_size, self.num_records - row_group * self.buffer_size)
+        """Rows in one row group (the last of each stretch may be short)."""
+        return self._offsets[row_group + 1] - self._offsets[row_group]
 
     def offset(self, row_group: int) -> int:
         """Global index of the row group's first row."""
-        return row_group * self.buffer_size
+        return self._offsets[row_group]
+
+    def extended(self, num_records: int) -> RowGroupPlan:
+        """This plan grown to `num_records` rows: every row group so far keeps its rows (a
+        short last one becomes a break), new rows go into new row groups."""
+        if num_records <= self.num_records:
+            raise ValueError("an extension must add rows")
+        last = self.count - 1
+        breaks = self.breaks
+        if self.size(last) < self.buffer_size:
+            breaks = (*breaks, self.num_records)
+        return RowGroupPlan(num_records, self.buffer_size, breaks)
 
 
 @dataclass(slots=True)

@@ -7,10 +7,11 @@
   whole), then a new run starts.
 - `resume`: with nothing to resume, a new run starts (and says so). Otherwise the run
   continues with its own `buffer_size`, regenerating only missing row groups; a larger
-  `num_records` extends it (a short last row group is regenerated at full size); a smaller
-  one is refused; a config that changed in fields that determine generated values (columns,
-  models' ids and parameters, seeds) is refused naming those fields, while changes that do
-  not (provider endpoints and keys, concurrency, timeouts, run settings) are accepted.
+  `num_records` extends it (every finished row group is kept as written, a short last one
+  too: the new rows start new row groups); a smaller one is refused; a config that changed
+  in fields that determine generated values (columns, models' ids and parameters, seeds) is
+  refused naming those fields, while changes that do not (provider endpoints and keys,
+  concurrency, timeouts, run settings) are accepted.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class OpenedRun:
     buffer_size: int
     notes: list[str] = field(default_factory=list)
     replaced: Path | None = None
+    breaks: tuple[int, ...] = ()
+    """The run's `RowGroupPlan.breaks` (sizes it had when extended with a short last group)."""
 
 
 def open_run(storage: RunStorage, request: RunRequest) -> OpenedRun:
@@ -122,15 +125,14 @@ def _continue(storage: RunStorage, request: RunRequest, existing: Manifest) -> O
     if buffer != request.buffer_size:
         notes.append(f"resumed with the run's own buffer_size {buffer}")
     if request.num_records > existing.num_records:
-        last = -(-existing.num_records // buffer) - 1
-        if existing.num_records % buffer:
-            existing.row_groups.pop(last, None)  # regenerated at full size
+        plan = existing.plan().extended(request.num_records)
         notes.append(f"extended the run from {existing.num_records} to {request.num_records} rows")
         existing.num_records = request.num_records
+        existing.row_group_breaks = list(plan.breaks)
     done = storage.resume(existing, request.config)
     saved = sum(existing.row_groups[rg].rows for rg in done)
     notes.append(f"resumed: {len(done)} row groups ({saved} rows) kept")
-    return OpenedRun(done, buffer, notes)
+    return OpenedRun(done, buffer, notes, breaks=tuple(existing.row_group_breaks))
 
 
 def _check_config(storage: RunStorage, request: RunRequest) -> str:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from rowloom.builder.arrow_values import encode_column, json_array
+from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.errors import ResumeError, RunFolderError
 from rowloom.models.usage import UsageTotals, usage_report
 
@@ -171,6 +172,12 @@ class Manifest:
     incomplete_reason: str | None = None
     discarded_usage: UsageTotals = field(default_factory=UsageTotals)
     """Tokens spent on row groups that were never checkpointed (every session so far)."""
+    row_group_breaks: list[int] = field(default_factory=list)
+    """Sizes the run had when it was extended with a short last row group (`RowGroupPlan`)."""
+
+    def plan(self) -> RowGroupPlan:
+        """The run's row groups."""
+        return RowGroupPlan(self.num_records, self.buffer_size, tuple(self.row_group_breaks))
 
     def token_usage(self) -> UsageTotals:
         """Everything spent on this dataset so far: kept row groups plus discarded work."""
@@ -187,6 +194,7 @@ class Manifest:
             "config_fingerprint": self.config_fingerprint,
             "num_records": self.num_records,
             "buffer_size": self.buffer_size,
+            "row_group_breaks": list(self.row_group_breaks),
             "output_columns": self.output_columns,
             "status": self.status,
             "incomplete_reason": self.incomplete_reason,
@@ -230,6 +238,7 @@ class Manifest:
                 for k, v in data.get("row_groups", {}).items()
             },
             discarded_usage=UsageTotals.from_json(data.get("discarded_usage")),
+            row_group_breaks=[int(b) for b in data.get("row_group_breaks", [])],
         )
 
 

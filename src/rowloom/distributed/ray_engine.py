@@ -116,6 +116,7 @@ class WorkerActor:
         coordinators: Mapping[str, Any],
         keys: Mapping[str, int],
         shared: bool = True,
+        breaks: tuple[int, ...] = (),
     ) -> None:
         self._coordinators = dict(coordinators)
 
@@ -128,7 +129,15 @@ class WorkerActor:
             return grants
 
         self._worker = FleetWorker(
-            worker, config, run_config, num_records, Path(run_dir), send, keys, shared=shared
+            worker,
+            config,
+            run_config,
+            num_records,
+            Path(run_dir),
+            send,
+            keys,
+            shared=shared,
+            breaks=breaks,
         )
 
     async def ready(self) -> str:
@@ -218,6 +227,7 @@ class RayDriver:
         self.address = address
         self.monitor = monitor or RunMonitor()
         self.fleet = FleetRecord(workers, address)
+        self._breaks: tuple[int, ...] = ()
 
     async def build(
         self,
@@ -251,17 +261,18 @@ class RayDriver:
         self.run_config = rc = self.run_config.model_copy(
             update={"buffer_size": opened.buffer_size}
         )
-        total = -(-num_records // rc.buffer_size)
-        pending = [rg for rg in range(total) if rg not in done]
-        summary = RunSummary(name, "ray", num_records, row_groups_total=total, notes=opened.notes)
-        summary.resumed_row_groups = len(done)
         assert storage.manifest is not None
+        plan = storage.manifest.plan()
+        self._breaks = plan.breaks  # an extended run's row groups, for the workers
+        pending = [rg for rg in range(plan.count) if rg not in done]
+        summary = RunSummary(
+            name, "ray", num_records, row_groups_total=plan.count, notes=opened.notes
+        )
+        summary.resumed_row_groups = len(done)
         summary.rows_written = sum(r.rows for r in storage.manifest.row_groups.values())
         self.monitor.rows_total = num_records
         self.monitor.rows_written = summary.rows_written
-        self.monitor.rows_resumed = sum(
-            min(rc.buffer_size, num_records - rg * rc.buffer_size) for rg in done
-        )
+        self.monitor.rows_resumed = sum(plan.size(rg) for rg in done)
         keys = _keys_by_provider(config, rc)
         coordinators = {
             provider: ray.remote(CoordinatorActor)
@@ -323,6 +334,7 @@ class RayDriver:
                 coordinators,
                 keys,
                 shares_enabled(),
+                self._breaks,
             )
             return worker, handle
 

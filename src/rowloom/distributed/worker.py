@@ -93,9 +93,11 @@ class FleetWorker:
         keys: Mapping[str, int],
         *,
         shared: bool = True,
+        breaks: tuple[int, ...] = (),
     ) -> None:
         self.worker = worker
         self.shared = shared
+        self._breaks = breaks
         self._config = config
         self._run_config = run_config
         self._num_records = num_records
@@ -114,6 +116,7 @@ class FleetWorker:
             engine="async",
             on_admission=self.link.attach if self.shared else None,
             storage_factory=lambda _run_dir: storage,
+            row_group_breaks=self._breaks,
         )
         try:
             outputs = await builder.build(

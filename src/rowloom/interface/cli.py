@@ -21,6 +21,7 @@ from rich.markup import escape
 from typer.core import TyperCommand
 
 from rowloom.builder.outputs import RunMonitor, RunSummary
+from rowloom.builder.storage import Manifest
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
 from rowloom.errors import EngineUnavailableError, RunAbortedError, RunFolderError
@@ -355,10 +356,12 @@ def _run_create(
 def _saved(run_dir: Path) -> str:
     """What a stopped run kept (from its manifest) and how to finish it."""
     try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-        total = -(-int(manifest["num_records"]) // int(manifest["buffer_size"]))
-        done = len(manifest["row_groups"])
-        rows = sum(int(r["rows"]) for r in manifest["row_groups"].values())
+        manifest = Manifest.from_json(
+            json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        )
+        total = manifest.plan().count
+        done = len(manifest.row_groups)
+        rows = sum(r.rows for r in manifest.row_groups.values())
     except (OSError, ValueError, KeyError, TypeError):
         return f"nothing was checkpointed in {run_dir}"
     return (
