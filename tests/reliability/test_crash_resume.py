@@ -39,6 +39,8 @@ from rowloom.interface.results import DatasetResult
 KINDS = ("part_tmp", "part_visible", "manifest_tmp", "time")
 DEFAULT_SEEDS = [0, 1, 2]  # first kills: inside a part write, after a rename, in a manifest write
 SLOW_SEEDS = list(range(100, 124))
+MISSED_WINDOW_RETRIES = 2
+"""Further kills aimed at a part write when one lands after the rename (a loaded machine)."""
 
 
 def trigger_for(rng: random.Random, kind: str, groups_left: int) -> Trigger:
@@ -70,7 +72,8 @@ def crash_and_resume(baseline: Baseline, tmp_path: Path, seed: int) -> list[Kill
     run_dir = artifacts / "run"
     kinds = [KINDS[seed % len(KINDS)], rng.choice(KINDS)]
     records: list[KillRecord] = []
-    for kind in kinds:
+    retries = MISSED_WINDOW_RETRIES
+    for kind in kinds:  # grows when a kill misses its part-write window
         manifest = read_manifest(run_dir)
         done = len(manifest["row_groups"]) if manifest else 0
         trigger = trigger_for(rng, kind, CRASH_GROUPS - done)
@@ -82,6 +85,13 @@ def crash_and_resume(baseline: Baseline, tmp_path: Path, seed: int) -> list[Kill
         assert_reader_view_consistent(run_dir, CRASH_COLUMNS, CRASH_BUFFER)
         assert_lost_at_most_in_flight(run_dir)
         if record.killed and kind == "part_tmp":
+            if not record.part_temporaries and retries:
+                # inotify reports the temporary after the fact: on a loaded machine the
+                # SIGKILL can land after the rename. That is still a crash (checked above);
+                # aim at the part-write window again on the next part.
+                retries -= 1
+                kinds.append("part_tmp")
+                continue
             # The kill happened between the temporary's creation and its rename: the partial
             # part is there, hidden, and no reader lists it.
             assert record.part_temporaries, record
@@ -138,7 +148,8 @@ def test_sigkill_soak_many_seeds(
     manifest_tmp = [r for r in killed if any(".manifest" in n for n in r.other_temporaries)]
     part_tmp_kills = [r for r in killed if r.trigger[0] == "part_tmp"]
     assert len(killed) >= 40
-    assert len(in_write) >= len(part_tmp_kills) >= 8
+    assert len(part_tmp_kills) >= 8
+    assert len(in_write) >= 8  # a part_tmp kill that missed its window was aimed again
     assert orphans and manifest_tmp
     with capsys.disabled():
         print(
