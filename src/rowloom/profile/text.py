@@ -98,6 +98,8 @@ def near_duplicates(sample: list[tuple[int, str]]) -> dict[str, Any]:
         "threshold": NEAR_DUP_THRESHOLD,
         "sampled": len(sample),
     }
+    if len(sample) < 2:  # nothing to compare; spares the import (seconds) for an empty run
+        return {**base, "rows_with_near_duplicate": 0, "fraction": 0.0}
     try:
         from datasketch import MinHash, MinHashLSH
     except ImportError:  # pragma: no cover - datasketch is a declared dependency
