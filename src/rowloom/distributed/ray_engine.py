@@ -313,8 +313,7 @@ class RayDriver:
         summary: RunSummary,
     ) -> None:
         rc = self.run_config
-        # a batch costs a worker a second or so to start: about two batches per worker, at
-        # least the row groups it runs at once
+        # about two batches per worker (one costs ~1 s to start), at least its row groups at once
         per_worker = -(-len(pending) // (2 * self.workers)) if pending else 1
         dispatcher = RowGroupDispatcher(pending, max(rc.max_concurrent_row_groups, per_worker))
         actor = ray.remote(WorkerActor).options(num_cpus=0, max_restarts=0)
