@@ -123,6 +123,53 @@ def code_validation(name: str, target: str, code_lang: str, batch_size: int = 10
     )
 
 
+def local_validation(
+    name: str, targets: list[str], function: str, output_schema: Any = None, batch_size: int = 10
+) -> dict[str, Any]:
+    """A `validation` column with a local callable validator."""
+    return _base(
+        name,
+        "validation",
+        batch_size=batch_size,
+        target_columns=targets,
+        validator_params={
+            "output_schema": output_schema,
+            "validation_function": function,
+            "validator_type": "local_callable",
+        },
+        validator_type="local_callable",
+    )
+
+
+def custom(
+    name: str,
+    function: str,
+    strategy: str = "cell_by_cell",
+    generator_params: dict[str, Any] | None = None,
+    drop: bool = False,
+) -> dict[str, Any]:
+    """A `custom` column. Data Designer writes `generator_function` as the function's bare
+    `__name__`; these configs give `module:function` (the one field rowloom needs changed)."""
+    return _base(
+        name,
+        "custom",
+        drop,
+        generation_strategy=strategy,
+        generator_function=function,
+        generator_params=generator_params,
+    )
+
+
+def drop_columns(name: str, column_names: list[str]) -> dict[str, Any]:
+    """A `drop_columns` processor."""
+    return {"column_names": column_names, "name": name, "processor_type": "drop_columns"}
+
+
+def schema_transform(name: str, template: dict[str, Any]) -> dict[str, Any]:
+    """A `schema_transform` processor."""
+    return {"name": name, "processor_type": "schema_transform", "template": template}
+
+
 def chat_model(alias: str, model: str, provider: str, **params_: Any) -> dict[str, Any]:
     """A chat-completion model config."""
     inference = {

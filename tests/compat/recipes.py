@@ -12,10 +12,14 @@ from tests.compat.dd_shapes import (
     chat_model,
     code_validation,
     config,
+    custom,
+    drop_columns,
     dump,
     expression,
     llm,
+    local_validation,
     sampler,
+    schema_transform,
     score,
 )
 
@@ -293,12 +297,123 @@ def seeding() -> dict[str, Any]:
     )
 
 
+_VALIDATOR_SCHEMA = {  # Data Designer's validators page, local callable example
+    "type": "object",
+    "properties": {
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "is_valid": {"type": ["boolean", "null"]},
+                    "error_message": {"type": "string"},
+                },
+                "required": ["is_valid"],
+            },
+        }
+    },
+}
+
+
+def sft_chat_format() -> dict[str, Any]:
+    """Q&A pairs turned into chat-format SFT records (the processors page's `chat_format`
+    example): a full-column custom column with `generator_params`, a local callable validator
+    with an `output_schema`, `drop_columns` (its columns marked `drop`, as Data Designer's
+    builder does) and `schema_transform` into `messages`."""
+    return config(
+        [
+            sampler("topic", "category", values=["Cooking", "Travel", "Personal Finance"]),
+            sampler("difficulty", "category", values=["beginner", "expert"], drop=True),
+            llm(
+                "text",
+                "question",
+                "Write one {{ difficulty }}-level question a user might ask about {{ topic }}.",
+                _ALIAS,
+            ),
+            llm(
+                "text",
+                "answer",
+                "Answer this {{ topic }} question helpfully:\n{{ question }}",
+                _ALIAS,
+                system_prompt="You are a concise, friendly assistant.",
+            ),
+            custom(
+                "answer_words",
+                "recipe_functions:answer_words",
+                strategy="full_column",
+                generator_params={"min_words": 5},
+            ),
+            local_validation(
+                "answer_check",
+                ["answer", "answer_words"],
+                "recipe_functions:check_answers",
+                output_schema=_VALIDATOR_SCHEMA,
+                batch_size=20,
+            ),
+        ],
+        processors=[
+            drop_columns("cleanup", ["difficulty"]),
+            schema_transform(
+                "chat_format",
+                {
+                    "messages": [
+                        {"role": "user", "content": "{{ question }}"},
+                        {"role": "assistant", "content": "{{ answer }}"},
+                    ],
+                    "metadata": "{{ topic | upper }}",
+                },
+            ),
+        ],
+    )
+
+
+def writer_editor_sft() -> dict[str, Any]:
+    """The custom-columns page's multi-turn example (a writer and an editor model through
+    `models[...]`, side-effect columns `draft`/`critique`), a Python snippet checked by the
+    code validator, and prompt/completion SFT records from `schema_transform`."""
+    writer = chat_model("writer", "openai/gpt-oss-120b", "nvidia", temperature=0.8)
+    editor = chat_model("editor", "nvidia/nemotron-3-nano-30b-a3b", "nvidia", temperature=0.2)
+    return config(
+        [
+            sampler("topic", "category", values=["tide pools", "city bikes", "sourdough"]),
+            custom("final_text", "recipe_functions:writer_editor"),
+            llm(
+                "code",
+                "word_counter",
+                "Write a Python function that returns the five most common words of a text "
+                "like this one:\n{{ final_text }}",
+                "writer",
+                code_lang="python",
+            ),
+            code_validation("word_counter_check", "word_counter", "python"),
+        ],
+        model_configs=[writer, editor],
+        processors=[
+            drop_columns("scratch", ["draft", "critique"]),
+            schema_transform(
+                "sft",
+                {
+                    "prompt": "Write a short paragraph about {{ topic }}.",
+                    "completion": "{{ final_text }}",
+                    "rejected": "{{ draft }}",
+                    "code": {
+                        "source": "{{ word_counter }}",
+                        "valid": "{{ word_counter_check.is_valid }}",
+                    },
+                },
+            ),
+        ],
+    )
+
+
 RECIPES = {
     "text_to_sql": text_to_sql,
     "text_to_python": text_to_python,
     "multi_turn_chat": multi_turn_chat,
     "structured_outputs": structured_outputs,
     "seeding": seeding,
+    "sft_chat_format": sft_chat_format,
+    "writer_editor_sft": writer_editor_sft,
 }
 
 

@@ -22,7 +22,17 @@ from rowloom.seeds import compile_seed
 
 CONFIGS = Path(__file__).parent / "configs"
 ALL = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-MUST_RUN = {"product_info_qa", "multi_turn_chat", "tutorial_1_the_basics", "seeding"}
+MUST_RUN = {
+    "product_info_qa",
+    "multi_turn_chat",
+    "tutorial_1_the_basics",
+    "seeding",
+    "text_to_sql",
+    "text_to_python",
+    "structured_outputs",
+    "sft_chat_format",
+    "writer_editor_sft",
+}
 """Configs whose every feature rowloom has today; the others run once the native features
 they use land (until then they must fail with typed "not supported yet" errors only)."""
 ROWLOOM = Path(sys.executable).parent / "rowloom"
@@ -113,6 +123,18 @@ def _check(root: Path, name: str, valid: Any, created: Any) -> None:
     }
     filled = data[[c for c in data.columns if c not in skippable]]
     assert not filled.isna().any().any(), filled.isna().sum()
+    _check_processors(root / "out" / name, config, data)
+
+
+def _check_processors(run: Path, config: Any, data: pd.DataFrame) -> None:
+    """Dropped columns are gone; each schema_transform wrote one full record per row."""
+    for proc in config.processors:
+        if proc.processor_type == "drop_columns":
+            assert not set(proc.column_names) & set(data.columns)
+        else:
+            table = pd.read_parquet(run / "processors" / proc.name)
+            assert len(table) == len(data) and list(table.columns) == list(proc.template)
+            assert not table.isna().any().any()
 
 
 @pytest.mark.parametrize("name", SHARED)

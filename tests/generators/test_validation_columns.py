@@ -19,7 +19,7 @@ from aiohttp import web
 from rowloom import DatasetConfig, Designer
 from rowloom.config import ConfigValidationError
 from rowloom.generators.code_checks import ruff_binary, validate_python, validate_sql
-from rowloom.generators.validation import ValidatorContractError
+from rowloom.generators.validation import ValidatorContractError, retry_wait
 
 CODES = [
     "def add(a, b):\n    return a + b\n",
@@ -236,6 +236,16 @@ def test_remote_validator_batches_and_retries(endpoint: Endpoint) -> None:
     assert sorted(endpoint.batches) == [1, 3, 3, 3]
     for sql, out in zip(data["sql"], data["remote"], strict=True):
         assert out == {"is_valid": "DROP" not in sql, "note": sql[:4]}
+
+
+@pytest.mark.parametrize(
+    ("backoff", "attempt", "wait"),
+    [(2.0, 1, 1.0), (2.0, 3, 7.0), (2.0, 6, 60.0), (1e300, 50, 60.0), (1.000001, 10**9, 60.0)],
+)
+def test_remote_retry_waits_grow_and_stop_at_a_minute(
+    backoff: float, attempt: int, wait: float
+) -> None:
+    assert retry_wait(backoff, attempt) == pytest.approx(wait)
 
 
 def test_remote_validator_timeout_gives_null_not_lost_rows(endpoint: Endpoint) -> None:

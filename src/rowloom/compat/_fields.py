@@ -72,7 +72,7 @@ class Fields:
         """A field rowloom has no counterpart for: fine at its default, reported otherwise."""
         value = self.get(key, default)
         if value != default:
-            self.not_supported(key, f"{why} (value {_short(value)})")
+            self.not_supported(key, f"{why} (value {short(value)})")
 
     def not_supported(self, key: str, why: str) -> None:
         """Report a field rowloom cannot run yet."""
@@ -88,7 +88,7 @@ class Fields:
         """True when `value` is of `kinds`; reports it otherwise."""
         if isinstance(value, kinds):
             return True
-        self.invalid(key, f"must be {what}, got {_short(value)}")
+        self.invalid(key, f"must be {what}, got {short(value)}")
         return False
 
     def done(self, allowed: Callable[[str], bool] | None = None) -> None:
@@ -110,6 +110,7 @@ class Fields:
                 yield str(key), value
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """`repr(value)`, cut to 60 characters."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

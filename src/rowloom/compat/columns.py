@@ -2,18 +2,20 @@
 
 Column types are Data Designer's with `_` for `-` (`llm-text` -> `llm_text`). Fields rowloom
 has under the same name are copied; fields it lacks are accepted only at their Data Designer
-default when that default has no effect, and reported as "not supported yet" otherwise.
+default when that default has no effect, and reported as "not supported yet" otherwise. A
+column type an installed rowloom plugin provides (under Data Designer's name or with `_` for
+`-`) is passed to that plugin's config as it is.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from rowloom.compat import samplers
-from rowloom.compat._fields import Fields, Issues
+from rowloom.compat._fields import Fields, Issues, short
 from rowloom.config.columns import BUILTIN_COLUMN_TYPES
+from rowloom.config.plugins import find_plugin
 
 _REQUIRED = object()
 _COMMON: dict[str, Any] = {"name": _REQUIRED, "drop": False, "skip": None, "propagate_skip": True}
@@ -55,6 +57,12 @@ DD_COLUMN_FIELDS: dict[str, dict[str, Any]] = {
 }
 """Every column type of Data Designer's config and its fields (default, or required)."""
 
+_FUNCTION_HINT = (
+    "is a bare function name, as Data Designer writes a function it cannot serialise; no "
+    "program can import that. Write it as 'module:{name}' (a module file beside the config is "
+    "found) or pass the function itself from Python"
+)
+
 
 def native_column_classes() -> dict[str, type[Any]]:
     """rowloom's built-in column config classes by `column_type`."""
@@ -68,12 +76,24 @@ def map_column(entry: Any, index: int, issues: Issues) -> dict[str, Any] | None:
         return None
     name = entry.get("name")
     f = Fields(entry, f"columns.{name}" if isinstance(name, str) else f"columns[{index}]", issues)
+    if isinstance(name, str) and not name.isidentifier():
+        f.invalid(
+            "name",
+            f"{name!r}: rowloom column names are identifiers (letters, digits, _) so that any "
+            "template can refer to them; Data Designer allows any text. Rename the column "
+            "(and the templates and lists naming it)",
+        )
     dd_type = f.get("column_type")
+    if isinstance(dd_type, str) and dd_type not in DD_COLUMN_FIELDS:
+        plugin_type = _plugin_column_type(dd_type)
+        if plugin_type is not None:
+            f.done(allowed=lambda _key: True)
+            return {**entry, "column_type": plugin_type}
     if not isinstance(dd_type, str) or dd_type not in DD_COLUMN_FIELDS:
         known = list(DD_COLUMN_FIELDS)
         f.invalid("column_type", f"unknown column_type {dd_type!r}; one of {known}")
         return None
-    native_type = str(dd_type).replace("-", "_")
+    native_type = dd_type.replace("-", "_")
     cls = native_column_classes().get(native_type)
     if cls is None:
         f.not_supported("column_type", f"column_type {dd_type!r}")
@@ -83,89 +103,62 @@ def map_column(entry: Any, index: int, issues: Issues) -> dict[str, Any] | None:
     specs = {**_COMMON, **DD_COLUMN_FIELDS[dd_type]}
     native_fields = set(cls.model_fields)
     for key, default in specs.items():
-        if key in ("name",):
+        if key == "name":
             f.get(key)
-            continue
-        if dd_type == "sampler" and key in ("sampler_type", "params", "conditional_params"):
+        elif dd_type == "sampler" and key in ("sampler_type", "params", "conditional_params"):
             continue  # mapped with the sampler below
-        if not f.has(key):
-            if default is _REQUIRED:
-                f.get(key)
-            continue
-        _map_field(f, key, default, native_fields, out, dd_type)
+        elif f.has(key):
+            _map_field(f, key, default, native_fields, out, dd_type)
+        elif default is _REQUIRED:
+            f.get(key)
     if dd_type == "sampler":
-        _map_sampler(f, native_fields, out)
+        _map_sampler(f, out)
     f.done()
     return out
+
+
+def _plugin_column_type(dd_type: str) -> str | None:
+    """The column_type of the installed rowloom plugin serving a DD plugin column type."""
+    for candidate in (dd_type, dd_type.replace("-", "_")):
+        if find_plugin("column_generator", candidate) is not None:
+            return candidate
+    return None
 
 
 def _map_field(
     f: Fields, key: str, default: Any, native_fields: set[str], out: dict[str, Any], dd_type: str
 ) -> None:
     value = f.get(key)
-    if key == "skip":
-        _map_skip(f, value, native_fields, out)
-    elif key == "generator_function":
-        _map_function(f, value, native_fields, out)
+    if key == "generator_function":
+        if _importable(f, key, value):
+            out[key] = value
+    elif key == "validator_params":
+        out[key] = _validator_params(f, value)
     elif key in native_fields:
         out[key] = value
     elif value != default:
-        f.not_supported(key, f"{dd_type} column field {key!r} = {_short(value)}")
+        f.not_supported(key, f"{dd_type} column field {key!r} = {short(value)}")
 
 
-def _map_skip(f: Fields, value: Any, native_fields: set[str], out: dict[str, Any]) -> None:
-    if value is None:
-        return
-    if "skip" in native_fields:
-        out["skip"] = value
-        return
-    if not isinstance(value, Mapping) or not isinstance(value.get("when"), str):
-        f.invalid("skip", "must be a mapping with a 'when' Jinja2 expression")
-        return
-    unknown = set(value) - {"when", "value"}
-    if unknown:
-        f.invalid("skip", f"unknown fields {sorted(unknown)} (when, value)")
-    if value.get("value") is not None:
-        f.not_supported("skip", f"skip.value = {value['value']!r} (skipped cells are empty)")
-    out["skip_when"] = value["when"]
+def _importable(f: Fields, key: str, value: Any) -> bool:
+    """A user function: a callable (from Python) or an import path `module:function`."""
+    if isinstance(value, str) and ":" not in value and value.strip():
+        f.invalid(key, f"{value!r} " + _FUNCTION_HINT.format(name=value))
+        return False
+    return True  # anything else is checked (and named) by rowloom's own validation
 
 
-def _map_function(f: Fields, value: Any, native_fields: set[str], out: dict[str, Any]) -> None:
-    """DD writes a custom column's function by its bare name; rowloom needs an import path."""
-    target = "generator_function" if "generator_function" in native_fields else "function"
-    if not isinstance(value, str) and not callable(value):
-        f.invalid("generator_function", "must be a function or 'package.module:function'")
-        return
-    if isinstance(value, str) and ":" not in value:
-        f.invalid(
-            "generator_function",
-            f"{value!r} is a bare function name (as Data Designer writes it); give its import "
-            "path 'package.module:function' so rowloom can load it",
+def _validator_params(f: Fields, value: Any) -> Any:
+    """DD's validator params are rowloom's; a local callable's function is named by its
+    import path (DD writes its bare name)."""
+    if isinstance(value, Mapping) and "validation_function" in value:
+        _importable(
+            f.child("validator_params", value), "validation_function", value["validation_function"]
         )
-        return
-    out[target] = value
-    metadata = _decorator_metadata(value)
-    for key in ("required_columns", "model_aliases", "side_effect_columns"):
-        if metadata.get(key) and key in native_fields:
-            out[key] = list(metadata[key])
+    return value
 
 
-def _decorator_metadata(value: Any) -> Mapping[str, Any]:
-    """What DD's `@custom_column_generator` recorded on the function, if it is importable."""
-    fn = value
-    if isinstance(value, str):
-        module_name, _, attr = value.partition(":")
-        try:
-            fn = importlib.import_module(module_name)
-            for part in attr.split("."):
-                fn = getattr(fn, part)
-        except (ImportError, AttributeError):
-            return {}  # rowloom's own validation reports the import error
-    metadata = getattr(fn, "custom_column_metadata", None)
-    return metadata if isinstance(metadata, Mapping) else {}
-
-
-def _map_sampler(f: Fields, native_fields: set[str], out: dict[str, Any]) -> None:
+def _map_sampler(f: Fields, out: dict[str, Any]) -> None:
     dd_type = f.get("sampler_type")
     params = f.get("params")
     conditional = f.get("conditional_params", {})
@@ -179,12 +172,7 @@ def _map_sampler(f: Fields, native_fields: set[str], out: dict[str, Any]) -> Non
     out["sampler_type"] = native_type
     if f.expect_type("params", params, Mapping, "a mapping"):
         out["params"] = samplers.map_params(f.child("params", params), dd_type, native_type)
-    if not conditional:
-        return
-    if "conditional_params" not in native_fields:
-        f.not_supported("conditional_params", "conditional sampler params")
-        return
-    if f.expect_type("conditional_params", conditional, Mapping, "a mapping"):
+    if conditional and f.expect_type("conditional_params", conditional, Mapping, "a mapping"):
         mapped = {}
         for condition, cond_params in conditional.items():
             key = f"conditional_params.{condition}"
@@ -192,8 +180,3 @@ def _map_sampler(f: Fields, native_fields: set[str], out: dict[str, Any]) -> Non
                 child = f.child(key, cond_params)
                 mapped[condition] = samplers.map_params(child, dd_type, native_type)
         out["conditional_params"] = mapped
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

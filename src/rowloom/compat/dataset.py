@@ -8,6 +8,7 @@ from typing import Any
 from rowloom.compat._fields import Fields, Issues
 from rowloom.compat.columns import map_column
 from rowloom.compat.models import map_model_config
+from rowloom.compat.processors import map_processors
 from rowloom.config.dataset import DatasetConfig
 
 _DD_ONLY_KEYS = frozenset({"model_configs", "tool_configs", "constraints", "profilers"})
@@ -15,7 +16,6 @@ _DD_ONLY_KEYS = frozenset({"model_configs", "tool_configs", "constraints", "prof
 _DD_COLUMN_TYPES = frozenset(
     {"llm-text", "llm-code", "llm-structured", "llm-judge", "seed-dataset"}
 )
-_SEED_FORMATS = {"parquet", "csv", "jsonl"}
 
 
 def is_data_designer_config(data: Any) -> bool:
@@ -73,17 +73,18 @@ def _map_body(f: Fields) -> dict[str, Any]:
     if f.expect_type("columns", columns, list, "a list"):
         mapped = [map_column(c, i, f.issues) for i, c in enumerate(columns)]
         out["columns"] = [c for c in mapped if c is not None]
-    seed = f.get("seed_config", None)
-    if seed is not None:
-        _map_seed(f, seed, out)
-    for key in ("constraints", "processors", "tool_configs"):
+    processors = f.get("processors", None)
+    if processors and f.expect_type("processors", processors, list, "a list"):
+        out["processors"] = map_processors(f, processors)
+    for key in ("seed_config", "constraints", "tool_configs"):
         _pass_through(f, key, out)
-    _map_profilers(f, out)
+    _map_profilers(f)
     f.done()
     return out
 
 
 def _pass_through(f: Fields, key: str, out: dict[str, Any]) -> None:
+    """A top-level section rowloom has under Data Designer's name is copied as it is."""
     value = f.get(key, None)
     if key in DatasetConfig.model_fields:
         if value is not None:
@@ -93,12 +94,9 @@ def _pass_through(f: Fields, key: str, out: dict[str, Any]) -> None:
         f.not_supported(key, f"{key} ({count} entries)")
 
 
-def _map_profilers(f: Fields, out: dict[str, Any]) -> None:
+def _map_profilers(f: Fields) -> None:
     """DD's judge-score profiler: rowloom profiles every judge column's scores anyway
     (profile.json); model-written summaries of them (`summary_score_sample_size`) it lacks."""
-    if "profilers" in DatasetConfig.model_fields:
-        _pass_through(f, "profilers", out)
-        return
     value = f.get("profilers", None)
     if not value or not f.expect_type("profilers", value, list, "a list"):
         return
@@ -116,35 +114,3 @@ def _map_profilers(f: Fields, out: dict[str, Any]) -> None:
             "scores in profile.json; set summary_score_sample_size: null to accept that)",
         )
         p.done()
-
-
-def _map_seed(f: Fields, seed: Any, out: dict[str, Any]) -> None:
-    if "seed_config" in DatasetConfig.model_fields:
-        out["seed_config"] = seed
-        return
-    if not f.expect_type("seed_config", seed, Mapping, "a mapping"):
-        return
-    s = f.child("seed_config", seed)
-    source = s.get("source")
-    sampling = s.get("sampling_strategy", "ordered")
-    if sampling not in ("ordered", "shuffle"):
-        s.invalid("sampling_strategy", "must be 'ordered' or 'shuffle'")
-    s.inert("selection_strategy", None, "seed selection_strategy (index range, partition)")
-    s.done()
-    if not s.expect_type("source", source, Mapping, "a mapping"):
-        return
-    src = s.child("source", source)
-    kind = src.get("seed_type", "local")
-    if kind != "local":
-        src.not_supported("seed_type", f"seed source {kind!r}")
-        src.done(allowed=lambda _key: True)
-        return
-    path = src.get("path")
-    src.done()
-    suffix = str(path).rsplit(".", 1)[-1].lower() if isinstance(path, str) else ""
-    if isinstance(path, str) and ("*" in path or suffix not in _SEED_FORMATS):
-        src.not_supported("path", f"seed path {path!r} (one .parquet, .csv or .jsonl file)")
-        return
-    # Data Designer adds every column of the seed file to the dataset; the legacy native
-    # seed_dataset needs each declared, so a DD seed config cannot run until seed_config lands.
-    src.not_supported("path", f"seed file {path!r}: its columns are not added to the dataset")

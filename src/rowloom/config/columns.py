@@ -410,7 +410,7 @@ class ValidationColumnConfig(ColumnConfigBase):
     target_columns: list[str] = Field(min_length=1)
     validator_type: ValidatorType
     validator_params: ValidatorParams
-    batch_size: int = Field(10, ge=1, le=100_000)
+    batch_size: int = Field(10, ge=1, description="rows per validator call (at most a row group)")
 
     @model_validator(mode="before")
     @classmethod

@@ -20,15 +20,27 @@ from pydantic import (
 
 from rowloom.config.plugins import PLUGIN_TAG, plugin_config_parser, union_tag
 
-_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+_FORBIDDEN_IN_NAME = frozenset('/\\:*?"<>|') | {chr(i) for i in range(32)}
 
 
 class ProcessorConfigBase(BaseModel):
-    """Fields every processor has: a name (its output folder)."""
+    """Fields every processor has: a name (its output folder, `processors/<name>/`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=_NAME_PATTERN, max_length=128)
+    name: str = Field(min_length=1, max_length=128)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        """The name is the output folder: one portable folder name (no path separators or
+        characters Windows forbids, not `.`/`..`, no space at either end)."""
+        bad = "".join(sorted(set(value) & _FORBIDDEN_IN_NAME))
+        if bad:
+            raise ValueError(f"{value!r} cannot be a folder name: it has {bad!r}")
+        if value in (".", "..") or value != value.strip():
+            raise ValueError(f"{value!r} cannot be a folder name (dots only, or edge spaces)")
+        return value
 
 
 class DropColumnsProcessorConfig(ProcessorConfigBase):

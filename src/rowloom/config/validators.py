@@ -57,8 +57,10 @@ class RemoteValidatorParams(_Params):
     endpoint_url: str
     output_schema: dict[str, Any] | None = None
     timeout: float = Field(30.0, gt=0, description="seconds per HTTP request")
-    max_retries: int = Field(3, ge=0, le=20, description="retries on 429/5xx and transport errors")
-    retry_backoff: float = Field(2.0, gt=1, le=60, description="exponential backoff base (s)")
+    max_retries: int = Field(3, ge=0, description="retries on 429/5xx and transport errors")
+    retry_backoff: float = Field(
+        2.0, gt=1, description="exponential backoff base (s); one wait is at most 60 s"
+    )
     max_parallel_requests: int = Field(4, ge=1, le=1024)
 
     @field_validator("endpoint_url")

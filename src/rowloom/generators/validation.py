@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -151,6 +152,17 @@ def _result_problem(rows: Any, expected: int, schema: Mapping[str, Any] | None) 
     return ""
 
 
+_MAX_RETRY_WAIT = 60.0
+
+
+def retry_wait(backoff: float, attempt: int) -> float:
+    """Seconds before retry `attempt` (>= 1): `backoff**attempt - 1`, at most 60 s (no float
+    overflow for any backoff or attempt count)."""
+    if attempt * math.log(backoff) >= math.log(_MAX_RETRY_WAIT + 1):
+        return _MAX_RETRY_WAIT
+    return float(backoff**attempt - 1)
+
+
 async def _post_remote(
     params: RemoteValidatorParams, records: list[dict[str, Any]], column: str
 ) -> list[dict[str, Any]]:
@@ -160,7 +172,7 @@ async def _post_remote(
     async with httpx.AsyncClient(timeout=httpx.Timeout(params.timeout)) as client:
         for attempt in range(params.max_retries + 1):
             if attempt:
-                await asyncio.sleep(min(60.0, params.retry_backoff**attempt - 1))
+                await asyncio.sleep(retry_wait(params.retry_backoff, attempt))
             try:
                 response = await client.post(params.endpoint_url, json={"data": records})
             except httpx.HTTPError as exc:
