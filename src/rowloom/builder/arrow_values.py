@@ -86,7 +86,7 @@ def encode_column(values: Sequence[Any], declared: pa.DataType | None) -> tuple[
     """An Arrow array holding `values` whole, and whether it is JSON text."""
     col = list(values)
     present = [v for v in col if v is not None]
-    if declared is not None and all(_fits(v, declared) for v in present):
+    if declared is not None and _all_fit(present, declared):
         try:
             return pa.array(col, type=declared), False
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
@@ -108,28 +108,33 @@ def _is_vector(v: Any) -> bool:
     )
 
 
-def _fits(value: Any, kind: pa.DataType) -> bool:
-    """True when `value` converts to `kind` without losing anything (no extra keys, no
-    bool-as-int, integral numbers only for integers)."""
-    if value is None:
+def _all_fit(values: Sequence[Any], kind: pa.DataType) -> bool:
+    """True when every value converts to `kind` without losing anything (no extra keys, no
+    bool-as-int, integral numbers only for integers). Checked column by column: a struct's
+    fields and a list's items are checked as one column each, not value by value."""
+    present = [v for v in values if v is not None]
+    if not present:
         return True
     if pa.types.is_struct(kind):
-        if not isinstance(value, Mapping):
+        fields = [kind.field(i) for i in range(kind.num_fields)]
+        names = {f.name for f in fields}
+        if not all(isinstance(v, Mapping) and v.keys() <= names for v in present):
             return False
-        names = {kind.field(i).name: kind.field(i).type for i in range(kind.num_fields)}
-        return all(isinstance(k, str) and k in names for k in value) and all(
-            _fits(v, names[k]) for k, v in value.items()
-        )
+        return all(_all_fit([v.get(f.name) for v in present], f.type) for f in fields)
     if pa.types.is_list(kind):
-        return isinstance(value, list) and all(_fits(v, kind.value_type) for v in value)
+        if not all(isinstance(v, list) for v in present):
+            return False
+        return _all_fit([x for v in present for x in v], kind.value_type)
     if pa.types.is_boolean(kind):
-        return isinstance(value, bool)
+        return all(isinstance(v, bool) for v in present)
     if pa.types.is_integer(kind):
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+        return all(
+            isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63 for v in present
+        )
     if pa.types.is_floating(kind):
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
     if pa.types.is_string(kind):
-        return isinstance(value, str)
+        return all(isinstance(v, str) for v in present)
     return False
 
 
@@ -148,7 +153,7 @@ def _lossy(present: Sequence[Any], kind: pa.DataType) -> bool:
     whose fields Arrow merged from dicts of different kinds of values."""
     if not pa.types.is_struct(kind) and not pa.types.is_list(kind):
         return False
-    return not all(_fits(v, kind) for v in present)
+    return not _all_fit(present, kind)
 
 
 def json_array(col: Sequence[Any]) -> pa.Array:

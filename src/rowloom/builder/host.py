@@ -156,7 +156,10 @@ class GenerationHost:
         self, gen: ColumnGenerator, buf: RowGroupBuffer, task: TaskLike
     ) -> Mapping[int, str]:
         live = buf.live_rows()
-        run = [i for i in live if not self._skips_in_batch(gen, buf, i)]
+        if buf.skipped or gen.has_skip_condition:
+            run = [i for i in live if not self._skips_in_batch(gen, buf, i)]
+        else:  # nothing skipped in this row group and no condition: every live row runs
+            run = live
         batch = buf.batch_input(gen.required_columns, self.seed, run)
         facade = self._facades[task.column]
         if facade is not None:
@@ -168,12 +171,15 @@ class GenerationHost:
                 f"{task.column}: batch generator returned {len(values)} values for {len(run)} rows"
             )
         failed: dict[int, str] = {}
+        column = buf.column(gen.name)
         for i, v in zip(run, values, strict=True):
             if isinstance(v, RowFailure):
                 failed[i] = v.reason
                 buf.note_failure(i, task.column, v.reason, v.message)
-            else:
+            elif isinstance(v, CellOutput):
                 self._store(gen, buf, i, v)
+            else:
+                column[i] = v
         self._rows_finished(buf.complete((i for i in live if i not in failed), self._width))
         return failed
 

@@ -119,7 +119,11 @@ class RowGroupBuffer:
     def batch_input(self, columns: Sequence[str], seed: int, rows: Sequence[int]) -> BatchInput:
         """The upstream values of `rows` (row indices within the group), for a whole-row-group
         task."""
-        cols: Mapping[str, list[Any]] = {c: [self.column(c)[i] for i in rows] for c in columns}
+        whole = len(rows) == self.size  # rows are distinct indices of this group, in order
+        cols: Mapping[str, list[Any]] = {
+            c: list(col) if whole else [col[i] for i in rows]
+            for c, col in ((c, self.column(c)) for c in columns)
+        }
         return BatchInput(
             seed=seed,
             row_group=self.row_group,
