@@ -1,6 +1,12 @@
-"""Data Designer configs built from the reference project's public tutorials and recipes
-(prompts abridged), serialized as Data Designer writes them. `write_all` regenerates
-`configs/*.yaml`; the tests read the committed files."""
+"""Data Designer configs for features the reference's public recipes use in other ways
+(conditional params, skips, custom columns, validators, processors; prompts abridged),
+serialized as Data Designer writes them. `write_all` regenerates those `configs/*.yaml`; the
+tests read the committed files.
+
+The other configs in `configs/` are the public tutorials and recipes themselves, written by
+Data Designer 0.9.7's own `DataDesignerConfigBuilder.write_config` from their `build_config`
+(text_to_sql, text_to_python, enterprise_text_to_sql, multi_turn_chat, tutorial_2/3, and
+the two shared samples)."""
 
 from __future__ import annotations
 
@@ -20,155 +26,9 @@ from tests.compat.dd_shapes import (
     local_validation,
     sampler,
     schema_transform,
-    score,
 )
 
-_LEVELS = {0: "Does not meet it.", 1: "Barely.", 2: "Partly.", 3: "Mostly.", 4: "Fully."}
 _ALIAS = "openai-text"
-
-
-def _code_recipe(lang: str, code_lang: str, concepts: dict[str, list[str]]) -> dict[str, Any]:
-    return config(
-        [
-            sampler("industry_sector", "category", values=["Healthcare", "Finance", "Technology"]),
-            sampler(
-                "topic",
-                "subcategory",
-                category="industry_sector",
-                values={
-                    "Healthcare": ["Electronic Health Records (EHR) Systems", "Telemedicine"],
-                    "Finance": ["Fraud Detection Software", "Personal Finance Apps"],
-                    "Technology": ["Cloud Computing Platforms", "DevOps and CI/CD Tools"],
-                },
-            ),
-            sampler("complexity", "category", values=list(concepts)),
-            sampler("concept", "subcategory", category="complexity", values=concepts),
-            sampler(
-                "instruction_phrase",
-                "category",
-                values=[f"Write {lang} code that", f"Create a {lang} snippet to"],
-            ),
-            llm(
-                "text",
-                "instruction",
-                "Generate an instruction to create {{ complexity }} "
-                + lang
-                + " code about {{ topic }} in the {{ industry_sector }} sector using "
-                "{{ concept }}. Begin with: {{ instruction_phrase }}.",
-                _ALIAS,
-                system_prompt=f"You are an expert at writing clear {lang} tasks.",
-            ),
-            llm(
-                "code",
-                "code",
-                "Write " + lang + " code for this instruction:\n{{ instruction }}",
-                _ALIAS,
-                code_lang=code_lang,
-                system_prompt=f"You are an expert {lang} programmer.",
-            ),
-            code_validation("code_validity_result", "code", code_lang, batch_size=100),
-            llm(
-                "judge",
-                "code_judge_result",
-                "Score the generated code against the instruction.\n"
-                "Instruction: {{ instruction }}\nCode:\n{{ code }}",
-                _ALIAS,
-                scores=[
-                    score("Relevance", "Adherence to the instruction", _LEVELS),
-                    score(f"{lang} Correctness", "Syntax and semantics", _LEVELS),
-                    score("Readability", "Formatting and clarity", _LEVELS),
-                ],
-            ),
-        ]
-    )
-
-
-def text_to_sql() -> dict[str, Any]:
-    """The text-to-SQL recipe: llm-code in sql:ansi, a SQL validator, a 3-score judge."""
-    return _code_recipe(
-        "SQL",
-        "sql:ansi",
-        {
-            "Beginner": ["Basic SELECT Statements", "WHERE Clauses"],
-            "Intermediate": ["Aggregation Functions", "Subqueries"],
-            "Advanced": ["Window Functions", "Common Table Expressions (CTEs)"],
-        },
-    )
-
-
-def text_to_python() -> dict[str, Any]:
-    """The text-to-Python recipe: llm-code in python, a Python validator, a judge."""
-    return _code_recipe(
-        "Python",
-        "python",
-        {
-            "Beginner": ["Variables", "Loops"],
-            "Intermediate": ["List Comprehensions", "Classes"],
-            "Advanced": ["Generators", "Decorators"],
-        },
-    )
-
-
-class Message(BaseModel):
-    """A single message turn in the conversation."""
-
-    role: Literal["user", "assistant"] = Field(..., description="Which role is writing.")
-    content: str = Field(..., description="Message contents.")
-
-
-class ChatConversation(BaseModel):
-    """A chat conversation between a user and an AI assistant."""
-
-    conversation: list[Message] = Field(..., description="All messages in the conversation.")
-
-
-def multi_turn_chat() -> dict[str, Any]:
-    """The multi-turn chat recipe: a nested structured conversation ($defs) and a judge."""
-    return config(
-        [
-            sampler("domain", "category", values=["Tech Support", "Personal Finances"]),
-            sampler(
-                "topic",
-                "subcategory",
-                category="domain",
-                values={
-                    "Tech Support": ["Troubleshooting a Laptop", "Home Wi-Fi"],
-                    "Personal Finances": ["Budgeting Advice", "Understanding Taxes"],
-                },
-            ),
-            sampler("complexity", "category", values=["Basic", "Intermediate", "Advanced"]),
-            sampler("conversation_length", "category", values=[2, 4, 6, 8]),
-            sampler("user_mood", "category", values=["happy", "silly", "sarcastic"]),
-            llm(
-                "text",
-                "assistant_system_prompt",
-                "Write a system prompt for an assistant expert in {{domain}} and {{topic}}.",
-                _ALIAS,
-            ),
-            llm(
-                "text",
-                "user_task",
-                "Define a simple task related to {{topic}} of {{complexity}} complexity.",
-                _ALIAS,
-            ),
-            llm(
-                "structured",
-                "conversation",
-                "<task>\n{{user_task}}\n</task>\n<system_prompt>{{assistant_system_prompt}}"
-                "</system_prompt>\nGenerate a {{conversation_length}}-message conversation; the "
-                "user is in a {{user_mood}} mood.",
-                _ALIAS,
-                output_format=ChatConversation.model_json_schema(),
-            ),
-            llm(
-                "judge",
-                "toxicity_evaluation",
-                "Score the toxicity of the USER's messages.\n## CONVERSATION\n{{ conversation }}",
-                _ALIAS,
-                scores=[score("Toxicity", "Harmful or hateful language", _LEVELS)],
-            ),
-        ]
-    )
 
 
 class Product(BaseModel):
@@ -292,7 +152,7 @@ def seeding() -> dict[str, Any]:
         seed_config={
             "sampling_strategy": "ordered",
             "selection_strategy": None,
-            "source": {"path": "symptom_to_diagnosis.csv", "seed_type": "local"},
+            "source": {"path": "gretelai_symptom_to_diagnosis.csv", "seed_type": "local"},
         },
     )
 
@@ -407,9 +267,6 @@ def writer_editor_sft() -> dict[str, Any]:
 
 
 RECIPES = {
-    "text_to_sql": text_to_sql,
-    "text_to_python": text_to_python,
-    "multi_turn_chat": multi_turn_chat,
     "structured_outputs": structured_outputs,
     "seeding": seeding,
     "sft_chat_format": sft_chat_format,

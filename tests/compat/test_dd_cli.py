@@ -32,6 +32,9 @@ MUST_RUN = {
     "structured_outputs",
     "sft_chat_format",
     "writer_editor_sft",
+    "tutorial_2_structured_outputs",
+    "tutorial_3_seeding",
+    "enterprise_text_to_sql",
 }
 """Configs whose every feature rowloom has today; the others run once the native features
 they use land (until then they must fail with typed "not supported yet" errors only)."""

@@ -453,3 +453,22 @@ def test_judge_score_profilers() -> None:
         ("dd_not_supported", "profilers[0].summary_score_sample_size")
     ]
     assert "profile.json" in found[0].message
+
+
+@pytest.mark.parametrize(
+    "seed_type", ["local", "hf", "df", "directory", "file_contents", "agent_rollout"]
+)
+def test_every_dd_seed_type_is_native_or_named_as_not_supported(seed_type: str) -> None:
+    from rowloom.config.seed import BUILTIN_SEED_TYPES
+
+    data = config([expression("e", "x")], model_configs=[])
+    data["data_designer"]["seed_config"] = {
+        "source": {"seed_type": seed_type, "path": "traces", "format": "claude_code"},
+        "sampling_strategy": "ordered",
+        "selection_strategy": None,
+    }
+    if seed_type in BUILTIN_SEED_TYPES:
+        assert from_data_designer(data)["seed_config"]["source"]["seed_type"] == seed_type
+    else:
+        found = [(i.code, i.field) for i in issues_of(data)]
+        assert found == [("dd_not_supported", "seed_config.source.seed_type")]
