@@ -3,9 +3,7 @@ Data Designer writes them -> rowloom's native DTOs (nothing refused that rowloom
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,19 +18,18 @@ from tests.compat.dd_shapes import (
     schema_transform,
     score,
 )
+from tests.plugins.registered import example_plugins_registered
 
 from rowloom.compat.columns import DD_COLUMN_FIELDS
 from rowloom.compat.processors import DD_PROCESSOR_FIELDS
 from rowloom.config import ConfigValidationError, DatasetConfig
 from rowloom.config.code_lang import CodeLang
 from rowloom.config.columns import BUILTIN_COLUMN_TYPES
-from rowloom.config.plugins import REGISTRY, Plugin
 from rowloom.config.processors import BUILTIN_PROCESSOR_TYPES
 from rowloom.interface.loading import native_document
 
 ALIAS = "openai-text"
 FUNCTIONS = "tests.compat.configs.recipe_functions"
-PLUGIN_PACKAGE = Path(__file__).parents[1] / "plugins" / "example_plugin"
 
 
 def load(*columns: dict[str, Any], **sections: Any) -> DatasetConfig:
@@ -197,25 +194,8 @@ def test_non_identifier_column_names_are_refused_saying_why() -> None:
 
 @pytest.fixture
 def example_plugins() -> Iterator[None]:
-    sys.path.insert(0, str(PLUGIN_PACKAGE))
-    plugins = [
-        Plugin(
-            "column_generator",
-            "rowloom_example_plugin.config:ReverseTextColumnConfig",
-            "rowloom_example_plugin.impl:ReverseTextGenerator",
-        ),
-        Plugin(
-            "processor",
-            "rowloom_example_plugin.config:RowStatsProcessorConfig",
-            "rowloom_example_plugin.impl:RowStatsProcessor",
-        ),
-    ]
-    for p in plugins:
-        REGISTRY.register(p)
-    yield
-    for p in plugins:
-        REGISTRY.unregister(p.plugin_type, p.name)
-    sys.path.remove(str(PLUGIN_PACKAGE))
+    with example_plugins_registered():
+        yield
 
 
 def test_plugin_column_and_processor_types_pass_to_their_plugin(example_plugins: None) -> None:

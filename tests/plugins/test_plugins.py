@@ -13,12 +13,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tests.plugins.registered import EXAMPLE, example_plugins_registered
 
 from rowloom import DatasetConfig, Designer
 from rowloom.config import ConfigValidationError
 from rowloom.config.plugins import REGISTRY, Plugin, PluginLoadError
 
-EXAMPLE = Path(__file__).parent / "example_plugin"
 ROWLOOM = Path(sys.executable).parent / "rowloom"
 CONFIG = {
     "columns": [
@@ -95,25 +95,8 @@ def test_a_broken_plugin_is_named_when_a_config_uses_its_type(tmp_path: Path) ->
 
 @pytest.fixture
 def registered() -> Iterator[None]:
-    sys.path.insert(0, str(EXAMPLE))
-    plugins = [
-        Plugin(
-            "column_generator",
-            "rowloom_example_plugin.config:ReverseTextColumnConfig",
-            "rowloom_example_plugin.impl:ReverseTextGenerator",
-        ),
-        Plugin(
-            "processor",
-            "rowloom_example_plugin.config:RowStatsProcessorConfig",
-            "rowloom_example_plugin.impl:RowStatsProcessor",
-        ),
-    ]
-    for p in plugins:
-        REGISTRY.register(p)
-    yield
-    for p in plugins:
-        REGISTRY.unregister(p.plugin_type, p.name)
-    sys.path.remove(str(EXAMPLE))
+    with example_plugins_registered():
+        yield
 
 
 def test_registered_plugins_validate_round_trip_and_run(registered: None) -> None:

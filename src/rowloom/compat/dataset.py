@@ -105,12 +105,15 @@ _DD_SEED_TYPES_MISSING = {
 def _check_seed_type(f: Fields) -> None:
     seed = f.data.get("seed_config")
     source = seed.get("source") if isinstance(seed, Mapping) else None
-    kind = source.get("seed_type") if isinstance(source, Mapping) else None
-    if isinstance(kind, str) and kind in _DD_SEED_TYPES_MISSING:
-        if find_plugin("seed_reader", kind) is None:
-            f.child("seed_config", seed).child("source", source).not_supported(
-                "seed_type", f"seed_type {kind!r}: {_DD_SEED_TYPES_MISSING[kind]}"
-            )
+    if not isinstance(seed, Mapping) or not isinstance(source, Mapping):
+        return  # the native check names a missing or malformed source
+    kind = source.get("seed_type")
+    if not isinstance(kind, str) or kind not in _DD_SEED_TYPES_MISSING:
+        return
+    if find_plugin("seed_reader", kind) is None:
+        f.child("seed_config", seed).child("source", source).not_supported(
+            "seed_type", f"seed_type {kind!r}: {_DD_SEED_TYPES_MISSING[kind]}"
+        )
 
 
 def _map_profilers(f: Fields) -> None:
