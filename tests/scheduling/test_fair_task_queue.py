@@ -222,6 +222,9 @@ def test_view_reports_raw_queued_facts() -> None:
     assert view.has_queued_peer(b.key, LOCAL)
     assert view.peer_demand_by_resource(b.key) == {SUBMISSION: 2, LOCAL: 2}
     assert view == QueueView.from_groups(view.groups.values(), view.sequence_version)
+    facts = view.facts(a.key)
+    assert facts is not None and facts.demand_of(LOCAL) == view.demand(a.key, LOCAL) == 2
+    assert view.facts(group("nobody").key) is None
 
 
 def test_views_are_snapshots() -> None:

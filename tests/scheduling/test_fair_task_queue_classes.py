@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scheduling_support import SUBMIT, SUBMIT_LOCAL, group, task, tasks
 
 from rowloom.clock import ManualClock
+from rowloom.scheduling.admission_view import TaskAdmissionLease
 from rowloom.scheduling.queue import (
     Eligibility,
     FairTaskQueue,
@@ -26,11 +27,7 @@ from rowloom.scheduling.resources import (
     TaskGroupKey,
     TaskGroupSpec,
 )
-from rowloom.scheduling.task_admission import (
-    TaskAdmissionConfig,
-    TaskAdmissionController,
-    TaskAdmissionLease,
-)
+from rowloom.scheduling.task_admission import TaskAdmissionConfig, TaskAdmissionController
 
 GPU = SchedulerResourceKey("gpu")
 SUBMIT_GPU = SchedulerResourceRequest({SUBMISSION: 1, GPU: 1})

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from scheduling_support import SUBMIT, SUBMIT_LOCAL, group, task, tasks
 
 from rowloom.clock import ManualClock
-from rowloom.scheduling.queue import EMPTY_QUEUE_VIEW, FairTaskQueue, QueueView
+from rowloom.scheduling.admission_view import TaskAdmissionLease
+from rowloom.scheduling.queue import EMPTY_QUEUE_VIEW, FairTaskQueue, QueueView, Refusal
 from rowloom.scheduling.resources import LOCAL, SUBMISSION, SchedulableTask
 from rowloom.scheduling.task_admission import (
     TaskAdmissionConfig,
     TaskAdmissionController,
     TaskAdmissionDenied,
-    TaskAdmissionLease,
 )
 from rowloom.scheduling.task_policies import (
     NO_CHANGE,
@@ -72,7 +72,7 @@ def test_no_capacity_on_any_requested_resource() -> None:
     a = group("a")
     lease(admission.try_acquire(task(a, request=SUBMIT_LOCAL), EMPTY_QUEUE_VIEW))
     item = task(a, request=SUBMIT_LOCAL)
-    assert not admission.is_eligible(item, EMPTY_QUEUE_VIEW)
+    assert admission.is_eligible(item, EMPTY_QUEUE_VIEW) == Refusal(LOCAL, 0)  # typed and falsy
     denied = admission.try_acquire(item, EMPTY_QUEUE_VIEW)
     assert isinstance(denied, TaskAdmissionDenied) and denied.reason == "no_capacity"
     assert denied.snapshot is not None and denied.snapshot.available[LOCAL] == 0
@@ -115,7 +115,7 @@ def test_shutdown_denies_new_work_but_keeps_releases() -> None:
     held = lease(admission.try_acquire(task(group("a")), EMPTY_QUEUE_VIEW))
     admission.shutdown()
     item = task(group("a"))
-    assert not admission.is_eligible(item, EMPTY_QUEUE_VIEW)
+    assert admission.is_eligible(item, EMPTY_QUEUE_VIEW) is False
     denied = admission.try_acquire(item, EMPTY_QUEUE_VIEW)
     assert isinstance(denied, TaskAdmissionDenied) and denied.reason == "shutdown"
     assert admission.release(held).released and admission.active_leases == 0

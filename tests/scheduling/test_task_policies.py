@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from scheduling_support import group, task, tasks
 
 from rowloom.clock import ManualClock
+from rowloom.scheduling.admission_view import TaskAdmissionLease
 from rowloom.scheduling.queue import FairTaskQueue, QueueView
 from rowloom.scheduling.resources import SUBMISSION, SchedulableTask, TaskGroupSpec
 from rowloom.scheduling.task_admission import (
     TaskAdmissionConfig,
     TaskAdmissionController,
     TaskAdmissionDenied,
-    TaskAdmissionLease,
 )
 from rowloom.scheduling.task_policies import (
     BoundedBorrowPolicyConfig,
