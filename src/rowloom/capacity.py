@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Literal, Protocol, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RequestAdmissionTuningConfig, RunConfig
@@ -23,6 +23,7 @@ from rowloom.models.request_admission import (
     RequestResourceKey,
 )
 from rowloom.models.resources import ModelResourceCatalog, ProviderModelKey, ProviderModelStaticCap
+from rowloom.provider_wire import TransportPoolLimits
 from rowloom.scheduling.admission_view import TaskAdmissionView
 from rowloom.scheduling.task_admission import TaskAdmissionConfig
 
@@ -49,22 +50,6 @@ _AIMD_KNOBS: Final = (
     "successes_until_increase",
     "startup_ramp_seconds",
 )
-
-
-class TransportPoolLimits(Protocol):
-    """What the plan reads of an adapter's HTTP pool (`ModelClient.transport_pool_limits`)."""
-
-    @property
-    def max_connections(self) -> int | None: ...
-
-    @property
-    def max_keepalive_connections(self) -> int | None: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def extra(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from email.utils import formatdate
 from typing import Any
 
 import aiohttp
@@ -34,14 +33,12 @@ from rowloom.models.clients.base import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from rowloom.models.clients.openai_compatible import (
-    OpenAICompatibleClient,
-    parse_duration_seconds,
-    parse_rate_limit_headers,
-    parse_retry_after,
-)
+from rowloom.models.clients.openai_compatible import OpenAICompatibleClient
 from rowloom.models.clients.simulated import SimulatedModelClient
-from rowloom.simulation.server import MockProviderServer, MockServerOptions, format_duration
+from rowloom.simulation.server import (
+    MockProviderServer,
+    MockServerOptions,
+)
 
 SECRET = "sk-test-secret-0123456789"
 MESSAGES = ({"role": "user", "content": "Write about volcanoes."},)
@@ -317,52 +314,6 @@ async def test_retry_after_ms_and_408_classification() -> None:
         finally:
             await client.aclose()
     assert limited.value.retry_after_seconds == 1.5
-
-
-# ------------------------------------------------------------------------- header parsing
-
-
-def test_retry_after_parsing() -> None:
-    now = 1_700_000_000.0
-    assert parse_retry_after({"retry-after": "3"}) == 3.0
-    assert parse_retry_after({"retry-after": "0.25"}) == 0.25
-    assert parse_retry_after({"retry-after": formatdate(now + 7, usegmt=True)}, now=now) == 7.0
-    assert parse_retry_after({"retry-after": formatdate(now - 7, usegmt=True)}, now=now) == 0.0
-    assert parse_retry_after({"retry-after": "soon"}) is None
-    assert parse_retry_after({}) is None
-
-
-@pytest.mark.parametrize("seconds", [0.02, 0.5, 1.0, 1.5, 59.999, 60.0, 361.25, 3725.0])
-def test_duration_format_round_trips(seconds: float) -> None:
-    parsed = parse_duration_seconds(format_duration(seconds))
-    assert parsed is not None and math.isclose(parsed, seconds, abs_tol=0.001)
-
-
-def test_duration_and_rate_limit_header_parsing() -> None:
-    assert parse_duration_seconds("6m0s") == 360.0
-    assert parse_duration_seconds("1h2m3s") == 3723.0
-    assert parse_duration_seconds("20ms") == 0.02
-    assert parse_duration_seconds("2.5") == 2.5
-    assert parse_duration_seconds("later") is None
-    parsed = parse_rate_limit_headers(
-        {
-            "x-ratelimit-limit-requests": "500",
-            "x-ratelimit-remaining-requests": "499",
-            "x-ratelimit-reset-requests": "120ms",
-            "x-ratelimit-limit-tokens": "30000",
-            "x-ratelimit-remaining-tokens": "29000",
-            "x-ratelimit-reset-tokens": "2s",
-        }
-    )
-    assert parsed is not None
-    assert (parsed.limit_requests, parsed.remaining_requests) == (500, 499)
-    assert parsed.reset_requests_seconds == 0.12
-    assert (parsed.limit_tokens, parsed.remaining_tokens, parsed.reset_tokens_seconds) == (
-        30000,
-        29000,
-        2.0,
-    )
-    assert parse_rate_limit_headers({"content-type": "application/json"}) is None
 
 
 # ------------------------------------------------------------------------- blocking serve()

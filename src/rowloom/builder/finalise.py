@@ -24,8 +24,8 @@ from rowloom.capacity import (
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.errors import RunAbortedError
-from rowloom.models.clients.base import TransportPoolLimits
 from rowloom.models.usage import UsageTotals, usage_report
+from rowloom.provider_wire import TransportPoolLimits
 from rowloom.scheduler import SchedulerOutcome
 
 _log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from rowloom.builder.storage import RunStorage
 from rowloom.clock import Clock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RequestAdmissionTuningConfig, StragglerConfig
-from rowloom.models.clients.base import ModelClient, TransportPoolLimits
+from rowloom.models.clients.base import ModelClient
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
@@ -31,6 +31,7 @@ from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.eventlog import EventLog, open_run_logs
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
+from rowloom.provider_wire import TransportPoolLimits
 from rowloom.scheduler import SchedulerOutcome
 from rowloom.scheduling import TaskAdmissionConfig, TaskAdmissionController
 from rowloom.seeds import SeedDataset

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rowloom.builder.outputs import RunMonitor, RunOutputs, RunSummary
+from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary
 from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
 from rowloom.config.dataset import DatasetConfig
@@ -36,7 +36,6 @@ from rowloom.models.request_admission.fleet import PROVIDER_PREFIX, share_keys
 from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.models.usage import UsageTotals, usage_report
-from rowloom.profile import write_profile
 
 _log = logging.getLogger(__name__)
 
@@ -218,6 +217,7 @@ class RayDriver:
         workers: int,
         address: str | None,
         monitor: RunMonitor | None = None,
+        report: ReportWriter | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("the Ray engine needs at least one worker")
@@ -226,6 +226,7 @@ class RayDriver:
         self.workers = workers
         self.address = address
         self.monitor = monitor or RunMonitor()
+        self.report = report
         self.fleet = FleetRecord(workers, address)
         self._breaks: tuple[int, ...] = ()
 
@@ -454,11 +455,10 @@ class RayDriver:
         )
         storage.write_json(storage.run_dir / "fleet.json", self.fleet.as_json())
         storage.write_json(storage.summary_path, summary.to_dict())
-        from rowloom.interface.report import write_report
-
+        if self.report is None:
+            return
         try:
-            write_profile(storage.run_dir, self.config.to_dict())
-            write_report(storage.run_dir, summary=summary.to_dict())
+            self.report(storage.run_dir, summary=summary.to_dict(), config=self.config.to_dict())
         except Exception:
             _log.exception("could not write the profile or the report")
 

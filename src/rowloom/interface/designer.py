@@ -168,6 +168,7 @@ class Designer:
                 workers=self.workers or rc.workers or DEFAULT_RAY_WORKERS,
                 address=self.ray_address or rc.ray_address,
                 monitor=monitor,
+                report=write_run_report,
             )
             outputs = await driver.build(
                 num_records, run_dir=run_dir, name=name, resume=resume, overwrite=overwrite

@@ -30,7 +30,7 @@ import numpy as np
 
 from rowloom.clock import Clock, SystemClock, TimerHandle
 from rowloom.config.models import SimulationConfig
-from rowloom.models.clients.base import RateLimitHeaders
+from rowloom.provider_wire import RateLimitHeaders
 
 __all__ = ["CapacityStats", "OutcomeKind", "ProviderCapacityModel", "ServiceOutcome"]
 

@@ -36,7 +36,7 @@ from aiohttp import web
 
 from rowloom.clock import Clock
 from rowloom.config.models import SimulationConfig
-from rowloom.models.clients.base import RateLimitHeaders
+from rowloom.provider_wire import RateLimitHeaders
 from rowloom.simulation.capacity import CapacityStats, ProviderCapacityModel, ServiceOutcome
 from rowloom.simulation.cell_key import CELL_KEY_HEADER
 from rowloom.simulation.media import simulated_png
@@ -292,7 +292,7 @@ class MockProviderServer:
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": _usage(turn.prompt_tokens, turn.completion_tokens, turn.reasoning_tokens),
         }
-        return _json(payload, 200, _rate_limit_headers(outcome.rate_limit))
+        return _json(payload, 200, _headers_of(outcome.rate_limit))
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         body = await self._admit(request)
@@ -329,7 +329,7 @@ class MockProviderServer:
             "data": data,
             "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
         }
-        return _json(payload, 200, _rate_limit_headers(outcome.rate_limit))
+        return _json(payload, 200, _headers_of(outcome.rate_limit))
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self._admit(request)
@@ -366,7 +366,7 @@ class MockProviderServer:
             "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
-        return _json(payload, 200, _rate_limit_headers(outcome.rate_limit))
+        return _json(payload, 200, _headers_of(outcome.rate_limit))
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
@@ -422,7 +422,7 @@ class MockProviderServer:
         return _error(400, message, "invalid_request_error", None)
 
     def _failure(self, outcome: ServiceOutcome) -> web.Response:
-        headers = _rate_limit_headers(outcome.rate_limit)
+        headers = _headers_of(outcome.rate_limit)
         if outcome.kind == "rate_limited":
             headers["Retry-After"] = self._retry_after(outcome.retry_after_seconds or 0.0)
             return _error(
@@ -472,30 +472,6 @@ def _error(
     return _json(body, status, headers)
 
 
-def _rate_limit_headers(limits: RateLimitHeaders | None) -> dict[str, str]:
-    if limits is None or limits.limit_requests is None:
-        return {}
-    return {
-        "x-ratelimit-limit-requests": str(limits.limit_requests),
-        "x-ratelimit-remaining-requests": str(limits.remaining_requests or 0),
-        "x-ratelimit-reset-requests": format_duration(limits.reset_requests_seconds or 0.0),
-    }
-
-
-def format_duration(seconds: float) -> str:
-    """OpenAI's reset-header style: `20ms`, `1.5s`, `6m0s`, `1h2m3s`."""
-    if seconds < 1.0:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
-    hours, rest = divmod(seconds, 3600.0)
-    minutes, secs = divmod(rest, 60.0)
-    text = f"{round(secs, 3):g}s"
-    if minutes or hours:
-        text = f"{int(minutes)}m{text}"
-    if hours:
-        text = f"{int(hours)}h{text}"
-    return text
-
-
 def serve(
     options: MockServerOptions | None = None,
     host: str | None = None,
@@ -529,3 +505,7 @@ async def _serve_until_signalled(
         else:
             print(f"rowloom mock-server listening on {server.url}", flush=True)
         await stop.wait()
+
+
+def _headers_of(limits: RateLimitHeaders | None) -> dict[str, str]:
+    return {} if limits is None else limits.as_headers()

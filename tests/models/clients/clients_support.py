@@ -12,7 +12,6 @@ from rowloom.models.clients.base import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
-    TransportPoolLimits,
 )
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor
 from rowloom.models.request_admission import (
@@ -23,6 +22,7 @@ from rowloom.models.request_admission import (
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.events import RequestEventEmitter
 from rowloom.observability.sinks import InMemoryEventSink
+from rowloom.provider_wire import TransportPoolLimits
 
 
 class SlowClient:

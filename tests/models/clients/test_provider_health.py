@@ -19,7 +19,6 @@ from rowloom.models.clients.base import (
     EmbeddingResponse,
     ProviderConnectionError,
     ProviderRequestError,
-    TransportPoolLimits,
 )
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor, RetryPolicy
 from rowloom.models.clients.provider_health import PROBE_BACKOFF_SECONDS
@@ -29,6 +28,7 @@ from rowloom.models.request_admission import (
     RequestResourceResolver,
 )
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.provider_wire import TransportPoolLimits
 
 Script = Callable[[int], ChatResponse]
 REFUSED = ProviderConnectionError("p: chat connection refused", provider="p", failure="refused")

@@ -22,7 +22,6 @@ from ra_support import (
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
-    RateLimitBudget,
     RequestAdmissionConfig,
     RequestAdmissionDenied,
     RequestAdmissionLease,
@@ -32,6 +31,7 @@ from rowloom.models.request_admission import (
     RequestResourceKey,
 )
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.provider_wire import RateLimitHeaders
 
 # -- cooldown modes ------------------------------------------------------------------------------
 
@@ -233,7 +233,7 @@ async def test_a_resource_refused_at_low_concurrency_climbs_back_to_its_max(
 
 def spent(reset: float) -> RequestReleaseOutcome:
     return RequestReleaseOutcome.success(
-        rate_limit=RateLimitBudget(
+        rate_limit=RateLimitHeaders(
             limit_requests=600, remaining_requests=0, reset_requests_seconds=reset
         )
     )
@@ -258,7 +258,7 @@ async def test_an_exhausted_header_budget_paces_new_admissions_until_the_reset(
     await settle()
     assert second.done()
     c.release(first.result(), OK)  # an answer without headers leaves the estimate alone
-    c.release(second.result(), RequestReleaseOutcome.success(rate_limit=RateLimitBudget(600, 50)))
+    c.release(second.result(), RequestReleaseOutcome.success(rate_limit=RateLimitHeaders(600, 50)))
     c.release(lease_of(c.try_acquire(item())), OK)  # budget again: no pacing
     assert c.in_flight_total() == 0 and h.clock.pending_timers == 0
 
@@ -270,7 +270,7 @@ async def test_headers_count_the_leases_granted_after_the_reporting_one(
     c = h.controller
     reporting = lease_of(c.try_acquire(item()))
     later = [lease_of(c.try_acquire(item())) for _ in range(2)]
-    budget = RateLimitBudget(600, remaining_requests=2, reset_requests_seconds=5.0)
+    budget = RateLimitHeaders(600, remaining_requests=2, reset_requests_seconds=5.0)
     c.release(reporting, RequestReleaseOutcome.success(rate_limit=budget))
     assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.PACED
     for lease in later:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rowloom.models.request_admission import RateLimitBudget, RateLimitPacer
+from rowloom.models.request_admission import RateLimitPacer
+from rowloom.provider_wire import RateLimitHeaders
 
 T0 = 100.0
 
 
-def budget(remaining: int, reset: float | None = 10.0, limit: int | None = 600) -> RateLimitBudget:
-    return RateLimitBudget(
+def budget(remaining: int, reset: float | None = 10.0, limit: int | None = 600) -> RateLimitHeaders:
+    return RateLimitHeaders(
         limit_requests=limit, remaining_requests=remaining, reset_requests_seconds=reset
     )
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-
 import pytest
 
 from rowloom.config.models import ModelConfig, ModelProvider
@@ -17,7 +15,6 @@ from rowloom.models.request_admission import (
     RequestReleaseOutcomeKind,
     RequestResourceKey,
     RequestResourceResolver,
-    parse_retry_after,
 )
 from rowloom.models.resources import ModelResourceCatalog, ProviderModelKey, UnknownModelAliasError
 
@@ -143,19 +140,6 @@ def test_config_rejects_invalid_values(kwargs: dict[str, object]) -> None:
     base.update(kwargs)
     with pytest.raises(ValueError):
         RequestAdmissionConfig(**base)  # type: ignore[arg-type]
-
-
-def test_parse_retry_after_seconds_and_http_dates() -> None:
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(" 1.5 ") == 1.5
-    assert parse_retry_after(3) == 3.0
-    now = 1_700_000_000.0
-    date = email.utils.formatdate(now + 30, usegmt=True)
-    assert parse_retry_after(date, now_wall=now) == pytest.approx(30.0)
-    past = email.utils.formatdate(now - 30, usegmt=True)
-    assert parse_retry_after(past, now_wall=now) == 0.0
-    for bad in (None, "", "-1", "nan", "inf", "soon", "Wed, 99 Foo 2024"):
-        assert parse_retry_after(bad) is None
 
 
 def test_release_outcomes_validate_retry_after() -> None:

@@ -8,21 +8,10 @@ raises is a `ProviderError` subclass, so classification into a release outcome i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
-    """Parsed `x-ratelimit-*` response headers (any may be missing)."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_seconds: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens_seconds: float | None = None
-
+from rowloom.provider_wire import RateLimitHeaders, TransportPoolLimits
 
 Message = Mapping[str, Any]
 """An OpenAI chat message: `role`, `content` (text or a list of content parts such as
@@ -225,16 +214,6 @@ _ERROR_CLASS: dict[type[ProviderError], str] = {
     ProviderRequestError: "bad_request",
     ProviderResponseError: "malformed_response",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TransportPoolLimits:
-    """The HTTP connection pool an adapter really uses (for the capacity plan)."""
-
-    max_connections: int | None
-    max_keepalive_connections: int | None
-    kind: str = "httpx"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ModelClient(Protocol):

@@ -45,13 +45,11 @@ from rowloom.models.clients.base import (
     ProviderRequestError,
     ProviderResponseError,
     ProviderTimeoutError,
-    RateLimitHeaders,
 )
 from rowloom.models.clients.provider_health import PROBE_BACKOFF_SECONDS, ProviderHealth, Verdict
 from rowloom.models.clients.stragglers import AttemptWatch, WatchedAttempt
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
-    RateLimitBudget,
     RequestAdmissionError,
     RequestAdmissionItem,
     RequestAdmissionLease,
@@ -65,6 +63,7 @@ from rowloom.models.request_admission import (
 from rowloom.models.usage import CallTag, UsageLedger
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.events import RequestEventEmitter
+from rowloom.provider_wire import RateLimitHeaders
 
 R = TypeVar("R")
 
@@ -518,18 +517,11 @@ def _outcome_of(exc: ProviderError) -> RequestReleaseOutcome:
     )
 
 
-def _budget(headers: object) -> RateLimitBudget | None:
-    """The request budget of parsed `x-ratelimit-*` headers, for request admission's pacer."""
-    if not isinstance(headers, RateLimitHeaders) or headers.remaining_requests is None:
-        return None
-    try:
-        return RateLimitBudget(
-            limit_requests=headers.limit_requests,
-            remaining_requests=headers.remaining_requests,
-            reset_requests_seconds=headers.reset_requests_seconds,
-        )
-    except ValueError:
-        return None  # a malformed header never fails the call
+def _budget(headers: object) -> RateLimitHeaders | None:
+    """An answer's `x-ratelimit-*` headers when they state a request budget (for the pacer)."""
+    if isinstance(headers, RateLimitHeaders) and headers.remaining_requests is not None:
+        return headers
+    return None
 
 
 def sample_parameter(

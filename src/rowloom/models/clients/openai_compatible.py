@@ -27,13 +27,9 @@ from __future__ import annotations
 import base64
 import errno
 import importlib
-import math
-import re
 import socket
 import ssl
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
@@ -58,26 +54,24 @@ from rowloom.models.clients.base import (
     ProviderResponseError,
     ProviderServerError,
     ProviderTimeoutError,
-    RateLimitHeaders,
     TokenUsage,
     ToolCall,
-    TransportPoolLimits,
 )
 from rowloom.observability.redaction import redact, register_secret
+from rowloom.provider_wire import (
+    RateLimitHeaders,
+    TransportPoolLimits,
+    parse_rate_limit_headers,
+    parse_retry_after,
+)
 from rowloom.simulation.cell_key import CELL_KEY_HEADER, current_cell_key
 
-__all__ = [
-    "OpenAICompatibleClient",
-    "parse_duration_seconds",
-    "parse_rate_limit_headers",
-    "parse_retry_after",
-]
+__all__ = ["OpenAICompatibleClient"]
 
 _PLACEHOLDER_KEY = "not-needed"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 CONNECT_TIMEOUT_S = 10.0
 """Seconds to establish a connection (the attempt's own timeout when that is shorter)."""
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 # SDKs that scope auth per operation (`security`) send the bearer key only when asked; older
 # ones always send it and have no such option.
 _AUTH_OPTIONS: Mapping[str, Any] = (
@@ -446,74 +440,3 @@ def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
             arguments = orjson.dumps(arguments or {}).decode()
         calls.append(ToolCall(str(item.get("id") or ""), str(function["name"]), arguments))
     return tuple(calls)
-
-
-# ----------------------------------------------------------------------------- header parsing
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date.
-
-    `now` (wall-clock epoch seconds) is for tests; dates in the past give 0.
-    """
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            value = float(millis) / 1000.0
-            if math.isfinite(value):
-                return max(0.0, value)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        reference = time.time() if now is None else now
-        return max(0.0, when.timestamp() - reference)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def parse_duration_seconds(text: str | None) -> float | None:
-    """`x-ratelimit-reset-*` values: plain seconds (`"1.5"`) or Go-style (`"6m0s"`, `"20ms"`)."""
-    if not text:
-        return None
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(number) * scale[unit] for number, unit in parts)
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
-
-
-def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitHeaders | None:
-    """The `x-ratelimit-*` headers, or None when the answer carries none of them."""
-    parsed = RateLimitHeaders(
-        limit_requests=_int_header(headers, "x-ratelimit-limit-requests"),
-        remaining_requests=_int_header(headers, "x-ratelimit-remaining-requests"),
-        reset_requests_seconds=parse_duration_seconds(headers.get("x-ratelimit-reset-requests")),
-        limit_tokens=_int_header(headers, "x-ratelimit-limit-tokens"),
-        remaining_tokens=_int_header(headers, "x-ratelimit-remaining-tokens"),
-        reset_tokens_seconds=parse_duration_seconds(headers.get("x-ratelimit-reset-tokens")),
-    )
-    return None if parsed == RateLimitHeaders() else parsed

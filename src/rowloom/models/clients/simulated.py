@@ -22,8 +22,8 @@ from rowloom.models.clients.base import (
     ProviderTimeoutError,
     TokenUsage,
     ToolCall,
-    TransportPoolLimits,
 )
+from rowloom.provider_wire import TransportPoolLimits
 from rowloom.simulation.capacity import ProviderCapacityModel, ServiceOutcome
 from rowloom.simulation.cell_key import current_cell_key
 from rowloom.simulation.media import simulated_png

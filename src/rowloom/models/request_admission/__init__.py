@@ -33,12 +33,10 @@ from rowloom.models.request_admission.limits import (
     aimd_rule_factory,
 )
 from rowloom.models.request_admission.outcomes import (
-    RateLimitBudget,
     ReleaseReason,
     ReleaseResult,
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
-    parse_retry_after,
 )
 from rowloom.models.request_admission.pacing import RateLimitPacer
 from rowloom.models.request_admission.policy import RequestAdmissionPolicy
@@ -81,7 +79,6 @@ __all__ = [
     "LimitRuleName",
     "LimitTransition",
     "ProviderModelPressureSnapshot",
-    "RateLimitBudget",
     "RateLimitEffect",
     "RateLimitPacer",
     "ReleaseReason",
@@ -118,5 +115,4 @@ __all__ = [
     "SettlingAimdLimitRule",
     "aimd_rule_factory",
     "configured_rule_factory",
-    "parse_retry_after",
 ]

@@ -2,24 +2,21 @@
 
 Only `rate_limited` (a 429, or a 503/529 overload answer) drives decrease and cooldown; every
 other kind just returns capacity (provider failures also count in diagnostics). An outcome may
-carry the provider's `RateLimitBudget` (its `x-ratelimit-*` headers), which paces admissions.
-`parse_retry_after` turns a Retry-After header value into seconds for
-`RequestReleaseOutcome.retry_after_seconds`.
+carry the provider's `RateLimitHeaders` (its `x-ratelimit-*` headers), which pace admissions;
+`rowloom.provider_wire.parse_retry_after` gives `RequestReleaseOutcome.retry_after_seconds`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
 from types import MappingProxyType
 from typing import Final
 
 from rowloom.observability.events import JsonValue
+from rowloom.provider_wire import RateLimitHeaders
 
 _NO_DIAGNOSTICS: Final[Mapping[str, JsonValue]] = MappingProxyType({})
 
@@ -37,28 +34,6 @@ class RequestReleaseOutcomeKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimitBudget:
-    """A provider's remaining request budget as its `x-ratelimit-*` headers state it.
-
-    `remaining_requests` is what the provider still accepts before `reset_requests_seconds`
-    pass; `limit_requests` is its per-minute request limit. Any field may be None.
-    """
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("limit_requests", "remaining_requests"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        reset = self.reset_requests_seconds
-        if reset is not None and (not math.isfinite(reset) or reset < 0):
-            raise ValueError(f"reset_requests_seconds must be a finite number >= 0, got {reset}")
-
-
-@dataclass(frozen=True, slots=True)
 class RequestReleaseOutcome:
     """The outcome a lease is released with, plus status metadata safe for telemetry.
 
@@ -69,7 +44,7 @@ class RequestReleaseOutcome:
     retry_after_seconds: float | None = None
     status_code: int | None = None
     error_class: str | None = None
-    rate_limit: RateLimitBudget | None = None
+    rate_limit: RateLimitHeaders | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", RequestReleaseOutcomeKind(self.kind))
@@ -79,7 +54,7 @@ class RequestReleaseOutcome:
 
     @classmethod
     def success(
-        cls, *, status_code: int | None = None, rate_limit: RateLimitBudget | None = None
+        cls, *, status_code: int | None = None, rate_limit: RateLimitHeaders | None = None
     ) -> RequestReleaseOutcome:
         return cls(
             RequestReleaseOutcomeKind.SUCCESS, status_code=status_code, rate_limit=rate_limit
@@ -92,7 +67,7 @@ class RequestReleaseOutcome:
         *,
         status_code: int | None = 429,
         error_class: str = "rate_limited",
-        rate_limit: RateLimitBudget | None = None,
+        rate_limit: RateLimitHeaders | None = None,
     ) -> RequestReleaseOutcome:
         """A 429 (or, with `error_class="provider_overloaded"`, a 503/529 overload answer)."""
         return cls(
@@ -136,34 +111,3 @@ class ReleaseResult:
     released: bool
     reason: ReleaseReason
     diagnostics: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_DIAGNOSTICS)
-
-
-def parse_retry_after(value: str | float | None, *, now_wall: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date.
-
-    Returns None when the value is absent or malformed (negative, not finite, unparseable);
-    a date in the past gives 0.0. `now_wall` (epoch seconds) defaults to `time.time()`: an
-    HTTP-date is wall-clock time, the only place request admission reads the wall clock.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    now = time.time() if now_wall is None else now_wall
-    return max(0.0, moment.timestamp() - now)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from rowloom.models.request_admission.outcomes import RateLimitBudget
+from rowloom.provider_wire import RateLimitHeaders
 
 _WINDOW_SECONDS = 60.0
 """`x-ratelimit-limit-requests` is a per-minute limit (OpenAI's and the simulated provider's)."""
@@ -49,7 +49,7 @@ class RateLimitPacer:
         """The estimated requests the provider still accepts before the reset (None: unknown)."""
         return self._left
 
-    def observe(self, now: float, budget: RateLimitBudget, granted_since: int) -> None:
+    def observe(self, now: float, budget: RateLimitHeaders, granted_since: int) -> None:
         """Fold in one answer's budget; `granted_since` leases were granted after its lease."""
         if budget.remaining_requests is None:
             return
