@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rowloom.bench.rate_limits import RateLimitHeaders
+from rowloom.bench.rate_limits import RateLimitHeadersScenario
 from rowloom.bench.runner import RunOptions, run_benchmark_async
 from rowloom.bench.scenario import scoped_environment
 
@@ -47,7 +47,7 @@ async def test_profile_knob_applies_to_the_run_and_is_restored(
 
 
 def test_provider_script_sets_the_rpm_limit_and_knobs_validate() -> None:
-    scenario = RateLimitHeaders()
+    scenario = RateLimitHeadersScenario()
     knobs = scenario.resolve_knobs({"rpm": "120", "admission_profile": "no_header_pacing"})
     (script,) = scenario.provider_scripts(knobs, seed=1)
     assert script.rpm == 120 and script.physical_limit_rps == 2.0

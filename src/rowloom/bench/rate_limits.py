@@ -36,7 +36,7 @@ from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
 
 
-class RateLimitHeaders(DatasetScenario):
+class RateLimitHeadersScenario(DatasetScenario):
     """An RPM-limited provider that announces its budget in headers; pacing on or off."""
 
     id = "rate_limit_headers"

@@ -7,7 +7,7 @@ from rowloom.bench.fleet import FleetSimulation
 from rowloom.bench.micro import QueueAdmissionMicro
 from rowloom.bench.overload import AimdConvergence, CrossProviderCooldown, QueueingOverload
 from rowloom.bench.profiling import EstimateAccuracy, ProfileScale
-from rowloom.bench.rate_limits import RateLimitHeaders
+from rowloom.bench.rate_limits import RateLimitHeadersScenario
 from rowloom.bench.ray_fleet import RayFleet
 from rowloom.bench.scale import ScaleRows
 from rowloom.bench.scenario import Scenario
@@ -35,7 +35,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     AimdConvergence(),
     QueueingOverload(),
     CrossProviderCooldown(),
-    RateLimitHeaders(),
+    RateLimitHeadersScenario(),
     ScaleRows(),
     FleetSimulation(),
     SeedStream(),

@@ -56,7 +56,7 @@ class RunOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class RunReport:
+class BenchRunOutcome:
     """Where the artifacts went and whether the run's checks passed."""
 
     out: Path
@@ -67,12 +67,12 @@ class RunReport:
         return bool(self.result["checks"]["passed"])
 
 
-def run_benchmark(options: RunOptions) -> RunReport:
+def run_benchmark(options: RunOptions) -> BenchRunOutcome:
     """Run a scenario and write `result.json`, `timeline.csv` and `summary.md` to `out`."""
     return asyncio.run(run_benchmark_async(options))
 
 
-async def run_benchmark_async(options: RunOptions) -> RunReport:
+async def run_benchmark_async(options: RunOptions) -> BenchRunOutcome:
     """Async `run_benchmark` (for callers already in an event loop)."""
     scenario = get_scenario(options.scenario_id)
     knobs = scenario.resolve_knobs(options.knobs)
@@ -104,7 +104,7 @@ async def run_benchmark_async(options: RunOptions) -> RunReport:
     result["machine"]["load_average_at_start"] = load_at_start
     result["machine"]["load_average_at_end"] = load_average()
     await asyncio.to_thread(write_artifacts, options.out, result, scenario)
-    return RunReport(options.out, result)
+    return BenchRunOutcome(options.out, result)
 
 
 def write_artifacts(out: Path, result: Mapping[str, Any], scenario: Scenario) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rowloom.bench.artifacts import write_json
-from rowloom.bench.runner import RunOptions, RunReport, run_benchmark_async
+from rowloom.bench.runner import BenchRunOutcome, RunOptions, run_benchmark_async
 
 SMOKE_RUNS: tuple[tuple[str, int, Mapping[str, str]], ...] = (
     (
@@ -59,7 +59,7 @@ class SmokeReport:
     """Per-scenario reports; `passed` when every check of every run passed."""
 
     out: Path
-    reports: dict[str, RunReport] = field(default_factory=dict)
+    reports: dict[str, BenchRunOutcome] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
