@@ -147,7 +147,7 @@ async def test_no_snapshots_are_built_without_a_sink(
         raise AssertionError("a snapshot was built with no sink attached")
 
     monkeypatch.setattr(ledger_module, "resource_snapshot", forbidden)
-    monkeypatch.setattr("rowloom.models.request_admission.controller.resource_snapshot", forbidden)
+    monkeypatch.setattr("rowloom.models.request_admission.operation.resource_snapshot", forbidden)
     lease = await c.acquire_async(item(attempt="ra-1"))
     task = await h.start_waiter(item())
     c.release(lease, RequestReleaseOutcome.rate_limited(1.0))

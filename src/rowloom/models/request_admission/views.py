@@ -14,9 +14,11 @@ from rowloom.models.request_admission.resources import RequestResourceKey
 from rowloom.models.resources import ProviderModelKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestAdmissionCounters:
     """Lifetime counters of one controller; each lease, wait and bad release is counted once.
+
+    The controller counts into its own instance; `counters()` hands out copies.
 
     At all times `leases_granted == leases_released + in_flight_total()` and `waits_started ==
     waits_completed + wait_timeouts + wait_cancellations + waits_shutdown + waiters_total()`.
