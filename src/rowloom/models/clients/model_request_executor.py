@@ -49,7 +49,7 @@ from rowloom.models.clients.base import (
 from rowloom.models.clients.provider_health import PROBE_BACKOFF_SECONDS, ProviderHealth, Verdict
 from rowloom.models.clients.stragglers import AttemptWatch, WatchedAttempt
 from rowloom.models.request_admission import (
-    AdaptiveRequestAdmissionController,
+    RequestAdmissionController,
     RequestAdmissionError,
     RequestAdmissionItem,
     RequestAdmissionLease,
@@ -122,7 +122,7 @@ class ModelRequestExecutor:
         *,
         resolver: RequestResourceResolver,
         clients: Mapping[str, ModelClient],
-        admission: AdaptiveRequestAdmissionController,
+        admission: RequestAdmissionController,
         events: RequestEventEmitter | None = None,
         correlation: RuntimeCorrelationProvider | None = None,
         clock: Clock | None = None,

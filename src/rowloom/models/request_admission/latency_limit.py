@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from rowloom.models.request_admission.limits import RequestLimitSample
+from rowloom.models.request_admission.limits import BoundedLimit, RequestLimitSample
 
 _EPSILON = 1e-9
 DEFAULT_TOLERANCE: Final = 1.5
@@ -54,14 +54,12 @@ _START_LIMIT: Final = 2
 _START_WINDOW: Final = 2
 
 
-class LatencyLimitRule:
+class LatencyLimitRule(BoundedLimit):
     """Short-term vs no-load latency: cut while requests queue, grow while they do not."""
 
     __slots__ = (
         "_factor",
         "_increase_below",
-        "_limit",
-        "_max",
         "_no_load",
         "_probe_every",
         "_restore",
@@ -94,10 +92,9 @@ class LatencyLimitRule:
         self._tolerance = tolerance
         self._increase_below = increase_below
         self._window = window_size
-        self._max = max_limit
         initial = max(1, min(max_limit, initial_limit))
+        super().__init__(min(initial, _START_LIMIT), max_limit)
         self._starting = initial > _START_LIMIT
-        self._limit = min(initial, _START_LIMIT)
         self._no_load: float | None = None
         self._probe_every = _PROBE_EVERY_MIN
         self._until_probe = _FIRST_PROBE
@@ -107,14 +104,6 @@ class LatencyLimitRule:
     @property
     def name(self) -> str:
         return "latency"
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def max_limit(self) -> int:
-        return self._max
 
     @property
     def no_load_latency(self) -> float | None:
@@ -154,11 +143,7 @@ class LatencyLimitRule:
 
     def reset(self, limit: int, max_limit: int) -> int:
         """Set the limit and its ceiling; during slow start the limit only ever lowers."""
-        if max_limit < 1:
-            raise ValueError("max_limit must be >= 1")
-        self._max = max_limit
-        target = min(limit, self._limit) if self._starting else limit
-        self._limit = max(1, min(max_limit, target))
+        self._bound(min(limit, self._limit) if self._starting else limit, max_limit)
         self._restore = None
         self._clear_window()
         return self._limit

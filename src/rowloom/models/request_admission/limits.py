@@ -61,7 +61,34 @@ class RequestLimitRule(Protocol):
         ...
 
 
-class AimdLimitRule:
+class BoundedLimit:
+    """The state every rule shares: a limit kept in `[1, max_limit]`, and its accessors."""
+
+    __slots__ = ("_limit", "_max")
+
+    def __init__(self, limit: int, max_limit: int) -> None:
+        self._max = 1
+        self._limit = 1
+        self._bound(limit, max_limit)
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def max_limit(self) -> int:
+        return self._max
+
+    def _bound(self, limit: int, max_limit: int) -> int:
+        """Set the ceiling and the limit clamped to `[1, max_limit]`; return the limit."""
+        if max_limit < 1:
+            raise ValueError("max_limit must be >= 1")
+        self._max = max_limit
+        self._limit = max(1, min(max_limit, limit))
+        return self._limit
+
+
+class AimdLimitRule(BoundedLimit):
     """Additive increase, multiplicative decrease: the V1 rule (`aimd_v1`).
 
     A rate-limited sample sets `limit = max(1, floor(limit * decrease_factor))` and restarts the
@@ -69,7 +96,7 @@ class AimdLimitRule:
     `max_limit`.
     """
 
-    __slots__ = ("_factor", "_limit", "_max", "_needed", "_step", "_successes")
+    __slots__ = ("_factor", "_needed", "_step", "_successes")
 
     def __init__(
         self,
@@ -84,24 +111,15 @@ class AimdLimitRule:
             raise ValueError("decrease_factor must be in (0, 1)")
         if increase_step < 1 or successes_until_increase < 1 or max_limit < 1:
             raise ValueError("increase_step, successes_until_increase and max_limit must be >= 1")
+        super().__init__(initial_limit, max_limit)
         self._factor = decrease_factor
         self._step = increase_step
         self._needed = successes_until_increase
-        self._max = max_limit
-        self._limit = max(1, min(max_limit, initial_limit))
         self._successes = 0
 
     @property
     def name(self) -> str:
         return "aimd_v1"
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def max_limit(self) -> int:
-        return self._max
 
     @property
     def successes(self) -> int:
@@ -120,12 +138,8 @@ class AimdLimitRule:
         return self._limit
 
     def reset(self, limit: int, max_limit: int) -> int:
-        if max_limit < 1:
-            raise ValueError("max_limit must be >= 1")
-        self._max = max_limit
-        self._limit = max(1, min(max_limit, limit))
         self._successes = 0
-        return self._limit
+        return self._bound(limit, max_limit)
 
 
 RequestLimitRuleFactory: TypeAlias = Callable[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.decisions import (
     RequestAdmissionDecision,
     RequestAdmissionLease,
@@ -15,6 +16,11 @@ from rowloom.models.request_admission.resources import RequestAdmissionItem
 
 class RequestAdmissionController(Protocol):
     """Request-level admission: one lease per concrete call attempt, released exactly once."""
+
+    @property
+    def config(self) -> RequestAdmissionConfig:
+        """The configuration it admits by (the executor reads the default cooldown)."""
+        ...
 
     @property
     def pressure(self) -> RequestPressureSnapshotProvider:
