@@ -48,7 +48,7 @@ from rowloom.scheduling.task_admission import (
     TaskAdmissionDecision,
     TaskAdmissionDenied,
 )
-from rowloom.scheduling.task_model import Task, TaskTrace
+from rowloom.scheduling.task_model import Task
 from rowloom.scheduling.task_policies import (
     AdmissionFacts,
     AdvisorySkip,
@@ -104,7 +104,6 @@ __all__ = [
     "TaskGroupSpec",
     "TaskSchedulingResolutionError",
     "TaskSchedulingResolver",
-    "TaskTrace",
     "build_policy",
     "stable_task_id",
 ]

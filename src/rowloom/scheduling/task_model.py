@@ -1,4 +1,4 @@
-"""What a unit of work is (`Task`) and what happened to one execution of it (`TaskTrace`).
+"""What a unit of work is: a `Task`.
 
 A `cell` task produces one column value for one row; a `batch` task produces one column for a
 whole row group (`row_index` is None). Tasks are plain values: equal tasks are the same work.
@@ -6,32 +6,10 @@ whole row group (`row_index` is None). Tasks are plain values: equal tasks are t
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
 TaskType: TypeAlias = Literal["cell", "batch"]
-
-TaskStatus: TypeAlias = Literal[
-    "pending",
-    "dispatched",
-    "running",
-    "succeeded",
-    "retryable_failed",
-    "non_retryable_failed",
-    "cancelled",
-    "skipped",
-]
-"""Lifecycle of one execution: `pending -> dispatched -> running -> <terminal>`.
-
-Terminal statuses: `succeeded`, `retryable_failed` (re-enters the frontier as a new execution),
-`non_retryable_failed` (its row or row group is dropped), `cancelled`, `skipped` (its row was
-dropped before it ran).
-"""
-
-TERMINAL_STATUSES: frozenset[TaskStatus] = frozenset(
-    {"succeeded", "retryable_failed", "non_retryable_failed", "cancelled", "skipped"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,77 +46,3 @@ class Task:
     def batch(cls, column: str, row_group: int) -> Task:
         """The task producing `column` for every live row of a row group at once."""
         return cls(column, row_group, None, "batch")
-
-
-def new_task_execution_id() -> str:
-    """A fresh, process-unique id for one execution (attempt) of a task."""
-    return uuid.uuid4().hex[:20]
-
-
-@dataclass(slots=True)
-class TaskTrace:
-    """Mutable record of one execution of a task, owned by the worker running it.
-
-    Timestamps are monotonic seconds from the scheduler's clock. A retry is a new execution:
-    a new `TaskTrace` with a new `task_execution_id` and `attempt + 1`.
-    """
-
-    task: Task
-    task_execution_id: str
-    attempt: int = 1
-    dispatched_at: float | None = None
-    started_at: float | None = None
-    completed_at: float | None = None
-    status: TaskStatus = "pending"
-    error_reason: str | None = None
-
-    @classmethod
-    def new(cls, task: Task, attempt: int = 1) -> TaskTrace:
-        """A pending trace with a fresh execution id."""
-        return cls(task=task, task_execution_id=new_task_execution_id(), attempt=attempt)
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the execution has ended (any terminal status)."""
-        return self.status in TERMINAL_STATUSES
-
-    def mark_dispatched(self, at: float) -> None:
-        """The task lease exists and a worker is being spawned."""
-        self._require_not_terminal()
-        self.dispatched_at = at
-        self.status = "dispatched"
-
-    def mark_started(self, at: float) -> None:
-        """The worker began running the generator."""
-        self._require_not_terminal()
-        self.started_at = at
-        self.status = "running"
-
-    def mark_finished(self, at: float, status: TaskStatus, error_reason: str | None = None) -> None:
-        """Record the terminal outcome; a trace ends exactly once."""
-        if status not in TERMINAL_STATUSES:
-            raise ValueError(f"{status!r} is not a terminal status")
-        self._require_not_terminal()
-        self.completed_at = at
-        self.status = status
-        self.error_reason = error_reason
-
-    def as_json(self) -> dict[str, Any]:
-        """This trace as a plain JSON object."""
-        return {
-            "column": self.task.column,
-            "row_group": self.task.row_group,
-            "row_index": self.task.row_index,
-            "task_type": self.task.task_type,
-            "task_execution_id": self.task_execution_id,
-            "attempt": self.attempt,
-            "dispatched_at": self.dispatched_at,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-            "status": self.status,
-            "error_reason": self.error_reason,
-        }
-
-    def _require_not_terminal(self) -> None:
-        if self.status in TERMINAL_STATUSES:
-            raise ValueError(f"execution {self.task_execution_id} already ended ({self.status})")
