@@ -32,7 +32,6 @@ from rowloom.models.request_admission import (
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
     RequestResourceKey,
-    aimd_rule_factory,
 )
 from rowloom.models.request_admission.shares import ShareGrant
 from rowloom.models.resources import ProviderModelKey
@@ -338,11 +337,13 @@ async def _request_controller_kinds() -> set[str]:
     clock = ManualClock()
     controller = AdaptiveRequestAdmissionController(
         RequestAdmissionConfig(
-            static_caps={pm: 8}, resources=(resource,), successes_until_increase=1
+            static_caps={pm: 8},
+            resources=(resource,),
+            successes_until_increase=1,
+            default_limit_rule="aimd_v1",
         ),
         clock=clock,
         events=RequestEventEmitter(sink, clock.monotonic),
-        limit_rule_factory=aimd_rule_factory,
     )
 
     def item(timeout: float | None = None) -> RequestAdmissionItem:

@@ -30,7 +30,6 @@ from rowloom.models.request_admission.limits import (
     RequestLimitRule,
     RequestLimitRuleFactory,
     RequestLimitSample,
-    aimd_rule_factory,
 )
 from rowloom.models.request_admission.outcomes import (
     ReleaseReason,
@@ -113,6 +112,5 @@ __all__ = [
     "RequestResourceResolver",
     "RequestWaiter",
     "SettlingAimdLimitRule",
-    "aimd_rule_factory",
     "configured_rule_factory",
 ]

@@ -146,19 +146,3 @@ RequestLimitRuleFactory: TypeAlias = Callable[
     [RequestResourceKey, int, int, RequestAdmissionConfig], RequestLimitRule
 ]
 """Builds the rule of one resource from (resource, initial_limit, effective_max, config)."""
-
-
-def aimd_rule_factory(
-    resource: RequestResourceKey,
-    initial_limit: int,
-    effective_max: int,
-    config: RequestAdmissionConfig,
-) -> RequestLimitRule:
-    """The V1 rule for every resource (`aimd_v1`): AIMD with the config's parameters."""
-    return AimdLimitRule(
-        initial_limit,
-        effective_max,
-        decrease_factor=config.multiplicative_decrease_factor,
-        increase_step=config.additive_increase_step,
-        successes_until_increase=config.successes_until_increase,
-    )
