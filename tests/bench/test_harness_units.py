@@ -297,12 +297,13 @@ def test_bounded_timelines_keep_whole_task_executions(tmp_path: Path) -> None:
 
 
 def test_the_engine_switches_are_read_at_the_harness_edge() -> None:
+    from rowloom.bench.baselines import v1
     from rowloom.bench.switches import PROFILE_ENV, TASK_POLICY_ENV, engine_options
     from rowloom.builder.options import EngineOptions
 
     assert engine_options({}) == EngineOptions()
     chosen = engine_options({PROFILE_ENV: "v1", TASK_POLICY_ENV: " bounded_borrow "})
-    assert chosen == EngineOptions(task_policy="bounded_borrow", admission_profile="v1")
+    assert chosen == EngineOptions(task_policy="bounded_borrow", request_admission=v1)
     with pytest.raises(ValueError, match=PROFILE_ENV):
         engine_options({PROFILE_ENV: "fastest"})
     with pytest.raises(ValueError, match=TASK_POLICY_ENV):

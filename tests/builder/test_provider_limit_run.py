@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rowloom.bench.baselines import no_provider_limit
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.builder.options import EngineOptions
 from rowloom.config.dataset import DatasetConfig
@@ -90,7 +91,7 @@ def test_a_shared_provider_gets_a_learned_limit_near_its_capacity(tmp_path: Path
 async def test_without_the_provider_limit_the_plan_says_so(
     tmp_path: Path,
 ) -> None:
-    options = EngineOptions(admission_profile="no_provider_limit")
+    options = EngineOptions(request_admission=no_provider_limit)
     result = await DatasetBuilder(config(), options=options).build(
         40, run_dir=tmp_path / "off", name="off"
     )

@@ -9,11 +9,12 @@ budget runs out a few seconds in and the rest must wait for the window to slide:
 pacing request admission holds new requests until the announced reset; without it the engine
 learns the limit from 429s.
 
-`--admission-profile` selects the request admission profile for the run (`default`: pacing
-on; `no_header_pacing`; `v1`: the reference behaviour), through the engine's benchmark switch
-`ROWLOOM_REQUEST_ADMISSION_PROFILE`; unset, the environment decides. The figures: the 429 count
-and fraction, and the wall time. An iteration lasts a little over one window (about 62 s with
-the defaults) whatever the knobs, because the provider's window is 60 s.
+`--admission-profile` (a knob of every dataset scenario) selects the request admission
+baseline for the run (`default`: pacing on; `no_header_pacing`; `v1`: the reference
+behaviour; see `bench/baselines.py`); unset, `ROWLOOM_REQUEST_ADMISSION_PROFILE` decides.
+The figures: the 429 count and fraction, and the wall time. An iteration lasts a little over
+one window (about 62 s with the defaults) whatever the knobs, because the provider's window is
+60 s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from rowloom.bench.scenario import (
     knob_float,
     knob_int,
 )
-from rowloom.bench.switches import PROFILE_ENV, PROFILES
+from rowloom.bench.switches import PROFILE_ENV
 from rowloom.bench.workloads import llm, topic_sampler, writer_dataset
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
@@ -51,13 +52,6 @@ class RateLimitHeadersScenario(DatasetScenario):
         Knob("capacity", 64, "provider concurrency slots (not the binding limit)"),
         Knob("latency_ms", 100.0, "provider latency per request (fixed)", "float"),
         Knob("model_cap", 16, "max_parallel_requests of the model"),
-        Knob(
-            "admission_profile",
-            None,
-            f"request admission profile for the run ({PROFILE_ENV}); none: as the environment says",
-            "str",
-            PROFILES,
-        ),
         *RUN_KNOBS,
     )
     headline = (
@@ -93,10 +87,6 @@ class RateLimitHeadersScenario(DatasetScenario):
     ) -> DatasetConfig:
         columns = [topic_sampler(), llm("text", "writer", "A line on {{ topic }}.")]
         return writer_dataset(self, knobs, providers, columns, seed, provider="limited")
-
-    def engine_environment(self, knobs: Mapping[str, KnobValue]) -> dict[str, str]:
-        profile = knobs.get("admission_profile")
-        return {PROFILE_ENV: str(profile)} if profile else {}
 
     def summary_extra(self, result: Mapping[str, Any]) -> list[str]:
         knob = (result.get("inputs") or {}).get("knobs", {}).get("admission_profile")

@@ -23,6 +23,7 @@ from rowloom.bench.execute import RunCapture, run_dataset
 from rowloom.bench.machine import Measurement
 from rowloom.bench.metrics import MetricContext, iteration_metrics
 from rowloom.bench.providers import ProviderScript, provider_fleet
+from rowloom.bench.switches import PROFILE_ENV, PROFILES, TASK_POLICIES, TASK_POLICY_ENV
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.models import ModelProvider
 from rowloom.observability.view import CorrelatedRuntimeView
@@ -249,8 +250,8 @@ class Scenario(ABC):
 def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
     """Set `values` in `os.environ` for the block and restore what was there after.
 
-    The engine reads its benchmark-only switches (e.g. `ROWLOOM_REQUEST_ADMISSION_PROFILE`)
-    from the environment when a run starts; a scenario knob that selects one sets it here, for
+    The harness reads its benchmark switches (e.g. `ROWLOOM_REQUEST_ADMISSION_PROFILE`, see
+    `bench/switches.py`) when a run starts; a scenario knob that selects one sets it here, for
     its own runs only.
     """
     saved = {name: os.environ.get(name) for name in values}
@@ -290,7 +291,23 @@ ORACLE_RECORD_CAP = 5_000
 RUN_KNOBS: tuple[Knob, ...] = (
     Knob("buffer_size", None, "rows per row group (default: the scenario's)"),
     Knob("max_concurrent_row_groups", None, "row groups in flight (default: the scenario's)"),
+    Knob(
+        "admission_profile",
+        None,
+        f"request admission baseline for the run (bench/baselines.py; v1: the reference V1 "
+        f"behaviour); none: as {PROFILE_ENV} says, else the default",
+        "str",
+        PROFILES,
+    ),
+    Knob(
+        "task_policy",
+        None,
+        f"task admission policy for the run; none: as {TASK_POLICY_ENV} says, else provider_aware",
+        "str",
+        TASK_POLICIES,
+    ),
 )
+"""Knobs every dataset scenario takes: row-group settings and the engine baselines."""
 
 
 class DatasetScenario(Scenario):
@@ -323,8 +340,17 @@ class DatasetScenario(Scenario):
         """Scenario-specific figures derived from the computed ones (default: none)."""
 
     def engine_environment(self, knobs: Mapping[str, KnobValue]) -> dict[str, str]:
-        """Environment switches the engine reads, set for this scenario's runs (default: none)."""
-        return {}
+        """The bench switches (`bench/switches.py`) the knobs select, set for this scenario's
+        runs; the harness turns them into the builder's `EngineOptions`."""
+        out: dict[str, str] = {}
+        for knob, variable in (
+            ("admission_profile", PROFILE_ENV),
+            ("task_policy", TASK_POLICY_ENV),
+        ):
+            value = knobs.get(knob)
+            if value:
+                out[variable] = str(value)
+        return out
 
     def run_settings(self, knobs: Mapping[str, KnobValue]) -> dict[str, Any]:
         """The `run:` section: the scenario's row-group settings unless a knob overrides them."""

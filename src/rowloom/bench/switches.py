@@ -5,7 +5,7 @@ The engine reads no environment variable: a benchmark run (or `rowloom bench com
 variables, and the harness hands the builder the matching `EngineOptions`.
 
 - `ROWLOOM_REQUEST_ADMISSION_PROFILE`: `default`, `v1` (the reference V1 behaviour),
-  `no_header_pacing`, `no_provider_limit`.
+  `no_header_pacing`, `no_provider_limit` (`bench/baselines.py` builds them).
 - `ROWLOOM_TASK_ADMISSION_POLICY`: `provider_aware` (default) or `bounded_borrow` (the
   reference task policy alone).
 """
@@ -16,12 +16,12 @@ import os
 from collections.abc import Mapping
 from typing import Final, TypeVar, get_args
 
+from rowloom.bench.baselines import PROFILES as PROFILES
+from rowloom.bench.baselines import admission_adjustment
 from rowloom.builder.options import EngineOptions, TaskPolicyName
-from rowloom.models.request_admission.config import AdmissionProfile
 
 PROFILE_ENV: Final = "ROWLOOM_REQUEST_ADMISSION_PROFILE"
 TASK_POLICY_ENV: Final = "ROWLOOM_TASK_ADMISSION_POLICY"
-PROFILES: Final[tuple[AdmissionProfile, ...]] = get_args(AdmissionProfile)
 TASK_POLICIES: Final[tuple[TaskPolicyName, ...]] = get_args(TaskPolicyName)
 
 T = TypeVar("T", bound=str)
@@ -33,7 +33,7 @@ def engine_options(environ: Mapping[str, str] | None = None) -> EngineOptions:
     env = os.environ if environ is None else environ
     profile = _choice(env, PROFILE_ENV, PROFILES, "default")
     policy = _choice(env, TASK_POLICY_ENV, TASK_POLICIES, "provider_aware")
-    return EngineOptions(task_policy=policy, admission_profile=profile)
+    return EngineOptions(task_policy=policy, request_admission=admission_adjustment(profile))
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[T, ...], default: T) -> T:

@@ -178,7 +178,7 @@ class DatasetBuilder:
             stragglers=rc.stragglers,
             clock=self.clock,
             client_factory=self._client_factory,
-            profile=self.options.admission_profile,
+            adjust=self.options.request_admission,
             on_admission=self._on_admission,
         )
         wanted = range(plan.count) if row_groups is None else sorted(set(row_groups))

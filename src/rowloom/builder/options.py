@@ -6,10 +6,11 @@ the edges (the bench harness) read their own switches and hand the builder an `E
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from rowloom.models.request_admission.config import AdmissionProfile
+from rowloom.models.request_admission.config import RequestAdmissionConfig
 
 TaskPolicyName: TypeAlias = Literal["provider_aware", "bounded_borrow"]
 """`provider_aware` (default): provider-aware admission over bounded borrow; `bounded_borrow`:
@@ -21,7 +22,9 @@ class EngineOptions:
     """Engine-internal choices for one run; the defaults are what users get."""
 
     task_policy: TaskPolicyName = "provider_aware"
-    admission_profile: AdmissionProfile = "default"
+    request_admission: Callable[[RequestAdmissionConfig], RequestAdmissionConfig] | None = None
+    """A benchmark's adjustment of the run's request-admission config before the controller
+    is built (`rowloom.bench.baselines`: the V1 profile and friends); None: as users get it."""
 
     @property
     def task_policy_overridden(self) -> bool:

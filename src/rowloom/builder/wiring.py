@@ -26,7 +26,6 @@ from rowloom.models.request_admission import (
     RequestAdmissionConfig,
     RequestResourceResolver,
 )
-from rowloom.models.request_admission.config import AdmissionProfile
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.correlation import RuntimeCorrelationProvider
 from rowloom.observability.eventlog import EventLog, open_run_logs
@@ -112,13 +111,16 @@ class RequestStack:
         stragglers: StragglerConfig,
         clock: Clock,
         client_factory: ClientFactory,
-        profile: AdmissionProfile,
+        adjust: Callable[[RequestAdmissionConfig], RequestAdmissionConfig] | None = None,
         on_admission: AdmissionHook | None = None,
     ) -> RequestStack:
-        """Admission from the catalog and the run's tuning (shown to `on_admission` first); a
+        """Admission from the catalog and the run's tuning (then `adjust`, a benchmark's
+        baseline; shown to `on_admission` first); a
         client per provider in use, its connection pool sized to the summed static caps of the
         provider's endpoints."""
-        admission_config = RequestAdmissionConfig.from_catalog(catalog, tuning, profile=profile)
+        admission_config = RequestAdmissionConfig.from_catalog(catalog, tuning)
+        if adjust is not None:
+            admission_config = adjust(admission_config)
         admission = AdaptiveRequestAdmissionController(
             admission_config, clock=clock, events=streams.requests
         )

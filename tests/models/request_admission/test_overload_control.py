@@ -19,6 +19,7 @@ from ra_support import (
     settle,
 )
 
+from rowloom.bench.baselines import admission_adjustment, no_header_pacing, v1
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
@@ -319,21 +320,28 @@ def test_from_catalog_takes_each_models_limit_rule_and_latency_wins_a_disagreeme
     assert config.as_json()["limit_rules"]["p/a/chat"] == "latency"
 
 
-def test_the_v1_profile_restores_the_reference_behaviour() -> None:
-    config = RequestAdmissionConfig.from_catalog(
-        catalog(
-            ModelConfig(alias="x", model="a", provider="p"),
-            ModelConfig(alias="q", model="c", provider="p", limit_rule="latency"),
-        ),
-        profile="v1",
+def test_the_v1_baseline_restores_the_reference_behaviour() -> None:
+    config = v1(
+        RequestAdmissionConfig.from_catalog(
+            catalog(
+                ModelConfig(alias="x", model="a", provider="p"),
+                ModelConfig(alias="q", model="c", provider="p", limit_rule="latency"),
+            )
+        )
     )
     assert config.limit_rule(RequestResourceKey.of("p", "a", "chat")) == "aimd_v1"
     assert config.limit_rule(RequestResourceKey.of("p", "c", "chat")) == "latency"
     assert (config.cooldown_mode, config.header_pacing) == ("block_all", False)
-    config = RequestAdmissionConfig.from_catalog(
-        catalog(ModelConfig(alias="x", model="a", provider="p")), profile="no_header_pacing"
+    assert not config.provider_limits
+    config = no_header_pacing(
+        RequestAdmissionConfig.from_catalog(
+            catalog(ModelConfig(alias="x", model="a", provider="p"))
+        )
     )
     assert (config.cooldown_mode, config.header_pacing) == ("reduced_limit", False)
+    assert admission_adjustment("default") is None
+    with pytest.raises(ValueError, match="unknown request admission profile"):
+        admission_adjustment("fastest")  # type: ignore[arg-type]
 
 
 def test_an_unknown_rule_name_is_refused(make: MakeHarness) -> None:

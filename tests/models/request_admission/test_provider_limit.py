@@ -20,6 +20,7 @@ from ra_support import (
     settle,
 )
 
+from rowloom.bench.baselines import admission_adjustment
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
@@ -119,9 +120,10 @@ def test_a_provider_with_one_endpoint_has_no_provider_limit() -> None:
 
 @pytest.mark.parametrize("profile", ["v1", "no_provider_limit"])
 def test_the_v1_and_no_provider_limit_profiles_turn_it_off(profile: str) -> None:
-    config = RequestAdmissionConfig(
-        static_caps={PM: 4, OTHER_PM: 4}, resources=(CHAT, OTHER_CHAT)
-    ).with_profile(profile)  # type: ignore[arg-type]
+    config = RequestAdmissionConfig(static_caps={PM: 4, OTHER_PM: 4}, resources=(CHAT, OTHER_CHAT))
+    adjust = admission_adjustment(profile)  # type: ignore[arg-type]
+    assert adjust is not None
+    config = adjust(config)
     assert not config.provider_limits
     assert config.as_json()["provider_limits"] is False
     assert provider_limit(AdaptiveRequestAdmissionController(config)) is None

@@ -3,9 +3,8 @@
 Users tune only the AIMD knobs of `rowloom.config.run.RequestAdmissionTuningConfig` and choose
 each model's limit rule (`ModelConfig.limit_rule`); static caps come from the model catalog;
 initial limits, clamps, the queue-wait default, the cooldown mode and header pacing are
-engine-internal (benchmarks may inject them, or select a profile: `v1` is the reference V1
-behaviour, `no_header_pacing` the default without pacing on rate-limit headers,
-`no_provider_limit` the default without the learned limit per shared provider).
+engine-internal. Benchmarks adjust them to compare with older behaviour (`rowloom.bench.baselines`:
+the V1 profile, or the default without header pacing or without the provider limit).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ CooldownMode: TypeAlias = Literal["reduced_limit", "block_all"]
 """What a rate-limit cooldown holds back: `reduced_limit` (default) admits up to the cut limit
 and blocks everything only when a lease granted during the cooldown is rate limited again;
 `block_all` (V1) blocks every new admission until the cooldown ends."""
-AdmissionProfile: TypeAlias = Literal["default", "v1", "no_header_pacing", "no_provider_limit"]
 _RULE_NAMES: Final = frozenset(get_args(LimitRuleName))
 
 
@@ -113,10 +111,9 @@ class RequestAdmissionConfig:
         initial_limits: Mapping[RequestResourceKey, int] | None = None,
         max_limit_clamps: Mapping[RequestResourceKey, int] | None = None,
         default_queue_wait_timeout_seconds: float | None = None,
-        profile: AdmissionProfile = "default",
     ) -> RequestAdmissionConfig:
         """The config of one run: caps, resources and limit rules from the catalog, AIMD knobs
-        from `tuning`, then `profile`.
+        from `tuning`.
 
         `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s). A resource whose
         aliases disagree on `limit_rule` gets `latency` (the more cautious rule, as the static
@@ -139,35 +136,7 @@ class RequestAdmissionConfig:
             default_queue_wait_timeout_seconds=default_queue_wait_timeout_seconds,
             limit_rules=rules,
         )
-        return base.with_tuning(tuning).with_profile(profile)
-
-    def with_profile(self, profile: AdmissionProfile) -> RequestAdmissionConfig:
-        """This config under a behaviour profile.
-
-        `default`: unchanged. `v1`: the reference V1 behaviour (`aimd` rules become `aimd_v1`,
-        a cooldown blocks every admission, no header pacing; explicit `latency` rules stay).
-        `no_header_pacing`: unchanged but without pacing on rate-limit headers.
-        `no_provider_limit`: unchanged but without the learned limit per shared provider.
-        """
-        if profile == "default":
-            return self
-        if profile == "no_header_pacing":
-            return replace(self, header_pacing=False)
-        if profile == "no_provider_limit":
-            return replace(self, provider_limits=False)
-        if profile != "v1":
-            raise ValueError(f"unknown request admission profile {profile!r}")
-        v1: dict[RequestResourceKey, LimitRuleName] = {
-            r: ("aimd_v1" if name == "aimd" else name) for r, name in self.limit_rules.items()
-        }
-        return replace(
-            self,
-            limit_rules=v1,
-            default_limit_rule="aimd_v1" if self.default_limit_rule == "aimd" else "latency",
-            cooldown_mode="block_all",
-            header_pacing=False,
-            provider_limits=False,
-        )
+        return base.with_tuning(tuning)
 
     def with_tuning(self, tuning: RequestAdmissionTuningConfig | None) -> RequestAdmissionConfig:
         """This config with the public AIMD knobs of `tuning` (None: unchanged)."""
