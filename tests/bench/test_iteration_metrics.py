@@ -30,7 +30,6 @@ from rowloom.models.clients.base import (
     EmbeddingRequest,
     EmbeddingResponse,
     ProviderRateLimitError,
-    TransportPoolLimits,
 )
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor, RetryPolicy
 from rowloom.models.request_admission import (
@@ -43,6 +42,7 @@ from rowloom.observability.correlation import RuntimeCorrelation
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
 from rowloom.observability.sinks import JsonlEventSink
 from rowloom.observability.view import CorrelatedRuntimeView
+from rowloom.provider_wire import TransportPoolLimits
 
 START = 1000.0
 # every figure iteration_metrics derives on this run; each has an assertion below
@@ -178,7 +178,7 @@ async def scripted_run(run_dir: Path) -> None:
     )
     req = RequestEventEmitter(req_sink, clock.monotonic)
     admission = AdaptiveRequestAdmissionController(
-        RequestAdmissionConfig.from_catalog(catalog, profile="default"), clock=clock, events=req
+        RequestAdmissionConfig.from_catalog(catalog), clock=clock, events=req
     )
     provider = Provider(clock, progress)
     executor = ModelRequestExecutor(

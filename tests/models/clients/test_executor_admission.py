@@ -22,8 +22,6 @@ from rowloom.models.clients.base import (
     EmbeddingResponse,
     ProviderOverloadedError,
     ProviderRateLimitError,
-    RateLimitHeaders,
-    TransportPoolLimits,
 )
 from rowloom.models.clients.model_request_executor import ModelRequestExecutor, RetryPolicy
 from rowloom.models.request_admission import (
@@ -35,6 +33,10 @@ from rowloom.models.request_admission import (
 )
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.events import RequestEventEmitter
+from rowloom.provider_wire import (
+    RateLimitHeaders,
+    TransportPoolLimits,
+)
 
 CHAT = RequestResourceKey.of("p", "m", "chat")
 Answer = Callable[[int], ChatResponse]
@@ -123,7 +125,7 @@ def setup(
         [ModelConfig(alias="m", model="m", provider="p", max_parallel_requests=cap)],
         [ModelProvider(name="p", provider_type="simulated")],
     )
-    config = RequestAdmissionConfig.from_catalog(catalog, profile="default")
+    config = RequestAdmissionConfig.from_catalog(catalog)
     config = RequestAdmissionConfig(
         static_caps=config.static_caps, resources=config.resources, cooldown_mode=mode
     )
