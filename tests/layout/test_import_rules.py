@@ -172,41 +172,14 @@ def strongly_connected(graph: Mapping[str, set[str]]) -> list[frozenset[str]]:
     return groups
 
 
-ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        # Engineer "queue" is removing this one (issue 13: policies built by a factory module
-        # the policies do not import); delete the entry with the cycle. The allowlist must
-        # end empty.
-        frozenset(
-            {
-                "rowloom.scheduling.provider_aware",
-                "rowloom.scheduling.task_admission",
-                "rowloom.scheduling.task_policies",
-            }
-        ),
-    }
-)
-
-
 def test_no_import_cycle_at_any_level() -> None:
     """No cycle between packages, between subpackages, or between modules of a package."""
     found = cycles(EDGES, module_names(SRC))
-    bad = {
-        group: edges
-        for group, edges in found.items()
-        if not any(group <= allowed for allowed in ALLOWED_CYCLES)
-    }
     report = [
         f"cycle {sorted(group)}:\n  " + "\n  ".join(sorted(map(str, edges)))
-        for group, edges in bad.items()
+        for group, edges in found.items()
     ]
-    assert not bad, "\n".join(report)
-
-
-def test_the_cycle_allowlist_names_only_cycles_that_still_exist() -> None:
-    found = cycles(EDGES, module_names(SRC))
-    stale = [sorted(a) for a in ALLOWED_CYCLES if not any(g <= a for g in found)]
-    assert not stale, f"remove these from ALLOWED_CYCLES, they are gone: {stale}"
+    assert not found, "\n".join(report)
 
 
 def test_the_cycle_check_sees_lazy_relative_and_submodule_imports(tmp_path: Path) -> None:
