@@ -43,6 +43,15 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     """What happened to the run folder (a new run, resumed, extended, the old run moved)."""
 
+    def __repr__(self) -> str:
+        dropped = f", dropped {self.dropped_rows}" if self.dropped_rows else ""
+        stop = f" ({self.stop_reason})" if self.stop_reason else ""
+        return (
+            f"RunSummary({self.name!r}: {self.status}{stop}, {self.rows_written}/"
+            f"{self.num_records} rows{dropped}, {self.request_attempts} requests, "
+            f"{self.wall_seconds:.1f} s)"
+        )
+
     def add_dropped(self, dropped: Mapping[str, int]) -> None:
         """Add dropped-row counts by reason."""
         for reason, n in dropped.items():
