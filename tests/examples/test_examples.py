@@ -64,3 +64,16 @@ def test_seed_from_folder_writes_questions_from_every_page() -> None:
     first, second = preview.data["relative_path"][:5], preview.data["relative_path"][5:]
     assert set(first) == set(second) == pages  # each pass over the folder, shuffled
     assert all(preview.data["question"]) and all(preview.data["answer"])
+
+
+def test_tool_use_example_calls_its_mcp_server() -> None:
+    config = rl.DatasetConfig.from_yaml(EXAMPLES / "tool_use.yaml")
+    sim = config.providers[0].model_copy(
+        update={"simulation": rl.SimulationConfig(latency_ms=0, seed=3)}
+    )
+    preview = rl.Designer().preview(config.model_copy(update={"providers": [sim]}), 5)
+    facts = {"france": "Paris", "japan": "Tokyo", "kenya": "Nairobi", "peru": "Lima",
+             "canada": "Ottawa"}  # fmt: skip
+    for country, question in zip(preview.data["country"], preview.data["question"], strict=True):
+        assert facts[country] in question  # the tool's answer reached the model
+    assert preview.summary.request_attempts == 10

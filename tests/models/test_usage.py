@@ -218,3 +218,27 @@ async def test_resumed_run_adds_up_without_losing_or_double_counting(
     )
     assert discarded.requests == kept.requests - 16
     assert total == fresh_total + discarded
+
+
+def test_live_progress_line_shows_tokens_and_cost() -> None:
+    from types import SimpleNamespace
+
+    from rowloom.builder.builder import RunMonitor
+    from rowloom.config.models import ModelPrice
+    from rowloom.interface.progress import ProgressDisplay
+
+    monitor = RunMonitor()
+    ledger = UsageLedger()
+    monitor.executor = SimpleNamespace(  # type: ignore[assignment]
+        usage=ledger,
+        stats=SimpleNamespace(attempts=3),
+        attempts_in_flight=0,
+        stragglers_cancelled=0,
+        oldest_attempt_age=lambda: None,
+    )
+    display = ProgressDisplay(monitor, mode="quiet")
+    assert "tokens" not in display.headline()
+    ledger.record(CallTag("q", 0, 0), "w", TokenUsage(12_300, 4_500, 1_200))
+    monitor.prices = {"w": ModelPrice(prompt_per_million=1, completion_per_million=2)}
+    line = display.headline()
+    assert "tokens 12.3k in / 4.5k out (1.2k reasoning)  ~0.0213" in line

@@ -11,7 +11,7 @@ checkpointed is lost when a run fails or is cancelled: the manifest records what
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +41,7 @@ from rowloom.config.run import RunConfig
 from rowloom.generators import ColumnGenerator, build_generators
 from rowloom.models.clients import make_model_client
 from rowloom.models.facade import ModelFacade
+from rowloom.models.mcp import MCPToolBox, MCPToolHost
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.scheduler import AsyncTaskScheduler, SchedulerConfig
 from rowloom.scheduling import (
@@ -111,24 +112,27 @@ class DatasetBuilder:
 
         What happens to a run already in `run_dir` is `open_run`'s (`resume`, `overwrite`).
         `row_groups` limits the run to those row groups of the plan (a Ray worker's share of
-        a run; in memory, it is the caller's to write them).
+        a run; in memory, it is the caller's to write them). The MCP servers of the config's
+        tool columns are up for the whole run and closed on every path (error, cancellation).
         """
-        run = self.wire(
-            num_records,
-            run_dir=run_dir,
-            name=name,
-            resume=resume,
-            overwrite=overwrite,
-            row_groups=row_groups,
-        )
-        error: BaseException | None = None
-        try:
-            await self.run(run)
-        except BaseException as exc:  # record what is done, then re-raise
-            error = exc
-            raise
-        finally:
-            outputs = await self.finalise(run, error)
+        async with MCPToolHost(self.config) as tools:
+            run = self.wire(
+                num_records,
+                run_dir=run_dir,
+                name=name,
+                resume=resume,
+                overwrite=overwrite,
+                row_groups=row_groups,
+                toolboxes=tools.toolboxes,
+            )
+            error: BaseException | None = None
+            try:
+                await self.run(run)
+            except BaseException as exc:  # record what is done, then re-raise
+                error = exc
+                raise
+            finally:
+                outputs = await self.finalise(run, error)
         return outputs
 
     # --- step 1: wire ---------------------------------------------------------------------
@@ -142,10 +146,12 @@ class DatasetBuilder:
         resume: ResumeMode = False,
         overwrite: bool = False,
         row_groups: Sequence[int] | None = None,
+        toolboxes: Mapping[str, MCPToolBox] | None = None,
     ) -> WiredRun:
         """Open the run folder (`open_run`) and build every layer of the run; start nothing.
 
-        `pending` holds the plan's row groups (or those of `row_groups`) not yet finished.
+        `pending` holds the plan's row groups (or those of `row_groups`) not yet finished;
+        `toolboxes` are the open MCP tools by tool alias (see `MCPToolHost`).
 
         Raises the config's environment error (e.g. a missing API key), `RunFolderError` or
         `ResumeError` before any model call.
@@ -153,7 +159,7 @@ class DatasetBuilder:
         self.config.check_environment()
         config, seed = compile_seed(self.config)
         catalog = ModelResourceCatalog(config.models, config.providers)
-        generators = build_generators(config, catalog, seed)
+        generators = build_generators(config, catalog, seed, run_dir)
         processors = build_processors(config.processors)
         output_columns = without_dropped(config.output_columns(), processors)
         storage = self._storage_factory(run_dir) if run_dir is not None else None
@@ -187,7 +193,7 @@ class DatasetBuilder:
             plan,
             config.effective_seed,
             output_columns,
-            self._facades(requests),
+            self._facades(requests, toolboxes or {}),
             storage,
             on_checkpoint=self._on_checkpoint(streams),
             on_rows_finished=self.monitor.on_rows_finished,
@@ -271,11 +277,15 @@ class DatasetBuilder:
         return summary
 
     @staticmethod
-    def _facades(requests: RequestStack) -> Callable[[ColumnGenerator], ModelFacade | None]:
+    def _facades(
+        requests: RequestStack, toolboxes: Mapping[str, MCPToolBox]
+    ) -> Callable[[ColumnGenerator], ModelFacade | None]:
         executor = requests.executor
 
         def facade_for(gen: ColumnGenerator) -> ModelFacade | None:
-            return ModelFacade(executor, gen.model_aliases) if gen.model_aliases else None
+            if not gen.model_aliases:
+                return None
+            return ModelFacade(executor, gen.model_aliases, tools=toolboxes)
 
         return facade_for
 

@@ -12,8 +12,9 @@ from rowloom.compat.processors import map_processors
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.plugins import find_plugin
 
-_DD_ONLY_KEYS = frozenset({"model_configs", "tool_configs", "constraints", "profilers"})
-"""Top-level fields only Data Designer has (`seed_config` is native too: not a sign)."""
+_DD_ONLY_KEYS = frozenset({"model_configs", "constraints", "profilers"})
+"""Top-level fields only Data Designer has (`seed_config` and `tool_configs` are native too:
+not a sign)."""
 _DD_COLUMN_TYPES = frozenset(
     {"llm-text", "llm-code", "llm-structured", "llm-judge", "seed-dataset"}
 )

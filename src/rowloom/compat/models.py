@@ -36,7 +36,7 @@ def map_model_config(entry: Any, location: str, issues: Issues) -> dict[str, Any
     else:
         f.invalid("inference_parameters", "must be a mapping")
     skip = f.get("skip_health_check", False)
-    if "skip_health_check" in ModelConfig.model_fields:
+    if "skip_health_check" in ModelConfig.model_fields and skip:
         out["skip_health_check"] = skip
     # else: rowloom runs no health check before a run unless asked, which is what `true` asks
     f.done()

@@ -1,9 +1,9 @@
-"""Static checks of side-effect columns, listed column references, processors and unknown
-column types (part of `DatasetConfig.validate_static`)."""
+"""Static checks of side-effect columns, listed column references, processors, tools, duplicate
+names and unknown column types (part of `DatasetConfig.validate_static`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -87,3 +87,48 @@ def unknown_column_type_message(tag: Any) -> str:
     if broken:
         msg += "; plugins that failed to load: " + "; ".join(f"{k}: {v}" for k, v in broken.items())
     return msg
+
+
+def tool_issues(config: Any) -> Iterable[ConfigIssue]:
+    """MCP providers and tool configs: unique names, known providers, known tool aliases."""
+    mcp_names = [p.name for p in config.mcp_providers or ()]
+    tools = [t.tool_alias for t in config.tool_configs or ()]
+    yield from duplicates(mcp_names, "mcp_providers", "name", "duplicate_mcp_provider")
+    yield from duplicates(tools, "tool_configs", "tool_alias", "duplicate_tool_alias")
+    for tool in config.tool_configs or ():
+        for name in tool.providers:
+            if name not in mcp_names:
+                yield ConfigIssue(
+                    "unknown_mcp_provider",
+                    f"tool_configs.{tool.tool_alias}",
+                    "providers",
+                    f"MCP provider {name!r} is not declared; known: {mcp_names}",
+                )
+    for col in config.columns:
+        alias = getattr(col, "tool_alias", None)
+        if alias is not None and alias not in tools:
+            yield ConfigIssue(
+                "unknown_tool_alias",
+                f"columns.{col.name}",
+                "tool_alias",
+                f"tool alias {alias!r} is not declared in tool_configs; known: {tools}",
+            )
+        for i, context in enumerate(getattr(col, "multi_modal_context", None) or ()):
+            if context.column_name not in config.column_by_name:
+                yield ConfigIssue(
+                    "unknown_reference",
+                    f"columns.{col.name}",
+                    f"multi_modal_context.{i}.column_name",
+                    f"image column {context.column_name!r} does not exist",
+                )
+
+
+def duplicates(
+    values: Sequence[str], section: str, field_name: str, code: str
+) -> Iterable[ConfigIssue]:
+    """An issue per value declared more than once in `section`."""
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            yield ConfigIssue(code, f"{section}.{v}", field_name, f"{v!r} is declared twice")
+        seen.add(v)

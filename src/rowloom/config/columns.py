@@ -27,6 +27,7 @@ from pydantic import (
 
 from rowloom.config.callables import CustomFunction, resolve_callable
 from rowloom.config.code_lang import CodeLang
+from rowloom.config.media import ImageContext
 from rowloom.config.paths import base_dir_of
 from rowloom.config.plugins import PLUGIN_TAG, plugin_config_parser, union_tag
 from rowloom.config.samplers import (
@@ -182,13 +183,39 @@ class ExpressionColumnConfig(ColumnConfigBase):
         return {"type": kinds[self.dtype]} if self.dtype in kinds else None
 
 
+TraceType: TypeAlias = Literal["none", "last_message", "all_messages"]
+REASONING_CONTENT_SUFFIX = "__reasoning_content"
+TRACE_SUFFIX = "__trace"
+
+
 class LLMTextColumnConfig(ColumnConfigBase):
-    """Free text written by a chat model."""
+    """Free text written by a chat model.
+
+    `extract_reasoning_content` adds `<name>__reasoning_content` (the model's reasoning, from
+    its `reasoning_content` field or inline `<think>` blocks); `with_trace` adds `<name>__trace`
+    (the final assistant message, or every message of the exchange incl. tool calls);
+    `multi_modal_context` sends images with the prompt; `tool_alias` lets the model call the
+    tools of that tool config.
+    """
 
     column_type: Literal["llm_text"] = "llm_text"
     model_alias: str
     prompt: str = Field(min_length=1)
     system_prompt: str | None = None
+    multi_modal_context: list[ImageContext] | None = None
+    tool_alias: str | None = None
+    with_trace: TraceType | None = Field(None, description="unset means none")
+    extract_reasoning_content: bool | None = Field(None, description="unset means false")
+
+    @property
+    def side_effect_columns(self) -> list[str]:
+        """The extra columns this column writes (`__reasoning_content`, `__trace`)."""
+        extra = []
+        if self.extract_reasoning_content:
+            extra.append(f"{self.name}{REASONING_CONTENT_SUFFIX}")
+        if self.with_trace not in (None, "none"):
+            extra.append(f"{self.name}{TRACE_SUFFIX}")
+        return extra
 
 
 def _schema_of(value: Any) -> Any:
@@ -303,6 +330,22 @@ class EmbeddingColumnConfig(ColumnConfigBase):
 
     def output_shape(self) -> dict[str, Any] | None:
         return {"type": "array", "items": {"type": "number"}}
+
+
+class ImageColumnConfig(ColumnConfigBase):
+    """An image generated from a prompt by an `image` model (the provider's images endpoint),
+    stored as a PNG (or the provider's format) under the run folder's `images/<column>/`; the
+    dataset holds its path relative to the run folder (a `data:` URI in a preview)."""
+
+    column_type: Literal["image"] = "image"
+    model_alias: str
+    prompt: str = Field(min_length=1)
+    multi_modal_context: list[ImageContext] | None = Field(
+        None, description="accepted for Data Designer configs; images endpoints ignore it"
+    )
+
+    def output_shape(self) -> dict[str, Any] | None:
+        return {"type": "string"}
 
 
 GenerationStrategy: TypeAlias = Literal["cell_by_cell", "full_column"]
@@ -470,10 +513,16 @@ BUILTIN_COLUMN_TYPES: dict[str, type[ColumnConfigBase]] = {
     "llm_structured": LLMStructuredColumnConfig,
     "llm_judge": LLMJudgeColumnConfig,
     "embedding": EmbeddingColumnConfig,
+    "image": ImageColumnConfig,
     "validation": ValidationColumnConfig,
     "custom": CustomColumnConfig,
     "seed_dataset": SeedDatasetColumnConfig,
 }
+MODEL_GENERATION_KIND: dict[type, str] = {
+    EmbeddingColumnConfig: "embedding",
+    ImageColumnConfig: "image",
+}
+"""The generation kind a column type's model must have (other model columns: chat)."""
 ColumnConfig = Annotated[
     Annotated[SamplerColumnConfig, Tag("sampler")]
     | Annotated[ExpressionColumnConfig, Tag("expression")]
@@ -482,6 +531,7 @@ ColumnConfig = Annotated[
     | Annotated[LLMStructuredColumnConfig, Tag("llm_structured")]
     | Annotated[LLMJudgeColumnConfig, Tag("llm_judge")]
     | Annotated[EmbeddingColumnConfig, Tag("embedding")]
+    | Annotated[ImageColumnConfig, Tag("image")]
     | Annotated[ValidationColumnConfig, Tag("validation")]
     | Annotated[CustomColumnConfig, Tag("custom")]
     | Annotated[SeedDatasetColumnConfig, Tag("seed_dataset")]
@@ -493,5 +543,3 @@ ColumnConfig = Annotated[
     Discriminator(union_tag("column_generator", BUILTIN_COLUMN_TYPES, ColumnConfigBase)),
 ]
 """Any column config: a built-in type by `column_type`, or one an installed plugin provides."""
-
-LLM_COLUMN_TYPES = (LLMTextColumnConfig, EmbeddingColumnConfig)

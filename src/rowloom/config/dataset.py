@@ -23,13 +23,16 @@ from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from rowloom.config.column_checks import (
+    duplicates,
     listed_column_issues,
     processor_issues,
     side_effect_issues,
+    tool_issues,
     unknown_column_type_message,
 )
 from rowloom.config.columns import (
     BUILTIN_COLUMN_TYPES,
+    MODEL_GENERATION_KIND,
     ColumnConfig,
     CustomColumnConfig,
     EmbeddingColumnConfig,
@@ -65,6 +68,7 @@ from rowloom.config.sampler_checks import (
 )
 from rowloom.config.seed import DataFrameSeedSource, SeedConfig
 from rowloom.config.template_fields import Shape, field_issues, output_shape_of
+from rowloom.config.tools import MCPProviderConfig, ToolConfig
 
 Adapter = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Rewrites a loaded config document before validation (see `DatasetConfig.from_dict`)."""
@@ -87,6 +91,8 @@ class DatasetConfig(BaseModel):
     )
     seed: int | None = Field(None, description="global seed; unset means 0 (runs are reproducible)")
     run: RunConfig | None = None
+    mcp_providers: list[MCPProviderConfig] | None = None
+    tool_configs: list[ToolConfig] | None = None
     processors: list[ProcessorConfig] = Field(
         default_factory=list, description="drop_columns / schema_transform / plugin processors"
     )
@@ -423,9 +429,9 @@ def _cycle_issues(config: DatasetConfig) -> list[ConfigIssue]:
 
 def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
     provider_names = [p.name for p in config.providers]
-    yield from _duplicates(provider_names, "providers", "name", "duplicate_provider")
-    yield from _duplicates([m.alias for m in config.models], "models", "alias", "duplicate_alias")
-    yield from _duplicates([c.name for c in config.columns], "columns", "name", "duplicate_column")
+    yield from duplicates(provider_names, "providers", "name", "duplicate_provider")
+    yield from duplicates([m.alias for m in config.models], "models", "alias", "duplicate_alias")
+    yield from duplicates([c.name for c in config.columns], "columns", "name", "duplicate_column")
     for m in config.models:
         if m.provider not in provider_names:
             yield ConfigIssue(
@@ -434,10 +440,11 @@ def _static_issues(config: DatasetConfig) -> Iterable[ConfigIssue]:
                 "provider",
                 f"provider {m.provider!r} is not declared; known: {provider_names}",
             )
+    yield from tool_issues(config)
     models = {m.alias: m for m in config.models}
     yield from side_effect_issues(config)
     processor_names = [p.name for p in config.processors]
-    yield from _duplicates(processor_names, "processors", "name", "duplicate_processor")
+    yield from duplicates(processor_names, "processors", "name", "duplicate_processor")
     yield from processor_issues(config)
     names = set(config.producers)
     if not config.columns and config.seed_config is None:
@@ -560,7 +567,7 @@ def _column_issues(
                 f"model alias {alias!r} is not declared; known: {sorted(models)}",
             )
             continue
-        wanted = "embedding" if isinstance(col, EmbeddingColumnConfig) else "chat"
+        wanted = MODEL_GENERATION_KIND.get(type(col), "chat")
         if not isinstance(col, CustomColumnConfig) and model.generation_kind != wanted:
             yield ConfigIssue(
                 "wrong_generation_kind",
@@ -613,16 +620,6 @@ def _condition_issues(
             config, col.name, loc, field_name, condition_template(condition)
         )
     return ok
-
-
-def _duplicates(
-    values: Sequence[str], section: str, field_name: str, code: str
-) -> Iterable[ConfigIssue]:
-    seen: set[str] = set()
-    for v in values:
-        if v in seen:
-            yield ConfigIssue(code, f"{section}.{v}", field_name, f"{v!r} is declared twice")
-        seen.add(v)
 
 
 def _issues_from_pydantic(exc: ValidationError, data: Mapping[str, Any]) -> list[ConfigIssue]:

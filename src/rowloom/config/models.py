@@ -235,6 +235,9 @@ class ModelConfig(_Strict):
     generation_kind: GenerationKind = "chat"
     inference_parameters: InferenceParameters = Field(default_factory=InferenceParameters)
     max_parallel_requests: int = Field(4, ge=1, le=100_000)
+    skip_health_check: bool | None = Field(
+        None, description="true: `rowloom models check` and `create --check-models` skip it"
+    )
     price: ModelPrice | None = Field(
         None, description="price per million tokens; gives the run's estimated cost"
     )

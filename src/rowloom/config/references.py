@@ -71,6 +71,8 @@ def column_inputs(column: Any) -> tuple[str, ...]:
         deps.add(column.target_column)
     if isinstance(column, ValidationColumnConfig):
         deps |= set(column.target_columns)
+    for context in getattr(column, "multi_modal_context", None) or ():
+        deps.add(context.column_name)
     required = getattr(column, "required_columns", None)  # custom and plugin columns
     if isinstance(required, list | tuple | set | frozenset):
         deps |= {str(c) for c in required}

@@ -18,7 +18,9 @@ from rowloom.config.columns import LLMCodeColumnConfig
 from rowloom.errors import NonRetryableTaskError
 from rowloom.generators.base import CellContext
 from rowloom.generators.llm import LLMTextGenerator, facade_of
-from rowloom.models.facade import build_messages
+from rowloom.generators.media import MediaStore
+from rowloom.models.clients.base import Message
+from rowloom.models.reasoning import split_reasoning
 from rowloom.models.resources import ModelResourceCatalog
 
 _MARKDOWN = MarkdownIt("commonmark")
@@ -73,27 +75,31 @@ class LLMCodeGenerator(LLMTextGenerator):
 
     config: LLMCodeColumnConfig
 
-    def __init__(self, config: LLMCodeColumnConfig, catalog: ModelResourceCatalog) -> None:
-        super().__init__(config, catalog)
+    def __init__(
+        self,
+        config: LLMCodeColumnConfig,
+        catalog: ModelResourceCatalog,
+        media: MediaStore | None = None,
+    ) -> None:
+        super().__init__(config, catalog, media)
         self.code_lang: str = config.code_lang
         self.max_corrections = config.max_correction_attempts
         self._instruction = code_instruction(config.code_lang)
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         facade = facade_of(ctx)
-        prompt, system = self.prompts(row)
-        messages: list[Mapping[str, str]] = list(
-            build_messages(f"{prompt}\n\n{self._instruction}", system)
-        )
+        tools = self.tools(facade)
+        messages: list[Message] = list(self.messages(row, f"\n\n{self._instruction}"))
         problem = ""
         for attempt in range(self.max_corrections + 1):
-            answer = await facade.chat(self.alias, messages)
+            conversation = await facade.converse(self.alias, messages, tools=tools)
+            answer = split_reasoning(conversation.response.text)[0]
             code, problem = extract_code(answer, self.code_lang)
             if code is not None:
                 return code
             if attempt < self.max_corrections:
                 messages = [
-                    *messages,
+                    *conversation.messages[:-1],
                     {"role": "assistant", "content": answer[:4000]},
                     {"role": "user", "content": f"Your answer was not usable: {problem}."},
                 ]

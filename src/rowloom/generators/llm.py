@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rowloom.config.columns import (
@@ -13,16 +13,28 @@ from rowloom.config.columns import (
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.errors import NonRetryableTaskError
 from rowloom.generators.base import CellContext, ColumnGenerator, compile_template, render
+from rowloom.generators.media import MediaStore, image_parts
+from rowloom.models.facade import ModelFacade, ToolBox, build_messages
+from rowloom.models.reasoning import split_reasoning
 from rowloom.models.resources import ModelResourceCatalog
 
 
 class LLMTextGenerator(ColumnGenerator):
-    """One chat completion per row from the rendered prompt (and system prompt)."""
+    """One chat exchange per row: the rendered prompt (with its images), optionally using the
+    column's tools; inline `<think>` blocks never reach the value."""
 
-    def __init__(self, config: LLMTextColumnConfig, catalog: ModelResourceCatalog) -> None:
+    config: LLMTextColumnConfig
+
+    def __init__(
+        self,
+        config: LLMTextColumnConfig,
+        catalog: ModelResourceCatalog,
+        media: MediaStore | None = None,
+    ) -> None:
         super().__init__(config)
         self.alias = config.model_alias
         self._catalog = catalog
+        self._media = media or MediaStore(None)
         self._prompt = compile_template(config.prompt)
         self._system = compile_template(config.system_prompt) if config.system_prompt else None
 
@@ -34,32 +46,62 @@ class LLMTextGenerator(ColumnGenerator):
         system = render(self._system, row) if self._system is not None else None
         return render(self._prompt, row), system
 
+    def messages(self, row: Mapping[str, Any], suffix: str = "") -> list[dict[str, Any]]:
+        """The request's messages for a row: system prompt, prompt (+ `suffix`) and images."""
+        prompt, system = self.prompts(row)
+        images = image_parts(self.config.multi_modal_context or (), row, self._media)
+        return build_messages(prompt + suffix, system, images)
+
+    def tools(self, facade: ModelFacade) -> ToolBox | None:
+        """The column's tools, when it has a `tool_alias`."""
+        alias = self.config.tool_alias
+        return facade.toolbox(alias) if alias is not None else None
+
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         facade = facade_of(ctx)
-        prompt, system = self.prompts(row)
-        return await facade.chat(self.alias, prompt, system_prompt=system)
+        conversation = await facade.converse(
+            self.alias, self.messages(row), tools=self.tools(facade)
+        )
+        return split_reasoning(conversation.response.text)[0]
 
 
-class LLMStructuredGenerator(LLMTextGenerator):
-    """JSON valid for `output_format`, with corrective retries as separate calls."""
+class _SchemaGenerator(LLMTextGenerator):
+    """A JSON answer valid for `schema`, with corrective follow-ups as separate calls; the
+    prompt gets `suffix` (a judge's rubric)."""
+
+    schema: dict[str, Any]
+    suffix: str = ""
+    max_corrections: int = 2
+    normalize: Callable[[Any], Any] | None = None
+
+    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
+        facade = facade_of(ctx)
+        value, _ = await facade.structured_conversation(
+            self.alias,
+            self.messages(row, self.suffix),
+            self.schema,
+            max_correction_attempts=self.max_corrections,
+            schema_name=self.name,
+            tools=self.tools(facade),
+            normalize=self.normalize,
+        )
+        return value
+
+
+class LLMStructuredGenerator(_SchemaGenerator):
+    """JSON valid for `output_format`."""
 
     config: LLMStructuredColumnConfig
 
-    def __init__(self, config: LLMStructuredColumnConfig, catalog: ModelResourceCatalog) -> None:
-        super().__init__(config, catalog)
-        self.schema: dict[str, Any] = dict(config.output_format)
+    def __init__(
+        self,
+        config: LLMStructuredColumnConfig,
+        catalog: ModelResourceCatalog,
+        media: MediaStore | None = None,
+    ) -> None:
+        super().__init__(config, catalog, media)
+        self.schema = dict(config.output_format)
         self.max_corrections = config.max_correction_attempts
-
-    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        prompt, system = self.prompts(row)
-        return await facade_of(ctx).structured(
-            self.alias,
-            prompt,
-            self.schema,
-            system_prompt=system,
-            max_correction_attempts=self.max_corrections,
-            schema_name=self.name,
-        )
 
 
 def judge_schema(config: LLMJudgeColumnConfig) -> dict[str, Any]:
@@ -108,36 +150,32 @@ def judge_instructions(config: LLMJudgeColumnConfig) -> str:
     return "\n".join(lines)
 
 
-class LLMJudgeGenerator(LLMTextGenerator):
+class LLMJudgeGenerator(_SchemaGenerator):
     """Rubric scores `{score_name: {"reasoning": text, "score": option}}` from a judge model."""
 
     config: LLMJudgeColumnConfig
 
-    def __init__(self, config: LLMJudgeColumnConfig, catalog: ModelResourceCatalog) -> None:
-        super().__init__(config, catalog)
+    def __init__(
+        self,
+        config: LLMJudgeColumnConfig,
+        catalog: ModelResourceCatalog,
+        media: MediaStore | None = None,
+    ) -> None:
+        super().__init__(config, catalog, media)
         self.schema = judge_schema(config)
-        self._rubric = judge_instructions(config)
-        self._normalize = normalize_judgement(config)
+        self.suffix = f"\n\n{judge_instructions(config)}"
+        self.normalize = normalize_judgement(config)
         self.max_corrections = config.max_correction_attempts
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        prompt, system = self.prompts(row)
-        answer = await facade_of(ctx).structured(
-            self.alias,
-            f"{prompt}\n\n{self._rubric}",
-            self.schema,
-            system_prompt=system,
-            max_correction_attempts=self.max_corrections,
-            schema_name=self.name,
-            normalize=self._normalize,
-        )
+        answer = await super().generate_cell(row, ctx)
         return {
             s.name: {"reasoning": answer[s.name]["reasoning"], "score": answer[s.name]["score"]}
             for s in self.config.scores
         }
 
 
-def facade_of(ctx: CellContext) -> Any:
+def facade_of(ctx: CellContext) -> ModelFacade:
     """The cell's model facade; an error when the run has no model access."""
     if ctx.facade is None:
         raise NonRetryableTaskError("no_model_facade", "this run has no model access")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 from rowloom.config.columns import (
     CustomColumnConfig,
     EmbeddingColumnConfig,
     ExpressionColumnConfig,
+    ImageColumnConfig,
     LLMCodeColumnConfig,
     LLMJudgeColumnConfig,
     LLMStructuredColumnConfig,
@@ -24,7 +26,9 @@ from rowloom.generators.code import LLMCodeGenerator
 from rowloom.generators.custom import CustomGenerator
 from rowloom.generators.embedding import EmbeddingGenerator
 from rowloom.generators.expression import ExpressionGenerator
+from rowloom.generators.image import ImageGenerator
 from rowloom.generators.llm import LLMJudgeGenerator, LLMStructuredGenerator, LLMTextGenerator
+from rowloom.generators.media import MediaStore
 from rowloom.generators.samplers import SamplerGenerator, probe_constraints
 from rowloom.generators.seed import SeedColumnGenerator
 from rowloom.generators.validation import ValidationGenerator
@@ -33,14 +37,20 @@ from rowloom.seeds import SeedDataset
 
 
 def build_generators(
-    config: DatasetConfig, catalog: ModelResourceCatalog, seed_data: SeedDataset | None = None
+    config: DatasetConfig,
+    catalog: ModelResourceCatalog,
+    seed_data: SeedDataset | None = None,
+    run_dir: Path | None = None,
 ) -> dict[str, ColumnGenerator]:
     """Generators by column name, in topological order; `config` has its seed columns
     (`rowloom.seeds.compile_seed`) and `seed_data` is the opened seed.
 
     An expression whose inputs are all per-row-group columns also runs per row group.
     Raises `ConfigValidationError` when a constrained sampler column is met too rarely.
+    Image columns write their files under `run_dir` (None: values are `data:` URIs);
+    image inputs given as relative paths are looked up there first.
     """
+    media = MediaStore(run_dir)
     out: dict[str, ColumnGenerator] = {}
     for name in config.topological_order:
         col = config.column_by_name[name]
@@ -57,11 +67,13 @@ def build_generators(
         elif isinstance(col, LLMCodeColumnConfig):
             gen = LLMCodeGenerator(col, catalog)
         elif isinstance(col, LLMJudgeColumnConfig):
-            gen = LLMJudgeGenerator(col, catalog)
+            gen = LLMJudgeGenerator(col, catalog, media)
         elif isinstance(col, LLMStructuredColumnConfig):
-            gen = LLMStructuredGenerator(col, catalog)
+            gen = LLMStructuredGenerator(col, catalog, media)
         elif isinstance(col, LLMTextColumnConfig):
-            gen = LLMTextGenerator(col, catalog)
+            gen = LLMTextGenerator(col, catalog, media)
+        elif isinstance(col, ImageColumnConfig):
+            gen = ImageGenerator(col, catalog, media)
         elif isinstance(col, EmbeddingColumnConfig):
             gen = EmbeddingGenerator(col, catalog)
         elif isinstance(col, CustomColumnConfig):

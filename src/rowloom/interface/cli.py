@@ -26,6 +26,7 @@ from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigError
 from rowloom.errors import EngineUnavailableError, RunAbortedError, RunFolderError
 from rowloom.interface import cli_data
+from rowloom.interface.cli_models import models_app, preflight
 from rowloom.interface.designer import Designer
 from rowloom.interface.exit_codes import ExitCode
 from rowloom.interface.loading import load_config
@@ -51,6 +52,7 @@ app = typer.Typer(
     help="Generate synthetic datasets with LLMs, as fast as each provider accepts.",
 )
 cli_data.register(app)
+app.add_typer(models_app, name="models")
 _out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
@@ -153,6 +155,10 @@ def validate(
     )
 
 
+CheckModelsOption = Annotated[
+    bool,
+    typer.Option(help="probe every model first (`rowloom models check`); stop if one is unusable"),
+]
 EngineOption = Annotated[
     str | None,
     typer.Option(
@@ -285,10 +291,13 @@ def create(
     ] = False,
     providers: ProvidersOption = None,
     simulate: SimulateOption = False,
+    check_models: CheckModelsOption = False,
 ) -> None:
     """Generate a dataset into ARTIFACT_DIR/NAME (parquet parts, manifest, events, report)."""
     loaded = _load(config, providers, simulate)
     cfg = _with_overrides(loaded, buffer_size, max_concurrent_row_groups)
+    if check_models:
+        preflight(cfg)
     run_name = name or config.stem
     mode: ProgressMode = (
         "quiet" if quiet else ("plain" if plain or not _err.is_terminal else "live")
@@ -409,6 +418,15 @@ def mock_server(
     fail_rate: Annotated[float, typer.Option(min=0, max=1, help="fraction answered 5xx")] = 0.0,
     timeout_rate: Annotated[float, typer.Option(min=0, max=1, help="fraction that hang")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed for latencies, faults and answers")] = 0,
+    reasoning: Annotated[
+        str, typer.Option(help="reasoning in answers: none, field (reasoning_content), inline")
+    ] = "none",
+    tool_call_turns: Annotated[
+        int, typer.Option(min=0, help="turns that call a tool when a request offers tools")
+    ] = 1,
+    ignore_response_format: Annotated[
+        bool, typer.Option(help="answer text even when JSON is asked for")
+    ] = False,
 ) -> None:
     """Serve the simulated provider over real OpenAI-compatible HTTP until Ctrl-C."""
     from rowloom.simulation.server import MockServerOptions, serve
@@ -427,6 +445,9 @@ def mock_server(
             fail_rate=fail_rate,
             timeout_rate=timeout_rate,
             seed=seed,
+            reasoning=reasoning,  # type: ignore[arg-type]
+            tool_call_turns=tool_call_turns,
+            ignore_response_format=ignore_response_format,
         )
     except ValueError as exc:
         _invalid("invalid mock-server options", exc)

@@ -25,6 +25,7 @@ from rowloom.interface.estimate import (
 from rowloom.interface.loading import ProvidersFile, prepare_config
 from rowloom.interface.report import write_report, write_run_report
 from rowloom.interface.results import DatasetResult, PreviewResult
+from rowloom.models.check import ModelCheck, check_models
 
 T = TypeVar("T")
 RunEngine = Literal["async", "sequential", "ray"]
@@ -69,6 +70,12 @@ class Designer:
     def config(self, config: ConfigSource) -> DatasetConfig:
         """The config a run would use: loaded, defaults resolved, simulated when asked."""
         return prepare_config(config, providers=self.providers, simulate=self.simulate)
+
+    def check_models(self, config: DatasetConfig, *, timeout: float = 30.0) -> list[ModelCheck]:
+        """Probe every model of `config` (what `rowloom models check` prints): per model its
+        probes' latency, whether JSON-schema output is honoured, and a verdict."""
+        config.check_environment()
+        return _run_sync(check_models(config, probe_timeout=timeout))
 
     def preview(
         self, config: ConfigSource, num_records: int = 10, *, engine: RunEngine | None = None

@@ -22,6 +22,7 @@ from rowloom.models.clients.base import (
     Message,
     ToolCall,
 )
+from rowloom.models.reasoning import split_reasoning
 from rowloom.models.usage import CallTag
 
 T = TypeVar("T")
@@ -112,10 +113,12 @@ class ModelFacade:
         allowed_aliases: Sequence[str] | None = None,
         *,
         tag: CallTag | None = None,
+        tools: Mapping[str, ToolBox] | None = None,
     ):
         self._executor = executor
         self._allowed = frozenset(allowed_aliases) if allowed_aliases is not None else None
         self._tag = tag
+        self._tools: Mapping[str, ToolBox] = tools or {}
 
     def bind(self, tag: CallTag) -> ModelFacade:
         """The same facade, its calls made for the cell `tag`."""
@@ -123,7 +126,17 @@ class ModelFacade:
         bound._executor = self._executor
         bound._allowed = self._allowed
         bound._tag = tag
+        bound._tools = self._tools
         return bound
+
+    def toolbox(self, tool_alias: str) -> ToolBox:
+        """The tools of a tool config this run opened."""
+        try:
+            return self._tools[tool_alias]
+        except KeyError:
+            raise NonRetryableTaskError(
+                "unknown_tool_alias", f"tool alias {tool_alias!r} is not open in this run"
+            ) from None
 
     def _check(self, alias: str) -> None:
         if self._allowed is not None and alias not in self._allowed:
@@ -256,7 +269,9 @@ class ModelFacade:
             conversation = await self.converse(
                 alias, history, response_format=response_format, tools=tools
             )
-            value, problem = parse_structured(conversation.response.text, validator, normalize)
+            value, problem = parse_structured(
+                split_reasoning(conversation.response.text)[0], validator, normalize
+            )
             if not problem:
                 return value, conversation
             if attempt < max_correction_attempts:

@@ -3,9 +3,9 @@
 Shared by the in-process simulated client and `rowloom mock-server`, and deterministic like
 the rest of the simulation (a pure function of the request and the seed):
 
-- reasoning (`reasoning="field"`: a separate `reasoning_content`; `"inline"`: a `<think>` block
-  before the text, as servers without a reasoning parser send it); its words count as
-  reasoning tokens inside the completion tokens;
+- reasoning (`reasoning="field"`: a separate `reasoning_content`, its words counted as
+  reasoning tokens inside the completion tokens; `"inline"`: a `<think>` block before the
+  text, as servers without a reasoning parser send it, counted as plain completion tokens);
 - tool calls: when the request offers `tools` (and `tool_choice` is not `"none"`), the first
   `tool_call_turns` turns after the last user message call a tool (turn k calls tool
   k mod n) with arguments valid for its parameter schema; the next turn answers in text that
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from rowloom.simulation.responses import SimulatedResponses, generate_json, requ
 __all__ = ["ReasoningMode", "SimulatedToolCall", "SimulatedTurn", "SimulatedTurns"]
 
 ReasoningMode = Literal["none", "field", "inline"]
+_WORD = re.compile(r"[A-Za-z]{4,}")
 _THOUGHTS = tuple(
     [
         "first",
@@ -135,6 +137,7 @@ class SimulatedTurns:
         if reasoning and self._reasoning == "inline":
             text = f"<think>{reasoning}</think>\n{text}"
             reasoning = None
+            reasoning_tokens = 0  # servers that inline reasoning do not count it apart
         return SimulatedTurn(
             text=text,
             reasoning=reasoning,
@@ -158,6 +161,8 @@ class SimulatedTurns:
         )
         schema = function.get("parameters") or {"type": "object", "properties": {}}
         arguments = generate_json(schema, random.Random(digest))
+        if isinstance(arguments, dict):
+            _prompt_words(arguments, schema, messages)
         return SimulatedToolCall(
             id=f"call_{digest:032x}"[:17],
             name=str(function.get("name", "tool")),
@@ -182,3 +187,26 @@ def _since_last_user(messages: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[
         if messages[i].get("role") == "user":
             return messages[i + 1 :]
     return messages
+
+
+def _prompt_words(
+    arguments: dict[str, Any], schema: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]
+) -> None:
+    """Free-text string arguments take the last word (4+ letters) of the last user message,
+    as a model asked "capital of france?" would pass "france"."""
+    user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    content = user.get("content") if user is not None else None
+    if isinstance(content, list):
+        content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    words = _WORD.findall(content) if isinstance(content, str) else []
+    if not words:
+        return
+    properties = schema.get("properties") or {}
+    for name, prop in properties.items():
+        if (
+            name in arguments
+            and isinstance(prop, Mapping)
+            and prop.get("type") == "string"
+            and not {"enum", "const", "format", "pattern"} & set(prop)
+        ):
+            arguments[name] = words[-1]

@@ -1,0 +1,36 @@
+"""Image columns: one generated image per row, stored as a file in the run folder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from rowloom.config.columns import ImageColumnConfig
+from rowloom.config.scheduling import SchedulingMetadata
+from rowloom.generators.base import CellContext, ColumnGenerator, compile_template, render
+from rowloom.generators.llm import facade_of, model_metadata
+from rowloom.generators.media import MediaStore
+from rowloom.models.resources import ModelResourceCatalog
+
+
+class ImageGenerator(ColumnGenerator):
+    """Renders the prompt, asks the `image` model for one image, stores it; the value is its
+    path relative to the run folder (`images/<column>/<row>.png`), or a `data:` URI when the
+    run keeps its rows in memory (a preview)."""
+
+    def __init__(
+        self, config: ImageColumnConfig, catalog: ModelResourceCatalog, media: MediaStore
+    ) -> None:
+        super().__init__(config)
+        self.alias = config.model_alias
+        self._catalog = catalog
+        self._media = media
+        self._prompt = compile_template(config.prompt)
+
+    def get_scheduling_metadata(self) -> SchedulingMetadata:
+        return model_metadata(self._catalog, self.alias)
+
+    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
+        data = await facade_of(ctx).image(self.alias, render(self._prompt, row))
+        return await asyncio.to_thread(self._media.save_image, self.name, ctx.global_row, data)

@@ -1,0 +1,187 @@
+"""Tool use through MCP: stdio and Streamable HTTP servers (started and stopped here), the
+calling loop inside the cell (turn and time limits), each model call admitted like any other,
+tool errors read by the model, and typed errors before any model call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.errors import ConfigValidationError
+from rowloom.errors import RetryableTaskError
+from rowloom.interface.designer import Designer
+from rowloom.models.clients.base import ChatResponse, ToolCall
+from rowloom.models.facade import ModelFacade
+from rowloom.simulation.server import MockProviderServer, MockServerOptions
+
+pytest.importorskip("mcp")
+
+SERVER = str(Path(__file__).with_name("mcp_tools_server.py"))
+STDIO = {"name": "local", "provider_type": "stdio", "command": sys.executable, "args": [SERVER]}
+
+
+def config(
+    *,
+    provider: Mapping[str, Any] | None = None,
+    mcp: Mapping[str, Any] = STDIO,
+    tool: Mapping[str, Any] | None = None,
+    simulation: Mapping[str, Any] | None = None,
+    trace: str | None = None,
+) -> DatasetConfig:
+    column: dict[str, Any] = {
+        "name": "answer",
+        "column_type": "llm_text",
+        "model_alias": "w",
+        "prompt": "What is the capital of {{ country }}?",
+        "tool_alias": "geo",
+    }
+    if trace:
+        column["with_trace"] = trace
+    return DatasetConfig.from_dict(
+        {
+            "providers": [
+                provider
+                or {
+                    "name": "p",
+                    "provider_type": "simulated",
+                    "simulation": {"latency_ms": 0, **(simulation or {})},
+                }
+            ],
+            "models": [{"alias": "w", "model": "m", "provider": "p"}],
+            "mcp_providers": [dict(mcp)],
+            "tool_configs": [
+                {
+                    "tool_alias": "geo",
+                    "providers": [mcp["name"]],
+                    "allow_tools": ["capital"],
+                    **(tool or {}),
+                }
+            ],
+            "columns": [
+                {
+                    "name": "country",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["france", "japan", "kenya", "peru"]},
+                },
+                column,
+            ],
+        }
+    )
+
+
+async def test_stdio_tools_feed_the_answer_and_every_call_is_admitted() -> None:
+    result = await Designer().apreview(config(), 6)
+    capitals = {"france": "paris", "japan": "tokyo", "kenya": "nairobi", "peru": "lima"}
+    for country, answer in zip(result.data["country"], result.data["answer"], strict=True):
+        assert f"Tool results: {capitals[country].title()}" in answer
+    # two model calls per cell (tool turn, then the answer), each its own admitted request
+    assert result.summary.request_attempts == 12
+    assert result.summary.token_usage["by_column"]["answer"]["requests"] == 12
+
+
+@asynccontextmanager
+async def http_mcp_server(transport: str) -> AsyncIterator[str]:
+    """The test tools over Streamable HTTP or SSE on 127.0.0.1 (a pre-bound socket: no wait
+    for startup, connections queue until the server accepts them)."""
+    import uvicorn
+
+    sys.path.insert(0, str(Path(SERVER).parent))
+    try:
+        import mcp_tools_server
+    finally:
+        sys.path.pop(0)
+    app = mcp_tools_server.sse_app() if transport == "sse" else mcp_tools_server.streamable_app()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.mark.parametrize("transport", ["streamable_http", "sse"])
+async def test_http_tools_with_the_model_over_http(transport: str) -> None:
+    async with (
+        http_mcp_server(transport) as mcp_url,
+        MockProviderServer(MockServerOptions(latency_ms=0)) as model,
+    ):
+        cfg = config(
+            provider={"name": "p", "endpoint": model.url},
+            mcp={"name": "remote", "provider_type": transport, "endpoint": mcp_url},
+            trace="all_messages",
+        )
+        result = await Designer().apreview(cfg, 4)
+    assert all("Tool results:" in a for a in result.data["answer"])
+    assert result.summary.request_attempts == 8
+
+
+async def test_turn_limit_forces_an_answer_and_tool_errors_reach_the_model() -> None:
+    limited = config(simulation={"tool_call_turns": 5}, tool={"max_tool_call_turns": 2})
+    result = await Designer().apreview(limited, 2)
+    # 2 tool turns, then a request with tool_choice "none" that must answer
+    assert result.summary.request_attempts == 6
+    for answer in result.data["answer"]:
+        assert len(answer.split("Tool results: ", 1)[1].split("; ")) == 2  # two tool results
+    broken = config(tool={"allow_tools": ["broken"]})
+    result = await Designer().apreview(broken, 2)
+    assert all(
+        "Tool results: error: Error executing tool broken" in a for a in result.data["answer"]
+    )
+    slow = config(tool={"allow_tools": ["slow"], "timeout_sec": 0.2}, simulation={"seed": 3})
+    result = await Designer().apreview(slow, 1)
+    # the simulated call asks for several seconds; the tool call is cut at 0.2 s
+    assert result.data["answer"][0].endswith("error: tool 'slow' did not answer within 0.2 s")
+
+
+class _Stuck:
+    """A tool box whose one tool never answers."""
+
+    specs: Sequence[Mapping[str, Any]] = ({"type": "function", "function": {"name": "t"}},)
+    max_turns = 3
+    loop_timeout = 0.05
+
+    async def call(self, call: ToolCall) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class _AlwaysCalls:
+    async def execute_chat(self, alias: str, messages: Any, **kw: Any) -> ChatResponse:
+        return ChatResponse(text="", tool_calls=(ToolCall("c1", "t", "{}"),))
+
+
+async def test_loop_time_limit_fails_the_cell_as_retryable() -> None:
+    facade = ModelFacade(_AlwaysCalls(), ["w"])  # type: ignore[arg-type]
+    with pytest.raises(RetryableTaskError, match="tool-calling loop took longer"):
+        await facade.converse("w", [{"role": "user", "content": "x"}], tools=_Stuck())
+
+
+async def test_unreachable_server_and_unknown_tools_are_typed_errors_before_any_call() -> None:
+    missing = config(mcp={**STDIO, "command": "/nonexistent/mcp-server"})
+    with pytest.raises(ConfigValidationError) as info:
+        await Designer().apreview(missing, 1)
+    assert info.value.codes == ("mcp_provider_unavailable",)
+    assert "mcp_providers.local" in str(info.value)
+    unknown = config(tool={"allow_tools": ["capital", "teleport"]})
+    with pytest.raises(ConfigValidationError) as info:
+        await Designer().apreview(unknown, 1)
+    assert info.value.codes == ("unknown_tool",)
+    with pytest.raises(ConfigValidationError) as info:
+        DatasetConfig.from_dict({**json.loads(config().to_json()), "tool_configs": []})
+    assert "unknown_tool_alias" in info.value.codes
