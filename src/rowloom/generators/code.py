@@ -96,7 +96,7 @@ class LLMCodeGenerator(LLMTextGenerator):
             answer = split_reasoning(conversation.response.text)[0]
             code, problem = extract_code(answer, self.code_lang)
             if code is not None:
-                return code
+                return self.finish(code, conversation)
             if attempt < self.max_corrections:
                 messages = [
                     *conversation.messages[:-1],

@@ -6,17 +6,26 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rowloom.config.columns import (
+    REASONING_CONTENT_SUFFIX,
+    TRACE_SUFFIX,
     LLMJudgeColumnConfig,
     LLMStructuredColumnConfig,
     LLMTextColumnConfig,
 )
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.errors import NonRetryableTaskError
-from rowloom.generators.base import CellContext, ColumnGenerator, compile_template, render
+from rowloom.generators.base import (
+    CellContext,
+    CellOutput,
+    ColumnGenerator,
+    compile_template,
+    render,
+)
 from rowloom.generators.media import MediaStore, image_parts
-from rowloom.models.facade import ModelFacade, ToolBox, build_messages
+from rowloom.models.facade import Conversation, ModelFacade, ToolBox, build_messages
 from rowloom.models.reasoning import split_reasoning
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.models.trace import final_reasoning, trace_messages
 
 
 class LLMTextGenerator(ColumnGenerator):
@@ -62,7 +71,19 @@ class LLMTextGenerator(ColumnGenerator):
         conversation = await facade.converse(
             self.alias, self.messages(row), tools=self.tools(facade)
         )
-        return split_reasoning(conversation.response.text)[0]
+        return self.finish(split_reasoning(conversation.response.text)[0], conversation)
+
+    def finish(self, value: Any, conversation: Conversation) -> Any:
+        """The cell's value, with `<name>__reasoning_content` and `<name>__trace` when the
+        column keeps them."""
+        extras: dict[str, Any] = {}
+        if self.config.extract_reasoning_content:
+            key = f"{self.name}{REASONING_CONTENT_SUFFIX}"
+            extras[key] = final_reasoning(conversation.response)
+        mode = self.config.with_trace
+        if mode is not None and mode != "none":
+            extras[f"{self.name}{TRACE_SUFFIX}"] = trace_messages(conversation.messages, mode)
+        return CellOutput(value, extras) if extras else value
 
 
 class _SchemaGenerator(LLMTextGenerator):
@@ -76,7 +97,7 @@ class _SchemaGenerator(LLMTextGenerator):
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         facade = facade_of(ctx)
-        value, _ = await facade.structured_conversation(
+        value, conversation = await facade.structured_conversation(
             self.alias,
             self.messages(row, self.suffix),
             self.schema,
@@ -85,6 +106,10 @@ class _SchemaGenerator(LLMTextGenerator):
             tools=self.tools(facade),
             normalize=self.normalize,
         )
+        return self.finish(self.shape(value), conversation)
+
+    def shape(self, value: Any) -> Any:
+        """The cell's value from the schema-valid answer (as is by default)."""
         return value
 
 
@@ -167,10 +192,10 @@ class LLMJudgeGenerator(_SchemaGenerator):
         self.normalize = normalize_judgement(config)
         self.max_corrections = config.max_correction_attempts
 
-    async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
-        answer = await super().generate_cell(row, ctx)
+    def shape(self, value: Any) -> Any:
+        """Only the declared scores, each as `{"reasoning", "score"}`."""
         return {
-            s.name: {"reasoning": answer[s.name]["reasoning"], "score": answer[s.name]["score"]}
+            s.name: {"reasoning": value[s.name]["reasoning"], "score": value[s.name]["score"]}
             for s in self.config.scores
         }
 
