@@ -12,6 +12,8 @@ give the HTTP apps the tests serve on 127.0.0.1 themselves. Tools:
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -57,4 +59,6 @@ def sse_app() -> Any:
 
 
 if __name__ == "__main__":
+    if pidfile := os.environ.get("ROWLOOM_TEST_MCP_PIDFILE"):  # tests check the server exits
+        Path(pidfile).write_text(str(os.getpid()))
     server.run("stdio")

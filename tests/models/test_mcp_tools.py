@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from rowloom.builder.builder import DatasetBuilder
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigValidationError
 from rowloom.errors import RetryableTaskError
@@ -185,3 +187,56 @@ async def test_unreachable_server_and_unknown_tools_are_typed_errors_before_any_
     with pytest.raises(ConfigValidationError) as info:
         DatasetConfig.from_dict({**json.loads(config().to_json()), "tool_configs": []})
     assert "unknown_tool_alias" in info.value.codes
+
+
+def _server_exited(pidfile: Path) -> bool:
+    """Whether the stdio MCP server that wrote `pidfile` has exited (and was reaped)."""
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\tZ" in status.read_text()  # exited, not yet reaped
+
+
+async def test_mcp_server_stops_when_wiring_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pidfile = tmp_path / "mcp.pid"
+    monkeypatch.delenv("ROWLOOM_TEST_MISSING_KEY", raising=False)
+    cfg = config(
+        provider={
+            "name": "p",
+            "endpoint": "http://127.0.0.1:9/v1",
+            "api_key_env": "ROWLOOM_TEST_MISSING_KEY",
+        },
+        mcp={**STDIO, "env": {"ROWLOOM_TEST_MCP_PIDFILE": str(pidfile)}},
+    )
+    with pytest.raises(ConfigValidationError) as info:
+        await DatasetBuilder(cfg).build(2, run_dir=None, name="t")
+    assert info.value.codes == ("missing_api_key_env",)
+    assert _server_exited(pidfile)
+
+
+async def test_mcp_server_stops_when_the_run_is_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pidfile = tmp_path / "mcp.pid"
+    in_call = asyncio.Event()
+
+    async def stuck(self: ModelFacade, *args: Any, **kwargs: Any) -> Any:
+        in_call.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(ModelFacade, "converse", stuck)
+    cfg = config(mcp={**STDIO, "env": {"ROWLOOM_TEST_MCP_PIDFILE": str(pidfile)}})
+    run = asyncio.create_task(DatasetBuilder(cfg).build(2, run_dir=tmp_path / "run", name="t"))
+    await in_call.wait()
+    assert not _server_exited(pidfile)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert _server_exited(pidfile)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] != "complete"
