@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rowloom.config.dataset import DatasetConfig
 from rowloom.interface.designer import Designer
 from rowloom.simulation.server import MockProviderServer, MockServerOptions
 
+DD_TUTORIAL = Path(__file__).parents[1] / "compat" / "configs" / "tutorial_1_the_basics.yaml"
 TOOLS_SERVER = str(Path(__file__).parents[1] / "models" / "mcp_tools_server.py")
 
 
@@ -135,3 +137,19 @@ async def test_side_effect_columns_survive_resume(
     got = resumed.to_pandas()
     assert got["q__reasoning_content"].tolist() == expected["q__reasoning_content"].tolist()
     assert got["q__trace"].tolist() == expected["q__trace"].tolist()
+
+
+def test_simulate_gives_a_data_designer_config_its_reasoning(tmp_path: Path) -> None:
+    """`--simulate` serves reasoning where a column keeps it, so the column gets values."""
+    doc = yaml.safe_load(DD_TUTORIAL.read_text())
+    for column in doc["data_designer"]["columns"]:
+        if column["name"] == "product_name":
+            column["extract_reasoning_content"] = True
+    path = tmp_path / "dd.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = Designer(simulate=True).preview(path, 3)
+    assert all(
+        t.startswith("Let me think:") for t in result.data["product_name__reasoning_content"]
+    )
+    assert "customer_review__reasoning_content" not in result.data
+    assert not any("<think>" in v for v in result.data["product_name"])

@@ -251,10 +251,13 @@ def simulated(config: DatasetConfig, *, latency_ms: float = SIMULATED_LATENCY_MS
 
     Models keep their alias, model id, generation kind, `max_parallel_requests` and inference
     parameters; each simulated provider serves as many requests at once as its models may
-    send, so the run exercises the same admission limits without a key or a network."""
+    send, so the run exercises the same admission limits without a key or a network. A
+    provider serving a column with `extract_reasoning_content` answers with a separate
+    `reasoning_content`, as a reasoning model's server does, so that column gets values."""
     caps: dict[str, int] = {}
     for m in config.models:
         caps[m.provider] = caps.get(m.provider, 0) + m.max_parallel_requests
+    reasoning = _reasoning_providers(config)
     providers = [
         ModelProvider(
             name=p.name,
@@ -264,8 +267,21 @@ def simulated(config: DatasetConfig, *, latency_ms: float = SIMULATED_LATENCY_MS
                 latency_ms=latency_ms,
                 overload="queue",
                 seed=config.effective_seed,
+                reasoning="field" if p.name in reasoning else "none",
             ),
         )
         for p in config.providers
     ]
     return config.model_copy(update={"providers": providers})
+
+
+def _reasoning_providers(config: DatasetConfig) -> set[str]:
+    """The providers of the models that columns keeping their reasoning call."""
+    provider_of = {m.alias: m.provider for m in config.models}
+    return {
+        provider_of[alias]
+        for c in config.columns
+        if getattr(c, "extract_reasoning_content", None)
+        for alias in column_model_aliases(c)
+        if alias in provider_of
+    }
