@@ -157,3 +157,31 @@ async def test_preview_keeps_images_inline_and_kinds_are_checked() -> None:
     with pytest.raises(ConfigValidationError) as info:
         DatasetConfig.from_dict(data)
     assert "unknown_reference" in info.value.codes
+
+
+async def test_image_paths_are_relative_to_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "photos").mkdir(parents=True)
+    (project / "photos" / "owl.png").write_bytes(PNG)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # rowloom runs from another folder
+    async with SpyServer(MockServerOptions(latency_ms=0)) as server:
+        server.contents = []
+        data = json.loads(vision_config(server.url).to_json())
+        data["columns"][0]["params"]["values"] = ["photos/owl.png"]
+        del data["columns"][1]
+        data["columns"][1]["multi_modal_context"][0]["column_name"] = "animal"
+        (project / "config.yaml").write_text(json.dumps(data))
+        result = await Designer().apreview(DatasetConfig.from_file(project / "config.yaml"), 2)
+        assert len(result) == 2
+        in_python = DatasetConfig.from_dict(data)  # no folder: relative to the working one
+        missing = await Designer().apreview(in_python, 1)
+    assert len(missing) == 0
+    (sample,) = missing.summary.error_samples
+    assert sample.reason == "invalid_image" and "photos/owl.png" in sample.message
+    assert [c[1]["image_url"]["url"] for c in server.contents] == [
+        f"data:image/png;base64,{PNG_B64}"
+    ] * 2

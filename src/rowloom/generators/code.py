@@ -89,7 +89,7 @@ class LLMCodeGenerator(LLMTextGenerator):
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         facade = facade_of(ctx)
         tools = self.tools(facade)
-        messages: list[Message] = list(self.messages(row, f"\n\n{self._instruction}"))
+        messages: list[Message] = list(await self.messages(row, f"\n\n{self._instruction}"))
         problem = ""
         for attempt in range(self.max_corrections + 1):
             conversation = await facade.converse(self.alias, messages, tools=tools)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -55,10 +56,14 @@ class LLMTextGenerator(ColumnGenerator):
         system = render(self._system, row) if self._system is not None else None
         return render(self._prompt, row), system
 
-    def messages(self, row: Mapping[str, Any], suffix: str = "") -> list[dict[str, Any]]:
-        """The request's messages for a row: system prompt, prompt (+ `suffix`) and images."""
+    async def messages(self, row: Mapping[str, Any], suffix: str = "") -> list[dict[str, Any]]:
+        """The request's messages for a row: system prompt, prompt (+ `suffix`) and images
+        (image files are read in a worker thread, off the event loop)."""
         prompt, system = self.prompts(row)
-        images = image_parts(self.config.multi_modal_context or (), row, self._media)
+        contexts = self.config.multi_modal_context
+        images = (
+            await asyncio.to_thread(image_parts, contexts, row, self._media) if contexts else []
+        )
         return build_messages(prompt + suffix, system, images)
 
     def tools(self, facade: ModelFacade) -> ToolBox | None:
@@ -69,7 +74,7 @@ class LLMTextGenerator(ColumnGenerator):
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         facade = facade_of(ctx)
         conversation = await facade.converse(
-            self.alias, self.messages(row), tools=self.tools(facade)
+            self.alias, await self.messages(row), tools=self.tools(facade)
         )
         return self.finish(split_reasoning(conversation.response.text)[0], conversation)
 
@@ -99,7 +104,7 @@ class _SchemaGenerator(LLMTextGenerator):
         facade = facade_of(ctx)
         value, conversation = await facade.structured_conversation(
             self.alias,
-            self.messages(row, self.suffix),
+            await self.messages(row, self.suffix),
             self.schema,
             max_correction_attempts=self.max_corrections,
             schema_name=self.name,

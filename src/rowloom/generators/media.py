@@ -2,9 +2,11 @@
 files written into the run folder.
 
 A value for an image input may be an http(s) URL or `data:` URI (sent as is), a path to an
-image file (read and sent inline as a `data:` URI: absolute, or relative to the run folder,
-then to the working directory), or base64 image bytes; a list of such values (or a JSON list)
-sends several images. The format of inline bytes is detected from their first bytes.
+image file (read and sent inline as a `data:` URI: absolute, or relative to the run folder
+(an image column's own files), then to the config's folder (`DatasetConfig.resolve_path`: the
+working folder for a config built in Python)), or base64 image bytes; a list of such values
+(or a JSON list) sends several images. The format of inline bytes is detected from their
+first bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import binascii
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,15 @@ def image_format(data: bytes) -> str | None:
 
 
 class MediaStore:
-    """Where a run's media live: `run_dir/images/<column>/` (None: in memory, a preview)."""
+    """Where a run's media live: `run_dir/images/<column>/` (None: in memory, a preview).
 
-    def __init__(self, run_dir: Path | None) -> None:
+    `resolve_path` places a relative path of the config (`DatasetConfig.resolve_path`); by
+    default it stays relative to the working folder.
+    """
+
+    def __init__(self, run_dir: Path | None, resolve_path: Callable[[str], Path] = Path) -> None:
         self.run_dir = run_dir
+        self._resolve_path = resolve_path
 
     def resolve(self, value: str) -> Path | None:
         """An existing image file for a path value, or None."""
@@ -56,7 +63,7 @@ class MediaStore:
         if not path.is_absolute():
             if self.run_dir is not None:
                 candidates.append(self.run_dir / path)
-            candidates.append(Path.cwd() / path)
+            candidates.append(self._resolve_path(value))
         return next((c for c in candidates if c.is_file()), None)
 
     def save_image(self, column: str, global_row: int, data: bytes) -> str:

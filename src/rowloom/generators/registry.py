@@ -48,9 +48,9 @@ def build_generators(
     An expression whose inputs are all per-row-group columns also runs per row group.
     Raises `ConfigValidationError` when a constrained sampler column is met too rarely.
     Image columns write their files under `run_dir` (None: values are `data:` URIs);
-    image inputs given as relative paths are looked up there first.
+    image inputs given as relative paths are looked up there, then in the config's folder.
     """
-    media = MediaStore(run_dir)
+    media = MediaStore(run_dir, config.resolve_path)
     out: dict[str, ColumnGenerator] = {}
     for name in config.topological_order:
         col = config.column_by_name[name]
