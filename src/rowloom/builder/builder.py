@@ -151,18 +151,17 @@ class DatasetBuilder:
         """Open the run folder (`open_run`) and build every layer of the run; start nothing.
 
         `pending` holds the plan's row groups (or those of `row_groups`) not yet finished;
-        `toolboxes` are the open MCP tools by tool alias (see `MCPToolHost`).
-
-        Raises the config's environment error (e.g. a missing API key), `RunFolderError` or
-        `ResumeError` before any model call.
+        `toolboxes` are the open MCP tools by tool alias (see `MCPToolHost`). Raises the
+        config's environment error (e.g. a missing API key), `RunFolderError` or `ResumeError`
+        before any model call.
         """
         self.config.check_environment()
         config, seed = compile_seed(self.config)
         catalog = ModelResourceCatalog(config.models, config.providers)
-        generators = build_generators(config, catalog, seed, run_dir)
+        storage = self._storage_factory(run_dir) if run_dir is not None else None
+        generators = build_generators(config, catalog, seed, _media_root(storage))
         processors = build_processors(config.processors)
         output_columns = without_dropped(config.output_columns(), processors)
-        storage = self._storage_factory(run_dir) if run_dir is not None else None
         request = RunRequest(
             config.fingerprint(),
             num_records,
@@ -410,3 +409,8 @@ class DatasetBuilder:
             output_columns=run.output_columns,
             capacity_plan=plan.as_json() if plan is not None else {},
         )
+
+
+def _media_root(storage: RunStorage | None) -> Path | None:
+    """Where image columns write (None: in memory, a preview)."""
+    return storage.media_root if storage is not None else None

@@ -26,6 +26,7 @@ import yaml
 from rowloom.builder.arrow_values import encode_column, json_array
 from rowloom.builder.row_groups import RowGroupPlan
 from rowloom.errors import ResumeError, RunFolderError
+from rowloom.generators.media import IMAGES_DIR
 from rowloom.models.usage import UsageTotals, usage_report
 
 MANIFEST_VERSION = 1
@@ -253,6 +254,8 @@ class RunStorage:
         self.data_dir = run_dir / "data"
         self.events_dir = run_dir / "events"
         self.processors_dir = run_dir / "processors"
+        self.media_root = run_dir
+        """The folder the dataset's file paths start from (image columns' `images/`)."""
         self.manifest_path = run_dir / "manifest.json"
         self.capacity_plan_path = run_dir / "capacity_plan.json"
         self.summary_path = run_dir / "summary.json"
@@ -347,11 +350,14 @@ class RunStorage:
                 p.unlink()
 
     def _clean_temporaries(self) -> None:
-        """Remove hidden temporaries a killed writer left (parts, manifest, JSON artifacts)."""
+        """Remove hidden temporaries a killed writer left (parts, manifest, JSON artifacts,
+        images)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for directory in (self.data_dir, self.run_dir):
             for p in directory.glob(".*.tmp-*"):
                 p.unlink(missing_ok=True)
+        for p in self.media_root.glob(f"{IMAGES_DIR}/*/.*.tmp-*"):
+            p.unlink(missing_ok=True)
 
     def load_manifest(self) -> Manifest | None:
         """The manifest on disk, or None."""

@@ -47,6 +47,7 @@ class AttemptStorage(RunStorage):
     def __init__(self, run_dir: Path, worker: str, batch: int) -> None:
         super().__init__(run_dir / "workers" / worker / f"batch-{batch}")
         self.data_dir = run_dir / "data"
+        self.media_root = run_dir  # image files go where the dataset's paths point
         self.worker = worker
         self.label = f"{worker}-b{batch}"
         self.results: list[PartResult] = []

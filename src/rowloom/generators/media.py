@@ -23,7 +23,10 @@ from typing import Any
 from rowloom.config.media import ImageContext
 from rowloom.errors import NonRetryableTaskError
 
-__all__ = ["MediaStore", "image_format", "image_parts"]
+__all__ = ["IMAGES_DIR", "MediaStore", "image_format", "image_parts"]
+
+IMAGES_DIR = "images"
+"""The run folder's subfolder of image columns' files: `images/<column>/<global row>.<fmt>`."""
 
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "gif": "image/gif",
          "webp": "image/webp"}  # fmt: skip
@@ -45,6 +48,9 @@ def image_format(data: bytes) -> str | None:
 
 class MediaStore:
     """Where a run's media live: `run_dir/images/<column>/` (None: in memory, a preview).
+
+    `run_dir` is the run's own folder, the one the dataset's relative paths start from (a Ray
+    worker writes there too, not in its attempt folder: `RunStorage.media_root`).
 
     `resolve_path` places a relative path of the config (`DatasetConfig.resolve_path`); by
     default it stays relative to the working folder.
@@ -72,7 +78,7 @@ class MediaStore:
         fmt = image_format(data) or "png"
         if self.run_dir is None:
             return f"data:{_MIME[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
-        relative = Path("images") / column / f"{global_row:08d}.{fmt}"
+        relative = Path(IMAGES_DIR) / column / f"{global_row:08d}.{fmt}"
         target = self.run_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")

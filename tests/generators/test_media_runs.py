@@ -1,0 +1,124 @@
+"""Image columns' files across the life of a run folder: a resumed run keeps the images of its
+finished rows (and drops a killed writer's temporaries), --overwrite keeps the old run's images
+with the old run, and a folder whose parts live elsewhere (a Ray worker's) writes images where
+the dataset's paths point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from rowloom.builder.builder import DatasetBuilder
+from rowloom.builder.storage import RunStorage
+from rowloom.config.dataset import DatasetConfig
+from rowloom.interface.designer import Designer
+from rowloom.simulation.media import simulated_png
+
+
+def config(style: str = "A watercolour", *, fail_column: bool = False) -> DatasetConfig:
+    columns: list[dict[str, Any]] = [
+        {
+            "name": "n",
+            "column_type": "sampler",
+            "sampler_type": "uniform",
+            "params": {"low": 0, "high": 10**6, "integer": True},
+        },
+        {
+            "name": "picture",
+            "column_type": "image",
+            "model_alias": "artist",
+            "prompt": f"{style} of owl number {{{{ n }}}}",
+        },
+        {
+            "name": "caption",
+            "column_type": "llm_text",
+            "model_alias": "eye",
+            "prompt": "Describe it.",
+            "multi_modal_context": [{"modality": "image", "column_name": "picture"}],
+        },
+    ]
+    if fail_column:
+        columns.append(
+            {
+                "name": "f",
+                "column_type": "custom",
+                "required_columns": ["n", "caption"],
+                "generator_function": "tests.models.usage_functions:fail_on_row",
+            }
+        )
+    return DatasetConfig.from_dict(
+        {
+            "providers": [
+                {"name": "p", "provider_type": "simulated", "simulation": {"latency_ms": 0}}
+            ],
+            "models": [
+                {"alias": "artist", "model": "img", "provider": "p", "generation_kind": "image"},
+                {"alias": "eye", "model": "vision", "provider": "p"},
+            ],
+            "columns": columns,
+            "run": {"buffer_size": 3, "max_concurrent_row_groups": 1},
+        }
+    )
+
+
+def dataset_of(run: Path) -> pd.DataFrame:
+    """The rows of a run folder's parts."""
+    return pd.concat(pd.read_parquet(p) for p in sorted((run / "data").glob("*.parquet")))
+
+
+def replaced_folder(artifacts: Path, name: str) -> Path:
+    """The one folder `--overwrite` moved the old run `name` to."""
+    (old,) = artifacts.glob(f"{name}.replaced-*")
+    return old
+
+
+def assert_images_match(run: Path, df: pd.DataFrame, style: str) -> None:
+    """Every row's picture is a file of the run folder, generated from that row's prompt."""
+    for path, n in zip(df["picture"], df["n"], strict=True):
+        assert (run / path).read_bytes() == simulated_png(0, "img", f"{style} of owl number {n}")
+
+
+async def test_resume_keeps_finished_images_and_overwrite_keeps_them_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    designer = Designer(tmp_path)
+    fresh = (await designer.acreate(config(fail_column=True), 6, "fresh")).to_pandas()
+    monkeypatch.setenv("ROWLOOM_TEST_FAIL_ROW", str(fresh["n"].iloc[4]))
+    with pytest.raises(Exception, match="planned failure"):
+        await designer.acreate(config(fail_column=True), 6, "run")
+    monkeypatch.delenv("ROWLOOM_TEST_FAIL_ROW")
+    run = tmp_path / "run"
+    killed = run / "images" / "picture" / ".00000004.png.tmp-1-deadbeef"
+    killed.write_bytes(b"half an image")  # a writer killed mid-file
+    resumed = await designer.acreate(config(fail_column=True), 6, "run", resume=True)
+    assert resumed.summary.resumed_row_groups == 1
+    df = resumed.to_pandas()
+    assert df["picture"].tolist() == fresh["picture"].tolist()
+    assert_images_match(run, df, "A watercolour")
+    assert not killed.exists()
+
+    replaced = await designer.acreate(config("An oil painting"), 6, "run", overwrite=True)
+    assert_images_match(run, replaced.to_pandas(), "An oil painting")
+    old = replaced_folder(tmp_path, "run")
+    assert_images_match(old, dataset_of(old), "A watercolour")  # the old run, whole, with images
+
+
+class ElsewhereStorage(RunStorage):
+    """A run folder whose own files live in a subfolder while the dataset's paths start at
+    the run's root (what a Ray worker's attempt storage does)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root / "workers" / "w1")
+        self.media_root = root
+
+
+async def test_images_go_where_the_dataset_paths_point(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    builder = DatasetBuilder(config(), storage_factory=lambda _: ElsewhereStorage(root))
+    outputs = await builder.build(3, run_dir=root / "workers" / "w1", name="w1")
+    assert outputs.summary.rows_written == 3
+    assert_images_match(root, dataset_of(root / "workers" / "w1"), "A watercolour")
+    assert not (root / "workers" / "w1" / "images").exists()
