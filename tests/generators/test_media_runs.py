@@ -5,6 +5,7 @@ the dataset's paths point."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.builder.storage import RunStorage
 from rowloom.config.dataset import DatasetConfig
+from rowloom.generators.media import MediaStore
 from rowloom.interface.designer import Designer
 from rowloom.simulation.media import simulated_png
 
@@ -75,6 +77,11 @@ def replaced_folder(artifacts: Path, name: str) -> Path:
     return old
 
 
+def images_of(run: Path) -> list[Path]:
+    """The image files of a run folder."""
+    return [p for p in (run / "images").rglob("*") if p.is_file()]
+
+
 def assert_images_match(run: Path, df: pd.DataFrame, style: str) -> None:
     """Every row's picture is a file of the run folder, generated from that row's prompt."""
     for path, n in zip(df["picture"], df["n"], strict=True):
@@ -122,3 +129,38 @@ async def test_images_go_where_the_dataset_paths_point(tmp_path: Path) -> None:
     assert outputs.summary.rows_written == 3
     assert_images_match(root, dataset_of(root / "workers" / "w1"), "A watercolour")
     assert not (root / "workers" / "w1" / "images").exists()
+
+
+async def test_a_dropped_rows_image_is_removed(tmp_path: Path) -> None:
+    data = json.loads(config().to_json())
+    data["columns"].insert(
+        0,
+        {
+            "name": "sketch",
+            "column_type": "sampler",
+            "sampler_type": "category",
+            "params": {"values": ["https://example.com/owl.png", "not an image"]},
+        },
+    )
+    data["columns"][-1]["multi_modal_context"].append({"column_name": "sketch"})
+    result = await Designer(tmp_path).acreate(DatasetConfig.from_dict(data), 9, "run")
+    df = result.to_pandas()
+    assert 0 < len(df) < 9  # rows with "not an image" are dropped after their picture was made
+    assert result.summary.dropped_rows == {"invalid_image": 9 - len(df)}
+    files = sorted(p.relative_to(tmp_path / "run").as_posix() for p in images_of(tmp_path / "run"))
+    assert files == sorted(df["picture"])
+
+
+def test_only_the_stores_own_images_are_removed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    media = MediaStore(run)
+    saved = media.save_image("picture", 3, simulated_png(0, "m", "x"))
+    (tmp_path / "mine.png").write_bytes(b"user file")
+    (run / "data").mkdir()
+    (run / "data" / "part.png").write_bytes(b"not an image of the store")
+    for value in (None, 7, "data:image/png;base64,AAAA", "../mine.png", str(tmp_path / "mine.png"),
+                  "data/part.png", "images/../data/part.png"):  # fmt: skip
+        media.remove(value)
+    assert (tmp_path / "mine.png").exists() and (run / "data" / "part.png").exists()
+    media.remove(saved)
+    assert not (run / saved).exists()

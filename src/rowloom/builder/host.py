@@ -82,6 +82,7 @@ class GenerationHost:
         self.error_samples: list[ErrorSample] = []
         """The first sample errors of this run's checkpointed row groups (in finish order)."""
         self._facades = {name: facade_for(gen) for name, gen in generators.items()}
+        self._file_writers = [gen for gen in generators.values() if gen.writes_files]
         self._types = {
             name: arrow_type_for_shape(_shape_of(gen)) for name, gen in generators.items()
         }
@@ -235,6 +236,8 @@ class GenerationHost:
         outputs = self._processor_outputs(buf, live)
         if self.storage is not None:
             table = encode_table(self.output_columns, values, self._types)
+            if buf.dropped and self._file_writers:  # before the part: no kept file is lost
+                await asyncio.to_thread(self._discard_files, buf)
             await asyncio.to_thread(
                 self._write, row_group, table, reasons, usage, errors[:MAX_ERROR_SAMPLES], outputs
             )
@@ -280,6 +283,11 @@ class GenerationHost:
             extra = encode_table(columns, {c: [r.get(c) for r in rows] for c in columns})
             self.storage.write_processor_part(name, row_group, extra)
         self.storage.write_row_group(row_group, table, reasons, usage, errors)
+
+    def _discard_files(self, buf: RowGroupBuffer) -> None:
+        """Remove the files of the dropped rows' values (image columns)."""
+        for gen in self._file_writers:
+            gen.discard_files([buf.column(gen.name)[i] for i in buf.dropped])
 
     def discard_row_group(self, row_group: int) -> None:
         """Forget an unfinished row group (cancelled run); it is regenerated on resume."""

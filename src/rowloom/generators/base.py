@@ -75,6 +75,8 @@ class ColumnGenerator:
     task_type: ClassVar[TaskType] = "cell"
     runs_in_thread: ClassVar[bool] = False
     """A batch generator that blocks on I/O (seed reads) runs in a worker thread."""
+    writes_files: ClassVar[bool] = False
+    """Values are files of the run folder (image columns): see `discard_files`."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -111,6 +113,10 @@ class ColumnGenerator:
             _log.debug("column %r: skip.when failed (%s); the cell is skipped", self.name, exc)
             return True
         return truthy(text)
+
+    def discard_files(self, values: Sequence[Any]) -> None:
+        """Remove the files behind the values of dropped rows (`writes_files` generators;
+        called from a worker thread when their row group is written)."""
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         """The value for one row (cell generators)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rowloom.config.columns import ImageColumnConfig
@@ -17,7 +17,10 @@ from rowloom.models.resources import ModelResourceCatalog
 class ImageGenerator(ColumnGenerator):
     """Renders the prompt, asks the `image` model for one image, stores it; the value is its
     path relative to the run folder (`images/<column>/<row>.png`), or a `data:` URI when the
-    run keeps its rows in memory (a preview)."""
+    run keeps its rows in memory (a preview). A dropped row's image file is removed when its
+    row group is written, so `images/` holds exactly the dataset's images."""
+
+    writes_files = True
 
     def __init__(
         self, config: ImageColumnConfig, catalog: ModelResourceCatalog, media: MediaStore
@@ -30,6 +33,10 @@ class ImageGenerator(ColumnGenerator):
 
     def get_scheduling_metadata(self) -> SchedulingMetadata:
         return model_metadata(self._catalog, self.alias)
+
+    def discard_files(self, values: Sequence[Any]) -> None:
+        for value in values:
+            self._media.remove(value)
 
     async def generate_cell(self, row: Mapping[str, Any], ctx: CellContext) -> Any:
         data = await facade_of(ctx).image(self.alias, render(self._prompt, row))

@@ -86,6 +86,16 @@ class MediaStore:
         os.replace(tmp, target)
         return relative.as_posix()
 
+    def remove(self, value: Any) -> None:
+        """Delete an image this store saved (a value `save_image` returned); anything else,
+        e.g. a `data:` URI or None, is left alone."""
+        if self.run_dir is None or not isinstance(value, str):
+            return
+        relative = Path(value)
+        if relative.is_absolute() or relative.parts[:1] != (IMAGES_DIR,) or ".." in relative.parts:
+            return
+        (self.run_dir / relative).unlink(missing_ok=True)
+
 
 def image_parts(
     contexts: Sequence[ImageContext], row: Mapping[str, Any], media: MediaStore
