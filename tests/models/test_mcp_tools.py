@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.config.dataset import DatasetConfig
@@ -240,3 +241,32 @@ async def test_mcp_server_stops_when_the_run_is_cancelled(
     assert _server_exited(pidfile)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] != "complete"
+
+
+def test_a_data_designer_config_uses_tools_from_its_settings_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DD keeps MCP servers and tool configs in ~/.data-designer; its config runs unchanged."""
+    dd_home = tmp_path / "dd-home"
+    dd_home.mkdir()
+    monkeypatch.setenv("DATA_DESIGNER_HOME", str(dd_home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    server = {"name": "local", "provider_type": "stdio", "command": "python", "args": [SERVER]}
+    (dd_home / "mcp_providers.yaml").write_text(yaml.safe_dump({"providers": [server]}))
+    tools = {"tool_alias": "geo", "providers": ["local"], "allow_tools": ["capital"]}
+    (dd_home / "tool_configs.yaml").write_text(yaml.safe_dump({"tool_configs": [tools]}))
+    country = {"column_type": "sampler", "name": "country", "sampler_type": "category",
+               "params": {"sampler_type": "category", "values": ["france", "peru"]}}  # fmt: skip
+    answer = {"column_type": "llm-text", "name": "answer", "model_alias": "openai-text",
+              "prompt": "What is the capital of {{ country }}?", "tool_alias": "geo",
+              "with_trace": "all_messages"}  # fmt: skip
+    path = tmp_path / "dd.yaml"
+    path.write_text(yaml.safe_dump({"data_designer": {"columns": [country, answer]}}))
+    result = Designer(simulate=True).preview(path, 4)
+    capitals = {"france": "Paris", "peru": "Lima"}
+    assert len(result) == 4
+    for c, a, trace in zip(
+        result.data["country"], result.data["answer"], result.data["answer__trace"], strict=True
+    ):
+        assert f"Tool results: {capitals[c]}" in a
+        assert [m["role"] for m in trace] == ["user", "assistant", "tool", "assistant"]
