@@ -9,7 +9,7 @@ from typing import Any
 from rowloom.config.columns import ImageColumnConfig
 from rowloom.config.scheduling import SchedulingMetadata
 from rowloom.generators.base import CellContext, ColumnGenerator, compile_template, render
-from rowloom.generators.llm import facade_of, model_metadata
+from rowloom.generators.llm import facade_of
 from rowloom.generators.media import MediaStore
 from rowloom.models.resources import ModelResourceCatalog
 
@@ -32,7 +32,7 @@ class ImageGenerator(ColumnGenerator):
         self._prompt = compile_template(config.prompt)
 
     def get_scheduling_metadata(self) -> SchedulingMetadata:
-        return model_metadata(self._catalog, self.alias)
+        return self._catalog.scheduling_metadata((self.alias,))
 
     def discard_files(self, values: Sequence[Any]) -> None:
         for value in values:
