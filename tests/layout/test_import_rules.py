@@ -242,6 +242,7 @@ RULES: list[tuple[str, list[str], list[str]]] = [
             "rowloom.models.resources",
             "rowloom.observability",
             "rowloom.provider_wire",
+            "rowloom.leases",
             "rowloom.clock",
             "rowloom.config",
             "rowloom.errors",
@@ -261,6 +262,7 @@ RULES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("rowloom.capacity", ["rowloom.models.clients", "rowloom.builder", "rowloom.interface"], []),
     ("rowloom.provider_wire", ["rowloom"], ["rowloom.provider_wire"]),
+    ("rowloom.leases", ["rowloom"], ["rowloom.leases"]),
     ("rowloom.simulation", ["rowloom.models", "rowloom.builder", "rowloom.interface"], []),
 ]
 

@@ -5,6 +5,7 @@ The runtime coordinator (`rowloom.scheduler.AsyncTaskScheduler`) drives these pi
 then `select_next -> TaskAdmissionController.try_acquire -> FairTaskQueue.commit`.
 """
 
+from rowloom.leases import ReleaseResult
 from rowloom.scheduling.admission_view import (
     GroupAdmissionFacts,
     TaskAdmissionLease,
@@ -41,7 +42,6 @@ from rowloom.scheduling.resources import (
     stable_task_id,
 )
 from rowloom.scheduling.task_admission import (
-    ReleaseResult,
     TaskAdmissionBlockSummary,
     TaskAdmissionConfig,
     TaskAdmissionController,

@@ -29,9 +29,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from rowloom.clock import Clock
+from rowloom.leases import ReleaseReason, ReleaseResult
 from rowloom.scheduling.admission_view import (
     GroupAdmissionFacts,
     TaskAdmissionLease,
@@ -56,10 +57,6 @@ from rowloom.scheduling.task_policies import (
     TaskAdmissionPolicyConfig,
     TaskAdmissionPolicyDecision,
 )
-
-ReleaseReason: TypeAlias = Literal[
-    "released", "duplicate", "stale_lease", "wrong_generation", "unknown_lease"
-]
 
 _EMPTY: Final[Mapping[Any, Any]] = MappingProxyType({})
 
@@ -124,16 +121,7 @@ class TaskAdmissionBlockSummary:
     diagnostics: Mapping[str, Any] = field(default_factory=_empty)
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseResult:
-    """Outcome of a release; `released` is True only when capacity came back."""
-
-    released: bool
-    reason: ReleaseReason
-    diagnostics: Mapping[str, Any] = field(default_factory=_empty)
-
-
-_RELEASED: Final = ReleaseResult(True, "released")
+_RELEASED: Final = ReleaseResult(True, ReleaseReason.RELEASED)
 
 
 class _GroupLedger:
@@ -347,7 +335,7 @@ class TaskAdmissionController:
         try:
             return self._release(lease)
         except Exception as exc:  # pragma: no cover - defensive: release must never raise
-            return ReleaseResult(False, "unknown_lease", {"error": repr(exc)})
+            return ReleaseResult(False, ReleaseReason.UNKNOWN_LEASE, {"error": repr(exc)})
 
     def shutdown(self) -> None:
         """Deny every further acquisition (`shutdown`); releases keep working."""
@@ -458,7 +446,7 @@ class TaskAdmissionController:
         if lease.controller_generation != self._generation:
             return ReleaseResult(
                 False,
-                "wrong_generation",
+                ReleaseReason.WRONG_GENERATION,
                 {
                     "lease_id": lease.lease_id,
                     "lease_generation": lease.controller_generation,
@@ -469,11 +457,11 @@ class TaskAdmissionController:
         active = self._active.pop(lease_id, None)
         if active is None:
             issued = self._issued_number(lease_id)
-            reason: ReleaseReason = "duplicate" if issued is not None else "unknown_lease"
+            reason = ReleaseReason.DUPLICATE if issued is not None else ReleaseReason.UNKNOWN_LEASE
             return ReleaseResult(False, reason, {"lease_id": lease_id})
         if active is not lease and active != lease:
             self._active[lease_id] = active
-            return ReleaseResult(False, "stale_lease", {"lease_id": lease_id})
+            return ReleaseResult(False, ReleaseReason.STALE_LEASE, {"lease_id": lease_id})
         spec = active.item.group
         key = spec.key
         cached = self._ledger_of.get(id(key))  # `_ledger`, inlined for the common case
@@ -502,7 +490,11 @@ class TaskAdmissionController:
             del self._held[id(ledger)]
         self._version += 1
         self._view = None
-        return _RELEASED if diagnostics is _EMPTY else ReleaseResult(True, "released", diagnostics)
+        return (
+            _RELEASED
+            if diagnostics is _EMPTY
+            else ReleaseResult(True, ReleaseReason.RELEASED, diagnostics)
+        )
 
     def _ledger(self, key: TaskGroupKey, spec: TaskGroupSpec) -> _GroupLedger:
         """`key`'s ledger, created on first use (found by the key object's identity first)."""

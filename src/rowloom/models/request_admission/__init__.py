@@ -6,6 +6,10 @@ resource: `aimd` (settles below the last 429 ceiling; default), `latency` (for s
 queue) and `aimd_v1` (the reference V1 AIMD).
 """
 
+from rowloom.leases import (
+    ReleaseReason,
+    ReleaseResult,
+)
 from rowloom.models.request_admission.config import (
     CooldownMode,
     LimitRuleName,
@@ -32,8 +36,6 @@ from rowloom.models.request_admission.limits import (
     RequestLimitSample,
 )
 from rowloom.models.request_admission.outcomes import (
-    ReleaseReason,
-    ReleaseResult,
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
 )

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Final
 
 from rowloom.clock import Clock, SystemClock
+from rowloom.leases import ReleaseResult
 from rowloom.models.request_admission import fleet, granting, releasing
 from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.decisions import (
@@ -36,7 +37,6 @@ from rowloom.models.request_admission.decisions import (
 from rowloom.models.request_admission.limits import RequestLimitRuleFactory
 from rowloom.models.request_admission.operation import AdmissionState, Operation
 from rowloom.models.request_admission.outcomes import (
-    ReleaseResult,
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
 )

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from rowloom.clock import Clock
+from rowloom.leases import ReleaseReason
 from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.decisions import RequestAdmissionLease
 from rowloom.models.request_admission.limit_state import AdaptiveRequestLimitState
 from rowloom.models.request_admission.limits import RequestLimitRuleFactory, RequestLimitSample
-from rowloom.models.request_admission.outcomes import ReleaseReason
 from rowloom.models.request_admission.pacing import RateLimitPacer
 from rowloom.models.request_admission.pressure import (
     ProviderModelPressureSnapshot,

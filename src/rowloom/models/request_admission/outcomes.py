@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
@@ -92,22 +92,3 @@ class RequestReleaseOutcome:
     def of(cls, kind: RequestReleaseOutcomeKind | str) -> RequestReleaseOutcome:
         """An outcome of `kind` with no metadata."""
         return cls(RequestReleaseOutcomeKind(kind))
-
-
-class ReleaseReason(enum.StrEnum):
-    """Why a release did or did not return capacity."""
-
-    RELEASED = "released"
-    DUPLICATE = "duplicate"
-    STALE_LEASE = "stale_lease"
-    WRONG_GENERATION = "wrong_generation"
-    UNKNOWN_LEASE = "unknown_lease"
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseResult:
-    """The answer of `release`: `released` is True exactly once per lease, for `released`."""
-
-    released: bool
-    reason: ReleaseReason
-    diagnostics: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_DIAGNOSTICS)

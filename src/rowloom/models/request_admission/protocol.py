@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rowloom.leases import ReleaseResult
 from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.decisions import (
     RequestAdmissionDecision,
     RequestAdmissionLease,
 )
-from rowloom.models.request_admission.outcomes import ReleaseResult, RequestReleaseOutcome
+from rowloom.models.request_admission.outcomes import RequestReleaseOutcome
 from rowloom.models.request_admission.pressure import RequestPressureSnapshotProvider
 from rowloom.models.request_admission.resources import RequestAdmissionItem
 

@@ -19,6 +19,10 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Final
 
+from rowloom.leases import (
+    ReleaseReason,
+    ReleaseResult,
+)
 from rowloom.models.request_admission import _events as ev
 from rowloom.models.request_admission import fleet
 from rowloom.models.request_admission.decisions import RequestAdmissionLease
@@ -31,8 +35,6 @@ from rowloom.models.request_admission.limit_state import (
 )
 from rowloom.models.request_admission.operation import Operation
 from rowloom.models.request_admission.outcomes import (
-    ReleaseReason,
-    ReleaseResult,
     RequestReleaseOutcome,
     RequestReleaseOutcomeKind,
 )
