@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import methodcaller
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +25,7 @@ _SCALARS: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
 }
 _MAX_DEPTH = 12
+_NONE = type(None)
 
 
 def arrow_type_for_shape(shape: Mapping[str, Any] | None) -> pa.DataType | None:
@@ -110,31 +113,40 @@ def _is_vector(v: Any) -> bool:
 
 def _all_fit(values: Sequence[Any], kind: pa.DataType) -> bool:
     """True when every value converts to `kind` without losing anything (no extra keys, no
-    bool-as-int, integral numbers only for integers). Checked column by column: a struct's
-    fields and a list's items are checked as one column each, not value by value."""
-    present = [v for v in values if v is not None]
-    if not present:
+    bool-as-int, integral numbers only for integers). Checked column by column (a struct's
+    fields and a list's items each as one column) and by the set of value types, not value by
+    value."""
+    types = set(map(type, values))
+    types.discard(_NONE)
+    if not types:
         return True
     if pa.types.is_struct(kind):
+        if not all(issubclass(t, Mapping) for t in types):
+            return False
+        present = [v for v in values if v is not None]
         fields = [kind.field(i) for i in range(kind.num_fields)]
-        names = {f.name for f in fields}
-        if not all(isinstance(v, Mapping) and v.keys() <= names for v in present):
+        names = frozenset(f.name for f in fields)
+        if not all(map(names.issuperset, present)):  # an extra (or non-string) key
             return False
-        return all(_all_fit([v.get(f.name) for v in present], f.type) for f in fields)
-    if pa.types.is_list(kind):
-        if not all(isinstance(v, list) for v in present):
-            return False
-        return _all_fit([x for v in present for x in v], kind.value_type)
-    if pa.types.is_boolean(kind):
-        return all(isinstance(v, bool) for v in present)
-    if pa.types.is_integer(kind):
         return all(
-            isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63 for v in present
+            _all_fit(list(map(methodcaller("get", f.name), present)), f.type) for f in fields
         )
+    if pa.types.is_list(kind):
+        if not all(issubclass(t, list) for t in types):
+            return False
+        items = list(chain.from_iterable(v for v in values if v is not None))
+        return _all_fit(items, kind.value_type)
+    if pa.types.is_boolean(kind):
+        return all(issubclass(t, bool) for t in types)
+    if pa.types.is_integer(kind):
+        if not all(issubclass(t, int) and not issubclass(t, bool) for t in types):
+            return False
+        ints: list[int] = [v for v in values if v is not None]
+        return min(ints) > -(2**63) and max(ints) < 2**63
     if pa.types.is_floating(kind):
-        return all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
+        return all(issubclass(t, int | float) and not issubclass(t, bool) for t in types)
     if pa.types.is_string(kind):
-        return all(isinstance(v, str) for v in present)
+        return all(issubclass(t, str) for t in types)
     return False
 
 
