@@ -134,13 +134,20 @@ class AsyncTaskScheduler:
         self._fatal: BaseException | None = None
         self._idle_reason: str | None = None
         self._rg_blocked = False
+        self._fed = False
         self.outcome = SchedulerOutcome()
 
     # --- public --------------------------------------------------------------------------------
 
-    async def run(self, row_groups: Sequence[int]) -> SchedulerOutcome:
-        """Generate `row_groups`; returns when all are checkpointed (or raises)."""
+    async def run(self, row_groups: Sequence[int], *, fed: bool = False) -> SchedulerOutcome:
+        """Generate `row_groups`; returns when all are checkpointed (or raises).
+
+        `fed`: more row groups come through `feed` while it runs (a Ray worker keeps one
+        engine across its batches); it returns once `close_feed` was called and every row
+        group it was given is checkpointed.
+        """
         self._pending_groups.extend(row_groups)
+        self._fed = fed
         emit = self._events.emit
         emit(
             "scheduler_job_started",
@@ -154,7 +161,7 @@ class AsyncTaskScheduler:
             diagnostics={"target": self._config.max_concurrent_row_groups},
         )
         try:
-            while self._pending_groups or self._open_groups or self._checkpointing:
+            while self._has_work():
                 self._wake.clear()
                 if self._fatal is not None:
                     raise self._fatal
@@ -164,7 +171,7 @@ class AsyncTaskScheduler:
                 self._emit_advisory_skips()
                 if self._fatal is not None:
                     raise self._fatal
-                if not (self._pending_groups or self._open_groups or self._checkpointing):
+                if not self._has_work():
                     break
                 await self._wake.wait()
         except BaseException as exc:
@@ -178,6 +185,19 @@ class AsyncTaskScheduler:
                 diagnostics=self._health(),
             )
         return self.outcome
+
+    def feed(self, row_groups: Sequence[int]) -> None:
+        """Queue more row groups for a `run(..., fed=True)` (admitted after those queued)."""
+        self._pending_groups.extend(row_groups)
+        self._wake.set()
+
+    def close_feed(self) -> None:
+        """No more row groups come: a fed `run` returns when those it has are checkpointed."""
+        self._fed = False
+        self._wake.set()
+
+    def _has_work(self) -> bool:
+        return bool(self._pending_groups or self._open_groups or self._checkpointing or self._fed)
 
     @property
     def breaker(self) -> ErrorRateBreaker:

@@ -110,6 +110,13 @@ def test_same_dataset_as_the_async_engine_and_a_fleet_record(
     coordinator = record["coordinators"]["sim"]["sim/sim-writer-8b/chat"]
     assert coordinator["max_limit"] == 8 and coordinator["reports"] > 0
     assert record["share_changes"] and not list((tmp_path / "fleet" / "data").glob(".*"))
+    assert (tmp_path / "fleet" / "report.html").is_file()
+    # one engine per worker for the whole run: one folder each, every request counted
+    assert {p.name for p in (tmp_path / "fleet" / "workers").iterdir()} == {"w1", "w2"}
+    assert fleet.summary.request_attempts == sum(
+        r["attempts"] for r in record["requests_by_worker"].values()
+    )
+    assert fleet.summary.request_attempts >= 20
 
 
 def test_a_worker_killed_mid_group_loses_and_duplicates_nothing(

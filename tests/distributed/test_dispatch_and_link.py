@@ -65,16 +65,18 @@ def test_a_rejected_result_runs_again() -> None:
     assert again is not None and again.row_groups == [7] and not d.finished
 
 
-def test_attempts_commit_into_place_and_a_resume_removes_the_rest(tmp_path: Path) -> None:
+async def test_attempts_commit_into_place_and_a_resume_removes_the_rest(tmp_path: Path) -> None:
     storage = RunStorage(tmp_path / "run")
     open_run(storage, RunRequest("f", 20, 10, ["a"], {}))
-    worker = AttemptStorage(tmp_path / "run", "w1", 1)
+    worker = AttemptStorage(tmp_path / "run", "w1")
     open_run(worker, RunRequest("f", 20, 10, ["a"], {}))
+    pending = worker.expect("w1-b1", [0, 1])
     table = pa.table({"a": list(range(10))})
     first = worker.write_row_group(0, table, {"x": 1})
     worker.write_row_group(1, table, {})
-    (r0, r1) = worker.results
+    r0, r1 = await asyncio.gather(*pending)
     assert r0.checksum == file_checksum(first) and r0.rows == 10 and r0.dropped == {"x": 1}
+    assert r0.attempt == r1.attempt == "w1-b1" and first.name.endswith("w1-b1")
     assert storage.load_manifest() is not None and not storage.load_manifest().row_groups  # type: ignore[union-attr]
     storage.commit_part(0, Path(r0.path), r0.rows, r0.dropped)
     assert [p.name for p in storage.part_paths()] == ["part-00000.parquet"]
@@ -82,8 +84,12 @@ def test_attempts_commit_into_place_and_a_resume_removes_the_rest(tmp_path: Path
     again = RunStorage(tmp_path / "run")
     done = open_run(again, RunRequest("f", 20, 10, ["a"], {}, resume=True)).done
     assert done == {0}
-    assert not Path(r1.path).exists()
+    assert not _exists(r1.path)
     assert again.read_table().num_rows == 10
+
+
+def _exists(path: str) -> bool:
+    return Path(path).exists()
 
 
 async def _settle() -> None:

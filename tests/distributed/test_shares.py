@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,13 +94,50 @@ def test_one_cut_per_generation_and_never_for_another_epoch() -> None:
     # every worker saw 429s of leases granted under the same generation: one cut
     for w in "abcd":
         fleet.report(w, _report(fleet, grants[w], in_flight=10, waiting=10, fresh=3), 1.0)
-    assert fleet.generation == generation + 1
+    assert fleet.generation > generation
     assert fleet.view().cuts == 1
     assert fleet.limit < 40
     # a report carrying another coordinator's epoch never cuts
     stale = ShareReport(10, fleet.generation, 99, 10, 0, 0, 5, 5)
     fleet.report("a", stale, 2.0)
     assert fleet.view().cuts == 1
+
+
+def test_a_cut_arms_the_next_generation_only_once_the_fleet_drained() -> None:
+    fleet = FleetShares(40, initial_limit=40)
+    grants = {w: fleet.report(w, _report(fleet, None, waiting=20), 0.0) for w in "abcd"}
+    for t in (0.1, 0.2, 0.3):  # the shares settle at 10 each
+        for w in "abcd":
+            grants[w] = fleet.report(w, _report(fleet, grants[w], waiting=20), t)
+    assert {g.share for g in grants.values()} == {10}
+    full = {w: _report(fleet, grants[w], in_flight=10, waiting=10) for w in "abcd"}
+    for w in "bcd":
+        fleet.report(w, full[w], 1.0)
+    cut = fleet.report("a", replace(full["a"], rate_limited=2, fresh_rate_limited=2), 1.0)
+    assert fleet.view().cuts == 1 and cut.limit < fleet.held_total == 40
+    # b, c, d still hold 10 each: a lease granted under the cut's generation that draws a 429
+    # now is the same burst: no second cut
+    again = replace(full["b"], generation=cut.generation, rate_limited=3, fresh_rate_limited=3)
+    fleet.report("b", again, 1.1)
+    assert fleet.view().cuts == 1 and fleet.generation == cut.generation
+    # the fleet drains under the cut limit: the next generation starts, and its 429s cut
+    for w in "abcd":
+        fleet.report(w, replace(full[w], share=5, generation=cut.generation, in_flight=5), 1.2)
+    armed = fleet.generation
+    assert armed == cut.generation + 1
+    fresh = ShareReport(7, armed, 0, in_flight=7, waiting=5, rate_limited=1, fresh_rate_limited=1)
+    fleet.report("a", fresh, 1.3)
+    assert fleet.view().cuts == 2 and fleet.limit < 30
+
+
+def test_a_cut_arms_at_the_latest_after_a_second() -> None:
+    fleet = FleetShares(40, initial_limit=40)
+    grant = fleet.report("a", _report(fleet, None, waiting=60), 0.0)
+    cut = fleet.report("a", _report(fleet, grant, in_flight=40, waiting=20, fresh=1), 0.1)
+    # a worker that never drains (its in-flight stuck at 40) does not block cuts for ever
+    stuck = ShareReport(cut.share, cut.generation, 0, in_flight=40, waiting=20)
+    assert fleet.report("a", stuck, 0.5).generation == cut.generation
+    assert fleet.report("a", stuck, 1.2).generation == cut.generation + 1
 
 
 def test_restarted_coordinator_starts_conservatively() -> None:

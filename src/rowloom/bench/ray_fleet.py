@@ -91,7 +91,7 @@ def fleet_config(endpoint: str, model_cap: int, buffer_size: int) -> DatasetConf
 def _model_request_times(run_dir: Path) -> list[float]:
     """Capture times of every worker's model request starts and completions."""
     times: list[float] = []
-    for events in sorted(run_dir.glob("workers/*/batch-*/events")):
+    for events in sorted(run_dir.glob("workers/*/events")):
         table = read_events(events.parent, "requests")
         kinds = pc.cast(table.column("event_kind"), pa.string())
         mask = pc.starts_with(kinds, "model_request_")
@@ -178,7 +178,7 @@ class RayFleet(Scenario):
                 "server": stats,
                 "fleet": {k: v for k, v in fleet.items() if k != "share_changes"},
             },
-            final_task_snapshot={"note": "per worker, in workers/*/batch-*/capacity_plan.json"},
+            final_task_snapshot={"note": "per worker, in workers/*/capacity_plan.json"},
             final_request_snapshot={"in_flight_total": 0, "waiters_total": 0},
             timeline_sampling={
                 "total_events": 0,

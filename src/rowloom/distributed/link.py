@@ -70,6 +70,7 @@ class ShareLink:
         self._grants: dict[str, ShareGrant] = {}
         self._wake = asyncio.Event()
         self._lost: set[str] = set()
+        self._stopped = False
         self.history = ShareHistory(worker)
 
     @property
@@ -90,10 +91,17 @@ class ShareLink:
         self._wake.set()
 
     async def run(self) -> None:
-        """Report every interval, or at once when poked, until cancelled."""
-        while True:
+        """Report every interval, or at once when poked, until `stop` (or cancelled)."""
+        while not self._stopped:
             await self._wait()
-            await self.report_once()
+            if not self._stopped:
+                await self.report_once()
+
+    def stop(self) -> None:
+        """End `run` at its next turn (a cancellation that lands as a report completes can be
+        swallowed by `asyncio.wait_for` on Python 3.11: the flag cannot)."""
+        self._stopped = True
+        self._wake.set()
 
     async def report_once(self) -> None:
         """One report to every coordinator; adopt what they grant."""

@@ -16,7 +16,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ from rowloom.models.usage import UsageTotals, usage_report
 _log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the Ray engine needs the ray extra: pip install 'rowloom[ray]'"
-MAX_ERROR_SAMPLES = 20
-"""Error samples kept from the workers' batches for the run's summary."""
+QUEUED_PER_WORKER = 1
+"""Row groups a worker holds beyond those it runs at once (`max_concurrent_row_groups`): the
+next is already fed in when one finishes."""
 MAX_REPLACEMENTS_PER_WORKER = 3
 """A run stops when its workers died this many times each (something kills every worker)."""
 
@@ -140,14 +142,15 @@ class WorkerActor:
         )
 
     async def ready(self) -> str:
-        """Answers once the actor is up."""
+        """Answers once the actor is up and its engine wired (before the first batch)."""
+        self._worker.start()
         return self._worker.worker
 
     async def run_batch(self, batch: int, row_groups: list[int]) -> dict[str, Any]:
         return await self._worker.run_batch(batch, row_groups)
 
-    async def close(self) -> None:
-        await self._worker.close()
+    async def close(self) -> dict[str, Any]:
+        return await self._worker.close()
 
 
 @dataclass
@@ -164,6 +167,7 @@ class FleetRecord:
     rows_by_worker: dict[str, int] = field(default_factory=dict)
     share_changes: list[dict[str, Any]] = field(default_factory=list)
     coordinators: dict[str, Any] = field(default_factory=dict)
+    requests_by_worker: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -176,6 +180,7 @@ class FleetRecord:
             "row_groups_requeued": self.requeued,
             "duplicate_attempts_removed": self.duplicates,
             "rows_by_worker": dict(sorted(self.rows_by_worker.items())),
+            "requests_by_worker": dict(sorted(self.requests_by_worker.items())),
             "coordinators": self.coordinators,
             "share_changes": self.share_changes[-2000:],
         }
@@ -314,19 +319,19 @@ class RayDriver:
         summary: RunSummary,
     ) -> None:
         rc = self.run_config
-        # about two batches per worker (one costs ~1 s to start), at least its row groups at once
-        per_worker = -(-len(pending) // (2 * self.workers)) if pending else 1
-        dispatcher = RowGroupDispatcher(pending, max(rc.max_concurrent_row_groups, per_worker))
+        # a worker keeps one engine and row groups are fed into it: a batch of one row group
+        # costs nothing to start and keeps the fleet balanced at the end of the run
+        dispatcher = RowGroupDispatcher(pending, 1)
         actor = ray.remote(WorkerActor).options(num_cpus=0, max_restarts=0)
         serial = 0
 
-        def spawn() -> tuple[str, Any]:
+        def spawn() -> _Worker:
             nonlocal serial
             serial += 1
-            worker = f"w{serial}"
-            self.fleet.started.append(worker)
+            name = f"w{serial}"
+            self.fleet.started.append(name)
             handle = actor.remote(
-                worker,
+                name,
                 self.config,
                 rc,
                 num_records,
@@ -336,108 +341,11 @@ class RayDriver:
                 shares_enabled(),
                 self._breaks,
             )
-            return worker, handle
+            return _Worker(name, handle)
 
-        idle = [spawn() for _ in range(self.workers)]
-        # every worker up (a process import each) before the first batch: they start together
-        await asyncio.gather(*(_awaited(handle.ready.remote()) for _, handle in idle))
-        resting: set[str] = set()
-        running: dict[asyncio.Future[Any], tuple[str, Any, Batch]] = {}
-        budget = MAX_REPLACEMENTS_PER_WORKER * self.workers
-
-        def dispatch() -> None:
-            while idle:
-                batch = dispatcher.next_batch(idle[-1][0])
-                if batch is None:
-                    return
-                worker, handle = idle.pop()
-                resting.discard(worker)
-                ref = handle.run_batch.remote(batch.number, batch.row_groups)
-                running[asyncio.ensure_future(_awaited(ref))] = (worker, handle, batch)
-                self.fleet.batches += 1
-
-        try:
-            while not dispatcher.finished:
-                dispatch()
-                if not running:
-                    break
-                for worker, _ in idle:  # nothing left for it: its shares go to the others
-                    if worker not in resting:
-                        resting.add(worker)
-                        await _leave(coordinators, worker)
-                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for future in finished:
-                    worker, handle, batch = running.pop(future)
-                    exc = future.exception()
-                    if exc is None:
-                        # its next batch first: committing (fsyncs) must not idle the worker
-                        idle.append((worker, handle))
-                        dispatch()
-                        self._commit(storage, dispatcher, batch, future.result(), summary)
-                        continue
-                    if not isinstance(exc, ray.exceptions.RayActorError):
-                        raise exc
-                    _log.warning("worker %s died: %s; its row groups run again", worker, exc)
-                    self.fleet.died.append(worker)
-                    dispatcher.fail(batch)
-                    await _leave(coordinators, worker)
-                    budget -= 1
-                    if budget < 0:
-                        raise RunAbortedError("Ray workers keep dying; stopping the run")
-                    idle.append(spawn())
-        finally:
-            for future in running:
-                future.cancel()
-            self.fleet.requeued = dispatcher.requeued
-            self.fleet.duplicates = dispatcher.duplicates
-            for worker, handle in idle:
-                await _leave(coordinators, worker)
-                ray.kill(handle)
-            for _worker, handle, _ in running.values():
-                ray.kill(handle)
-
-    def _commit(
-        self,
-        storage: RunStorage,
-        dispatcher: RowGroupDispatcher,
-        batch: Batch,
-        outcome: Mapping[str, Any],
-        summary: RunSummary,
-    ) -> None:
-        results: list[PartResult] = list(outcome["results"])
-        commit, extra = dispatcher.complete(batch, results)
-        for result in commit:
-            path = Path(result.path)
-            if not path.is_file() or file_checksum(path) != result.checksum:
-                _log.warning(
-                    "attempt %s of row group %d failed its check", result.attempt, result.row_group
-                )
-                dispatcher.reject(result)
-                continue
-            storage.commit_part(
-                result.row_group,
-                path,
-                result.rows,
-                result.dropped,
-                UsageTotals.from_json(result.usage),
-                [ErrorSample.from_json(e) for e in result.errors],
-            )
-            self.monitor.on_checkpoint(result.row_group, result.rows)
-            self.monitor.on_rows_finished(result.rows + sum(result.dropped.values()))
-            rows = self.fleet.rows_by_worker
-            rows[result.worker] = rows.get(result.worker, 0) + result.rows
-        for result in extra:
-            Path(result.path).unlink(missing_ok=True)
-        part = outcome["summary"]
-        summary.request_attempts += int(part.get("request_attempts", 0))
-        for kind, n in (part.get("requests_by_outcome") or {}).items():
-            summary.requests_by_outcome[kind] = summary.requests_by_outcome.get(kind, 0) + n
-        for reason, n in (part.get("dropped_rows") or {}).items():
-            summary.dropped_rows[reason] = summary.dropped_rows.get(reason, 0) + n
-        for sample in part.get("error_samples") or []:
-            if len(summary.error_samples) < MAX_ERROR_SAMPLES:
-                summary.error_samples.append(ErrorSample.from_json(sample))
-        self.fleet.share_changes.extend(outcome.get("shares", []))
+        depth = max(1, rc.max_concurrent_row_groups) + QUEUED_PER_WORKER
+        loop = _FleetLoop(self, ray, storage, dispatcher, coordinators, spawn, summary)
+        await loop.run(depth)
 
     async def _finish(
         self, ray: Any, storage: RunStorage, coordinators: Mapping[str, Any], summary: RunSummary
@@ -449,6 +357,12 @@ class RayDriver:
                 self.fleet.coordinators[provider] = {"error": str(exc)}
             ray.kill(handle)
         assert storage.manifest is not None
+        for counters in self.fleet.requests_by_worker.values():
+            summary.request_attempts += int(counters.get("attempts", 0))
+            summary.stragglers_cancelled += int(counters.get("stragglers_cancelled", 0))
+            for kind, n in (counters.get("by_outcome") or {}).items():
+                summary.requests_by_outcome[kind] = summary.requests_by_outcome.get(kind, 0) + n
+        summary.error_samples = storage.manifest.error_samples()
         storage.finish(summary.status, summary.stop_reason)
         summary.token_usage = usage_report(
             storage.manifest.token_usage(), {m.alias: m.price for m in self.config.models}
@@ -461,6 +375,160 @@ class RayDriver:
             self.report(storage.run_dir, summary=summary.to_dict(), config=self.config.to_dict())
         except Exception:
             _log.exception("could not write the profile or the report")
+
+
+@dataclass(eq=False)
+class _Worker:
+    """A live worker actor and how many batches it holds."""
+
+    name: str
+    handle: Any
+    batches: int = 0
+    resting: bool = False
+
+
+class _FleetLoop:
+    """The driver's loop: keep every worker fed, commit what comes back, replace the dead."""
+
+    def __init__(
+        self,
+        driver: RayDriver,
+        ray: Any,
+        storage: RunStorage,
+        dispatcher: RowGroupDispatcher,
+        coordinators: Mapping[str, Any],
+        spawn: Callable[[], _Worker],
+        summary: RunSummary,
+    ) -> None:
+        self._driver = driver
+        self._fleet = driver.fleet
+        self._ray = ray
+        self._storage = storage
+        self._dispatcher = dispatcher
+        self._coordinators = coordinators
+        self._spawn = spawn
+        self._summary = summary
+        self._running: dict[asyncio.Future[Any], tuple[_Worker, Batch]] = {}
+        self._live: list[_Worker] = []
+        self._budget = MAX_REPLACEMENTS_PER_WORKER * driver.workers
+        self._depth = 1
+
+    async def run(self, depth: int) -> None:
+        """Until every row group is committed (or a worker error / too many deaths raises).
+
+        `depth`: batches each worker holds at once.
+        """
+        self._live = [self._spawn() for _ in range(self._driver.workers)]
+        # every worker wires its engine (a process import each) before the first batch
+        await asyncio.gather(*(_awaited(w.handle.ready.remote()) for w in self._live))
+        graceful = False
+        try:
+            self._depth = depth
+            while not self._dispatcher.finished:
+                self._dispatch()
+                if not self._running:
+                    break
+                for worker in self._live:  # nothing left for it: its shares go to the others
+                    if worker.batches == 0 and not worker.resting:
+                        worker.resting = True
+                        await _leave(self._coordinators, worker.name)
+                finished, _ = await asyncio.wait(self._running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    await self._settle(future)
+            graceful = True
+        finally:
+            await self._stop(graceful)
+
+    def _dispatch(self) -> None:
+        """Fill every worker up to its depth, one round of workers at a time."""
+        for depth in range(1, self._depth + 1):
+            for worker in self._live:
+                if worker.batches >= depth:
+                    continue
+                batch = self._dispatcher.next_batch(worker.name)
+                if batch is None:
+                    return
+                ref = worker.handle.run_batch.remote(batch.number, batch.row_groups)
+                self._running[asyncio.ensure_future(_awaited(ref))] = (worker, batch)
+                worker.batches += 1
+                worker.resting = False
+                self._fleet.batches += 1
+
+    async def _settle(self, future: asyncio.Future[Any]) -> None:
+        worker, batch = self._running.pop(future)
+        worker.batches -= 1
+        exc = future.exception()
+        if exc is None:
+            self._dispatch()  # its next batch first: committing (fsyncs) must not idle it
+            self._commit(batch, future.result())
+            return
+        if not isinstance(exc, self._ray.exceptions.RayActorError):
+            raise exc
+        self._dispatcher.fail(batch)
+        if worker not in self._live:  # another batch of a worker already replaced
+            return
+        _log.warning("worker %s died: %s; its row groups run again", worker.name, exc)
+        self._live.remove(worker)
+        self._fleet.died.append(worker.name)
+        await _leave(self._coordinators, worker.name)
+        self._budget -= 1
+        if self._budget < 0:
+            raise RunAbortedError("Ray workers keep dying; stopping the run")
+        self._live.append(self._spawn())
+
+    def _commit(self, batch: Batch, outcome: Mapping[str, Any]) -> None:
+        """Commit the batch's first completions (checked), remove later attempts."""
+        results: list[PartResult] = list(outcome["results"])
+        commit, extra = self._dispatcher.complete(batch, results)
+        for result in commit:
+            path = Path(result.path)
+            if not path.is_file() or file_checksum(path) != result.checksum:
+                _log.warning(
+                    "attempt %s of row group %d failed its check", result.attempt, result.row_group
+                )
+                self._dispatcher.reject(result)
+                continue
+            self._storage.commit_part(
+                result.row_group,
+                path,
+                result.rows,
+                result.dropped,
+                UsageTotals.from_json(result.usage),
+                [ErrorSample.from_json(e) for e in result.errors],
+            )
+            self._driver.monitor.on_checkpoint(result.row_group, result.rows)
+            self._driver.monitor.on_rows_finished(result.rows + sum(result.dropped.values()))
+            self._summary.add_dropped(result.dropped)
+            rows = self._fleet.rows_by_worker
+            rows[result.worker] = rows.get(result.worker, 0) + result.rows
+        for result in extra:
+            Path(result.path).unlink(missing_ok=True)
+        self._note(batch.worker, outcome)
+
+    def _note(self, worker: str, outcome: Mapping[str, Any]) -> None:
+        """Keep a worker's share changes and its latest (cumulative) request counters."""
+        self._fleet.share_changes.extend(outcome.get("shares", []))
+        if outcome.get("requests"):
+            self._fleet.requests_by_worker[worker] = dict(outcome["requests"])
+
+    async def _stop(self, graceful: bool) -> None:
+        """Close the workers (their engines finalise) after a finished run; kill otherwise."""
+        for future in self._running:
+            future.cancel()
+        self._fleet.requeued = self._dispatcher.requeued
+        self._fleet.duplicates = self._dispatcher.duplicates
+        if graceful:
+            closed = await asyncio.gather(
+                *(_awaited(w.handle.close.remote()) for w in self._live), return_exceptions=True
+            )
+            for worker, outcome in zip(self._live, closed, strict=True):
+                if isinstance(outcome, BaseException):
+                    _log.warning("worker %s did not close cleanly: %s", worker.name, outcome)
+                else:
+                    self._note(worker.name, outcome)
+        for worker in self._live:
+            await _leave(self._coordinators, worker.name)
+            self._ray.kill(worker.handle)
 
 
 async def _awaited(ref: Any) -> Any:

@@ -9,6 +9,11 @@ and splits the fleet limit into one integer share per worker:
 - **One cut per cascade.** Every cut starts a new generation. Only a 429 of a lease granted
   under the current generation (a report's `fresh_rate_limited` with the current generation
   and epoch) may cut again: the refusals of a burst that one cut already answers cost nothing.
+- **Arm after the drain.** Right after a cut the fleet still has the old limit's requests in
+  flight, so a lease granted under the cut's generation can draw a 429 the cut already
+  answers. The next generation (the one whose 429s may cut) starts once what the fleet holds
+  fits the cut limit (or `ARM_AFTER_SECONDS` after the cut, whichever comes first): a burst
+  costs one cut, not a cascade of cuts to a fraction of the capacity.
 - **Cut from what was granted.** A cut lands from the capacity the fleet holds (the sum of
   what each worker was granted or still has in flight), which the coordinator knows exactly,
   never from in-flight counts reported up to a report interval ago.
@@ -43,6 +48,8 @@ ROTATE_SECONDS: Final = 5.0
 """Equal remainders rotate among workers this often."""
 SLOW_START_WEIGHT: Final = 4
 """Until its first cut a fleet limit counts each success this many times (a faster ramp)."""
+ARM_AFTER_SECONDS: Final = 1.0
+"""After a cut, the next generation starts at the latest this long after it (seconds)."""
 
 
 def allocate(limit: int, demands: Sequence[int], rotation: int = 0) -> list[int]:
@@ -140,7 +147,9 @@ class FleetShares:
     __slots__ = (
         "_adaptive",
         "_alloc_at",
+        "_armed",
         "_cooldown_until",
+        "_cut_at",
         "_cuts",
         "_dirty",
         "_epoch",
@@ -182,6 +191,8 @@ class FleetShares:
         self._adaptive = adaptive
         self._epoch = epoch
         self._generation = 1
+        self._armed = True
+        self._cut_at = -math.inf
         self._holders: dict[str, _Holder] = {}
         self._held_total = 0
         self._in_flight_total = 0
@@ -228,9 +239,14 @@ class FleetShares:
         # what the worker may occupy: its share in force (if it is ours), or what it has in flight
         own = report.share if report.epoch == self._epoch else 0
         self._set_held(holder, max(min(own, holder.granted), report.in_flight))
+        if not self._armed and (
+            self._held_total <= self.limit or now - self._cut_at >= ARM_AFTER_SECONDS
+        ):
+            self._armed = True  # drained: from now on a lease's 429 says something new
+            self._generation += 1
         current = report.epoch == self._epoch and report.generation == self._generation
         if self._adaptive:
-            if report.fresh_rate_limited and current:
+            if report.fresh_rate_limited and current and self._armed:
                 self._cut(now, report.fresh_rate_limited, report.retry_after_seconds)
             self._fold_successes(report.successes, now)
         self._reallocate(now)
@@ -327,6 +343,8 @@ class FleetShares:
             if retry_after is not None:
                 self._cooldown_until = max(self._cooldown_until, now + retry_after)
         self._generation += 1
+        self._armed = False
+        self._cut_at = now
         self._cuts += 1
         self._dirty = True
         self._alloc_at = -math.inf
