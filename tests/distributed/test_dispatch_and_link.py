@@ -11,7 +11,12 @@ import pytest
 from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import RunStorage
 from rowloom.clock import ManualClock
-from rowloom.distributed.dispatch import PartResult, RowGroupDispatcher, file_checksum
+from rowloom.distributed.dispatch import (
+    PartResult,
+    RowGroupDispatcher,
+    file_checksum,
+    fleet_buffer_size,
+)
 from rowloom.distributed.link import ShareLink, provider_of
 from rowloom.distributed.worker import AttemptStorage
 from rowloom.models.request_admission import (
@@ -53,6 +58,12 @@ def test_first_completion_commits_and_a_dead_worker_loses_nothing() -> None:
     assert d.requeued == 3 and d.duplicates == 1
     with pytest.raises(ValueError):
         RowGroupDispatcher([], 0)
+
+
+def test_a_ray_run_without_buffer_size_gets_row_groups_for_every_worker() -> None:
+    assert fleet_buffer_size(1000, 4) == 63  # 16 row groups: 4 per worker
+    assert fleet_buffer_size(10, 8) == 1
+    assert fleet_buffer_size(10_000_000, 2) == 1000  # never above the local default's cap
 
 
 def test_a_rejected_result_runs_again() -> None:

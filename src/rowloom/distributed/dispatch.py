@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rowloom.builder.row_groups import MAX_DEFAULT_BUFFER_SIZE
+
 
 @dataclass(frozen=True, slots=True)
 class PartResult:
@@ -30,6 +32,17 @@ class PartResult:
     dropped: dict[str, int] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+ROW_GROUPS_PER_WORKER = 4
+"""A config without `buffer_size` gets about this many row groups per worker (so every
+worker has work, and the last ones finish close together)."""
+
+
+def fleet_buffer_size(num_records: int, workers: int) -> int:
+    """Rows per row group of a Ray run whose config sets no `buffer_size`."""
+    per_group = -(-num_records // (ROW_GROUPS_PER_WORKER * max(1, workers)))
+    return max(1, min(MAX_DEFAULT_BUFFER_SIZE, per_group))
 
 
 def file_checksum(path: Path) -> str:

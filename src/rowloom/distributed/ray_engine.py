@@ -28,7 +28,13 @@ from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.distributed.coordinator import ShareCoordinator, ShareKeyConfig
-from rowloom.distributed.dispatch import Batch, PartResult, RowGroupDispatcher, file_checksum
+from rowloom.distributed.dispatch import (
+    Batch,
+    PartResult,
+    RowGroupDispatcher,
+    file_checksum,
+    fleet_buffer_size,
+)
 from rowloom.distributed.link import provider_of
 from rowloom.distributed.worker import FleetWorker, shares_enabled
 from rowloom.errors import EngineUnavailableError, RunAbortedError
@@ -250,12 +256,15 @@ class RayDriver:
         config.check_environment()
         ray = start_ray(self.address)
         storage = RunStorage(run_dir)
+        buffer_size = self.run_config.buffer_size
+        if "buffer_size" not in self.run_config.model_fields_set:
+            buffer_size = fleet_buffer_size(num_records, self.workers)
         opened = open_run(
             storage,
             RunRequest(
                 config.fingerprint(),
                 num_records,
-                self.run_config.buffer_size,
+                buffer_size,
                 config.output_columns(),
                 config.to_dict(),
                 resume=resume,
