@@ -20,6 +20,7 @@ Values are JSON-normalised here, at conversion, not at emission.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
@@ -274,7 +275,7 @@ def _snapshots(snaps: Sequence[Any]) -> list[pa.Array]:
         nulls = [pa.nulls(n, t) for _, t in PRESSURE_FIELDS]
         return [pa.array(bytes(n), pa.int8()), *nulls, pa.nulls(n, _STR)]
     forms = [0] * n
-    pressure = [i for i in present if getattr(snaps[i], "snapshot_kind", None) == _PRESSURE]
+    pressure = [i for i in present if _is_pressure(type(snaps[i]))]
     typed = _pressure_arrays([snaps[i] for i in pressure]) if pressure else None
     if typed is None:
         pressure = []
@@ -307,6 +308,15 @@ def _snapshots(snaps: Sequence[Any]) -> list[pa.Array]:
 
 
 _PRESSURE: Final = "request_pressure"
+
+
+@functools.cache
+def _is_pressure(cls: type) -> bool:
+    """Whether a snapshot class is a request pressure snapshot (asked of the class once: an
+    instance's `__getattr__`, e.g. a pydantic model's, can be slow)."""
+    return getattr(cls, "snapshot_kind", None) == _PRESSURE
+
+
 _PRESSURE_INDEX: Final = {name: j for j, (name, _) in enumerate(PRESSURE_FIELDS)}
 
 

@@ -145,7 +145,9 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("xb")
             self._writer = ipc.new_stream(
-                self._file, schema(self.stream), options=ipc.IpcWriteOptions(compression="zstd")
+                self._file,
+                schema(self.stream),
+                options=ipc.IpcWriteOptions(compression="zstd", use_threads=False),
             )
         self._writer.write_batch(batch)
 
