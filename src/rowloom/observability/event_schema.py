@@ -20,7 +20,6 @@ Values are JSON-normalised here, at conversion, not at emission.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
@@ -310,11 +309,16 @@ def _snapshots(snaps: Sequence[Any]) -> list[pa.Array]:
 _PRESSURE: Final = "request_pressure"
 
 
-@functools.cache
+_PRESSURE_CLASSES: dict[type, bool] = {}
+
+
 def _is_pressure(cls: type) -> bool:
     """Whether a snapshot class is a request pressure snapshot (asked of the class once: an
     instance's `__getattr__`, e.g. a pydantic model's, can be slow)."""
-    return getattr(cls, "snapshot_kind", None) == _PRESSURE
+    known = _PRESSURE_CLASSES.get(cls)
+    if known is None:
+        known = _PRESSURE_CLASSES[cls] = getattr(cls, "snapshot_kind", None) == _PRESSURE
+    return known
 
 
 _PRESSURE_INDEX: Final = {name: j for j, (name, _) in enumerate(PRESSURE_FIELDS)}
