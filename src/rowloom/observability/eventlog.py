@@ -102,10 +102,7 @@ class EventLog:
                 return
             try:
                 for batch in table.cast(schema(self.stream)).to_batches(BATCH_ROWS):
-                    if self.path is None:
-                        self._batches.append(batch)
-                    else:
-                        self._write(batch)
+                    self._put(batch)
             except Exception:
                 self._failed()
 
@@ -131,13 +128,15 @@ class EventLog:
         taken = self._take()
         try:
             for i in range(0, len(taken[0]), BATCH_ROWS):
-                batch = columns_to_batch(self.stream, [c[i : i + BATCH_ROWS] for c in taken])
-                if self.path is None:
-                    self._batches.append(batch)
-                else:
-                    self._write(batch)
+                self._put(columns_to_batch(self.stream, [c[i : i + BATCH_ROWS] for c in taken]))
         except Exception:
             self._failed()
+
+    def _put(self, batch: pa.RecordBatch) -> None:
+        if self.path is None:
+            self._batches.append(batch)
+        else:
+            self._write(batch)
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:

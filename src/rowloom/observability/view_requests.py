@@ -12,7 +12,7 @@ Wait time overlapping a resource's rate-limit cooldown (from its snapshots'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -24,6 +24,8 @@ from rowloom.observability.view_columns import (
     IntArray,
     Interner,
     StreamColumns,
+    first_by_key,
+    last_by_key,
     last_source_before,
     nullable_ints,
     sum_by_key,
@@ -279,20 +281,23 @@ def _counts(codes: IntArray, names: list[str]) -> dict[str, int]:
 
 
 def _first_time(t: FloatArray, mask: BoolArray, key: IntArray, size: int) -> FloatArray:
-    from rowloom.observability.view_columns import first_by_key
-
-    rows = np.flatnonzero(mask & (key >= 0))
-    at = first_by_key(key[rows], size)
-    out = np.full(size, np.nan)
-    out[at >= 0] = t[rows[at[at >= 0]]]
-    return out
+    return _time_by_key(t, mask, key, size, first_by_key)
 
 
 def _last_time(t: FloatArray, mask: BoolArray, key: IntArray, size: int) -> FloatArray:
-    from rowloom.observability.view_columns import last_by_key
+    return _time_by_key(t, mask, key, size, last_by_key)
 
+
+def _time_by_key(
+    t: FloatArray,
+    mask: BoolArray,
+    key: IntArray,
+    size: int,
+    by_key: Callable[[IntArray, int], IntArray],
+) -> FloatArray:
+    """Per key: the time of its first or last (`by_key`) row in `mask` (NaN when none)."""
     rows = np.flatnonzero(mask & (key >= 0))
-    at = last_by_key(key[rows], size)
+    at = by_key(key[rows], size)
     out = np.full(size, np.nan)
     out[at >= 0] = t[rows[at[at >= 0]]]
     return out

@@ -36,34 +36,23 @@ def item_event(
 ) -> None:
     """An event about one call attempt: its correlation, attempt id, resource and group."""
     ctx = item.event_context
-    if ctx is None:
-        pending.append(
-            (
-                kind,
-                NO_CORRELATION,
-                None,
-                lease_id,
-                item.resource,
-                item.group.key,
-                reason,
-                snapshot,
-                diagnostics,
-                None,
-            )
-        )
-        return
+    correlation, attempt_id, execution_id = (
+        (NO_CORRELATION, None, None)
+        if ctx is None
+        else (ctx.captured_correlation, ctx.request_attempt_id, ctx.task_execution_id)
+    )
     pending.append(
         (
             kind,
-            ctx.captured_correlation,
-            ctx.request_attempt_id,
+            correlation,
+            attempt_id,
             lease_id,
             item.resource,
             item.group.key,
             reason,
             snapshot,
             diagnostics,
-            ctx.task_execution_id,
+            execution_id,
         )
     )
 
