@@ -35,6 +35,9 @@ MUST_RUN = {
     "tutorial_2_structured_outputs",
     "tutorial_3_seeding",
     "enterprise_text_to_sql",
+    "tutorial_5_generating_images",
+    "tutorial_6_editing_images",
+    "funny_pet_image_edits",
 }
 """Configs whose every feature rowloom has today; the others run once the native features
 they use land (until then they must fail with typed "not supported yet" errors only)."""
