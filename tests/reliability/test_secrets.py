@@ -8,7 +8,6 @@ import json
 import logging
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from rowloom import DatasetConfig, Designer, ModelProvider
 from rowloom.errors import RowloomError
 from rowloom.models.clients import make_model_client
 from rowloom.observability.redaction import REDACTED, register_secret
+from rowloom.simulation.process import MockServerProcess
+from rowloom.simulation.server import MockServerOptions
 
 HERE = Path(__file__).parent
 KEY_ENV = "ROWLOOM_RELIABILITY_KEY"
@@ -99,17 +100,9 @@ def test_cli_run_against_an_authenticating_server_leaks_nothing(
 ) -> None:
     """The mock server requires the planted key, so a complete run proves the key was sent;
     then everything the CLI printed and wrote is scanned."""
-    options = {"capacity": 16, "latency_ms": 1, "api_key": planted_key, "seed": 1}
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "mock_server_proc.py"), json.dumps(options)],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        config = write_config(tmp_path / "keyed.yaml", config_for(url))
+    options = MockServerOptions(capacity=16, latency_ms=1, api_key=planted_key, seed=1)
+    with MockServerProcess(options, env=child_env()) as server:
+        config = write_config(tmp_path / "keyed.yaml", config_for(server.url))
         artifacts = tmp_path / "artifacts"
         env = child_env(**{KEY_ENV: planted_key})
         outputs: dict[str, str] = {}
@@ -133,9 +126,6 @@ def test_cli_run_against_an_authenticating_server_leaks_nothing(
             assert done.returncode == 0, (args, done.stderr)
             outputs[f"{args[0]} stdout"] = done.stdout
             outputs[f"{args[0]} stderr"] = done.stderr
-    finally:
-        server.terminate()
-        server.wait(30)
     assert "complete: 30/30 rows written" in outputs["create stdout"]
     scanned = assert_nowhere(planted_key, folders=[tmp_path], texts=outputs)
     assert scanned >= 6  # parts, manifest, two event streams, capacity plan, report

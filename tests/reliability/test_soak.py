@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,21 @@ import pytest
 from tests.reliability.harness import child_env
 
 from rowloom.observability import read_events
+from rowloom.simulation.process import MockServerProcess
+from rowloom.simulation.server import MockServerOptions
 
 HERE = Path(__file__).parent
-SERVER_OPTIONS = {
-    "capacity": 32,
-    "latency_ms": 15,
-    "latency_distribution": "lognormal",
-    "overload": "reject",
-    "retry_after": 1,
-    "fail_rate": 0.10,
-    "timeout_rate": 0.05,
-    "drop_rate": 0.03,
-    "seed": 9,
-}
+SERVER_OPTIONS = MockServerOptions(
+    capacity=32,
+    latency_ms=15,
+    latency_distribution="lognormal",
+    overload="reject",
+    retry_after=1,
+    fail_rate=0.10,
+    timeout_rate=0.05,
+    drop_rate=0.03,
+    seed=9,
+)
 KNOWN_DROP_REASONS = {
     "provider_5xx",
     "provider_timeout",
@@ -44,16 +45,8 @@ KNOWN_DROP_REASONS = {
 
 def soak(tmp_path: Path, rows: int, *, events: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the soak child against a fresh mock-server process; (run report, server stats)."""
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "mock_server_proc.py"), json.dumps(SERVER_OPTIONS)],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
+    with MockServerProcess(SERVER_OPTIONS, env=child_env()) as server:
+        url = server.url
         out = tmp_path / "report.json"
         args = [
             sys.executable,
@@ -72,13 +65,9 @@ def soak(tmp_path: Path, rows: int, *, events: bool) -> tuple[dict[str, Any], di
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as resp:
-            stats: dict[str, Any] = json.loads(resp.read())
+        stats = server.stats()
         report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         return report, stats
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def check_soak(report: dict[str, Any], stats: dict[str, Any], rows: int) -> None:

@@ -2,30 +2,23 @@
 
 A `ProviderScript` is one provider's behaviour (concurrency slots, latency, overload mode,
 Retry-After, rpm, faults, seed). In process it becomes a `simulated` `ModelProvider`; with
-`--http` the harness starts `rowloom mock-server`'s server (`MockProviderServer`) in a child
-process on 127.0.0.1 and points an `openai` provider at it, so calls go through the real
-`openai` client over real sockets and the server's CPU is not charged to the engine. The same
-seed gives the same answers on both paths, so output hashes are comparable.
+`--http` the harness starts `rowloom mock-server`'s server in a child process on 127.0.0.1
+(`rowloom.simulation.process.MockServerProcess`) and points an `openai` provider at it, so
+calls go through the real `openai` client over real sockets and the server's CPU is not charged
+to the engine. The same seed gives the same answers on both paths, so output hashes are
+comparable.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from rowloom.config.models import ModelProvider, SimulationConfig
+from rowloom.simulation.process import MockServerProcess
 from rowloom.simulation.server import MockServerOptions
-
-_READY_PREFIX = "rowloom-bench-mock "
-_START_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,62 +92,6 @@ def physical_limit_rps(scripts: Sequence[ProviderScript]) -> float | None:
     return float(sum(v for v in limits if v is not None))
 
 
-class MockServerProcess:
-    """`MockProviderServer` in a child process bound to 127.0.0.1 on a free port."""
-
-    def __init__(self, script: ProviderScript) -> None:
-        self.script = script
-        self._proc: subprocess.Popen[str] | None = None
-        self.port: int | None = None
-
-    @property
-    def url(self) -> str:
-        """The OpenAI base URL (`http://127.0.0.1:PORT/v1`)."""
-        if self.port is None:
-            raise RuntimeError("the mock server is not started")
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> None:
-        """Spawn the server and wait until it listens (raises if it does not come up)."""
-        payload = json.dumps(asdict(self.script.server_options()))
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rowloom.bench.server_process", payload],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line.startswith(_READY_PREFIX):
-            err = self._proc.stderr.read() if self._proc.stderr else ""
-            self.stop()
-            raise RuntimeError(f"mock server for {self.script.name!r} did not start: {err[-2000:]}")
-        self.port = int(line[len(_READY_PREFIX) :].strip())
-
-    def stats(self) -> dict[str, Any]:
-        """The server's `/stats` counters (blocking HTTP GET on loopback)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as resp:
-            data: dict[str, Any] = json.loads(resp.read().decode())
-        return data
-
-    def stop(self) -> None:
-        """Terminate the child (SIGTERM, then SIGKILL after 5 s); safe to call twice."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @dataclass(frozen=True, slots=True)
 class ProviderFleet:
     """The `ModelProvider` configs of one run and, with HTTP, the servers behind them."""
@@ -181,7 +118,7 @@ def provider_fleet(scripts: Sequence[ProviderScript], *, http: bool) -> Iterator
                     )
                 )
                 continue
-            server = MockServerProcess(script)
+            server = MockServerProcess(script.server_options())
             stack.callback(server.stop)
             server.start()
             servers[script.name] = server

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rowloom.bench.machine import measure
-from rowloom.bench.providers import MockServerProcess, ProviderScript
+from rowloom.bench.providers import ProviderScript
 from rowloom.bench.scenario import (
     Gate,
     IterationContext,
@@ -37,6 +37,7 @@ from rowloom.config.dataset import DatasetConfig
 from rowloom.distributed.worker import SHARES_ENV
 from rowloom.interface.designer import Designer
 from rowloom.observability import read_events
+from rowloom.simulation.process import MockServerProcess
 
 
 def fleet_config(endpoint: str, model_cap: int, buffer_size: int) -> DatasetConfig:
@@ -141,7 +142,7 @@ class RayFleet(Scenario):
             latency_ms=knob_float(knobs, "latency_ms"),
             overload="reject",
         )
-        server = MockServerProcess(script)
+        server = MockServerProcess(script.server_options())
         server.start()
         try:
             config = fleet_config(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rowloom.bench.machine import Measurement
-from rowloom.bench.providers import MockServerProcess, ProviderScript
+from rowloom.bench.providers import ProviderScript
 from rowloom.bench.scenario import (
     Gate,
     IterationContext,
@@ -39,6 +39,7 @@ from rowloom.config.dataset import DatasetConfig
 from rowloom.interface.designer import Designer
 from rowloom.interface.report import write_report
 from rowloom.observability import json_lines, read_events
+from rowloom.simulation.process import MockServerProcess
 
 _SCRIPT = ProviderScript("sim", capacity=1000, latency_ms=0.0, seed=1)
 
@@ -135,7 +136,7 @@ class SinkOverhead(Scenario):
         )
 
     async def run_iteration(self, ctx: IterationContext) -> IterationResult:
-        server = MockServerProcess(_SCRIPT) if ctx.http else None
+        server = MockServerProcess(_SCRIPT.server_options()) if ctx.http else None
         if server is not None:
             server.start()
         try:

@@ -6,8 +6,6 @@ import asyncio
 import base64
 import json
 import math
-import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +18,6 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from rowloom.clock import ManualClock
-from rowloom.config.models import SimulationConfig
 from rowloom.models.clients.base import (
     ChatRequest,
     EmbeddingRequest,
@@ -314,34 +311,3 @@ async def test_retry_after_ms_and_408_classification() -> None:
         finally:
             await client.aclose()
     assert limited.value.retry_after_seconds == 1.5
-
-
-# ------------------------------------------------------------------------- blocking serve()
-
-_SERVE_CODE = """
-from rowloom.simulation.server import MockServerOptions, serve
-serve(MockServerOptions(latency_ms=0, port=0, seed=3))
-"""
-
-
-async def test_blocking_serve_prints_its_url_and_stops_on_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _SERVE_CODE, stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        assert line.startswith("rowloom mock-server listening on http://127.0.0.1:")
-        url = line.rsplit(" ", 1)[-1].strip()
-        client = OpenAICompatibleClient("cli", url, max_connections=1)
-        try:
-            remote = await client.chat(CHAT)
-        finally:
-            await client.aclose()
-        local = await SimulatedModelClient("sim", SimulationConfig(latency_ms=0, seed=3)).chat(CHAT)
-        assert remote.text == local.text
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        exit_code = await asyncio.wait_for(process.wait(), timeout=30)
-    assert exit_code == 0

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.mock_thread import MockServerThread
 from tests.interface.cli_support import CliResult, run_cli
 
+from rowloom.simulation.process import MockServerProcess
 from rowloom.simulation.server import MockServerOptions
 
 
@@ -92,7 +92,7 @@ def test_unknown_host_and_tls_to_a_plain_port_stop_the_preview(
         capsys, "preview", _config(tmp_path / "dns.yaml", "http://no-such-host.invalid/v1")
     )
     assert dns.code == 1 and "could not resolve the host name" in _stop_line(dns)
-    with MockServerThread() as server:
+    with MockServerProcess(MockServerOptions(latency_ms=1)) as server:
         tls_url = server.url.replace("http://", "https://")
         tls = run_cli(capsys, "preview", _config(tmp_path / "tls.yaml", tls_url))
     assert tls.code == 1
@@ -105,7 +105,7 @@ def test_wrong_url_refused_key_and_bad_requests_name_the_cause(
 ) -> None:
     monkeypatch.setenv("FAIL_FAST_KEY", "sk-wrong-key-123456789")
     options = MockServerOptions(latency_ms=1, api_key="sk-right-key-987654321")
-    with MockServerThread(options) as server:
+    with MockServerProcess(options) as server:
         no_v1 = server.url.removesuffix("/v1")
         missing_v1 = run_cli(capsys, "preview", _config(tmp_path / "a.yaml", no_v1), "-n", "20")
         refused = run_cli(
@@ -129,7 +129,7 @@ def test_wrong_url_refused_key_and_bad_requests_name_the_cause(
             "-n",
             "40",
         )
-        http_requests = server.stats().http_requests
+        http_requests = server.stats()["http_requests"]
     assert missing_v1.code == 1
     assert "HTTP 404 (not found): does the endpoint end in /v1?" in _stop_line(missing_v1)
     assert f"at {no_v1}, model 'simulated-model'" in _stop_line(missing_v1)
@@ -149,7 +149,7 @@ def test_hung_requests_cost_seconds_not_the_timeout(
     """2% of requests hang until the client gives up; the model sets no timeout (so 120 s
     applies). Straggler cancellation (1 s floor here, 30 s by default) retries them instead."""
     options = MockServerOptions(latency_ms=20, timeout_rate=0.02, capacity=64, seed=3)
-    with MockServerThread(options) as server:
+    with MockServerProcess(options) as server:
         config = _config(tmp_path / "hangs.yaml", server.url)
         data = yaml.safe_load(config.read_text())
         data["run"] = {"stragglers": {"min_seconds": 1.0, "min_samples": 20}}

@@ -1,4 +1,4 @@
-"""A real local model server for integration tests, started the way a user starts it:
+"""A real local model server for the local-LLM tests, started the way a user starts it:
 `rowloom serve-local --port 0` (llama.cpp through `xllamacpp`, SmolLM2-135M-Instruct).
 
 The server prints `listening on http://127.0.0.1:PORT` on stdout once the model is loaded, and

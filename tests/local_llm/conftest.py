@@ -1,4 +1,4 @@
-"""Fixtures for integration tests: the real local llama.cpp model server (session-wide)."""
+"""Fixtures for the local-LLM tests: the real local llama.cpp model server (session-wide)."""
 
 from __future__ import annotations
 
