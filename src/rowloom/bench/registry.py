@@ -1,9 +1,12 @@
 """Every benchmark scenario of benchmarks.md, by id, in the spec's order (then the
-scenarios added for issue 7, e.g. `rate_limit_headers`)."""
+scenarios added for later issues, e.g. `rate_limit_headers` (issue 7),
+`dispatch_throughput` and `mock_server_load` (issue 13))."""
 
 from __future__ import annotations
 
+from rowloom.bench.dispatch import DispatchThroughput
 from rowloom.bench.fleet import FleetSimulation
+from rowloom.bench.http_load import MockServerLoad
 from rowloom.bench.micro import QueueAdmissionMicro
 from rowloom.bench.overload import AimdConvergence, CrossProviderCooldown, QueueingOverload
 from rowloom.bench.profiling import EstimateAccuracy, ProfileScale
@@ -43,6 +46,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ProfileScale(),
     EstimateAccuracy(),
     SinkOverhead(),
+    DispatchThroughput(),
+    MockServerLoad(),
 )
 
 
