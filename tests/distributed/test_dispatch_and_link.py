@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.support.waiting import NotifyingSink, Progress, WatchedClock
 
 from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import RunStorage
-from rowloom.clock import ManualClock
 from rowloom.distributed.dispatch import (
     PartResult,
     RowGroupDispatcher,
@@ -29,6 +29,7 @@ from rowloom.models.request_admission import (
 )
 from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 from rowloom.models.resources import ProviderModelKey
+from rowloom.observability.events import RequestEventEmitter
 
 
 def _result(rg: int, attempt: str = "a") -> PartResult:
@@ -103,27 +104,25 @@ def _exists(path: str) -> bool:
     return Path(path).exists()
 
 
-async def _settle() -> None:
-    """Let the link's tasks run (loop turns, not a timing wait)."""
-    for _ in range(30):
-        await asyncio.sleep(0)
-
-
 PM = ProviderModelKey("prov", "m")
 CHAT = RequestResourceKey(PM, RequestDomain.CHAT)
 
 
 async def test_link_reports_on_time_and_at_once_and_survives_a_lost_coordinator() -> None:
-    clock = ManualClock()
+    progress = Progress()
+    clock = WatchedClock(progress)
     config = RequestAdmissionConfig(static_caps={PM: 8}, resources=(CHAT,))
-    controller = AdaptiveRequestAdmissionController(config, clock=clock)
+    events = RequestEventEmitter(NotifyingSink(progress), clock.monotonic)
+    controller = AdaptiveRequestAdmissionController(config, clock=clock, events=events)
     sent: list[dict[str, ShareReport]] = []
     down = False
+    key = CHAT.as_key_str()
 
     async def send(
         provider: str, worker: str, reports: dict[str, ShareReport]
     ) -> dict[str, ShareGrant]:
         assert provider == "prov" and worker == "w1"
+        progress.notify()
         if down:
             raise ConnectionError("coordinator gone")
         sent.append(reports)
@@ -131,21 +130,22 @@ async def test_link_reports_on_time_and_at_once_and_survives_a_lost_coordinator(
 
     link = ShareLink("w1", send, {CHAT.as_key_str(): 8}, clock=clock, interval=0.2)
     link.attach(controller)
-    task = asyncio.ensure_future(link.run())
-    await _settle()
-    assert len(sent) == 1  # attaching reports at once
-    assert controller.shares() == {CHAT.as_key_str(): 3}
+    task = progress.spawn(link.run())
+    # attaching reports at once, and the grant is applied
+    await progress.wait_until(lambda: controller.shares() == {key: 3}, what="first grant")
+    assert len(sent) == 1
+    await progress.wait_until(lambda: clock.armed_at(clock.monotonic() + 0.2) >= 1, what="timer")
     clock.advance(0.2)
-    await _settle()
-    assert len(sent) == 2  # and then every interval
+    await progress.wait_until(lambda: len(sent) == 2, what="the report of the interval")
     lease = controller.acquire_sync(RequestAdmissionItem.for_resource(CHAT))
     controller.release(lease, RequestReleaseOutcome.rate_limited(1.0))  # a cut: report now
-    await _settle()
-    assert len(sent) == 3 and sent[-1][CHAT.as_key_str()].fresh_rate_limited == 1
+    await progress.wait_until(lambda: len(sent) == 3, what="the report of the cut")
+    assert sent[-1][key].fresh_rate_limited == 1
     down = True
+    await progress.wait_until(lambda: clock.armed_at(clock.monotonic() + 0.2) >= 1, what="timer")
     clock.advance(0.2)
-    await _settle()
-    assert link.lost == {"prov"} and controller.shares()[CHAT.as_key_str()] >= 1
+    await progress.wait_until(lambda: link.lost == {"prov"}, what="the coordinator lost")
+    assert controller.shares()[key] >= 1
     assert [c["share"] for c in link.history.changes] == [3]
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

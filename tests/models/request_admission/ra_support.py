@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rowloom.clock import ManualClock
+from tests.support.waiting import NotifyingSink, Progress, WatchedClock
+
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
@@ -21,7 +22,6 @@ from rowloom.models.request_admission import (
 )
 from rowloom.models.resources import ProviderModelKey
 from rowloom.observability.events import RequestAdmissionEvent, RequestEventEmitter
-from rowloom.observability.sinks import InMemoryEventSink
 
 PM = ProviderModelKey("prov", "model-a")
 OTHER_PM = ProviderModelKey("prov", "model-b")
@@ -30,17 +30,19 @@ EMBED = RequestResourceKey(PM, RequestDomain.EMBEDDING)
 OTHER_CHAT = RequestResourceKey(OTHER_PM, RequestDomain.CHAT)
 
 
-async def settle(rounds: int = 5) -> None:
-    """Yield to the loop so scheduled callbacks and woken tasks run (not a timing wait)."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
-
-
 @dataclass
 class Harness:
-    clock: ManualClock
-    sink: InMemoryEventSink[Any]
+    """A controller on a WatchedClock whose events reach a NotifyingSink: a test waits for the
+    state it needs (`start_waiter`, `granted`, `ended`), never for a number of loop turns. A
+    state that must NOT have changed is asserted at once: the controller grants, times out and
+    cancels waiters synchronously (in `release`, in `advance`'s timers), so a wrong grant would
+    already show in `waiters_total()` and the event counts."""
+
+    clock: WatchedClock
+    sink: NotifyingSink
     controller: AdaptiveRequestAdmissionController
+    progress: Progress
+    events: bool = True
 
     def kinds(self) -> list[str]:
         return self.sink.kinds()
@@ -49,10 +51,33 @@ class Harness:
         return self.sink.of_kind(kind)
 
     async def start_waiter(self, item: RequestAdmissionItem) -> asyncio.Task[RequestAdmissionLease]:
-        """Start `acquire_async(item)` and let it reach its wait (or finish at once)."""
-        task = asyncio.create_task(self.controller.acquire_async(item))
-        await settle()
+        """Start `acquire_async(item)` and wait until it waits in the queue (or finished)."""
+        assert self.events, "the controller's events are what wakes the wait"
+        waiting = self.controller.waiters_total()
+        task = self.progress.spawn(self.controller.acquire_async(item))
+        await self.progress.wait_until(
+            lambda: task.done() or self.controller.waiters_total() > waiting,
+            what="the acquire to wait in the queue or finish",
+        )
         return task
+
+    async def ended(self, *tasks: asyncio.Task[Any]) -> None:
+        """Wait until every task ended (granted, refused or cancelled)."""
+        await self.progress.wait_until(lambda: all(t.done() for t in tasks), what="tasks ended")
+
+    async def granted(self, task: asyncio.Task[RequestAdmissionLease]) -> RequestAdmissionLease:
+        """Wait for the task's lease (its exception if it was refused)."""
+        await self.ended(task)
+        return task.result()
+
+
+async def next_granted(
+    h: Harness, tasks: list[asyncio.Task[RequestAdmissionLease]]
+) -> tuple[RequestAdmissionLease, list[asyncio.Task[RequestAdmissionLease]]]:
+    """Wait for the next waiter to get its lease: (that lease, the tasks still waiting)."""
+    await h.progress.wait_until(lambda: any(t.done() for t in tasks), what="a waiter granted")
+    done = next(t for t in tasks if t.done())
+    return done.result(), [t for t in tasks if t is not done]
 
 
 def item(
@@ -104,8 +129,9 @@ def harness_factory() -> MakeHarness:
         **kwargs: Any,
     ) -> Harness:
         kwargs.setdefault("provider_limits", False)
-        clock = ManualClock()
-        sink: InMemoryEventSink[Any] = InMemoryEventSink()
+        progress = Progress()
+        clock = WatchedClock(progress)
+        sink = NotifyingSink(progress)
         config = RequestAdmissionConfig(
             static_caps={PM: cap, OTHER_PM: other_cap},
             resources=resources,
@@ -115,6 +141,6 @@ def harness_factory() -> MakeHarness:
         )
         emitter = RequestEventEmitter(sink if events else None, clock.monotonic)
         controller = AdaptiveRequestAdmissionController(config, clock=clock, events=emitter)
-        return Harness(clock, sink, controller)
+        return Harness(clock, sink, controller, progress, events)
 
     return _make

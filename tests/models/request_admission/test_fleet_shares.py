@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ra_support import CHAT, OK, OTHER_CHAT, MakeHarness, denial_of, item, lease_of, settle
+from ra_support import CHAT, OK, OTHER_CHAT, MakeHarness, denial_of, item, lease_of
 
 from rowloom.models.request_admission import RequestDenialReason, RequestReleaseOutcome
 from rowloom.models.request_admission.fleet import PROVIDER_PREFIX, share_keys
@@ -25,8 +25,8 @@ async def test_admits_within_the_share_and_a_raise_grants_waiters(make: MakeHarn
     waiter = await h.start_waiter(item())
     assert not waiter.done()
     c.set_shares({KEY: ShareGrant(3, 1, 9, limit=8)})
-    await settle()
-    granted = waiter.result()
+    assert c.waiters_total() == 0
+    granted = await h.granted(waiter)
     changed = h.of_kind("request_share_changed")
     assert [e.diagnostics["after"] for e in changed] == [2, 3]
     # a 429 cuts the share at once (3 -> 2) and asks for a report; a second 429 of the same
@@ -49,11 +49,9 @@ async def test_a_fleet_pause_holds_admissions_until_it_ends(make: MakeHarness) -
     assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.FLEET_SHARE
     waiter = await h.start_waiter(item())
     h.clock.advance(1.4)
-    await settle()
-    assert not waiter.done()
+    assert c.waiters_total() == 1 and not waiter.done()
     h.clock.advance(0.1)  # the pause ends: the wake-up timer grants without any release
-    await settle()
-    c.release(waiter.result(), OK)
+    c.release(await h.granted(waiter), OK)
 
 
 async def test_a_lost_coordinator_leaves_at_least_one(make: MakeHarness) -> None:
@@ -62,8 +60,7 @@ async def test_a_lost_coordinator_leaves_at_least_one(make: MakeHarness) -> None
     c.attach_shares({KEY: 8})
     waiter = await h.start_waiter(item())
     c.orphan_shares()
-    await settle()
-    c.release(waiter.result(), OK)
+    c.release(await h.granted(waiter), OK)
     assert c.shares() == {KEY: 1}
 
 

@@ -1,6 +1,6 @@
 """The controller's overload control: cooldown modes, header pacing, limit-rule choice.
 
-Every timed behaviour runs on a ManualClock; `settle()` only yields to the loop.
+Every timed behaviour runs on a ManualClock; tests wait for the state they need (ra_support).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from ra_support import (
     denial_of,
     item,
     lease_of,
-    settle,
 )
 
 from rowloom.bench.baselines import admission_adjustment, no_header_pacing, v1
@@ -74,11 +73,9 @@ async def test_a_429_from_a_lease_granted_during_the_cooldown_blocks_every_admis
     assert denied.available_after_monotonic == pytest.approx(h.clock.monotonic() + 2.0)
     waiter = await h.start_waiter(item())
     c.release(old.pop(), OK)  # in-flight work still completes while admission is blocked
-    await settle()
-    assert not waiter.done()
+    assert c.waiters_total() == 1 and not waiter.done()
     h.clock.advance(2.0)  # the block ends with the cooldown; no release needed
-    await settle()
-    c.release(waiter.result(), OK)
+    c.release(await h.granted(waiter), OK)
     for lease in old:
         c.release(lease, OK)
     assert c.in_flight_total() == 0 and c.waiters_total() == 0
@@ -253,11 +250,11 @@ async def test_an_exhausted_header_budget_paces_new_admissions_until_the_reset(
     assert snap is not None and snap.available == 0 and snap.paced_until_monotonic is not None
     first, second = await h.start_waiter(item()), await h.start_waiter(item())
     h.clock.advance(3.0)  # the reset: one admission, then the provider's rate (0.1 s)
-    await settle()
-    assert first.done() and not second.done()
+    assert c.waiters_total() == 1
+    await h.granted(first)
+    assert not second.done()
     h.clock.advance(0.1)
-    await settle()
-    assert second.done()
+    await h.granted(second)
     c.release(first.result(), OK)  # an answer without headers leaves the estimate alone
     c.release(second.result(), RequestReleaseOutcome.success(rate_limit=RateLimitHeaders(600, 50)))
     c.release(lease_of(c.try_acquire(item())), OK)  # budget again: no pacing

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ra_support import CHAT, EMBED, OTHER_CHAT, OTHER_PM, PM, settle
+from ra_support import CHAT, EMBED, OTHER_CHAT, OTHER_PM, PM
+from tests.support.waiting import NotifyingSink, Progress, WatchedClock
 
-from rowloom.clock import ManualClock
 from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     CooldownMode,
@@ -33,7 +32,6 @@ from rowloom.models.request_admission import (
     RequestReleaseOutcomeKind,
 )
 from rowloom.observability.events import RequestEventEmitter
-from rowloom.observability.sinks import InMemoryEventSink
 
 RESOURCES = (CHAT, EMBED, OTHER_CHAT)
 CAPS = {PM: 3, OTHER_PM: 1}
@@ -118,6 +116,13 @@ def collect(ledger: Ledger) -> None:
                 ledger.shutdowns += 1
 
 
+def quiet(c: AdaptiveRequestAdmissionController, ledger: Ledger) -> bool:
+    """Every acquire has ended or waits in the controller's queue: none is granted but not yet
+    resumed, none has a cancellation still to process, none has yet to take its first step."""
+    open_ = [t for t in ledger.pending if not t.done()]
+    return all(t.cancelling() == 0 for t in open_) and len(open_) == c.waiters_total()
+
+
 def check_invariants(c: AdaptiveRequestAdmissionController, ledger: Ledger) -> None:
     assert c.in_flight_total() == len(ledger.held)
     assert c.waiters_total() <= len(ledger.pending)
@@ -140,8 +145,9 @@ def check_invariants(c: AdaptiveRequestAdmissionController, ledger: Ledger) -> N
 async def scenario(
     ops: list[tuple[object, ...]], ramp: float, mode: CooldownMode, provider_limits: bool = True
 ) -> None:
-    clock = ManualClock()
-    sink: InMemoryEventSink[Any] = InMemoryEventSink()
+    progress = Progress()
+    clock = WatchedClock(progress)
+    sink = NotifyingSink(progress)
     config = RequestAdmissionConfig(
         static_caps=CAPS,
         resources=RESOURCES,
@@ -165,7 +171,7 @@ async def scenario(
         if name == "acquire":
             _, resource, timeout, weight = op
             it = RequestAdmissionItem.for_resource(resource, weight=weight, timeout=timeout)  # type: ignore[arg-type]
-            ledger.pending[asyncio.create_task(c.acquire_async(it))] = it
+            ledger.pending[progress.spawn(c.acquire_async(it))] = it
         elif name == "try":
             decision = c.try_acquire(RequestAdmissionItem.for_resource(op[1]))  # type: ignore[arg-type]
             if isinstance(decision, RequestAdmissionLease):
@@ -202,7 +208,7 @@ async def scenario(
             )
             assert not probe.released
             ledger.bad_releases += 1
-        await settle()
+        await progress.wait_until(lambda: quiet(c, ledger), what="acquires done or waiting")
         collect(ledger)
         check_invariants(c, ledger)
 
@@ -212,7 +218,7 @@ async def scenario(
             c.release(ledger.held.pop(), RequestReleaseOutcome.success())
             ledger.released += 1
         c.shutdown()
-        await settle()
+        await progress.wait_until(lambda: quiet(c, ledger), what="acquires done or waiting")
         collect(ledger)
 
     assert c.in_flight_total() == 0

@@ -1,11 +1,12 @@
 """`AdaptiveRequestAdmissionController`: admission rules, AIMD through releases, timed wakeups.
 
-Every timed behaviour runs on a ManualClock; `settle()` only yields to the loop.
+Every timed behaviour runs on a ManualClock; tests wait for the state they need (ra_support).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -19,8 +20,9 @@ from ra_support import (
     denial_of,
     item,
     lease_of,
-    settle,
+    next_granted,
 )
+from tests.support.waiting import NotifyingSink, Progress
 
 from rowloom.clock import ManualClock, TimerHandle
 from rowloom.models.request_admission import (
@@ -33,6 +35,7 @@ from rowloom.models.request_admission import (
     RequestReleaseOutcome,
     RequestResourceKey,
 )
+from rowloom.observability.events import RequestEventEmitter
 
 
 async def test_admits_up_to_the_current_limit(make: MakeHarness) -> None:
@@ -92,8 +95,7 @@ async def test_a_waiter_blocked_by_the_aggregate_cap_is_woken_by_another_domain(
     task = await h.start_waiter(item(EMBED))
     assert not task.done() and c.waiters_total() == 1
     c.release(chat, OK)
-    await settle()
-    lease = task.result()
+    lease = await h.granted(task)
     assert lease.resource == EMBED
     c.release(lease, OK)
 
@@ -127,12 +129,10 @@ async def test_cooldown_blocks_then_expiry_wakes_waiters_without_any_release(
     assert denied.available_after_monotonic == pytest.approx(h.clock.monotonic() + 3.0)
     tasks = [await h.start_waiter(item()) for _ in range(2)]
     h.clock.advance(2.9)
-    await settle()
-    assert not any(t.done() for t in tasks)
+    assert c.waiters_total() == 2 and not any(t.done() for t in tasks)
     released_before = c.counters().leases_released
     h.clock.advance(0.1)
-    await settle()
-    leases = [t.result() for t in tasks]
+    leases = [await h.granted(t) for t in tasks]
     assert c.counters().leases_released == released_before  # no release was needed
     for lease in leases:
         c.release(lease, OK)
@@ -148,8 +148,8 @@ async def test_successes_outside_cooldown_raise_the_limit_and_grant_more_waiters
     waiting = [await h.start_waiter(item()) for _ in range(2)]
     assert c.waiters_total() == 2
     c.release(first, OK)  # frees one slot and raises the limit 1 -> 2: both waiters go
-    await settle()
-    leases = [t.result() for t in waiting]
+    assert c.waiters_total() == 0
+    leases = [await h.granted(t) for t in waiting]
     assert all(lease.current_limit == 2 for lease in leases)
     assert [e.reason for e in h.of_kind("request_limit_increased")] == ["additive_increase"]
     for lease in leases:
@@ -172,11 +172,11 @@ async def test_startup_ramp_opens_capacity_over_time_for_waiters(make: MakeHarne
     assert first.current_limit == 1
     tasks = [await h.start_waiter(item()) for _ in range(2)]
     h.clock.advance(2.0)  # ramp reaches 2
-    await settle()
-    assert [t.done() for t in tasks] == [True, False]
+    assert c.waiters_total() == 1
+    await h.granted(tasks[0])
+    assert not tasks[1].done()
     h.clock.advance(2.0)  # ramp reaches 3
-    await settle()
-    assert tasks[1].done()
+    await h.granted(tasks[1])
     increases = [
         e.reason
         for e in h.of_kind("request_limit_increased")
@@ -233,9 +233,8 @@ async def test_try_acquire_never_jumps_queued_waiters(make: MakeHarness) -> None
     denied = denial_of(c.try_acquire(item()))
     assert denied.reason is RequestDenialReason.QUEUED_WAITERS_AHEAD
     c.release(held, OK)
-    await settle()
-    assert task.done()  # the queued waiter, not a later try_acquire, got the slot
-    c.release(task.result(), OK)
+    assert c.waiters_total() == 0  # the queued waiter, not a later try_acquire, got the slot
+    c.release(await h.granted(task), OK)
 
 
 class LaggyClock:
@@ -262,15 +261,22 @@ class LaggyClock:
 
 async def test_waiters_go_before_try_acquire_even_when_the_wakeup_timer_is_late() -> None:
     clock = LaggyClock()
-    config = RequestAdmissionConfig(static_caps={PM: 1}, resources=(CHAT,))
-    c = AdaptiveRequestAdmissionController(config, clock=clock)
+    # block_all: the 429's cooldown holds every admission (in reduced_limit the waiter would
+    # get the freed slot at once and the late timer would not matter)
+    config = RequestAdmissionConfig(
+        static_caps={PM: 1}, resources=(CHAT,), cooldown_mode="block_all"
+    )
+    progress = Progress()
+    events = RequestEventEmitter(NotifyingSink(progress), clock.monotonic)
+    c = AdaptiveRequestAdmissionController(config, clock=clock, events=events)
     c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(2.0))
-    task = asyncio.create_task(c.acquire_async(item()))
-    await settle()
+    task = progress.spawn(c.acquire_async(item()))
+    await progress.wait_until(lambda: c.waiters_total() == 1, what="a waiter")
     clock.now += 5.0  # the cooldown is over but its timer has not run yet
     denied = denial_of(c.try_acquire(item()))
     assert denied.reason is RequestDenialReason.NO_CAPACITY
-    await settle()
+    assert c.waiters_total() == 0  # the waiter got the slot at once
+    await progress.wait_until(task.done, what="the waiter's lease")
     c.release(task.result(), OK)
 
 
@@ -318,24 +324,20 @@ async def test_weighted_fairness_across_groups_sharing_an_aggregate_cap(
     held = lease_of(c.try_acquire(item(CHAT)))
     tasks = []
     for _ in range(6):
-        tasks.append(asyncio.create_task(c.acquire_async(item(CHAT, weight=2))))
-        tasks.append(asyncio.create_task(c.acquire_async(item(EMBED, weight=1))))
-    await settle()
+        tasks.append(await h.start_waiter(item(CHAT, weight=2)))
+        tasks.append(await h.start_waiter(item(EMBED, weight=1)))
     assert c.waiters_total() == 12
     order = []
     current = held
     for _ in range(9):
         c.release(current, OK)
-        await settle()
-        done = [t for t in tasks if t.done()]
-        assert len(done) == 1
-        current = done[0].result()
-        tasks.remove(done[0])
+        assert c.waiters_total() == len(tasks) - 1  # exactly one waiter granted
+        current, tasks = await next_granted(h, tasks)
         order.append(current.resource)
     assert order.count(CHAT) == 6 and order.count(EMBED) == 3
     c.shutdown()
     c.release(current, OK)
-    await settle()
+    await h.ended(*tasks)
     assert len(tasks) == 3
     assert all(isinstance(t.exception(), RequestAdmissionError) for t in tasks)
     assert c.in_flight_total() == 0 and c.waiters_total() == 0
@@ -345,16 +347,13 @@ async def test_equal_weights_alternate_between_domains(make: MakeHarness) -> Non
     h = make(cap=1)
     c = h.controller
     current = lease_of(c.try_acquire(item(CHAT)))
-    tasks = [asyncio.create_task(c.acquire_async(item(CHAT))) for _ in range(3)]
-    tasks += [asyncio.create_task(c.acquire_async(item(EMBED))) for _ in range(3)]
-    await settle()
+    tasks = [await h.start_waiter(item(CHAT)) for _ in range(3)]
+    tasks += [await h.start_waiter(item(EMBED)) for _ in range(3)]
     order = []
     for _ in range(6):
         c.release(current, OK)
-        await settle()
-        done = next(t for t in tasks if t.done())
-        tasks.remove(done)
-        current = done.result()
+        assert c.waiters_total() == len(tasks) - 1
+        current, tasks = await next_granted(h, tasks)
         order.append(current.resource)
     assert order == [CHAT, EMBED] * 3
     c.release(current, OK)
@@ -414,7 +413,7 @@ async def test_capacity_view_reports_configured_runtime_and_observed_maxima(
     assert data["configured"]["cooldown_mode"] == "block_all"
     assert data["runtime_snapshot"]["request_domain_limit_rules"]["prov/model-a/chat"] == "aimd"
     c.shutdown()
-    await settle()
+    await h.ended(waiter)
     for lease in (b, e):
         c.release(lease, OK)
     assert isinstance(waiter.exception(), RequestAdmissionError)
@@ -427,13 +426,11 @@ async def test_raising_the_clamp_lets_waiters_in(make: MakeHarness) -> None:
     held = lease_of(c.try_acquire(item()))
     task = await h.start_waiter(item())
     c.set_max_limit_clamp(CHAT, 2)  # effective max rises; the limit stays until increases
-    await settle()
-    assert not task.done()
+    assert c.waiters_total() == 1 and not task.done()
     changed = h.of_kind("request_effective_cap_changed")
     assert [(e.diagnostics["before"], e.diagnostics["after"]) for e in changed] == [(1, 2)]
     c.release(held, OK)
-    await settle()
-    c.release(task.result(), OK)
+    c.release(await h.granted(task), OK)
     c.set_max_limit_clamp(CHAT, None)
     snap = c.pressure.snapshot(CHAT)
     assert snap is not None and snap.effective_max == 4
@@ -443,10 +440,12 @@ async def test_raising_the_clamp_lets_waiters_in(make: MakeHarness) -> None:
 
 async def test_default_clock_is_the_system_clock_and_waiters_wake_on_release() -> None:
     config = RequestAdmissionConfig(static_caps={PM: 1}, resources=(CHAT,))
-    c = AdaptiveRequestAdmissionController(config)
+    progress = Progress()
+    events = RequestEventEmitter(NotifyingSink(progress), time.monotonic)
+    c = AdaptiveRequestAdmissionController(config, events=events)
     held = await c.acquire_async(item())
-    task = asyncio.create_task(c.acquire_async(item()))
-    await settle()
+    task = progress.spawn(c.acquire_async(item()))
+    await progress.wait_until(lambda: c.waiters_total() == 1, what="a waiter")
     c.release(held, OK)
     lease = await task
     c.release(lease, OK)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
-from ra_support import CHAT, OK, PM, MakeHarness, item, lease_of, settle
+from ra_support import CHAT, OK, PM, MakeHarness, item, lease_of
+from tests.support.waiting import Progress
 
 from rowloom.clock import ManualClock
 from rowloom.models.request_admission import (
@@ -46,13 +46,12 @@ async def test_every_owned_request_event_kind_is_emitted(make: MakeHarness) -> N
     cancelled = await h.start_waiter(item())
     cancelled.cancel()  # request_wait_cancelled
     h.clock.advance(0.5)  # request_wait_timeout
-    await settle()
+    await h.ended(cancelled, timed)
     c.release(a, RequestReleaseOutcome.rate_limited())  # rate_limited, limit 2 -> 1
     h.clock.advance(1.0)  # cooldown over
-    await settle()
+    assert c.waiters_total() == 1
     c.release(b, OK)  # limit 1 -> 2 and grants the waiter: queue drained
-    await settle()
-    lease = waiter.result()
+    lease = await h.granted(waiter)
     c.release(lease, OK)  # 2 -> 3: soft ceiling (2) recovered
     c.release(lease, OK)  # request_release_diagnostic (duplicate)
     c.release(lease_of(c.try_acquire(item())), OK)  # 3 -> 4: fully recovered
@@ -107,7 +106,7 @@ async def test_a_queued_grant_reports_its_wait(make: MakeHarness) -> None:
     task = await h.start_waiter(item(attempt="ra-w"))
     h.clock.advance(1.5)
     c.release(held, OK)
-    await settle()
+    await h.ended(task)
     completed = h.of_kind("request_wait_completed")[-1]
     assert completed.request_attempt_id == "ra-w"
     assert completed.diagnostics["wait_seconds"] == pytest.approx(1.5)
@@ -149,18 +148,21 @@ async def test_no_snapshots_are_built_without_a_sink(
     monkeypatch.setattr(ledger_module, "resource_snapshot", forbidden)
     monkeypatch.setattr("rowloom.models.request_admission.operation.resource_snapshot", forbidden)
     lease = await c.acquire_async(item(attempt="ra-1"))
-    task = await h.start_waiter(item())
+    task = h.progress.spawn(c.acquire_async(item()))  # no events: it may wait or not
     c.release(lease, RequestReleaseOutcome.rate_limited(1.0))
     h.clock.advance(1.0)
-    await settle()
+    await h.ended(task)
     c.release(task.result(), OK)
     c.release(task.result(), OK)  # duplicate: diagnostics only in the result
     assert c.in_flight_total() == 0 and c.waiters_total() == 0
 
 
 async def test_a_failing_sink_never_interrupts_admission() -> None:
+    progress = Progress()
+
     class Broken:
         def emit(self, event: object) -> None:
+            progress.notify()
             raise RuntimeError("sink down")
 
     clock = ManualClock()
@@ -168,9 +170,9 @@ async def test_a_failing_sink_never_interrupts_admission() -> None:
     config = RequestAdmissionConfig(static_caps={PM: 1}, resources=(CHAT,))
     c = AdaptiveRequestAdmissionController(config, clock=clock, events=emitter)
     lease = await c.acquire_async(item())
-    waiter = asyncio.create_task(c.acquire_async(item()))
-    await settle()
+    waiter = progress.spawn(c.acquire_async(item()))
+    await progress.wait_until(lambda: c.waiters_total() == 1, what="a waiter")
     assert c.release(lease, OK).released
-    await settle()
+    await progress.wait_until(waiter.done, what="the waiter's lease")
     c.release(waiter.result(), OK)
     assert emitter.sink_failures > 0 and c.in_flight_total() == 0

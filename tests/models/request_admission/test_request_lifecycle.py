@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 
 import pytest
-from ra_support import CHAT, EMBED, OK, MakeHarness, item, lease_of, settle
+from ra_support import CHAT, EMBED, OK, MakeHarness, item, lease_of, next_granted
 
 from rowloom.models.request_admission import (
     ReleaseReason,
@@ -24,10 +24,9 @@ async def test_queue_wait_timeout_raises_and_removes_the_waiter(make: MakeHarnes
     held = lease_of(c.try_acquire(item()))
     task = await h.start_waiter(item(timeout=5.0))
     h.clock.advance(4.9)
-    await settle()
-    assert not task.done()
+    assert c.waiters_total() == 1 and not task.done()
     h.clock.advance(0.1)
-    await settle()
+    await h.ended(task)
     error = task.exception()
     assert isinstance(error, RequestAdmissionError)
     assert error.denied.reason is RequestDenialReason.TIMEOUT
@@ -46,7 +45,7 @@ async def test_default_queue_wait_timeout_applies_when_the_item_has_none(
     held = lease_of(c.try_acquire(item()))
     task = await h.start_waiter(item())
     h.clock.advance(2.0)
-    await settle()
+    await h.ended(task)
     assert isinstance(task.exception(), RequestAdmissionError)
     c.release(held, OK)
 
@@ -70,8 +69,7 @@ async def test_a_grant_at_the_deadline_instant_wins_over_the_timeout(make: MakeH
     c.release(lease_of(c.try_acquire(item())), RequestReleaseOutcome.rate_limited(3.0))
     task = await h.start_waiter(item(timeout=3.0))
     h.clock.advance(3.0)
-    await settle()
-    c.release(task.result(), OK)
+    c.release(await h.granted(task), OK)
 
 
 async def test_shutdown_fails_every_waiter_and_later_acquires(make: MakeHarness) -> None:
@@ -81,7 +79,7 @@ async def test_shutdown_fails_every_waiter_and_later_acquires(make: MakeHarness)
     tasks = [await h.start_waiter(item(r, timeout=30.0)) for r in (CHAT, CHAT, EMBED)]
     c.shutdown()
     c.shutdown()  # idempotent
-    await settle()
+    await h.ended(*tasks)
     for task in tasks:
         error = task.exception()
         assert isinstance(error, RequestAdmissionError)
@@ -125,7 +123,7 @@ async def test_cancelled_waiter_is_skipped_when_capacity_frees_before_it_runs(
     second = await h.start_waiter(item())
     first.cancel()  # its completion is cancelled now; its coroutine has not run yet
     c.release(held, OK)  # same loop iteration: the slot must go to `second`
-    await settle()
+    await h.ended(first, second)
     assert first.cancelled()
     lease = second.result()
     assert c.in_flight_total() == 1
@@ -144,7 +142,7 @@ async def test_granted_then_cancelled_in_the_same_iteration_releases_as_local_ca
     second = await h.start_waiter(item(attempt="ra-2"))
     c.release(held, OK)  # grants `first`: its lease is set, its coroutine not yet resumed
     first.cancel()  # ... and it is cancelled before it can return the lease
-    await settle()
+    await h.ended(first, second)
     assert first.cancelled()
     # The orphan-to-be was released as local_cancelled, and its slot went to `second`.
     releases = h.of_kind("request_lease_released")
@@ -166,7 +164,7 @@ async def test_cancel_after_a_timeout_was_delivered_keeps_accounting(make: MakeH
     task = await h.start_waiter(item(timeout=1.0))
     h.clock.advance(1.0)  # the timeout is delivered to the waiter's completion
     task.cancel()  # and the task is cancelled before it sees it
-    await settle()
+    await h.ended(task)
     assert task.cancelled()
     counters = c.counters()
     assert counters.wait_timeouts == 1 and counters.wait_cancellations == 0
@@ -183,11 +181,8 @@ async def test_a_call_returns_only_its_own_lease(make: MakeHarness) -> None:
     current = held
     for _ in items:
         c.release(current, OK)
-        await settle()
-        done = [t for t in tasks if t.done()]
-        assert len(done) == 1
-        tasks.remove(done[0])
-        current = done[0].result()
+        assert c.waiters_total() == len(tasks) - 1  # exactly one waiter granted
+        current, tasks = await next_granted(h, tasks)
     c.release(current, OK)
     for it in items:
         ids = [e.request_attempt_id for e in h.of_kind("request_lease_acquired")]
