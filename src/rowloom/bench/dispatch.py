@@ -25,6 +25,9 @@ from rowloom.bench.scenario import (
     Scenario,
     knob_int,
     knob_str,
+    scaled_warmup,
+    without_requests,
+    without_timeline,
 )
 from rowloom.clock import SystemClock
 from rowloom.config.scheduling import SchedulingMetadata
@@ -148,10 +151,7 @@ class DispatchThroughput(Scenario):
 
     def warmup_context(self, ctx: IterationContext) -> IterationContext:
         """A warm-up dispatches a tenth of the cells."""
-        knobs = {**ctx.knobs, "cells": max(1, knob_int(ctx.knobs, "cells") // 10)}
-        return IterationContext(
-            ctx.records, ctx.seed, knobs, ctx.http, ctx.workdir, ctx.index, True, ctx.timeline_cap
-        )
+        return scaled_warmup(ctx, "cells")
 
     async def run_iteration(self, ctx: IterationContext) -> IterationResult:
         modes = [m for m in knob_str(ctx.knobs, "events").split(",") if m]
@@ -182,17 +182,8 @@ class DispatchThroughput(Scenario):
             metrics=metrics,
             details={"submission_capacity": SUBMISSION_CAPACITY, "local_slots": LOCAL_SLOTS},
             final_task_snapshot={"active_leases": int(leases), "leased": {}},
-            final_request_snapshot={
-                "note": "no request admission in this scenario",
-                "in_flight_total": 0,
-                "waiters_total": 0,
-            },
-            timeline_sampling={
-                "total_events": 0,
-                "kept_events": 0,
-                "keep_fraction": 1.0,
-                "rule": "no timeline: the events, when on, go to an in-memory sink only",
-            },
+            final_request_snapshot=without_requests("no request admission in this scenario"),
+            timeline_sampling=without_timeline("the events, when on, go to an in-memory sink"),
         )
 
     async def oracle(self, ctx: IterationContext) -> OracleCheck:

@@ -30,6 +30,9 @@ from rowloom.bench.scenario import (
     knob_float,
     knob_int,
     knob_str,
+    scaled_warmup,
+    without_requests,
+    without_timeline,
 )
 from rowloom.models.clients.base import ChatRequest
 from rowloom.models.clients.openai_compatible import OpenAICompatibleClient
@@ -119,10 +122,7 @@ class MockServerLoad(Scenario):
 
     def warmup_context(self, ctx: IterationContext) -> IterationContext:
         """A warm-up iteration sends a tenth of the requests."""
-        knobs = {**ctx.knobs, "requests": max(1, knob_int(ctx.knobs, "requests") // 10)}
-        return IterationContext(
-            ctx.records, ctx.seed, knobs, ctx.http, ctx.workdir, ctx.index, True, ctx.timeline_cap
-        )
+        return scaled_warmup(ctx, "requests")
 
     async def run_iteration(self, ctx: IterationContext) -> IterationResult:
         clients = [c for c in knob_str(ctx.knobs, "clients").split(",") if c]
@@ -154,17 +154,10 @@ class MockServerLoad(Scenario):
             metrics=metrics,
             details={"server": stats, "concurrency": concurrency},
             final_task_snapshot={"active_leases": 0, "note": "no scheduler in this scenario"},
-            final_request_snapshot={
-                "note": "no request admission in this scenario",
-                "in_flight_total": int(stats.get("in_flight", 0)),
-                "waiters_total": 0,
-            },
-            timeline_sampling={
-                "total_events": 0,
-                "kept_events": 0,
-                "keep_fraction": 1.0,
-                "rule": "no event streams: only HTTP calls",
-            },
+            final_request_snapshot=without_requests(
+                "no request admission in this scenario", int(stats.get("in_flight", 0))
+            ),
+            timeline_sampling=without_timeline("no event streams: only HTTP calls"),
         )
 
     async def _measure(

@@ -285,6 +285,22 @@ def knob_str(knobs: Mapping[str, KnobValue], name: str) -> str:
     return str(knobs[name])
 
 
+def scaled_warmup(ctx: IterationContext, knob: str, divisor: int = 10) -> IterationContext:
+    """A warm-up context whose int knob `knob` is divided by `divisor` (at least 1)."""
+    knobs = {**ctx.knobs, knob: max(1, knob_int(ctx.knobs, knob) // divisor)}
+    return replace(ctx, knobs=knobs, warmup=True)
+
+
+def without_requests(note: str, in_flight: int = 0) -> dict[str, Any]:
+    """The final request snapshot of a scenario that has no request admission."""
+    return {"note": note, "in_flight_total": in_flight, "waiters_total": 0}
+
+
+def without_timeline(rule: str) -> dict[str, Any]:
+    """The timeline sampling record of a scenario that keeps no event timeline."""
+    return {"total_events": 0, "kept_events": 0, "keep_fraction": 1.0, "rule": rule}
+
+
 ORACLE_RECORD_CAP = 5_000
 """Above this many records the oracle compares a reduced run (sequential vs async)."""
 
@@ -487,5 +503,8 @@ __all__ = [
     "knob_float",
     "knob_int",
     "knob_str",
+    "scaled_warmup",
     "scoped_environment",
+    "without_requests",
+    "without_timeline",
 ]
