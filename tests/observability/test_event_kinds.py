@@ -20,6 +20,7 @@ from typing import Any
 import obs_support as s
 import pytest
 from tests.models.clients import clients_support
+from tests.support.waiting import NotifyingSink, Progress
 
 from rowloom.clock import ManualClock, SystemClock
 from rowloom.config.run import StragglerConfig
@@ -333,7 +334,8 @@ async def _request_controller_kinds() -> set[str]:
     recovery past the last 429 ceiling back to the maximum (plain AIMD rule, manual clock)."""
     pm = ProviderModelKey("p", "m")
     resource = RequestResourceKey.of("p", "m", "chat")
-    sink: InMemoryEventSink[Any] = InMemoryEventSink()
+    progress = Progress()
+    sink = NotifyingSink(progress)
     clock = ManualClock()
     controller = AdaptiveRequestAdmissionController(
         RequestAdmissionConfig(
@@ -359,8 +361,8 @@ async def _request_controller_kinds() -> set[str]:
         clock.advance(2.0)
     full = [controller.acquire_sync(item()) for _ in range(4)]
     controller.try_acquire(item())  # denied: at the limit
-    waiter = asyncio.ensure_future(controller.acquire_async(item(timeout=1.0)))
-    await asyncio.sleep(0)
+    waiter = progress.spawn(controller.acquire_async(item(timeout=1.0)))
+    await progress.wait_until(lambda: controller.waiters_total() == 1, what="a queued waiter")
     clock.advance(2.0)  # the queue-wait timeout passes
     with pytest.raises(RequestAdmissionError):
         await waiter
