@@ -1,10 +1,11 @@
 """`bench.metrics.iteration_metrics` on a scripted run whose every figure is known in advance.
 
-The run is real code on a ManualClock: the executor and request admission serve ten chat
-calls against a scripted provider (the first two answered 429 at once, every success taking
-exactly 1 s, the two calls of the second half 2 s), the scheduler stream records two tasks,
-three checkpoints and the job's start and end. The events go through the engine's own sinks
-into a run folder, and the harness reads them back exactly as a benchmark iteration does.
+The run is real code on a ManualClock: the executor and request admission serve twelve chat
+calls against a scripted provider (4 at 0 s, 6 at 2 s of which the first two are answered 429
+at once and retried, 2 at 12 s; answers take exactly 1 s, the last two 2 s); the scheduler
+stream records four tasks, two checkpoints and the job's start (0 s) and end (16 s). The events
+go through the engine's own event logs into a run folder, and the harness reads them back
+exactly as a benchmark iteration does.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from rowloom.models.request_admission import (
 )
 from rowloom.models.resources import ModelResourceCatalog
 from rowloom.observability.correlation import RuntimeCorrelation
+from rowloom.observability.eventlog import open_run_logs
 from rowloom.observability.events import RequestEventEmitter, SchedulerEventEmitter
-from rowloom.observability.sinks import JsonlEventSink
 from rowloom.observability.view import CorrelatedRuntimeView
 from rowloom.provider_wire import TransportPoolLimits
 
@@ -169,14 +170,16 @@ async def scripted_run(run_dir: Path) -> None:
     clock = WatchedClock(progress, START)
     events = run_dir / "events"
     events.mkdir(parents=True)
-    sched_sink = NotifyingSink(progress, JsonlEventSink[Any](events / "scheduler.jsonl"))
-    req_sink = NotifyingSink(progress, JsonlEventSink[Any](events / "requests.jsonl"))
-    sched = Scheduler(SchedulerEventEmitter(sched_sink, clock.monotonic), clock)
+    logs = open_run_logs(events)  # the engine's own event files (Arrow segments)
+    sched_sink, req_sink = NotifyingSink(progress), NotifyingSink(progress)
+    sched = Scheduler(
+        SchedulerEventEmitter(sched_sink, clock.monotonic, log=logs["scheduler"]), clock
+    )
     catalog = ModelResourceCatalog(
         [ModelConfig(alias="m", model="m", provider="p", max_parallel_requests=16)],
         [ModelProvider(name="p", provider_type="simulated")],
     )
-    req = RequestEventEmitter(req_sink, clock.monotonic)
+    req = RequestEventEmitter(req_sink, clock.monotonic, log=logs["requests"])
     admission = AdaptiveRequestAdmissionController(
         RequestAdmissionConfig.from_catalog(catalog), clock=clock, events=req
     )
@@ -259,8 +262,8 @@ async def scripted_run(run_dir: Path) -> None:
     sched.emitter.emit("scheduler_job_completed")
     assert admission.in_flight_total() == 0 and admission.waiters_total() == 0
     admission.shutdown()
-    sched_sink.close()
-    req_sink.close()
+    for log in logs.values():
+        log.close()
 
 
 @pytest.fixture(scope="module")
