@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.waiting import Progress
+
 from rowloom.clock import ManualClock, sleep_until
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.config.run import StragglerConfig
@@ -35,6 +37,8 @@ class SlowClient:
         self.hang = hang
         self.attempts = 0
         self.timeouts: list[float | None] = []
+        self.progress = Progress()
+        """Reports each attempt reaching the provider (`progress.wait_until`)."""
 
     @property
     def provider_name(self) -> str:
@@ -47,6 +51,7 @@ class SlowClient:
     async def chat(self, request: ChatRequest) -> ChatResponse:
         self.attempts += 1
         self.timeouts.append(request.timeout)
+        self.progress.notify()
         if self.attempts in self.hang:
             await asyncio.Event().wait()  # a hung connection: only cancellation ends it
         await sleep_until(self.clock, self.clock.monotonic() + self.latency)

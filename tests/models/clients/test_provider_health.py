@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from tests.support.waiting import NotifyingSink, Progress, WatchedClock
 
 from rowloom.clock import ManualClock
 from rowloom.config.models import ModelConfig, ModelProvider
@@ -28,6 +29,7 @@ from rowloom.models.request_admission import (
     RequestResourceResolver,
 )
 from rowloom.models.resources import ModelResourceCatalog
+from rowloom.observability.events import RequestEventEmitter
 from rowloom.provider_wire import TransportPoolLimits
 
 Script = Callable[[int], ChatResponse]
@@ -61,14 +63,18 @@ class ScriptedClient:
         return None
 
 
-def setup(script: Script, cap: int = 8) -> tuple[ManualClock, ModelRequestExecutor, ScriptedClient]:
-    clock = ManualClock()
+def setup(
+    script: Script, cap: int = 8, sink: NotifyingSink | None = None
+) -> tuple[ManualClock, ModelRequestExecutor, ScriptedClient]:
+    """With `sink`: admission events go to it and the clock is a WatchedClock on its progress."""
+    clock = ManualClock() if sink is None else WatchedClock(sink.progress)
     catalog = ModelResourceCatalog(
         [ModelConfig(alias="m", model="m", provider="p", max_parallel_requests=cap)],
         [ModelProvider(name="p", provider_type="openai", endpoint="http://127.0.0.1:9/v1")],
     )
     config = RequestAdmissionConfig.from_catalog(catalog)
-    admission = AdaptiveRequestAdmissionController(config, clock=clock)
+    events = RequestEventEmitter(sink, clock.monotonic)
+    admission = AdaptiveRequestAdmissionController(config, clock=clock, events=events)
     client = ScriptedClient(script)
     executor = ModelRequestExecutor(
         resolver=RequestResourceResolver(catalog),
@@ -178,10 +184,18 @@ async def test_a_cancelled_probe_hands_over_to_a_waiting_attempt() -> None:
             raise REFUSED
         return ChatResponse(text="ok")
 
-    clock, executor, _ = setup(script, cap=1)
+    sink = NotifyingSink(Progress())
+    clock, executor, client = setup(script, cap=1, sink=sink)
     prober, waiter = chats(executor, 2)
-    for _ in range(20):
-        await asyncio.sleep(0)
+
+    def held_back() -> bool:
+        """The probe failed once and backs off on the clock; the other call got the slot
+        after it and gave it back unused, to wait for the probe's verdict."""
+        released = sink.of_kind("request_lease_released")
+        unused = [e for e in released if e.reason == "local_cancelled"]
+        return client.attempts == 1 and clock.pending_timers == 1 and len(unused) == 1
+
+    await sink.progress.wait_until(held_back, what="the probe backing off, the other held back")
     prober.cancel()  # the probe was in its backoff; the waiter must not hang
     await run_until_done(clock, [prober, waiter])
     assert prober.cancelled()

@@ -28,10 +28,9 @@ async def test_a_hung_attempt_is_cancelled_as_a_straggler_and_retried() -> None:
 
 
 async def test_in_flight_attempts_and_the_oldest_age_are_visible() -> None:
-    clock, executor, _, _ = setup({1}, StragglerConfig())
+    clock, executor, client, _ = setup({1}, StragglerConfig())
     hung = call(executor)
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await client.progress.wait_until(lambda: client.attempts == 1, what="the attempt sent")
     clock.advance(7.0)
     assert executor.attempts_in_flight == 1 and executor.oldest_attempt_age() == 7.0
     hung.cancel()
@@ -62,10 +61,9 @@ async def test_a_model_without_a_timeout_gets_its_generation_kinds_default() -> 
 
 async def test_an_attempt_sent_before_the_p99_was_known_gets_the_straggler_deadline() -> None:
     policy = StragglerConfig(p99_multiple=4, min_seconds=3, min_samples=5)
-    clock, executor, _, _ = setup({1}, policy)
+    clock, executor, client, _ = setup({1}, policy)
     hung = call(executor)  # first attempt: no p99 yet, so only the 120 s timeout bounds it
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await client.progress.wait_until(lambda: client.attempts == 1, what="the attempt sent")
     for _ in range(5):  # five answers make the p99 known (0.5 s): the hung one now has 3 s
         await drive(clock, call(executor))
     took = await drive(clock, hung, step=0.1)
