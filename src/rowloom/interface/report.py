@@ -24,6 +24,7 @@ from rowloom.interface.estimate import ESTIMATE_FILE, run_advice
 from rowloom.interface.estimate_view import estimate_vs_actual_html
 from rowloom.interface.report_charts import Chart, Line, bar_rows, legend, time_chart
 from rowloom.interface.report_dataset import dataset_section
+from rowloom.interface.report_fleet import fleet_section
 from rowloom.observability.series import StepSeries
 from rowloom.observability.view import LAYERS, CorrelatedRuntimeView, DerivedMetrics
 from rowloom.profile import read_profile, write_profile
@@ -152,6 +153,7 @@ def render_html(report: RunReport) -> str:
         plan_json=json.dumps(report.capacity_plan, indent=2) if report.capacity_plan else "",
         event_counts=report.view.event_counts,
         dataset=Markup(dataset_section(read_profile(report.run_dir))),
+        fleet=Markup(fleet_section(_read_json(report.run_dir / "fleet.json"))),
         estimate=Markup(
             estimate_vs_actual_html(_read_json(report.run_dir / ESTIMATE_FILE), report.summary)
         ),
