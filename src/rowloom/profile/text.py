@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,7 +62,7 @@ class TextProfiler:
         refusals = pc.match_substring_regex(head, pattern=REFUSAL_PATTERN, ignore_case=True)
         self._refusals += int(pc.sum(refusals).as_py() or 0)
         texts = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
-        hashes = pd.util.hash_array(texts, categorize=False)
+        hashes = _hash_texts(texts)
         self._hashes.append(hashes)
         picked = np.nonzero((hashes % _SAMPLE_MODULUS) < self._sample_below)[0]
         self._sample.extend((int(hashes[i]), str(texts[i])) for i in picked)
@@ -118,3 +117,12 @@ def near_duplicates(sample: list[tuple[int, str]]) -> dict[str, Any]:
     base["rows_with_near_duplicate"] = len(rows)
     base["fraction"] = round(len(rows) / len(sample), 6) if sample else 0.0
     return base
+
+
+def _hash_texts(texts: np.ndarray) -> np.ndarray:
+    """64-bit hashes of the texts (pandas' vectorised hash; imported here, not at start-up,
+    because importing pandas costs about a second of every `rowloom` command)."""
+    from pandas.util import hash_array
+
+    hashes: np.ndarray = hash_array(texts, categorize=False)
+    return hashes
