@@ -166,37 +166,28 @@ def _with_column(column: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("column", "field"),
+    ("field", "value"),
     [
-        (llm("text", "t", "{{ a }}", "openai-text", tool_alias="search"), "tool_alias"),
-        (llm("text", "t", "{{ a }}", "openai-text", with_trace="all_messages"), "with_trace"),
-        (
-            llm("text", "t", "{{ a }}", "openai-text", extract_reasoning_content=True),
-            "extract_reasoning_content",
-        ),
-        (
-            llm(
-                "text",
-                "t",
-                "{{ a }}",
-                "openai-text",
-                multi_modal_context=[{"column_name": "a", "modality": "image"}],
-            ),
-            "multi_modal_context",
-        ),
+        ("with_trace", "all_messages"),
+        ("extract_reasoning_content", True),
+        ("multi_modal_context", [{"column_name": "a", "modality": "image"}]),
     ],
 )
-def test_non_default_values_of_fields_rowloom_lacks_are_refused(
-    column: dict[str, Any], field: str
-) -> None:
-    natives = native_column_classes()
-    if field in natives["llm_text"].model_fields:
-        pytest.skip(f"rowloom has {field} natively now; it is passed through")
+def test_dd_llm_fields_rowloom_has_natively_pass_through(field: str, value: Any) -> None:
+    column = llm("text", "t", "{{ a }}", "openai-text", **{field: value})
+    mapped = DatasetConfig.from_dict(_with_column(column), adapt=native_document)
+    got = getattr(mapped.column_by_name["t"], field)
+    if isinstance(value, list):
+        got = [item.model_dump(exclude_none=True) for item in got]
+    assert got == value
+
+
+def test_a_dd_tool_alias_needs_its_tool_config() -> None:
+    column = llm("text", "t", "{{ a }}", "openai-text", tool_alias="search")
     found = issues_of(_with_column(column))
     assert [(i.code, i.location, i.field) for i in found] == [
-        ("dd_not_supported", "columns.t", field)
+        ("unknown_tool_alias", "columns.t", "tool_alias")
     ]
-    assert "not supported yet" in found[0].message
 
 
 def test_default_values_of_fields_rowloom_lacks_are_accepted() -> None:
