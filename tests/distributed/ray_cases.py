@@ -89,10 +89,11 @@ def _config(columns: list[dict[str, Any]] | None = None) -> DatasetConfig:
 def crash_once(row: dict[str, Any], *_: Any) -> str:
     """Kills its worker process the first time any worker runs it (a marker file), mid-group."""
     marker = Path(os.environ["ROWLOOM_TEST_CRASH_MARKER"])
-    if not marker.exists():
-        marker.write_text("crashed", encoding="utf-8")
-        os._exit(1)
-    return f"{row['topic']}!"
+    try:  # creating the marker is atomic: exactly one worker crashes, even when two race
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return f"{row['topic']}!"
+    os._exit(1)
 
 
 def test_same_dataset_as_the_async_engine_and_a_fleet_record(
