@@ -74,5 +74,5 @@ async def test_token_usage_and_cost_from_the_real_model(llama_server: LlamaServe
     assert writer["requests"] == 4
     assert writer["prompt_tokens"] > 4 * 5 and 4 <= writer["completion_tokens"] <= 4 * 24
     expected = (writer["prompt_tokens"] * 0.5 + writer["completion_tokens"] * 1.5) / 1e6
-    assert writer["estimated_cost"] == pytest.approx(expected)
+    assert writer["estimated_cost"] == round(expected, 6)  # costs are kept to 6 decimals
     assert usage["by_column"]["fact"]["total_tokens"] == writer["total_tokens"]
