@@ -8,14 +8,17 @@ Not collected on its own: `test_ray_engine.py` runs this file in a private netwo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rowloom.builder.storage import RunStorage
 from rowloom.config.dataset import DatasetConfig
@@ -25,7 +28,8 @@ ray = pytest.importorskip(
     "ray", reason="the ray extra is not installed (pip install 'rowloom[ray]')"
 )
 
-ROOT = Path(__file__).parents[2]
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,12 @@ def ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _config(columns: list[dict[str, Any]] | None = None) -> DatasetConfig:
+    return DatasetConfig.from_dict(_config_dict(columns))
+
+
+def _config_dict(columns: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     cols = columns or []
-    return DatasetConfig.from_dict(
+    return dict(
         {
             "providers": [
                 {
@@ -84,6 +92,75 @@ def _config(columns: list[dict[str, Any]] | None = None) -> DatasetConfig:
             "run": {"buffer_size": 5, "max_concurrent_row_groups": 1},
         }
     )
+
+
+def _parts(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run_dir / "data").glob("part-*.parquet"))}
+
+
+def test_a_killed_driver_resumes_from_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver (the `rowloom create` process) is SIGKILLed mid-run, as if its machine died;
+    `rowloom create --resume` with a new driver finishes the run from its folder: committed
+    row groups are kept byte for byte, uncommitted attempts are removed, and the dataset
+    equals an uninterrupted run's. First in the module: no other Ray runtime is up yet."""
+    kill = {
+        "name": "loud",
+        "column_type": "custom",
+        "generator_function": "driver_kill:kill_driver_once",
+        "required_columns": ["topic"],
+    }
+    config = tmp_path / "fleet.yaml"
+    config.write_text(yaml.safe_dump(_config_dict([kill])), encoding="utf-8")
+    runs, marker = tmp_path / "runs", tmp_path / "killed"
+    run_dir = runs / "fleet"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "ROWLOOM_TEST_DRIVER_MARKER": str(marker),
+        "ROWLOOM_TEST_RUN_DIR": str(run_dir),
+    }
+    rowloom = str(Path(sys.executable).parent / "rowloom")
+    create = [rowloom, "create", str(config), "-n", "40", "--name", "fleet", "--quiet"]
+    create += ["--engine", "ray", "--workers", "2", "--artifact-dir", str(runs)]
+    log = tmp_path / "driver.log"
+    with log.open("w", encoding="utf-8") as out:
+        # exec keeps the shell's pid: the driver's pid is known to the workers' kill switch
+        driver = subprocess.Popen(
+            ["sh", "-c", 'ROWLOOM_TEST_DRIVER_PID=$$ exec "$@"', "sh", *create],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            code = driver.wait(timeout=240)
+        finally:  # the dead driver's Ray processes share its session: end them all
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(driver.pid, signal.SIGKILL)
+    assert code == -signal.SIGKILL and marker.exists(), log.read_text(encoding="utf-8")[-3000:]
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "running" and len(manifest["row_groups"]) >= 2
+    kept = _parts(run_dir)
+    assert len(kept) == len(manifest["row_groups"])
+
+    resumed = subprocess.run(
+        [*create, "--resume"], env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "complete" and summary["rows_written"] == 40
+    assert summary["resumed_row_groups"] == len(kept)
+    after = _parts(run_dir)
+    assert len(after) == 8 and all(after[name] == data for name, data in kept.items())
+    assert not list((run_dir / "data").glob(".*"))  # no attempt left behind
+    monkeypatch.syspath_prepend(str(HERE))  # the custom column, in this process (no kill now)
+    for name in ("ROWLOOM_TEST_DRIVER_MARKER", "ROWLOOM_TEST_RUN_DIR"):
+        monkeypatch.setenv(name, env[name])
+    Designer(tmp_path / "local").create(DatasetConfig.from_dict(_config_dict([kill])), 40, "one")
+    expected = RunStorage(tmp_path / "local" / "one").read_table()
+    assert RunStorage(run_dir).read_table().equals(expected)
 
 
 def crash_once(row: dict[str, Any], *_: Any) -> str:

@@ -332,7 +332,7 @@ class RayDriver:
         # costs nothing to start and keeps the fleet balanced at the end of the run
         dispatcher = RowGroupDispatcher(pending, 1)
         actor = ray.remote(WorkerActor).options(num_cpus=0, max_restarts=0)
-        serial = 0
+        serial = _last_worker_serial(storage.run_dir / "workers")
 
         def spawn() -> _Worker:
             nonlocal serial
@@ -560,3 +560,10 @@ def _status(summary: RunSummary, error: BaseException | None) -> tuple[str, str 
     if error is not None:
         return "incomplete", f"{type(error).__name__}: {error}"
     return "incomplete", "not every row group finished"
+
+
+def _last_worker_serial(workers: Path) -> int:
+    """The highest `w<N>` an earlier driver of this run used: a resumed run's workers get fresh
+    folders (the dead session's folders hold stopped runs that must not be reopened)."""
+    numbers = [int(p.name[1:]) for p in workers.glob("w*") if p.name[1:].isdigit()]
+    return max(numbers, default=0)
