@@ -56,42 +56,40 @@ def _config(columns: list[dict[str, Any]] | None = None) -> DatasetConfig:
 
 def _config_dict(columns: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     cols = columns or []
-    return dict(
-        {
-            "providers": [
-                {
-                    "name": "sim",
-                    "provider_type": "simulated",
-                    "simulation": {"capacity": 16, "latency_ms": 2, "seed": 3},
-                }
-            ],
-            "models": [
-                {
-                    "alias": "writer",
-                    "model": "sim-writer-8b",
-                    "provider": "sim",
-                    "max_parallel_requests": 8,
-                }
-            ],
-            "columns": [
-                {
-                    "name": "topic",
-                    "column_type": "sampler",
-                    "sampler_type": "category",
-                    "params": {"values": ["rivers", "glaciers", "dunes"]},
-                },
-                {
-                    "name": "text",
-                    "column_type": "llm_text",
-                    "model_alias": "writer",
-                    "prompt": "Write about {{ topic }}.",
-                },
-                *cols,
-            ],
-            "seed": 5,
-            "run": {"buffer_size": 5, "max_concurrent_row_groups": 1},
-        }
-    )
+    return {
+        "providers": [
+            {
+                "name": "sim",
+                "provider_type": "simulated",
+                "simulation": {"capacity": 16, "latency_ms": 2, "seed": 3},
+            }
+        ],
+        "models": [
+            {
+                "alias": "writer",
+                "model": "sim-writer-8b",
+                "provider": "sim",
+                "max_parallel_requests": 8,
+            }
+        ],
+        "columns": [
+            {
+                "name": "topic",
+                "column_type": "sampler",
+                "sampler_type": "category",
+                "params": {"values": ["rivers", "glaciers", "dunes"]},
+            },
+            {
+                "name": "text",
+                "column_type": "llm_text",
+                "model_alias": "writer",
+                "prompt": "Write about {{ topic }}.",
+            },
+            *cols,
+        ],
+        "seed": 5,
+        "run": {"buffer_size": 5, "max_concurrent_row_groups": 1},
+    }
 
 
 def _parts(run_dir: Path) -> dict[str, bytes]:
