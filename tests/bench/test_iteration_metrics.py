@@ -50,6 +50,7 @@ START = 1000.0
 KNOWN = frozenset(
     {
         "active_capacity_integral",
+        "build_goodput_ratio",
         "checkpoint_cost_max_seconds",
         "checkpoint_cost_p50_seconds",
         "cpu_per_request_ms",
@@ -62,8 +63,10 @@ KNOWN = frozenset(
         "first_downstream_dispatch_lag_seconds",
         "first_downstream_dispatch_seconds",
         "first_downstream_ready_seconds",
+        "first_request_delay_seconds",
         "goodput_ratio",
         "hidden_scheduler_resource_waiters",
+        "last_request_to_return_seconds",
         "leaks",
         "max_ready_idle_gap_seconds",
         "mean_active_capacity",
@@ -274,7 +277,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def capture_of(
-    run_dir: Path, provider_requests: int = 14, task_leases: int = 0, waiters: int = 0
+    run_dir: Path,
+    provider_requests: int = 14,
+    task_leases: int = 0,
+    waiters: int = 0,
+    called_at: float | None = START - 0.5,
+    returned_at: float | None = START + 17.0,
 ) -> RunCapture:
     return RunCapture(
         run_dir=run_dir,
@@ -287,6 +295,8 @@ def capture_of(
         final_request_snapshot={"in_flight_total": 0, "waiters_total": waiters},
         provider_stats={"p": {"requests": provider_requests}},
         output_hash=None,
+        called_at=called_at,
+        returned_at=returned_at,
     )
 
 
@@ -330,6 +340,21 @@ def test_request_figures_follow_from_the_known_run(run_dir: Path) -> None:
     assert out["endpoint_utilization"] == pytest.approx(14 / 32)
     assert out["request_leases"] == out["model_requests_started"] == 14
     assert out["provider_requests"] == 14 and out["request_lease_attempt_mismatch"] == 0
+
+
+def test_build_span_figures_set_the_requests_against_the_build_call(run_dir: Path) -> None:
+    """build() called at -0.5 s and returned at 17 s; the first attempt left at 0 s, the last
+    answer came at 14 s; 12 successes over the 17.5 s call at a 2 requests/s limit."""
+    out = metrics_of(run_dir, CTX)
+    assert out["first_request_delay_seconds"] == pytest.approx(0.5)
+    assert out["last_request_to_return_seconds"] == pytest.approx(3.0)
+    assert out["build_goodput_ratio"] == pytest.approx(12 / 17.5 / 2.0)
+    late = metrics_of(run_dir, CTX, called_at=START - 2.0, returned_at=START + 20.0)
+    assert late["first_request_delay_seconds"] == pytest.approx(2.0)
+    assert late["last_request_to_return_seconds"] == pytest.approx(6.0)
+    # a capture without the moments (an older harness) has none of the three
+    bare = metrics_of(run_dir, CTX, called_at=None)
+    assert not {"first_request_delay_seconds", "build_goodput_ratio"} & set(bare)
 
 
 def test_settling_figures_follow_from_the_one_cut(run_dir: Path) -> None:

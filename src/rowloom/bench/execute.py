@@ -2,7 +2,9 @@
 
 A run writes a real run folder (parquet parts, manifest, events JSONL, capacity plan), exactly
 as `rowloom create` does, so the events the metrics are derived from are the ones users get.
-Measured: wall time, process CPU time and peak RSS of `build()` only (not the analysis).
+Measured: wall time, process CPU time and peak RSS of `build()` only (not the analysis), and
+the monotonic moments `build()` was called and returned (the start-up and tail metrics set the
+request events against them).
 Captured afterwards: the final task and request admission snapshots (the leak check), the
 provider-side counters, the capacity plan and the output hash.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,10 @@ class RunCapture:
     provider_stats: dict[str, dict[str, Any]]
     output_hash: str | None
     cancelled: bool = False
+    called_at: float | None = None
+    """`time.monotonic()` when `build()` was called (the event streams' clock)."""
+    returned_at: float | None = None
+    """`time.monotonic()` when `build()` returned or raised."""
 
     @property
     def submission_capacity(self) -> int | None:
@@ -135,6 +142,7 @@ async def run_dataset(
     failure: str | None = None
     outputs = None
     with measure() as measurement:
+        called_at = time.monotonic()
         build = asyncio.ensure_future(
             builder.build(records, run_dir=run_dir, name=run_dir.name, resume=resume)
         )
@@ -153,6 +161,7 @@ async def run_dataset(
             cancelled = True
         except Exception as exc:  # a failed run is a finding, not a harness crash
             failure = f"{type(exc).__name__}: {exc}"
+        returned_at = time.monotonic()
     stats = _since(await _provider_stats(clients.made, fleet), before)
     if outputs is not None:
         summary = outputs.summary.to_dict()
@@ -174,6 +183,8 @@ async def run_dataset(
         provider_stats=stats,
         output_hash=digest,
         cancelled=cancelled,
+        called_at=called_at,
+        returned_at=returned_at,
     )
 
 

@@ -3,9 +3,9 @@
 `CorrelatedRuntimeView` answers the scheduler-side metrics (ready_queue_wait,
 task_admission_wait, ready_idle_gap, active_capacity_integral, hidden waiters, the layer
 breakdown, attempts by outcome). This module adds what the view does not: goodput_ratio,
-rate_limited_fraction after settling (with the time to settle and the settled limit),
-cpu_per_request_ms, root_over_admission_debt, row completion times, endpoint utilisation,
-checkpoint cost and request-count consistency.
+rate_limited_fraction after settling (with the time to settle and the settled limit), the
+start-up and tail of a build (`build_span`), cpu_per_request_ms, root_over_admission_debt,
+row completion times, endpoint utilisation, checkpoint cost and request-count consistency.
 
 Settling: a resource's settled limit is the time-weighted mean of its adaptive limit over the
 second half of the run; it has settled from the first moment after which the limit stays within
@@ -121,6 +121,7 @@ def iteration_metrics(
     if limit:
         out["physical_limit_rps"] = limit
         out["goodput_ratio"] = successes / wall / limit
+    out.update(build_span(digest, capture, successes, limit))
     if derived.request_attempts:
         out["cpu_per_request_ms"] = m.cpu_seconds * 1000.0 / derived.request_attempts
     ok = [a for a in digest.attempts if a.outcome == "success"]
@@ -163,6 +164,29 @@ def _first(*values: float | None) -> float | None:
         if v is not None:
             return v
     return None
+
+
+def build_span(
+    digest: EventDigest, capture: RunCapture, successes: int, limit: float | None
+) -> dict[str, float]:
+    """What a caller of `build()` waits for beyond the requests themselves.
+
+    `first_request_delay_seconds`: `build()` called -> the first model request started;
+    `last_request_to_return_seconds`: the last request answered -> `build()` returned (the
+    final checkpoint, summary, capacity plan, profile and report); `build_goodput_ratio`:
+    successful requests per second of the whole call over the physical limit (the
+    `goodput_ratio` above counts the scheduler job span only).
+    """
+    called, returned = capture.called_at, capture.returned_at
+    if called is None or returned is None or not digest.attempts:
+        return {}
+    out = {
+        "first_request_delay_seconds": min(a.started_at for a in digest.attempts) - called,
+        "last_request_to_return_seconds": returned - max(a.completed_at for a in digest.attempts),
+    }
+    if limit:
+        out["build_goodput_ratio"] = successes / max(returned - called, 1e-9) / limit
+    return out
 
 
 def _put_distribution(out: dict[str, float], name: str, dist: Mapping[str, Any]) -> None:

@@ -207,8 +207,21 @@ class E2EDualModel(DatasetScenario):
             0.95,
             label="e2e_dual_model goodput ratio, no rate limit (200 ms latency, capacity 32)",
         ),
+        Target(
+            "first_request_delay_seconds",
+            "<=",
+            0.15,
+            label="the first model request leaves within 0.15 s of build() (issue 17)",
+        ),
+        Target(
+            "build_goodput_ratio",
+            ">=",
+            0.90,
+            label="goodput over the whole build() call at 200 rows, no rate limit (issue 17)",
+        ),
         CPU_OVER_HTTP,
     )
+    compare_metrics = ("last_request_to_return_seconds", "engine_wall_seconds")
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         if knob_str(knobs, "layout") == "separate":
