@@ -4,15 +4,18 @@ One coordinator serves one provider: a `FleetShares` per share key (each request
 the provider, and the provider itself when it serves two or more endpoints, as request
 admission keys them). A worker sends one batch of `ShareReport`s per report (every ~200 ms, and
 at once after a 429) and gets one `ShareGrant` per key back. The Ray actor in `ray_engine.py`
-only wraps this class; the simulated fleet (`fleet_sim.py`) calls it directly.
+only wraps this class; the simulated fleet (`fleet_sim.py`) calls it directly. A key whose
+workers forward the provider's rate-limit headers also gets a `FleetBudget` (from the first
+report that carries them): its admit caps and pauses ride on the same grants.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from rowloom.distributed.budget import BudgetView, FleetBudget
 from rowloom.distributed.shares import FleetShares, FleetSharesView
 from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 
@@ -58,6 +61,7 @@ class ShareCoordinator:
             )
             for key, cfg in keys.items()
         }
+        self._budgets: dict[str, FleetBudget] = {}
         self._workers: set[str] = set()
         self._reports = 0
 
@@ -85,7 +89,16 @@ class ShareCoordinator:
             fleet = self._fleets.get(key)
             if fleet is None:
                 raise UnknownShareKeyError(key)
-            grants[key] = fleet.report(worker, report, now)
+            grant = fleet.report(worker, report, now)
+            budget = self._budgets.get(key)
+            if budget is None and report.budget is not None:
+                budget = self._budgets[key] = FleetBudget(now)
+            if budget is not None:
+                cap, pause = budget.report(
+                    worker, report.admitted, report.demand, report.budget, now
+                )
+                grant = replace(grant, admit_cap=cap, pause_seconds=max(grant.pause_seconds, pause))
+            grants[key] = grant
         return grants
 
     def leave(self, worker: str) -> None:
@@ -93,7 +106,13 @@ class ShareCoordinator:
         self._workers.discard(worker)
         for fleet in self._fleets.values():
             fleet.leave(worker)
+        for budget in self._budgets.values():
+            budget.leave(worker)
 
     def view(self) -> dict[str, FleetSharesView]:
         """Each key's fleet limit, generation and shares per worker."""
         return {key: fleet.view() for key, fleet in self._fleets.items()}
+
+    def budgets(self) -> dict[str, BudgetView]:
+        """Each key's request budget, for the keys whose workers forwarded headers."""
+        return {key: budget.view() for key, budget in self._budgets.items()}

@@ -96,6 +96,7 @@ class CoordinatorActor:
 
     def view(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        budgets = self._coordinator.budgets()
         for key, v in self._coordinator.view().items():
             out[key] = {
                 "fleet_limit": v.limit,
@@ -107,6 +108,14 @@ class CoordinatorActor:
                 "shares": dict(v.shares),
                 "demands": dict(v.demands),
             }
+            budget = budgets.get(key)
+            if budget is not None:
+                out[key]["request_budget"] = {
+                    "known": budget.known,
+                    "free": budget.free,
+                    "handed_out": budget.outstanding,
+                    "answers_applied": budget.observations,
+                }
         return out
 
 

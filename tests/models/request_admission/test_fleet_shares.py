@@ -7,6 +7,7 @@ from ra_support import CHAT, OK, OTHER_CHAT, MakeHarness, denial_of, item, lease
 from rowloom.models.request_admission import RequestDenialReason, RequestReleaseOutcome
 from rowloom.models.request_admission.fleet import PROVIDER_PREFIX, share_keys
 from rowloom.models.request_admission.shares import ShareGrant
+from rowloom.provider_wire import RateLimitHeaders
 
 KEY = CHAT.as_key_str()
 
@@ -82,4 +83,39 @@ def test_share_keys_cover_resources_and_shared_providers(make: MakeHarness) -> N
     leases = [lease_of(c.try_acquire(item(r))) for r in (CHAT, OTHER_CHAT, CHAT)]
     assert denial_of(c.try_acquire(item(OTHER_CHAT))).reason is RequestDenialReason.FLEET_SHARE
     for lease in leases:
+        c.release(lease, OK)
+
+
+async def test_rate_limit_headers_go_to_the_coordinator_and_the_cap_holds_admissions(
+    make: MakeHarness,
+) -> None:
+    """The answers' x-ratelimit-* headers reach the worker's report (with the leases granted
+    after the answered one), a 429 that says the budget is gone asks for a report at once, and
+    the coordinator's admit cap holds admissions until a grant raises it."""
+    h = make(cap=8)
+    c = h.controller
+    urgent: list[int] = []
+    c.attach_shares({KEY: 8}, on_cut=lambda: urgent.append(1))
+    c.set_shares({KEY: ShareGrant(6, 1, 9, limit=8, admit_cap=3)})
+    first = lease_of(c.try_acquire(item()))
+    h.clock.advance(0.5)
+    second, third = lease_of(c.try_acquire(item())), lease_of(c.try_acquire(item()))
+    assert denial_of(c.try_acquire(item())).reason is RequestDenialReason.FLEET_SHARE  # cap 3
+    budget = RateLimitHeaders(limit_requests=600, remaining_requests=40, reset_requests_seconds=2)
+    c.release(first, RequestReleaseOutcome.success(rate_limit=budget))
+    h.clock.advance(0.25)
+    report = c.share_reports()[KEY]
+    assert report.admitted == 3 and report.budget is not None
+    assert report.budget.remaining_requests == 40 and report.budget.granted_after == 2
+    assert report.budget.age_seconds == 0.75 and report.budget.reset_requests_seconds == 1.25
+    waiter = await h.start_waiter(item())
+    c.set_shares({KEY: ShareGrant(6, 1, 9, limit=8, admit_cap=4)})
+    fourth = await h.granted(waiter)
+    assert urgent == []
+    spent = RateLimitHeaders(limit_requests=600, remaining_requests=0, reset_requests_seconds=9)
+    c.release(second, RequestReleaseOutcome.rate_limited(9.0, rate_limit=spent))
+    assert len(urgent) == 1  # reported at once
+    report = c.share_reports()[KEY]
+    assert report.budget is not None and report.budget.retry_after_seconds == 8.75
+    for lease in (third, fourth):
         c.release(lease, OK)

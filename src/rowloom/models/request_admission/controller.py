@@ -250,7 +250,7 @@ class AdaptiveRequestAdmissionController:
 
     def share_reports(self) -> dict[str, ShareReport]:
         """Each share's report since the last one (its counters start again)."""
-        return fleet.reports(self._s.ledger, self._s.queue)
+        return fleet.reports(self._s.ledger, self._s.queue, self._s.clock.monotonic())
 
     def shares(self) -> dict[str, int]:
         """Each share key's share in force."""

@@ -4,8 +4,9 @@ Share keys are the names a coordinator and its workers agree on: each request re
 key string (`provider/model/domain`), and `provider:<name>` for a provider that serves two or
 more endpoints (whose capacity they share, as the learned provider limit on one machine
 does). `share_keys` gives every key of a run with its fleet max; the controller's
-`attach_shares` puts a `ShareGate` on each, and this module's helpers fold outcomes into the
-gates and build the reports. Pure functions over the ledger: no clock, no I/O.
+`attach_shares` puts a `ShareGate` on each, and this module's helpers fold outcomes (and the
+answers' `x-ratelimit-*` headers, which count the whole API key) into the gates and build the
+reports. Pure functions over the ledger: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rowloom.models.request_admission.config import RequestAdmissionConfig
 from rowloom.models.request_admission.ledger import RequestLedger, ResourceRecord, SettledLease
 from rowloom.models.request_admission.queue import RequestFairQueue
 from rowloom.models.request_admission.shares import ShareGate, ShareGrant, ShareReport
+from rowloom.provider_wire import RateLimitHeaders
 
 PROVIDER_PREFIX = "provider:"
 
@@ -53,11 +55,22 @@ def attach(ledger: RequestLedger, keys: Mapping[str, int]) -> dict[str, ShareGat
     return gates
 
 
-def observe(settled: SettledLease, rate_limited: bool, retry_after: float | None) -> bool:
-    """Fold one finished attempt into its resource's and provider's gates; True on a cut."""
+def observe(
+    settled: SettledLease,
+    rate_limited: bool,
+    retry_after: float | None,
+    headers: RateLimitHeaders | None = None,
+    granted_at: float = 0.0,
+) -> bool:
+    """Fold one finished attempt into its resource's and provider's gates (and its answer's
+    rate-limit headers, dated by the lease's grant, into the resource's); True when the worker
+    should report at once (a 429 cut a share, or said the request budget is gone)."""
     record = settled.record
     provider = record.pm.provider
     cut = False
+    if headers is not None and record.share is not None:
+        spent_retry = retry_after if rate_limited else None
+        cut |= record.share.observe_budget(headers, granted_at, settled.ordinal, spent_retry)
     for gate, ordinal, admitted in (
         (record.share, settled.ordinal, record.grants),
         (provider.share, settled.provider_ordinal, provider.grants),
@@ -71,20 +84,25 @@ def observe(settled: SettledLease, rate_limited: bool, retry_after: float | None
     return cut
 
 
-def reports(ledger: RequestLedger, queue: RequestFairQueue) -> dict[str, ShareReport]:
-    """One report per gate: in flight and queued requests, outcomes since the last report."""
+def reports(ledger: RequestLedger, queue: RequestFairQueue, now: float) -> dict[str, ShareReport]:
+    """One report per gate: in flight and queued requests, outcomes since the last report,
+    leases ever granted, the latest rate-limit headers."""
     out: dict[str, ShareReport] = {}
     waiting_by_provider: Counter[str] = Counter()
     for record in ledger.records():
         waiting = queue.queued_for_resource(record.key)
         waiting_by_provider[record.pm.provider.name] += waiting
         if record.share is not None:
-            out[record.key.as_key_str()] = record.share.take_report(record.in_flight, waiting)
+            out[record.key.as_key_str()] = record.share.take_report(
+                record.in_flight, waiting, admitted=record.grants, now=now
+            )
     for provider in ledger.providers():
         if provider.share is not None:
             waiting = waiting_by_provider[provider.name]
             key = PROVIDER_PREFIX + provider.name
-            out[key] = provider.share.take_report(provider.in_flight, waiting)
+            out[key] = provider.share.take_report(
+                provider.in_flight, waiting, admitted=provider.grants, now=now
+            )
     return out
 
 

@@ -14,7 +14,8 @@ class RequestAdmissionPolicy:
     """Admit only if no cooldown blocks the resource, its in-flight count is below its current
     limit, its endpoint's in-flight count over all domains is below the static cap, its
     provider's in-flight count is below the provider's learned limit (if it has one), the
-    resource and the provider are within their fleet shares (Ray workers only), and rate-limit
+    resource and the provider are within their fleet shares and request budgets (Ray workers
+    only), and rate-limit
     pacing does not hold the next admission.
 
     `evaluate` answers None (admit) or the first reason, checked in that order.
@@ -32,8 +33,10 @@ class RequestAdmissionPolicy:
         provider = record.pm.provider
         if provider.rule is not None and provider.in_flight >= provider.rule.limit:
             return RequestDenialReason.PROVIDER_LIMIT
-        if (record.share is not None and not record.share.admits(record.in_flight, now)) or (
-            provider.share is not None and not provider.share.admits(provider.in_flight, now)
+        share, provider_share = record.share, provider.share
+        if (share is not None and not share.admits(record.in_flight, now, record.grants)) or (
+            provider_share is not None
+            and not provider_share.admits(provider.in_flight, now, provider.grants)
         ):
             return RequestDenialReason.FLEET_SHARE
         if record.paced_until(now) is not None:

@@ -69,7 +69,7 @@ def release(
     op.apply(settled.record, transitions, cause=lease.item)
     if outcome.kind is RequestReleaseOutcomeKind.SUCCESS or effect is not None:
         _observe_provider(op, settled, effect is not None, lease)
-        _observe_fleet(op, settled, effect is not None, outcome.retry_after_seconds)
+        _observe_fleet(op, settled, effect is not None, outcome, lease.acquired_at)
     return _RELEASED
 
 
@@ -180,11 +180,20 @@ def _observe_provider(
 
 
 def _observe_fleet(
-    op: Operation, settled: SettledLease, rate_limited: bool, retry_after: float | None
+    op: Operation,
+    settled: SettledLease,
+    rate_limited: bool,
+    outcome: RequestReleaseOutcome,
+    granted_at: float,
 ) -> None:
-    """Fold the outcome into the fleet shares (Ray workers); a cut is reported at once."""
+    """Fold the outcome into the fleet shares (Ray workers); a cut, or a 429 that says the
+    request budget is gone, is reported at once. The headers describe the provider when the
+    lease reached it: they are dated by its grant."""
     state = op.state
-    cut = bool(state.gates) and fleet.observe(settled, rate_limited, retry_after)
+    headers = outcome.rate_limit if state.config.header_pacing else None
+    cut = bool(state.gates) and fleet.observe(
+        settled, rate_limited, outcome.retry_after_seconds, headers, granted_at
+    )
     if cut and state.on_share_cut is not None:
         state.on_share_cut()
 
