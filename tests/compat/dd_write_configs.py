@@ -47,9 +47,26 @@ RUN_ONLY = (
 )
 
 
+RECIPE_ARGUMENTS: dict[str, dict[str, str]] = {
+    "02-nemotron-parse-ocr-sdg": {"seed_path": "seed_per_page.parquet"},
+    "03-text-qa-sdg": {"seed_path": "nemotron_parse_ocr.parquet"},
+    "04-page-classification-sdg": {"seed_path": "seed_per_page.parquet"},
+    "05-visual-qa-sdg": {"seed_path": "page_classification.parquet"},
+    "06-single-page-qa-sdg": {"seed_path": "seed_per_page.parquet"},
+    "07-multi-page-windowed-qa-sdg": {"seed_path": "seed_windowed.parquet"},
+    "08-whole-document-qa-sdg": {"seed_path": "seed_whole_document.parquet"},
+    "09-frontier-judge-sdg": {"seed_path": "single_page_qa.parquet", "model_id": "gpt-5"},
+}
+"""What a user passes on the long-document VLM recipes' command lines (`--seed-path`: recipe
+01's seeds, or the output of the recipe before; 09 `--model-id`); `vlm_seeds.py` writes small
+seeds of these names (run it in OUT_DIR first: DD checks that a seed file exists)."""
+
+
 def _arguments(dd: Any, module: Any) -> dict[str, Any]:
-    required: dict[str, Any] = {}
+    required: dict[str, Any] = dict(RECIPE_ARGUMENTS.get(module.__name__[len("dd_recipe_") :], {}))
     for p in inspect.signature(module.build_config).parameters.values():
+        if p.name in required:
+            continue
         if p.name == "sampling_strategy" and p.default is inspect.Parameter.empty:
             required[p.name] = dd.SamplingStrategy.ORDERED
         elif p.default is not inspect.Parameter.empty:
@@ -71,9 +88,7 @@ def write(source: Path, out: Path) -> str:
     """Write the config of one recipe script; return what happened."""
     import data_designer.config as dd
 
-    spec = importlib.util.spec_from_file_location(
-        "dd_recipe_" + source.stem.replace("-", "_"), source
-    )
+    spec = importlib.util.spec_from_file_location("dd_recipe_" + source.stem, source)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

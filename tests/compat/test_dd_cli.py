@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.compat.vlm_seeds import write_seeds
 from typer.testing import CliRunner
 
 from rowloom.interface.cli import app
@@ -38,9 +39,21 @@ MUST_RUN = {
     "tutorial_5_generating_images",
     "tutorial_6_editing_images",
     "funny_pet_image_edits",
+    "03-text-qa-sdg",
+    "04-page-classification-sdg",
+    "05-visual-qa-sdg",
+    "06-single-page-qa-sdg",
+    "07-multi-page-windowed-qa-sdg",
+    "08-whole-document-qa-sdg",
 }
 """Configs whose every feature rowloom has today; the others run once the native features
 they use land (until then they must fail with typed "not supported yet" errors only)."""
+BARE_FUNCTIONS = {
+    "02-nemotron-parse-ocr-sdg": "parse_ocr_output",
+    "09-frontier-judge-sdg": "compute_weighted_score",
+}
+"""Configs naming a custom function by its bare name (all Data Designer writes): refused by
+name; with `recipe_functions:<name>` (the one edit a user makes) they run."""
 ROWLOOM = Path(sys.executable).parent / "rowloom"
 KEY_VARS = ("OPENAI_API_KEY", "NVIDIA_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY")
 
@@ -73,6 +86,7 @@ SHARED = ("product_info_qa", "tutorial_1_the_basics")
 def _sweep(root: Path, names: Any, run: Any) -> dict[str, Any]:
     work = root / "configs"
     shutil.copytree(CONFIGS, work, dirs_exist_ok=True)
+    write_seeds(work)  # the VLM recipes' page-image seeds
     home = root / "home"
     home.mkdir(exist_ok=True)
 
@@ -104,6 +118,12 @@ def shared_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _check(root: Path, name: str, valid: Any, created: Any) -> None:
     for proc in (valid, created):
         assert "Traceback" not in proc.stderr + proc.stdout
+    if name in BARE_FUNCTIONS:
+        for proc in (valid, created):
+            assert proc.returncode == 2, proc.stdout
+            assert f"{BARE_FUNCTIONS[name]!r} is a bare function name" in proc.stderr
+            assert f"'module:{BARE_FUNCTIONS[name]}'" in proc.stderr
+        return
     if valid.returncode != 0 and name not in MUST_RUN:
         # a feature this config uses has not landed natively: typed errors only
         assert valid.returncode == 2

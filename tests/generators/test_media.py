@@ -136,10 +136,10 @@ async def test_image_column_files_and_vision_inputs_over_http(tmp_path: Path) ->
     assert table.num_rows == 3
     assert len(server.contents) == 5
     for content in server.contents:
-        text, image = content
+        image, text = content
         assert text["type"] == "text" and text["text"].startswith("Describe the picture")
         assert image["image_url"]["url"].startswith("data:image/png;base64,")
-    sent = {base64.b64decode(c[1]["image_url"]["url"].split(",", 1)[1]) for c in server.contents}
+    sent = {base64.b64decode(c[0]["image_url"]["url"].split(",", 1)[1]) for c in server.contents}
     assert sent == {(run / p).read_bytes() for p in pictures}
 
 
@@ -182,6 +182,6 @@ async def test_image_paths_are_relative_to_the_config_folder(
     assert len(missing) == 0
     (sample,) = missing.summary.error_samples
     assert sample.reason == "invalid_image" and "photos/owl.png" in sample.message
-    assert [c[1]["image_url"]["url"] for c in server.contents] == [
+    assert [c[0]["image_url"]["url"] for c in server.contents] == [
         f"data:image/png;base64,{PNG_B64}"
     ] * 2

@@ -62,9 +62,21 @@ def side_effect_issues(config: Any) -> Iterable[ConfigIssue]:
 def listed_column_issues(
     col: Any, loc: str, names: set[str], deferred: bool = False
 ) -> Iterable[ConfigIssue]:
-    """`required_columns` (custom, plugins) and `target_columns` (validation) must exist
-    (checked later when they may be seed columns not read yet: `deferred`)."""
+    """`required_columns` (custom, plugins), `target_columns` (validation) and the columns of
+    `multi_modal_context` must exist (checked later when they may be seed columns not read
+    yet: `deferred`)."""
     own = {col.name, *column_side_effects(col)}
+    for i, context in enumerate(getattr(col, "multi_modal_context", None) or ()):
+        field_name = f"multi_modal_context.{i}.column_name"
+        if context.column_name in own:
+            yield ConfigIssue("self_reference", loc, field_name, "a column cannot read itself")
+        elif context.column_name not in names and not deferred:
+            yield ConfigIssue(
+                "unknown_reference",
+                loc,
+                field_name,
+                f"image column {context.column_name!r} does not exist",
+            )
     for field_name in ("required_columns", "target_columns"):
         listed = getattr(col, field_name, None)
         if not isinstance(listed, list | tuple):
@@ -113,14 +125,6 @@ def tool_issues(config: Any) -> Iterable[ConfigIssue]:
                 "tool_alias",
                 f"tool alias {alias!r} is not declared in tool_configs; known: {tools}",
             )
-        for i, context in enumerate(getattr(col, "multi_modal_context", None) or ()):
-            if context.column_name not in config.column_by_name:
-                yield ConfigIssue(
-                    "unknown_reference",
-                    f"columns.{col.name}",
-                    f"multi_modal_context.{i}.column_name",
-                    f"image column {context.column_name!r} does not exist",
-                )
 
 
 def duplicates(

@@ -194,18 +194,25 @@ class LLMTextColumnConfig(ColumnConfigBase):
     `extract_reasoning_content` adds `<name>__reasoning_content` (the model's reasoning, from
     its `reasoning_content` field or inline `<think>` blocks); `with_trace` adds `<name>__trace`
     (the final assistant message, or every message of the exchange incl. tool calls);
-    `multi_modal_context` sends images with the prompt; `tool_alias` lets the model call the
-    tools of that tool config.
+    `multi_modal_context` sends images with the prompt (which may then be empty, as for an
+    OCR model that reads only the image); `tool_alias` lets the model call the tools of that
+    tool config.
     """
 
     column_type: Literal["llm_text"] = "llm_text"
     model_alias: str
-    prompt: str = Field(min_length=1)
+    prompt: str
     system_prompt: str | None = None
     multi_modal_context: list[ImageContext] | None = None
     tool_alias: str | None = None
     with_trace: TraceType | None = Field(None, description="unset means none")
     extract_reasoning_content: bool | None = Field(None, description="unset means false")
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> LLMTextColumnConfig:
+        if not self.prompt and not self.multi_modal_context:
+            raise ValueError("prompt is empty and there is no multi_modal_context: nothing to send")
+        return self
 
     @property
     def side_effect_columns(self) -> list[str]:

@@ -3,10 +3,10 @@ files written into the run folder.
 
 A value for an image input may be an http(s) URL or `data:` URI (sent as is), a path to an
 image file (read and sent inline as a `data:` URI: absolute, or relative to the run folder
-(an image column's own files), then to the config's folder (`DatasetConfig.resolve_path`: the
-working folder for a config built in Python)), or base64 image bytes; a list of such values
-(or a JSON list) sends several images. The format of inline bytes is detected from their
-first bytes.
+(an image column's own files, as Data Designer's artifact folder), then to the config's folder,
+then to the seed's folder (a seed listing image files by relative path), then to the working
+folder (Data Designer's fallback)), or base64 image bytes; a list of such values (or a JSON
+list) sends several images. The format of inline bytes is detected from their first bytes.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import base64
 import binascii
 import json
 import os
+import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rowloom.config.dataset import DatasetConfig
 from rowloom.config.media import ImageContext
 from rowloom.errors import NonRetryableTaskError
 
-__all__ = ["IMAGES_DIR", "MediaStore", "image_format", "image_parts"]
+__all__ = ["IMAGES_DIR", "MediaStore", "image_folders", "image_format", "image_parts"]
 
 IMAGES_DIR = "images"
 """The run folder's subfolder of image columns' files: `images/<column>/<global row>.<fmt>`."""
@@ -52,24 +54,23 @@ class MediaStore:
     `run_dir` is the run's own folder, the one the dataset's relative paths start from (a Ray
     worker writes there too, not in its attempt folder: `RunStorage.media_root`).
 
-    `resolve_path` places a relative path of the config (`DatasetConfig.resolve_path`); by
-    default it stays relative to the working folder.
+    A relative path is looked up in the run folder, then in each of `folders` (the config's
+    folder, the seed's), then in the working folder.
     """
 
-    def __init__(self, run_dir: Path | None, resolve_path: Callable[[str], Path] = Path) -> None:
+    def __init__(self, run_dir: Path | None, folders: Sequence[Path] = ()) -> None:
         self.run_dir = run_dir
-        self._resolve_path = resolve_path
+        self._folders = tuple(folders)
 
     def resolve(self, value: str) -> Path | None:
         """An existing image file for a path value, or None."""
         if len(value) > 4096 or "\x00" in value:
             return None
         path = Path(value).expanduser()
-        candidates = [path] if path.is_absolute() else []
-        if not path.is_absolute():
-            if self.run_dir is not None:
-                candidates.append(self.run_dir / path)
-            candidates.append(self._resolve_path(value))
+        if path.is_absolute():
+            return path if path.is_file() else None
+        roots = [*([self.run_dir] if self.run_dir is not None else []), *self._folders]
+        candidates = [root / path for root in roots] + [path]
         return next((c for c in candidates if c.is_file()), None)
 
     def save_image(self, column: str, global_row: int, data: bytes) -> str:
@@ -95,6 +96,24 @@ class MediaStore:
         if relative.is_absolute() or relative.parts[:1] != (IMAGES_DIR,) or ".." in relative.parts:
             return
         (self.run_dir / relative).unlink(missing_ok=True)
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def image_folders(config: DatasetConfig) -> list[Path]:
+    """Where relative image paths of `config`'s rows are looked up after the run folder: the
+    config's folder, then the folder of a local seed (a file's, a glob's or the folder)."""
+    folders = [config.resolve_path(".")]
+    source = config.seed_config.source if config.seed_config is not None else None
+    path = getattr(source, "path", None)
+    if isinstance(path, str) and getattr(source, "seed_type", None) in _LOCAL_SEEDS:
+        seed = config.resolve_path(_GLOB.split(path, maxsplit=1)[0] or ".")
+        folders.append(seed if seed.is_dir() else seed.parent)
+    return folders
+
+
+_LOCAL_SEEDS = ("local", "directory", "file_contents")
 
 
 def image_parts(

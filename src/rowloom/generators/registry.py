@@ -28,7 +28,7 @@ from rowloom.generators.embedding import EmbeddingGenerator
 from rowloom.generators.expression import ExpressionGenerator
 from rowloom.generators.image import ImageGenerator
 from rowloom.generators.llm import LLMJudgeGenerator, LLMStructuredGenerator, LLMTextGenerator
-from rowloom.generators.media import MediaStore
+from rowloom.generators.media import MediaStore, image_folders
 from rowloom.generators.samplers import SamplerGenerator, probe_constraints
 from rowloom.generators.seed import SeedColumnGenerator
 from rowloom.generators.validation import ValidationGenerator
@@ -48,9 +48,10 @@ def build_generators(
     An expression whose inputs are all per-row-group columns also runs per row group.
     Raises `ConfigValidationError` when a constrained sampler column is met too rarely.
     Image columns write their files under `run_dir` (None: values are `data:` URIs);
-    image inputs given as relative paths are looked up there, then in the config's folder.
+    image inputs given as relative paths are looked up there, then in the config's folder,
+    the seed's folder and the working folder (`image_folders`).
     """
-    media = MediaStore(run_dir, config.resolve_path)
+    media = MediaStore(run_dir, image_folders(config))
     out: dict[str, ColumnGenerator] = {}
     for name in config.topological_order:
         col = config.column_by_name[name]

@@ -196,10 +196,32 @@ def load_config(
     """Load a config file (YAML or JSON; rowloom's or Data Designer's) into a `DatasetConfig`.
 
     `providers` is a providers file (default: the user's, when it exists); `simulate=True`
-    serves every model from the embedded simulated provider (no key, no network)."""
+    serves every model from the embedded simulated provider (no key, no network), including
+    models whose provider is declared nowhere (Data Designer's recipes often pass providers
+    in Python)."""
     extra = providers if isinstance(providers, ProvidersFile) else read_providers_file(providers)
-    config = DatasetConfig.from_file(source, adapt=lambda data: native_document(data, extra))
+
+    def adapt(data: Mapping[str, Any]) -> Mapping[str, Any]:
+        native = native_document(data, extra)
+        return _with_simulated_stand_ins(native) if simulate else native
+
+    config = DatasetConfig.from_file(source, adapt=adapt)
     return simulated(config) if simulate else config
+
+
+def _with_simulated_stand_ins(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`data` with a simulated provider for each provider its models name but nobody declares."""
+    models = data.get("models")
+    providers = data.get("providers")
+    if not isinstance(models, list) or not isinstance(providers, list | None):
+        return data  # malformed: left for validation to report
+    declared = {p.get("name") for p in providers or () if isinstance(p, Mapping)}
+    missing = {m.get("provider") for m in models if isinstance(m, Mapping)} - declared
+    stand_ins = [
+        {"name": name, "provider_type": "simulated"}
+        for name in sorted(n for n in missing if isinstance(n, str))
+    ]
+    return {**data, "providers": [*(providers or ()), *stand_ins]} if stand_ins else data
 
 
 def prepare_config(

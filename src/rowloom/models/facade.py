@@ -78,12 +78,13 @@ def build_messages(
     prompt: str, system_prompt: str | None = None, images: Sequence[Mapping[str, Any]] = ()
 ) -> list[dict[str, Any]]:
     """A chat message list from a user prompt, an optional system prompt and optional image
-    content parts (`{"type": "image_url", ...}`), which follow the prompt text."""
+    content parts (`{"type": "image_url", ...}`), which come before the prompt text (as Data
+    Designer sends them; the text part is kept when the prompt is empty)."""
     messages: list[dict[str, Any]] = (
         [{"role": "system", "content": system_prompt}] if system_prompt else []
     )
     if images:
-        content: Any = [{"type": "text", "text": prompt}, *(dict(part) for part in images)]
+        content: Any = [*(dict(part) for part in images), {"type": "text", "text": prompt}]
     else:
         content = prompt
     messages.append({"role": "user", "content": content})

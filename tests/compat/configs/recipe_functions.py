@@ -4,6 +4,7 @@ bare name; rowloom needs `module:function`, and finds this module beside the con
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -44,3 +45,42 @@ def check_answers(df: pd.DataFrame) -> pd.DataFrame:
     result["is_valid"] = df["answer_words"] >= 3
     result["error_message"] = result["is_valid"].map(lambda ok: "" if ok else "answer too short")
     return result
+
+
+_OCR_ELEMENT = re.compile(
+    r"<x_([\d.]+)><y_([\d.]+)>(.*?)<x_([\d.]+)><y_([\d.]+)><class_([^>]+)>", re.DOTALL
+)
+
+
+@custom_column_generator(
+    required_columns=["raw_ocr_output"], side_effect_columns=["transcribed_texts__metadata"]
+)
+def parse_ocr_output(row: dict[str, Any]) -> dict[str, Any]:
+    """VLM recipe 02: the text and the boxes of Nemotron-Parse's `<x_><y_>text<x_><y_><class_>`
+    markup (a reply without markup gives no text and no boxes)."""
+    texts, boxes = [], []
+    for x1, y1, text, x2, y2, label in _OCR_ELEMENT.findall(row["raw_ocr_output"]):
+        texts.append(text.strip())
+        box = {"x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2)}
+        boxes.append({"bbox": box, "class_label": label})
+    row["transcribed_texts"] = "\n".join(texts)
+    row["transcribed_texts__metadata"] = boxes
+    return row
+
+
+_JUDGE_WEIGHTS = {
+    "Answer Correctness": 0.35,
+    "Training Signal Strength": 0.30,
+    "Question Quality": 0.15,
+    "Visual Grounding": 0.10,
+    "Format Compliance": 0.10,
+}
+
+
+@custom_column_generator(required_columns=["qa_quality_judge"])
+def compute_weighted_score(row: dict[str, Any]) -> dict[str, Any]:
+    """VLM recipe 09: the judge's five rubric scores weighted into one score in [0, 1]."""
+    judge = row["qa_quality_judge"]
+    raw = sum(float(judge[name]["score"]) * w for name, w in _JUDGE_WEIGHTS.items())
+    row["weighted_quality_score"] = round(raw / 5.0, 2)
+    return row
