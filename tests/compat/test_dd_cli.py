@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from tests.compat.vlm_seeds import write_seeds
+from tests.seeds.rollout_fixtures import write_claude_code
 from typer.testing import CliRunner
 
 from rowloom.interface.cli import app
@@ -45,6 +46,7 @@ MUST_RUN = {
     "06-single-page-qa-sdg",
     "07-multi-page-windowed-qa-sdg",
     "08-whole-document-qa-sdg",
+    "agent_rollout_distillation",
 }
 """Configs whose every feature rowloom has today; the others run once the native features
 they use land (until then they must fail with typed "not supported yet" errors only)."""
@@ -87,6 +89,7 @@ def _sweep(root: Path, names: Any, run: Any) -> dict[str, Any]:
     work = root / "configs"
     shutil.copytree(CONFIGS, work, dirs_exist_ok=True)
     write_seeds(work)  # the VLM recipes' page-image seeds
+    write_claude_code(work / "traces")  # the agent rollout recipe's Claude Code sessions
     home = root / "home"
     home.mkdir(exist_ok=True)
 
@@ -147,7 +150,8 @@ def _check(root: Path, name: str, valid: Any, created: Any) -> None:
         for c in config.columns
         if c.propagate_skip and set(config.dependencies[c.name]) & skippable
     }
-    filled = data[[c for c in data.columns if c not in skippable]]
+    from_seed = {c.name for c in config.columns if c.column_type == "seed_dataset"}  # as read
+    filled = data[[c for c in data.columns if c not in skippable | from_seed]]
     assert not filled.isna().any().any(), filled.isna().sum()
     _check_processors(root / "out" / name, config, data)
 

@@ -10,7 +10,6 @@ from rowloom.compat.columns import map_column
 from rowloom.compat.models import map_model_config
 from rowloom.compat.processors import map_processors
 from rowloom.config.dataset import DatasetConfig
-from rowloom.config.plugins import find_plugin
 
 _DD_ONLY_KEYS = frozenset({"model_configs", "constraints", "profilers"})
 """Top-level fields only Data Designer has (`seed_config` and `tool_configs` are native too:
@@ -78,7 +77,6 @@ def _map_body(f: Fields) -> dict[str, Any]:
     processors = f.get("processors", None)
     if processors and f.expect_type("processors", processors, list, "a list"):
         out["processors"] = map_processors(f, processors)
-    _check_seed_type(f)
     for key in ("seed_config", "constraints", "tool_configs"):
         _pass_through(f, key, out)
     _map_profilers(f)
@@ -95,26 +93,6 @@ def _pass_through(f: Fields, key: str, out: dict[str, Any]) -> None:
     elif value:  # None and [] mean "none"
         count = len(value) if isinstance(value, list) else 1
         f.not_supported(key, f"{key} ({count} entries)")
-
-
-_DD_SEED_TYPES_MISSING = {
-    "agent_rollout": "agent rollout traces (Claude Code / Codex / ATIF sessions) as a seed",
-}
-"""Data Designer seed sources rowloom has no reader for (unless a seed_reader plugin adds one)."""
-
-
-def _check_seed_type(f: Fields) -> None:
-    seed = f.data.get("seed_config")
-    source = seed.get("source") if isinstance(seed, Mapping) else None
-    if not isinstance(seed, Mapping) or not isinstance(source, Mapping):
-        return  # the native check names a missing or malformed source
-    kind = source.get("seed_type")
-    if not isinstance(kind, str) or kind not in _DD_SEED_TYPES_MISSING:
-        return
-    if find_plugin("seed_reader", kind) is None:
-        f.child("seed_config", seed).child("source", source).not_supported(
-            "seed_type", f"seed_type {kind!r}: {_DD_SEED_TYPES_MISSING[kind]}"
-        )
 
 
 def _map_profilers(f: Fields) -> None:

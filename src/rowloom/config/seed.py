@@ -185,11 +185,15 @@ class _FolderSource(_PathSource):
     @field_validator("file_pattern")
     @classmethod
     def _basename(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("file_pattern must not be empty")
-        if "/" in value or "\\" in value:
-            raise ValueError("file_pattern matches file names, not paths")
-        return value
+        return _file_name_pattern(value)
+
+
+def _file_name_pattern(value: str) -> str:
+    if not value.strip():
+        raise ValueError("file_pattern must not be empty")
+    if "/" in value or "\\" in value:
+        raise ValueError("file_pattern matches file names, not paths")
+    return value
 
 
 class DirectorySeedSource(_FolderSource):
@@ -214,12 +218,69 @@ class FileContentsSeedSource(_FolderSource):
         return value
 
 
+AgentRolloutFormat = Literal["atif", "claude_code", "codex", "hermes_agent", "pi_coding_agent"]
+AGENT_ROLLOUT_DEFAULTS: dict[str, tuple[str | None, str]] = {
+    "atif": (None, "*.json"),
+    "claude_code": ("~/.claude/projects", "*.jsonl"),
+    "codex": ("~/.codex/sessions", "*.jsonl"),
+    "hermes_agent": ("~/.hermes/sessions", "*.json*"),
+    "pi_coding_agent": ("~/.pi/agent/sessions", "*.jsonl"),
+}
+"""Each rollout format's default folder (None: `path` is required) and file pattern."""
+
+
+class AgentRolloutSeedSource(_Strict):
+    """Coding-agent traces as seed rows (Data Designer's `agent_rollout`): one row per session
+    file of `format`, with the conversation normalised to chat messages (`messages`) and its
+    metadata (`trace_id`, `cwd`, `started_at`, ..., `source_meta`).
+
+    `path` defaults to the agent's own session folder (`~/.claude/projects`, `~/.codex/sessions`;
+    required for `atif`); `file_pattern` (file names, default per format) and `recursive` pick
+    the files in it.
+    """
+
+    seed_type: Literal["agent_rollout"] = "agent_rollout"
+    format: AgentRolloutFormat
+    path: str | None = None
+    file_pattern: str | None = None
+    recursive: bool = True
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("path must not be empty")
+        return value
+
+    @field_validator("file_pattern")
+    @classmethod
+    def _basename(cls, value: str | None) -> str | None:
+        return None if value is None else _file_name_pattern(value)
+
+    @model_validator(mode="after")
+    def _path_for_atif(self) -> AgentRolloutSeedSource:
+        if self.path is None and AGENT_ROLLOUT_DEFAULTS[self.format][0] is None:
+            raise ValueError(f"path is required for format {self.format!r}")
+        return self
+
+    @property
+    def folder(self) -> str:
+        """`path`, else the format's default folder."""
+        return self.path or AGENT_ROLLOUT_DEFAULTS[self.format][0] or ""
+
+    @property
+    def pattern(self) -> str:
+        """`file_pattern`, else the format's default."""
+        return self.file_pattern or AGENT_ROLLOUT_DEFAULTS[self.format][1]
+
+
 BUILTIN_SEED_TYPES: dict[str, type[BaseModel]] = {
     "local": LocalFileSeedSource,
     "hf": HuggingFaceSeedSource,
     "df": DataFrameSeedSource,
     "directory": DirectorySeedSource,
     "file_contents": FileContentsSeedSource,
+    "agent_rollout": AgentRolloutSeedSource,
 }
 SeedSource = Annotated[
     Annotated[LocalFileSeedSource, Tag("local")]
@@ -227,6 +288,7 @@ SeedSource = Annotated[
     | Annotated[DataFrameSeedSource, Tag("df")]
     | Annotated[DirectorySeedSource, Tag("directory")]
     | Annotated[FileContentsSeedSource, Tag("file_contents")]
+    | Annotated[AgentRolloutSeedSource, Tag("agent_rollout")]
     | Annotated[
         SerializeAsAny[BaseModel],
         BeforeValidator(plugin_config_parser("seed_reader")),

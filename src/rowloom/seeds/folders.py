@@ -36,7 +36,7 @@ def folder_blocks(source: FolderSource, base_dir: Path | None = None) -> BlockSo
     root = root.resolve()
     if not root.is_dir():
         raise seed_error("seed_not_found", "source.path", f"folder {str(root)!r} does not exist")
-    relative = _list(root, source.recursive, source.file_pattern.startswith("."))
+    relative = list_files(root, source.recursive, source.file_pattern.startswith("."))
     matched = match_files(relative, source.file_pattern)
     if not matched:
         where = "under" if source.recursive else "directly in"
@@ -69,7 +69,8 @@ def _windowed(blocks: TableBlocks) -> TableBlocks:
     return blocks
 
 
-def _list(root: Path, recursive: bool, include_hidden: bool) -> list[str]:
+def list_files(root: Path, recursive: bool, include_hidden: bool) -> list[str]:
+    """The files under `root` as POSIX paths relative to it (hidden ones only if asked)."""
     out: list[str] = []
     for folder, dirs, files in os.walk(root):
         if not include_hidden:

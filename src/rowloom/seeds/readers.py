@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from rowloom.config.errors import ConfigValidationError
 from rowloom.config.plugins import find_plugin
 from rowloom.config.seed import (
+    AgentRolloutSeedSource,
     DataFrameSeedSource,
     DirectorySeedSource,
     FileContentsSeedSource,
@@ -27,6 +28,7 @@ from rowloom.seeds.errors import seed_error
 from rowloom.seeds.files import file_format, local_files
 from rowloom.seeds.folders import folder_blocks
 from rowloom.seeds.hf import hf_files
+from rowloom.seeds.rollouts import rollout_blocks
 
 
 def open_blocks(source: BaseModel, base_dir: Path | None = None) -> BlockSource:
@@ -35,6 +37,8 @@ def open_blocks(source: BaseModel, base_dir: Path | None = None) -> BlockSource:
         return TableBlocks(source.table())
     if isinstance(source, DirectorySeedSource | FileContentsSeedSource):
         return folder_blocks(source, base_dir)
+    if isinstance(source, AgentRolloutSeedSource):
+        return rollout_blocks(source, base_dir)
     if isinstance(source, LocalFileSeedSource):
         paths = local_files(source.path, base_dir)
         sizes = [os.path.getsize(p) for p in paths]
