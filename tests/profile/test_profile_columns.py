@@ -180,3 +180,14 @@ def test_without_config_types_come_from_the_data(tmp_path: Path) -> None:
     columns = profile_run(run)["columns"]
     assert columns["n"]["kind"] == "number" and columns["n"]["max"] == 2.5
     assert columns["s"]["kind"] == "category"
+
+
+def test_near_duplicate_lsh_uses_the_bands_datasketch_picks_for_the_threshold() -> None:
+    """The bands x rows found once per process are the ones datasketch integrates for the
+    threshold on every `MinHashLSH` it builds without them (the answers cannot differ)."""
+    from datasketch import MinHashLSH
+
+    from rowloom.profile.text import NEAR_DUP_THRESHOLD, NUM_PERM, _lsh_params
+
+    picked = MinHashLSH(threshold=NEAR_DUP_THRESHOLD, num_perm=NUM_PERM)
+    assert _lsh_params() == (picked.b, picked.r)

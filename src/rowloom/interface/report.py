@@ -8,6 +8,7 @@ generated values or secrets: only counts, timings, limits and identifiers from t
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -25,7 +26,7 @@ from rowloom.interface.estimate_view import estimate_vs_actual_html
 from rowloom.interface.report_charts import Chart, Line, bar_rows, legend, time_chart
 from rowloom.interface.report_dataset import dataset_section
 from rowloom.interface.report_fleet import fleet_section
-from rowloom.observability.series import StepSeries
+from rowloom.observability.series import StepBucket, StepSeries
 from rowloom.observability.view import LAYERS, CorrelatedRuntimeView, DerivedMetrics
 from rowloom.profile import read_profile, write_profile
 
@@ -130,14 +131,7 @@ def write_run_report(run_dir: Path, *, summary: dict[str, Any], config: dict[str
 
 def render_html(report: RunReport) -> str:
     """The report as one self-contained HTML page."""
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    source = (
-        resources.files("rowloom.interface")
-        .joinpath("templates/report.html")
-        .read_text(encoding="utf-8")
-    )
-    template = env.from_string(source)
-    return template.render(
+    return _template().render(
         s=report.summary,
         metrics=report.metrics.as_json(),
         breakdown=report.view.breakdown.as_json(),
@@ -161,9 +155,24 @@ def render_html(report: RunReport) -> str:
     )
 
 
-def _points(series: StepSeries, t0: float, *, use: str = "high") -> list[tuple[float, float]]:
-    return [(b.start - t0, getattr(b, use)) for b in series.buckets()] + [
-        (b.end - t0, b.last) for b in series.buckets()[-1:]
+@functools.cache
+def _template() -> jinja2.Template:
+    """The report template, compiled once per process (compiling costs about 0.1 s)."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    source = (
+        resources.files("rowloom.interface")
+        .joinpath("templates/report.html")
+        .read_text(encoding="utf-8")
+    )
+    return env.from_string(source)
+
+
+def _points(
+    series: StepSeries | list[StepBucket], t0: float, *, use: str = "high"
+) -> list[tuple[float, float]]:
+    buckets = series.buckets() if isinstance(series, StepSeries) else series
+    return [(b.start - t0, getattr(b, use)) for b in buckets] + [
+        (b.end - t0, b.last) for b in buckets[-1:]
     ]
 
 
@@ -201,14 +210,15 @@ def _resource_charts(report: RunReport) -> list[tuple[str, str, dict[str, Any]]]
     out = []
     t0, x_max = report.t0, _x_max(report)
     for key, res in report.view.resources.items():
-        if all(b.high == 0 for b in res.in_flight.buckets()):
+        in_flight, limits = res.in_flight.buckets(), res.current_limit.buckets()
+        if all(b.high == 0 for b in in_flight):
             continue
-        lines = [Line("in flight", _points(res.in_flight, t0), _COLORS[0], fill=True)]
-        if res.current_limit.buckets():
+        lines = [Line("in flight", _points(in_flight, t0), _COLORS[0], fill=True)]
+        if limits:
             lines.append(
                 Line(
                     "current limit",
-                    _points(res.current_limit, t0, use="low"),
+                    _points(limits, t0, use="low"),
                     _COLORS[3],
                     width=2.0,
                 )
@@ -246,8 +256,8 @@ def _resource_charts(report: RunReport) -> list[tuple[str, str, dict[str, Any]]]
             marker_label="429 responses",
         )
         caption = {
-            "max_in_flight": max(b.high for b in res.in_flight.buckets()),
-            "min_limit": res.min_limit if res.current_limit.buckets() else None,
+            "max_in_flight": max(b.high for b in in_flight),
+            "min_limit": res.min_limit if limits else None,
             "final_limit": res.current_limit.value,
             "static_cap": res.static_cap,
             "rate_limited": res.rate_limited.total,
@@ -278,9 +288,10 @@ def _waiters_chart(report: RunReport) -> str:
         )
         lines.append(Line("task leases held", _points(v.task_leases, t0), "#6b7280", dashed=True))
     for i, (key, res) in enumerate(v.resources.items()):
-        if res.waiters.buckets() and any(b.high > 0 for b in res.waiters.buckets()):
+        waiters = res.waiters.buckets()
+        if any(b.high > 0 for b in waiters):
             lines.append(
-                Line(f"request waiters {key}", _points(res.waiters, t0), _COLORS[i % len(_COLORS)])
+                Line(f"request waiters {key}", _points(waiters, t0), _COLORS[i % len(_COLORS)])
             )
     if not lines:
         return ""

@@ -9,6 +9,7 @@ tell a user "about 4% of answers are near copies of another".
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -106,7 +107,7 @@ def near_duplicates(sample: list[tuple[int, str]]) -> dict[str, Any]:
     docs = [(h, _shingles(text)) for h, text in sorted(sample)]
     docs = [(h, sh) for h, sh in docs if sh]
     hashes = MinHash.bulk([list(sh) for _, sh in docs], num_perm=NUM_PERM, seed=1)
-    lsh = MinHashLSH(threshold=NEAR_DUP_THRESHOLD, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=NEAR_DUP_THRESHOLD, num_perm=NUM_PERM, params=_lsh_params())
     rows: set[int] = set()
     for i, ((hash_value, _), mh) in enumerate(zip(docs, hashes, strict=True)):
         partners = [k for k in lsh.query(mh) if docs[k][0] != hash_value]
@@ -117,6 +118,16 @@ def near_duplicates(sample: list[tuple[int, str]]) -> dict[str, Any]:
     base["rows_with_near_duplicate"] = len(rows)
     base["fraction"] = round(len(rows) / len(sample), 6) if sample else 0.0
     return base
+
+
+@functools.cache
+def _lsh_params() -> tuple[int, int]:
+    """The LSH bands and rows datasketch picks for the threshold (it integrates to find them,
+    about 50 ms, on every `MinHashLSH` built without them): found once per process."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=NEAR_DUP_THRESHOLD, num_perm=NUM_PERM)
+    return lsh.b, lsh.r
 
 
 def _hash_texts(texts: np.ndarray) -> np.ndarray:
