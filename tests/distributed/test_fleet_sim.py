@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rowloom.distributed.fleet_sim import FleetSimConfig, fair_shares, simulate_fleet
+from rowloom.distributed.fleet_sim import (
+    FleetSimConfig,
+    PacingMode,
+    fair_shares,
+    simulate_fleet,
+)
 
 
 def test_shared_limit_settles_a_fleet_below_one_percent_429s() -> None:
@@ -45,3 +50,26 @@ def test_fair_shares_and_config_checks() -> None:
     assert fair_shares(10.0, [1, 10, 10]) == [1.0, 4.5, 4.5]
     with pytest.raises(ValueError):
         simulate_fleet(FleetSimConfig(workers=0, slots=4))
+
+
+def test_a_request_budget_paced_by_the_coordinator_not_by_each_worker() -> None:
+    """A provider of 600 requests per minute that sends x-ratelimit-* headers: workers that
+    pace on their own answers each spend the key's budget (429s every window); the
+    coordinator splits it into caps, and the fleet still gets the whole budget."""
+
+    def run(pacing: PacingMode) -> dict[str, float]:
+        cfg = FleetSimConfig(
+            workers=8,
+            slots=32,
+            latency_seconds=0.2,
+            latency_sigma=0.3,
+            duration_seconds=120,
+            rpm=600,
+            pacing=pacing,
+        )
+        return simulate_fleet(cfg).summary()
+
+    fleet, worker = run("fleet"), run("worker")
+    assert worker["rate_limited_fraction"] > 0.02
+    assert fleet["rate_limited_fraction"] <= 0.005
+    assert fleet["goodput_vs_rpm"] >= 0.98

@@ -8,6 +8,9 @@ capacity/latency, time to settle, fairness between workers of unequal demand (Ja
 throughput over the max-min fair share), and the coordinator's CPU per report and reports per
 second (at 1,000 workers: whether one coordinator per provider keeps up). `--mode independent`
 is the baseline: every worker runs its own adaptive limit, as N separate engines would.
+`--rpm N` gives the provider a request budget per sliding minute with `x-ratelimit-*` headers
+(the `rate_limit_headers` scenario's provider); `--pacing worker` is its baseline (each worker
+paces on its own answers) against `fleet` (the coordinator splits the key's budget).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rowloom.bench.scenario import (
     knob_float,
     knob_str,
 )
-from rowloom.distributed.fleet_sim import FleetMode, FleetSimConfig, simulate_fleet
+from rowloom.distributed.fleet_sim import FleetMode, FleetSimConfig, PacingMode, simulate_fleet
 
 _FIGURES = (
     ("rate_limited_fraction", "429s"),
@@ -41,6 +44,7 @@ _FIGURES = (
     ("reports_per_second", "reports/s"),
     ("coordinator_cpu_fraction", "coordinator CPU share"),
     ("rate_limited_fraction_in_storm", "429s in storm"),
+    ("goodput_vs_rpm", "goodput / rpm budget"),
 )
 
 
@@ -79,6 +83,14 @@ class FleetSimulation(Scenario):
             "shared limit or independent per-worker limits",
             "str",
             ("shared", "independent"),
+        ),
+        Knob("rpm", None, "provider requests per sliding minute (x-ratelimit-* headers)", "int"),
+        Knob(
+            "pacing",
+            "fleet",
+            "with --rpm: the coordinator paces the key's budget, or each worker alone",
+            "str",
+            ("fleet", "worker"),
         ),
     )
     targets = (
@@ -138,6 +150,8 @@ def fleet_iteration(knobs: Mapping[str, KnobValue], seed: int) -> IterationResul
     """Every cell once; metrics keyed `<figure>@<workers>x<slots>`."""
     storm = knobs.get("storm_at")
     mode: FleetMode = "independent" if knob_str(knobs, "mode") == "independent" else "shared"
+    pacing: PacingMode = "worker" if knob_str(knobs, "pacing") == "worker" else "fleet"
+    rpm = knobs.get("rpm")
     metrics: dict[str, float] = {}
     cells: dict[str, Any] = {}
     total = Measurement()
@@ -151,6 +165,8 @@ def fleet_iteration(knobs: Mapping[str, KnobValue], seed: int) -> IterationResul
             report_interval=knob_float(knobs, "report_interval"),
             storm_at=None if storm is None else float(storm),
             mode=mode,
+            rpm=None if rpm is None else int(rpm),
+            pacing=pacing,
             seed=seed,
         )
         with measure() as m:
@@ -170,7 +186,7 @@ def fleet_iteration(knobs: Mapping[str, KnobValue], seed: int) -> IterationResul
     return IterationResult(
         measurement=total,
         metrics=metrics,
-        details={"cells": cells, "mode": mode},
+        details={"cells": cells, "mode": mode, "rpm": rpm, "pacing": pacing},
         final_task_snapshot={"note": "no task admission in this scenario", "active_leases": 0},
         final_request_snapshot={
             "note": "simulated fleet: no request admission controller",

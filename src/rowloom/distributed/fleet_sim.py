@@ -17,6 +17,13 @@ workers shows.
 `mode="independent"` is the baseline: each worker runs the engine's own per-resource adaptive
 limit (`AdaptiveRequestLimitState` with the settling AIMD, max `max_limit`) and no coordinator,
 i.e. N engines against one provider.
+
+With `rpm`, the provider also accepts at most `rpm` requests per sliding 60 s window (as the
+`mock-server --rpm` does): beyond it a 429 whose Retry-After is the time until the window has
+room, and every answer carries the `x-ratelimit-*-requests` headers. `pacing="fleet"`: the
+workers forward the headers to the coordinator, which splits the key's budget into admit caps
+(`FleetBudget`); `pacing="worker"`: each worker paces on its own answers alone
+(`RateLimitPacer`, the engine's pacer on one machine), the baseline.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,11 +39,15 @@ from typing import Any, Literal
 from rowloom.clock import ManualClock
 from rowloom.distributed.coordinator import ShareCoordinator, ShareKeyConfig
 from rowloom.models.request_admission.limit_state import AdaptiveRequestLimitState
+from rowloom.models.request_admission.pacing import RateLimitPacer
 from rowloom.models.request_admission.settling_aimd import SettlingAimdLimitRule
 from rowloom.models.request_admission.shares import ShareGate, ShareGrant
+from rowloom.provider_wire import RateLimitHeaders
 
 KEY = "provider"
 FleetMode = Literal["shared", "independent"]
+PacingMode = Literal["fleet", "worker"]
+RPM_WINDOW = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,8 @@ class FleetSimConfig:
     storm_seconds: float = 10.0
     storm_fraction: float = 0.5
     mode: FleetMode = "shared"
+    rpm: int | None = None
+    pacing: PacingMode = "fleet"
     seed: int = 0
     bucket_seconds: float = 1.0
 
@@ -136,6 +150,8 @@ class FleetSimResult:
             "fleet_limit_cuts": float(self.cuts),
             "sim_wall_seconds": self.wall_seconds,
         }
+        if cfg.rpm is not None:  # the most a sliding window lets through in the run
+            out["goodput_vs_rpm"] = total_ok / (cfg.rpm * math.ceil(cfg.duration_seconds / 60))
         if storm:
             s_ok = sum(self.ok[i] for i in storm)
             s_ref = sum(self.refused[i] for i in storm)
@@ -206,15 +222,39 @@ class _Provider:
         self._rng = rng
         sigma = cfg.latency_sigma
         self._mu = math.log(cfg.latency_seconds) - sigma * sigma / 2
+        self._window: deque[float] = deque()
 
-    def serve(self, now: float) -> float | None:
-        """Latency of an accepted request, or None for a 429."""
+    def serve(self, now: float) -> tuple[float | None, float, RateLimitHeaders | None]:
+        """(latency of an accepted request or None for a 429, its Retry-After, the answer's
+        rate-limit headers)."""
+        rpm = self.cfg.rpm
+        if rpm is not None:
+            window = self._window
+            while window and window[0] <= now - RPM_WINDOW:
+                window.popleft()
+            if len(window) >= rpm:
+                wait = window[0] + RPM_WINDOW - now
+                return None, wait, self._headers(now)
         if self.in_flight >= self.cfg.capacity_at(now):
-            return None
+            return None, self.cfg.retry_after, self._headers(now)
         self.in_flight += 1
+        if rpm is not None:
+            self._window.append(now)
+        headers = self._headers(now)
         if self.cfg.latency_sigma <= 0:
-            return self.cfg.latency_seconds
-        return self._rng.lognormvariate(self._mu, self.cfg.latency_sigma)
+            return self.cfg.latency_seconds, 0.0, headers
+        return self._rng.lognormvariate(self._mu, self.cfg.latency_sigma), 0.0, headers
+
+    def _headers(self, now: float) -> RateLimitHeaders | None:
+        rpm = self.cfg.rpm
+        if rpm is None:
+            return None
+        window = self._window
+        return RateLimitHeaders(
+            limit_requests=rpm,
+            remaining_requests=max(0, rpm - len(window)),
+            reset_requests_seconds=max(0.0, window[0] + RPM_WINDOW - now) if window else 0.0,
+        )
 
 
 class _Fleet:
@@ -270,7 +310,11 @@ class _Fleet:
         self.clock.call_at(now + step, self._sample_limit)
 
     def report(self, worker: _Worker) -> dict[str, ShareGrant]:
-        reports = {KEY: worker.gate.take_report(worker.in_flight, worker.waiting)}
+        now = self.clock.monotonic()
+        report = worker.gate.take_report(
+            worker.in_flight, worker.waiting, admitted=worker.admitted, now=now
+        )
+        reports = {KEY: report}
         t0 = time.process_time()
         grants = self.coordinator.report(worker.name, reports, self.clock.monotonic())
         self.cpu += time.process_time() - t0
@@ -294,6 +338,7 @@ class _Worker:
         self.cuts = 0
         self.reporting = False
         self.report_again = False
+        self.pacer = RateLimitPacer() if self.cfg.pacing == "worker" and self.cfg.rpm else None
 
     def start(self) -> None:
         cfg = self.cfg
@@ -347,8 +392,10 @@ class _Worker:
         self._admit()
 
     def _admits(self, now: float) -> bool:
+        if self.pacer is not None and self.pacer.not_before(now) is not None:
+            return False
         if self.limits is None:
-            return self.gate.admits(self.in_flight, now)
+            return self.gate.admits(self.in_flight, now, self.admitted)
         return self.in_flight < self.limits.current_limit and not self.limits.admission_blocked(now)
 
     def _admit(self) -> None:
@@ -359,31 +406,63 @@ class _Worker:
             ordinal = self.admitted
             self.admitted += 1
             self.in_flight += 1
+            if self.pacer is not None:
+                self.pacer.on_admit(now)
             lease = (ordinal, self.in_flight, self.local_limit() if self.limits else 0)
-            latency = self.fleet.provider.serve(now)
+            latency, retry, headers = self.fleet.provider.serve(now)
             if latency is None:
-                done = self._done_callback(lease, now, ok=False)
+                done = self._done_callback(lease, now, ok=False, retry=retry, headers=headers)
                 clock.call_at(now + self.cfg.reject_latency, done)
             else:
-                clock.call_at(now + latency, self._done_callback(lease, now, ok=True))
-        if self.limits is not None and self.waiting:
+                done = self._done_callback(lease, now, ok=True, headers=headers)
+                clock.call_at(now + latency, done)
+        if self.waiting:
             self._arm_unblock(now)
 
     def _arm_unblock(self, now: float) -> None:
-        assert self.limits is not None
-        until = self.limits.blocked_until(now)
+        """A timer for the end of a block, a pacer's wait or a fleet pause (grants also wake
+        a shared worker every report)."""
+        ends = []
+        if self.limits is not None:
+            ends.append(self.limits.blocked_until(now))
+        if self.pacer is not None:
+            ends.append(self.pacer.not_before(now))
+        if self.limits is None and self.gate.paused_until > now:
+            ends.append(self.gate.paused_until)
+        until = min((e for e in ends if e is not None), default=None)
         if until is not None:
             self.fleet.clock.call_at(until, self._admit)
 
     def _done_callback(
-        self, lease: tuple[int, int, int], started: float, *, ok: bool
+        self,
+        lease: tuple[int, int, int],
+        started: float,
+        *,
+        ok: bool,
+        retry: float = 0.0,
+        headers: RateLimitHeaders | None = None,
     ) -> Callable[[], None]:
         def done() -> None:
-            self._done(lease, started, ok)
+            self._observe(lease[0], started, ok, retry, headers)
+            self._done(lease, started, ok, retry)
 
         return done
 
-    def _done(self, lease: tuple[int, int, int], started: float, ok: bool) -> None:
+    def _observe(
+        self, ordinal: int, started: float, ok: bool, retry: float, headers: RateLimitHeaders | None
+    ) -> None:
+        """Fold an answer's rate-limit headers into the worker's pacer, or its gate (fleet)."""
+        if headers is None:
+            return
+        if self.pacer is not None:
+            now = self.fleet.clock.monotonic()
+            self.pacer.observe(now, headers, self.admitted - ordinal - 1)
+        elif self.limits is None and self.cfg.pacing == "fleet":
+            urgent = self.gate.observe_budget(headers, started, ordinal, None if ok else retry)
+            if urgent:
+                self.send_report()
+
+    def _done(self, lease: tuple[int, int, int], started: float, ok: bool, retry: float) -> None:
         fleet = self.fleet
         now = fleet.clock.monotonic()
         self.in_flight -= 1
@@ -400,20 +479,20 @@ class _Worker:
                 self.gate.on_success()
         else:
             fleet.buckets.refused[b] += 1
-            self._refused(ordinal, in_flight_at_grant, lease_limit, now)
-            fleet.clock.call_at(now + self.cfg.retry_after, self._retry)
+            self._refused(ordinal, in_flight_at_grant, lease_limit, now, retry)
+            fleet.clock.call_at(now + retry, self._retry)
         self._admit()
 
-    def _refused(self, ordinal: int, in_flight_at_grant: int, lease_limit: int, now: float) -> None:
+    def _refused(
+        self, ordinal: int, in_flight_at_grant: int, lease_limit: int, now: float, retry: float
+    ) -> None:
         if self.limits is not None:
             effect = self.limits.on_rate_limited(
-                now, lease_limit, self.cfg.retry_after, lease_in_flight=in_flight_at_grant
+                now, lease_limit, retry, lease_in_flight=in_flight_at_grant
             )
             self.cuts += int(effect.new_cascade)
             return
-        cut = self.gate.on_rate_limited(
-            ordinal, admitted=self.admitted, retry_after_seconds=self.cfg.retry_after
-        )
+        cut = self.gate.on_rate_limited(ordinal, admitted=self.admitted, retry_after_seconds=retry)
         if cut:
             self.send_report()
 
