@@ -195,6 +195,33 @@ def test_same_dataset_as_the_async_engine_and_a_fleet_record(
     assert fleet.summary.request_attempts >= 20
 
 
+def test_processors_give_the_async_engines_dataset_and_outputs(
+    ray_runtime: Any, tmp_path: Path
+) -> None:
+    """Processors run on the workers: their outputs land in the run's `processors/<name>/`,
+    committed with their row group, and equal the async engine's; dropped columns are gone."""
+    spec = _config_dict([{"name": "tmp_len", "column_type": "expression", "expr": "{{ 3 }}"}])
+    spec["processors"] = [
+        {"name": "drop_tmp", "processor_type": "drop_columns", "column_names": ["tmp_*"]},
+        {
+            "name": "chat",
+            "processor_type": "schema_transform",
+            "template": {"messages": [{"role": "user", "content": "{{ topic }}: {{ text }}"}]},
+        },
+    ]
+    config = DatasetConfig.from_dict(spec)
+    local = Designer(tmp_path).create(config, 20, "local")
+    fleet = Designer(tmp_path, engine="ray", workers=2).create(config, 20, "fleet")
+    assert fleet.summary.status == "complete"
+    assert RunStorage(fleet.run_dir).read_table().equals(RunStorage(local.run_dir).read_table())
+    assert "tmp_len" not in fleet.to_pandas().columns
+    expected = local.processor_output("chat").to_dict("records")
+    assert len(expected) == 20 and fleet.processor_output("chat").to_dict("records") == expected
+    parts = sorted(p.name for p in (fleet.run_dir / "processors" / "chat").iterdir())
+    assert parts == sorted(p.name for p in (local.run_dir / "processors" / "chat").iterdir())
+    assert not list((fleet.run_dir / "workers").glob("*/processors/*/*"))
+
+
 def test_a_worker_killed_mid_group_loses_and_duplicates_nothing(
     ray_runtime: Any, tmp_path: Path
 ) -> None:

@@ -358,6 +358,8 @@ class RunStorage:
                 p.unlink(missing_ok=True)
         for p in self.media_root.glob(f"{IMAGES_DIR}/*/.*.tmp-*"):
             p.unlink(missing_ok=True)
+        for p in self.processors_dir.glob("*/.*.tmp-*"):
+            p.unlink(missing_ok=True)
 
     def load_manifest(self) -> Manifest | None:
         """The manifest on disk, or None."""
@@ -439,12 +441,24 @@ class RunStorage:
             self._write_manifest()
         return path
 
+    def processor_part_path_for(self, processor: str, row_group: int) -> Path:
+        """Where `write_processor_part` writes (a Ray worker writes an attempt)."""
+        return self.processors_dir / processor / self.part_name(row_group)
+
+    def commit_processor_part(self, processor: str, row_group: int, attempt: Path) -> Path:
+        """Move a Ray worker's attempt at a processor output into place (before the row
+        group's own part is committed)."""
+        path = self.processors_dir / processor / self.part_name(row_group)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(attempt, path)
+        _fsync_dir(path.parent)
+        return path
+
     def write_processor_part(self, processor: str, row_group: int, table: pa.Table) -> Path:
         """Write a processor's output for one row group atomically (before the row group's own
         part, so a row group the manifest records always has its processor outputs)."""
-        folder = self.processors_dir / processor
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / self.part_name(row_group)
+        path = self.processor_part_path_for(processor, row_group)
+        path.parent.mkdir(parents=True, exist_ok=True)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         write_atomic(path, sink.getvalue().to_pybytes())

@@ -32,6 +32,8 @@ class PartResult:
     dropped: dict[str, int] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    processor_parts: dict[str, str] = field(default_factory=dict)
+    """Each processor's attempt at its output for the group (committed before the part)."""
 
 
 ROW_GROUPS_PER_WORKER = 4

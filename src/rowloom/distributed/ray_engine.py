@@ -395,6 +395,12 @@ class RayDriver:
             _log.exception("could not write the profile or the report")
 
 
+def _remove_attempt(result: PartResult) -> None:
+    """Remove an attempt that is not committed: its part and its processor outputs."""
+    for path in (result.path, *result.processor_parts.values()):
+        Path(path).unlink(missing_ok=True)
+
+
 @dataclass(eq=False)
 class _Worker:
     """A live worker actor and how many batches it holds."""
@@ -500,12 +506,20 @@ class _FleetLoop:
         commit, extra = self._dispatcher.complete(batch, results)
         for result in commit:
             path = Path(result.path)
-            if not path.is_file() or file_checksum(path) != result.checksum:
+            outputs = {name: Path(p) for name, p in result.processor_parts.items()}
+            if (
+                not path.is_file()
+                or file_checksum(path) != result.checksum
+                or not all(p.is_file() for p in outputs.values())
+            ):
                 _log.warning(
                     "attempt %s of row group %d failed its check", result.attempt, result.row_group
                 )
                 self._dispatcher.reject(result)
+                _remove_attempt(result)
                 continue
+            for name, output in outputs.items():  # before the part the manifest records
+                self._storage.commit_processor_part(name, result.row_group, output)
             self._storage.commit_part(
                 result.row_group,
                 path,
@@ -520,7 +534,7 @@ class _FleetLoop:
             rows = self._fleet.rows_by_worker
             rows[result.worker] = rows.get(result.worker, 0) + result.rows
         for result in extra:
-            Path(result.path).unlink(missing_ok=True)
+            _remove_attempt(result)
         self._note(batch.worker, outcome)
 
     def _note(self, worker: str, outcome: Mapping[str, Any]) -> None:

@@ -5,7 +5,8 @@ the whole run: its scheduler runs fed (`AsyncTaskScheduler.run(fed=True)`), and 
 the driver hands in is fed into it, so a batch starts at once and the next batch's row groups
 fill the current one's tail. Its request admission stays under the fleet shares its
 `ShareLink` keeps. The worker never touches the run's manifest: `AttemptStorage` writes each
-finished row group to an attempt file in the run's `data/` folder (atomically) and keeps the
+finished row group to an attempt file in the run's `data/` folder (atomically; its processors'
+outputs likewise in `processors/<name>/`) and keeps the
 worker's own events, capacity plan and manifest in `workers/<worker>/`; a batch returns one
 `PartResult` per group (id, attempt, path, rows, checksum) for the driver to commit.
 """
@@ -58,8 +59,10 @@ class AttemptStorage(RunStorage):
         self.data_dir = run_dir / "data"
         self.media_root = run_dir  # image files go where the dataset's paths point
         self.worker = worker
+        self.run_processors_dir = run_dir / "processors"
         self._labels: dict[int, str] = {}
         self._waiting: dict[int, asyncio.Future[PartResult]] = {}
+        self._processor_parts: dict[int, dict[str, str]] = {}
 
     def start(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> None:
         """A fresh worker manifest; the run's own folder is left alone."""
@@ -82,8 +85,17 @@ class AttemptStorage(RunStorage):
         """The attempt file of the group's batch (the driver commits it)."""
         return self.attempt_path(row_group, self._labels[row_group])
 
+    def processor_part_path_for(self, processor: str, row_group: int) -> Path:
+        """The attempt at a processor's output, in the run's `processors/<name>/` (a hidden
+        temporary the driver commits with the part, and that a resume removes)."""
+        name = f".{self.part_name(row_group)}.tmp-attempt-{self._labels[row_group]}"
+        path = self.run_processors_dir / processor / name
+        self._processor_parts.setdefault(row_group, {})[processor] = str(path)
+        return path
+
     def part_written(self, row_group: int, path: Path, data: bytes, record: RowGroupRecord) -> None:
-        """Hand the attempt to its batch: id, attempt, path, rows, checksum."""
+        """Hand the attempt to its batch: id, attempt, path, rows, checksum, processor
+        outputs."""
         result = PartResult(
             row_group=row_group,
             attempt=self._labels.pop(row_group),
@@ -94,6 +106,7 @@ class AttemptStorage(RunStorage):
             dropped=dict(record.dropped),
             usage=record.usage.as_json(),
             errors=[e.as_json() for e in record.errors],
+            processor_parts=self._processor_parts.pop(row_group, {}),
         )
         future = self._waiting.pop(row_group)
         # written in a thread (the host's checkpoint): resolve on the worker's loop
