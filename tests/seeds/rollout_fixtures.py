@@ -111,3 +111,66 @@ def write_atif(root: Path) -> None:
     bad = atif_trajectory("traj-2")
     bad["steps"][1]["step_id"] = 5
     (root / "traj-2.json").write_text(json.dumps(bad))
+
+
+def write_hermes_agent(root: Path) -> None:
+    """A CLI session log, a gateway transcript listed in `sessions.json`, and a JSON file that
+    is not a session (skipped quietly)."""
+    root.mkdir(parents=True, exist_ok=True)
+    tools = [{"type": "function", "function": {"name": "terminal"}},
+             {"type": "function", "function": {"name": "terminal"}}]  # fmt: skip
+    (root / "session_20260105_1.json").write_text(json.dumps({
+        "session_id": "h-cli-1", "model": "hermes-4", "platform": "cli",
+        "session_start": "2026-01-05T07:00:00", "last_updated": "2026-01-05T07:05:00",
+        "system_prompt": "You are Hermes.", "tools": tools,
+        "messages": [
+            {"role": "user", "content": "Disk usage?"},
+            {"role": "assistant", "content": None, "reasoning": "Check df.",
+             "finish_reason": "tool_calls",
+             "tool_calls": [{"id": "c1", "function": {"name": "terminal",
+                                                      "arguments": "{\"cmd\": \"df -h\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": {"stdout": "40% used"}},
+            {"role": "assistant", "content": "40% of the disk is used.", "finish_reason": "stop"},
+        ],
+    }))  # fmt: skip
+    _jsonl(root / "gw-42.jsonl", [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi", "finish_reason": "stop",
+         "tool_calls": [{"call_id": "g1", "name": "lookup", "arguments": {"q": "x"}}]},
+    ])  # fmt: skip
+    (root / "sessions.json").write_text(json.dumps({
+        "telegram:7": {"session_id": "gw-42", "created_at": "2026-01-05T06:00:00Z",
+                       "updated_at": "2026-01-05T06:01:00Z", "total_tokens": 12,
+                       "origin": {"chat": 7}},
+        "cli:default": "h-cli-1",
+    }))  # fmt: skip
+    (root / "config.json").write_text("{}")
+
+
+def write_pi_coding_agent(root: Path) -> None:
+    """A Pi session whose tree has an abandoned branch: only the active path is read."""
+    root.mkdir(parents=True, exist_ok=True)
+    _jsonl(root / "2026-01-05_pi-1.jsonl", [
+        {"type": "session", "id": "pi-1", "version": 3, "cwd": "/work/pi",
+         "timestamp": "2026-01-05T05:00:00Z"},
+        {"type": "model_change", "id": "e1", "parentId": None, "modelId": "claude-x",
+         "timestamp": "2026-01-05T05:00:01Z"},
+        {"type": "message", "id": "e2", "parentId": "e1", "timestamp": "2026-01-05T05:00:02Z",
+         "message": {"role": "user", "content": [{"type": "text", "text": "Build it"}]}},
+        {"type": "message", "id": "e3", "parentId": "e2", "timestamp": "2026-01-05T05:00:03Z",
+         "message": {"role": "assistant", "content": "abandoned answer"}},
+        {"type": "message", "id": "e4", "parentId": "e2", "timestamp": "2026-01-05T05:00:04Z",
+         "message": {"role": "assistant", "stopReason": "toolUse", "model": "claude-y",
+                     "content": [{"type": "thinking", "thinking": "make"},
+                                 {"type": "text", "text": "Running make."},
+                                 {"type": "toolCall", "id": "tc1", "name": "read",
+                                  "arguments": {"path": "Makefile"}}]}},
+        {"type": "message", "id": "e5", "parentId": "e4", "timestamp": "2026-01-05T05:00:05Z",
+         "message": {"role": "toolResult", "toolCallId": "tc1", "content": "all: build"}},
+        {"type": "message", "id": "e6", "parentId": "e5", "timestamp": "2026-01-05T05:00:06Z",
+         "message": {"role": "bashExecution", "command": "make", "output": "ok", "exitCode": 0}},
+        {"type": "compaction", "id": "e7", "parentId": "e6", "summary": "Built once."},
+        {"type": "message", "id": "e8", "parentId": "e7", "timestamp": "2026-01-05T05:00:08Z",
+         "message": {"role": "assistant", "stopReason": "stop",
+                     "content": [{"type": "text", "text": "Done."}]}},
+    ])  # fmt: skip

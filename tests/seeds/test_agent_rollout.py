@@ -12,7 +12,14 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.seeds.rollout_fixtures import atif_trajectory, write_atif, write_claude_code, write_codex
+from tests.seeds.rollout_fixtures import (
+    atif_trajectory,
+    write_atif,
+    write_claude_code,
+    write_codex,
+    write_hermes_agent,
+    write_pi_coding_agent,
+)
 
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigValidationError
@@ -120,6 +127,75 @@ def test_atif_trajectories(tmp_path: Path) -> None:
     )
 
 
+def test_hermes_agent_cli_logs_and_gateway_transcripts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_hermes_agent(tmp_path)
+    gateway, cli = _rows("hermes_agent", tmp_path)  # config.json: skipped without a warning
+    assert "config.json" not in caplog.text
+    assert [m["role"] for m in cli["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    call = cli["messages"][2]
+    assert (call["content"], call["reasoning_content"]) == (
+        [{"type": "text", "text": ""}],
+        "Check df.",
+    )
+    assert call["tool_calls"][0]["function"] == {
+        "name": "terminal",
+        "arguments": '{"cmd": "df -h"}',
+    }
+    assert cli["messages"][3]["content"] == [{"type": "text", "text": '{"stdout": "40% used"}'}]
+    assert (cli["trace_id"], cli["started_at"]) == ("h-cli-1", "2026-01-05T07:00:00")
+    meta = cli["source_meta"]
+    assert (meta["available_tool_names"], meta["finish_reasons"]) == (
+        ["terminal"],
+        ["tool_calls", "stop"],
+    )
+    assert (meta["system_prompt_chars"], meta["session_format"]) == (15, "cli_session_log")
+    assert gateway["trace_id"] == "gw-42"
+    assert (gateway["started_at"], gateway["ended_at"]) == (
+        "2026-01-05T06:00:00Z",
+        "2026-01-05T06:01:00Z",
+    )
+    assert gateway["source_meta"] == {
+        "record_count": 2, "session_format": "gateway_transcript", "finish_reasons": ["stop"],
+        "tool_names_used": [], "session_key": "telegram:7", "total_tokens": 12,
+        "origin": {"chat": 7},
+    }  # fmt: skip
+    assert gateway["messages"][1]["tool_calls"][0]["id"] == "g1"
+
+
+def test_pi_sessions_read_the_active_branch(tmp_path: Path) -> None:
+    write_pi_coding_agent(tmp_path)
+    (row,) = _rows("pi_coding_agent", tmp_path)
+    said = [(m["role"], m["content"][0]["text"]) for m in row["messages"]]
+    assert said == [
+        ("user", "Build it"),
+        ("assistant", "Running make."),
+        ("tool", "all: build"),
+        ("assistant", ""),
+        ("tool", "ok\n[exit code: 0]"),
+        ("system", "Built once."),
+        ("assistant", "Done."),
+    ]  # fmt: skip  (the abandoned answer on the other branch is not read)
+    bash = row["messages"][3]["tool_calls"][0]
+    assert bash == {"id": "bash_e6", "type": "function",
+                    "function": {"name": "bash", "arguments": '{"command": "make"}'}}  # fmt: skip
+    assert row["messages"][1]["reasoning_content"] == "make"
+    assert row["source_meta"] == {
+        "record_count": 9, "entry_types": ["compaction", "message", "model_change"],
+        "stop_reasons": ["toolUse", "stop"], "session_version": 3,
+        "models_used": ["claude-x", "claude-y"], "has_branches": True, "bash_execution_count": 1,
+    }  # fmt: skip
+    assert (row["trace_id"], row["cwd"], row["tool_call_count"]) == ("pi-1", "/work/pi", 2)
+    assert (row["started_at"], row["ended_at"]) == ("2026-01-05T05:00:00Z", "2026-01-05T05:00:08Z")
+
+
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
@@ -154,9 +230,6 @@ def test_nothing_to_read_is_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigValidationError) as info:
         _rows("claude_code", tmp_path / "claude")  # its only session does not parse
     assert info.value.codes == ("empty_seed",)
-    with pytest.raises(ConfigValidationError) as info:
-        _rows("hermes_agent", tmp_path)
-    assert info.value.codes == ("dd_not_supported",) and "hermes_agent" in str(info.value)
     with pytest.raises(ValueError, match="path is required for format 'atif'"):
         AgentRolloutSeedSource(format="atif")
 

@@ -234,9 +234,9 @@ class AgentRolloutSeedSource(_Strict):
     file of `format`, with the conversation normalised to chat messages (`messages`) and its
     metadata (`trace_id`, `cwd`, `started_at`, ..., `source_meta`).
 
-    `path` defaults to the agent's own session folder (`~/.claude/projects`, `~/.codex/sessions`;
-    required for `atif`); `file_pattern` (file names, default per format) and `recursive` pick
-    the files in it.
+    `path` defaults to the agent's own session folder (`~/.claude/projects`, `~/.codex/sessions`,
+    `~/.hermes/sessions`, `~/.pi/agent/sessions`; required for `atif`); `file_pattern` (file
+    names, default per format) and `recursive` pick the files in it.
     """
 
     seed_type: Literal["agent_rollout"] = "agent_rollout"

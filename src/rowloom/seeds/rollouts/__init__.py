@@ -1,6 +1,6 @@
 """Agent rollout seeds (`seed_type: agent_rollout`, Data Designer's definition): the session
-files of a coding agent (Claude Code, Codex) or ATIF trajectories under a folder, one row per
-session with the conversation as chat messages.
+files of a coding agent (Claude Code, Codex, Hermes Agent, Pi Coding Agent) or ATIF
+trajectories under a folder, one row per session with the conversation as chat messages.
 
 The files are those under the folder (recursively unless `recursive: false`; hidden ones
 skipped) whose name matches `file_pattern`, then those the format reads (e.g. not Claude's
@@ -25,7 +25,7 @@ from rowloom.seeds.blocks import TableBlocks
 from rowloom.seeds.errors import seed_error
 from rowloom.seeds.files import match_files
 from rowloom.seeds.folders import list_files
-from rowloom.seeds.rollouts import atif, claude_code, codex
+from rowloom.seeds.rollouts import atif, claude_code, codex, hermes_agent, pi_coding_agent
 from rowloom.seeds.rollouts.common import ROLLOUT_COLUMNS, RolloutParseError
 
 __all__ = ["ROLLOUT_COLUMNS", "rollout_blocks", "rollout_rows"]
@@ -33,24 +33,29 @@ __all__ = ["ROLLOUT_COLUMNS", "rollout_blocks", "rollout_rows"]
 _log = logging.getLogger(__name__)
 
 Parser = Callable[[Path], list[dict[str, Any]]]
+Predicate = Callable[[str], bool]
 _TYPES = {"is_sidechain": pa.bool_(), "message_count": pa.int64(), "tool_call_count": pa.int64()}
 _NESTED = ("messages", "source_meta")
 
 
-def _parser(source: AgentRolloutSeedSource, root: Path) -> tuple[Callable[[str], bool], Parser]:
+def _parser(source: AgentRolloutSeedSource, root: Path) -> tuple[Predicate, Parser, Predicate]:
+    """Which files the format reads, how, and which of the others deserve a warning."""
     if source.format == "claude_code":
-        index = claude_code.session_index(root, source.recursive)
-        return claude_code.handles, lambda path: claude_code.parse(path, index)
-    if source.format == "codex":
-        return codex.handles, codex.parse
-    if source.format == "atif":
-        return atif.handles, atif.parse
-    raise seed_error(
-        "dd_not_supported",
-        "source.format",
-        f"agent rollout format {source.format!r} is not supported yet "
-        "(atif, claude_code and codex are)",
-    )
+        claude = claude_code.session_index(root, source.recursive)
+        return claude_code.handles, lambda path: claude_code.parse(path, claude), _always
+    if source.format == "hermes_agent":
+        hermes = hermes_agent.session_index(root, source.recursive)
+        return (
+            hermes_agent.handles,
+            lambda path: hermes_agent.parse(path, hermes),
+            hermes_agent.warns,
+        )
+    module = {"codex": codex, "atif": atif, "pi_coding_agent": pi_coding_agent}[source.format]
+    return module.handles, module.parse, _always
+
+
+def _always(relative_path: str) -> bool:
+    return True
 
 
 def _root(source: AgentRolloutSeedSource, base_dir: Path | None) -> Path:
@@ -68,7 +73,7 @@ def rollout_rows(
 ) -> list[dict[str, Any]]:
     """One row per session file (a relative `path` is read from `base_dir`)."""
     root = _root(source, base_dir)
-    handles, parse = _parser(source, root)
+    handles, parse, warns = _parser(source, root)
     matched = match_files(
         list_files(root, source.recursive, source.pattern.startswith(".")), source.pattern
     )
@@ -82,7 +87,8 @@ def rollout_rows(
     rows: list[dict[str, Any]] = []
     for relative in matched:
         if not handles(relative):
-            _log.warning("skipping %s: not a %s session file", relative, source.format)
+            if warns(relative):
+                _log.warning("skipping %s: not a %s session file", relative, source.format)
             continue
         try:
             rows.extend(parse(root / relative))

@@ -15,6 +15,7 @@ __all__ = [
     "json_text",
     "jsonl_objects",
     "message",
+    "message_content",
     "optional_str",
     "require_str",
     "rollout_row",
@@ -58,6 +59,14 @@ def json_text(value: Any) -> str:
 def text(value: Any) -> str:
     """None as "", a string as is, anything else as `str()`."""
     return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def message_content(value: Any) -> Any:
+    """A raw message's content as a message takes it: None as "", text and lists as they are,
+    anything else as JSON text."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str | list) else json_text(value)
 
 
 def _block(value: Any) -> dict[str, Any]:
