@@ -315,6 +315,19 @@ def test_a_run_writes_arrow_files_at_least_4x_smaller_than_its_jsonl(run_dir: Pa
     assert arrow_bytes * 4 <= jsonl_bytes
 
 
+def test_reading_some_columns_gives_those_columns_of_every_event(run_dir: Path) -> None:
+    for stream in ("scheduler", "requests"):
+        full = read_events(run_dir, stream)
+        wanted = ["reason", "event_kind", "captured_at_monotonic"]
+        part = read_events(run_dir, stream, wanted)
+        assert part.column_names == ["event_kind", "captured_at_monotonic", "reason"]
+        assert part.num_rows == full.num_rows > 0
+        for name in wanted:
+            assert part.column(name).to_pylist() == full.column(name).to_pylist()
+        with pytest.raises(ValueError, match="no_such_column"):
+            read_events(run_dir, stream, ["event_kind", "no_such_column"])
+
+
 def test_cli_events_prints_the_jsonl_form(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

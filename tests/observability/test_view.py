@@ -170,6 +170,27 @@ def test_a_retried_task_joins_its_readiness_to_the_execution_that_followed() -> 
     assert (second.dependency_ready_at, second.ready_enqueued_at) == (None, 3.0)
 
 
+def test_an_executions_outcome_is_its_completion_reason_else_success_else_its_end() -> None:
+    sc = Script()
+    for ex, end, reason in (
+        ("te-1", "task_completed", None),
+        ("te-2", "task_completed", "partial"),
+        ("te-3", "cancelled", "shutdown"),
+        ("te-4", "non_retryable_dropped", None),
+    ):
+        sc.run_task(f"t-{ex}", ex, ready=0.0, enq=0.0, sel=1.0)
+        sc.at(2).task(end, f"t-{ex}", ex, reason=reason)
+    sc.run_task("t-5", "te-5", ready=0.0, enq=0.0, sel=1.0)  # still running
+    outcomes = {tl.task_execution_id: tl.outcome for tl in sc.view().timelines}
+    assert outcomes == {
+        "te-1": "success",
+        "te-2": "partial",
+        "te-3": "cancelled",
+        "te-4": "non_retryable_dropped",
+        "te-5": None,
+    }
+
+
 def test_hidden_scheduler_resource_waiters_are_counted() -> None:
     sc = Script()
     sc.run_task("ok", "te-1", 0, 0, 0)

@@ -142,18 +142,15 @@ def legend(chart: Chart) -> str:
 def _path(ln: Line, sx: Callable[[float], float], sy: Callable[[float], float]) -> str:
     if not ln.points:
         return ""
-    cmds: list[str] = []
-    prev_y: float | None = None
-    for x, y in ln.points:
-        px, py = sx(x), sy(y)
-        if not cmds:
-            cmds.append(f"M{px:.1f},{py:.1f}")
-        elif ln.step and prev_y is not None:
-            cmds.append(f"H{px:.1f}V{py:.1f}")
-        else:
-            cmds.append(f"L{px:.1f},{py:.1f}")
-        prev_y = py
-    d = "".join(cmds)
+    pts = [(f"{sx(x):.1f}", f"{sy(y):.1f}") for x, y in ln.points]
+    (mx, my), rest = pts[0], pts[1:]
+    if ln.step:
+        # a step to the height it is already at draws nothing: the next H covers it
+        last = len(rest) - 1
+        keep = [p for i, p in enumerate(rest) if i == last or p[1] != pts[i][1]]
+        d = f"M{mx},{my}" + "".join(f"H{x}V{y}" for x, y in keep)
+    else:
+        d = f"M{mx},{my}" + "".join(f"L{x},{y}" for x, y in rest)
     dash = ' stroke-dasharray="6 4"' if ln.dashed else ""
     title = f"<title>{escape(ln.label)}</title>"
     if ln.fill:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +32,27 @@ from rowloom.observability.events import RequestAdmissionEvent, SchedulerAdmissi
 _log = logging.getLogger(__name__)
 
 
-def read_events(run_dir: str | Path, stream: str) -> pa.Table:
-    """Every recorded event of one stream of a run folder (empty when there is none)."""
+def read_events(run_dir: str | Path, stream: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every recorded event of one stream of a run folder (empty when there is none).
+
+    With `columns`, only those columns are read (decompressed), in schema order.
+    """
     events_dir = Path(run_dir) / "events"
+    full = schema(stream)
+    wanted = sorted({full.get_field_index(name) for name in columns}) if columns else None
+    if wanted is not None and -1 in wanted:
+        raise ValueError(
+            f"unknown {stream} event columns: {sorted(set(columns or ()) - set(full.names))}"
+        )
+    sch = pa.schema([full.field(i) for i in wanted], metadata=full.metadata) if wanted else full
     batches: list[pa.RecordBatch] = []
     legacy = events_dir / f"{stream}.jsonl"
     if legacy.is_file():
-        batches.extend(events_to_table(stream, _read_jsonl(legacy)).to_batches())
+        table = events_to_table(stream, _read_jsonl(legacy))
+        batches.extend(table.select(sch.names).to_batches())
     for path in segments(events_dir, stream):
-        batches.extend(_read_segment(path))
-    return pa.Table.from_batches(batches, schema=schema(stream))
+        batches.extend(_read_segment(path, wanted))
+    return pa.Table.from_batches(batches, schema=sch)
 
 
 def has_events(run_dir: str | Path) -> bool:
@@ -50,11 +61,12 @@ def has_events(run_dir: str | Path) -> bool:
     return any(segments(events_dir, s) or (events_dir / f"{s}.jsonl").is_file() for s in STREAMS)
 
 
-def _read_segment(path: Path) -> list[pa.RecordBatch]:
+def _read_segment(path: Path, fields: list[int] | None) -> list[pa.RecordBatch]:
     batches: list[pa.RecordBatch] = []
+    options = ipc.IpcReadOptions(use_threads=False, included_fields=fields or None)
     try:
         with pa.memory_map(str(path)) as source:
-            reader = ipc.open_stream(source, options=ipc.IpcReadOptions(use_threads=False))
+            reader = ipc.open_stream(source, options=options)
             while True:
                 try:
                     batch = reader.read_next_batch()

@@ -39,7 +39,7 @@ class StepSeries:
     previous value. Samples earlier than the origin count toward the first bucket.
     """
 
-    __slots__ = ("_high", "_last", "_low", "_max", "_origin", "_value", "_width")
+    __slots__ = ("_buckets", "_high", "_last", "_low", "_max", "_origin", "_value", "_width")
 
     def __init__(
         self,
@@ -59,6 +59,7 @@ class StepSeries:
         self._low: list[float] = list(start)
         self._high: list[float] = list(start)
         self._last: list[float] = list(start)
+        self._buckets: list[StepBucket] | None = None
 
     @classmethod
     def from_values(
@@ -115,6 +116,7 @@ class StepSeries:
         """
         if self._value is None:
             self._value = value
+        self._buckets = None
         i = self._index(t)
         low, high, last = self._low, self._high, self._last
         if value < low[i]:
@@ -131,15 +133,20 @@ class StepSeries:
     def extend_to(self, t: float) -> None:
         """Carry the current value up to time `t` (so a chart spans the whole run)."""
         if self._value is not None:
+            self._buckets = None
             self._index(t)
 
     def buckets(self) -> list[StepBucket]:
-        """The buckets in time order."""
-        o, w = self._origin, self._width
-        return [
-            StepBucket(o + i * w, o + (i + 1) * w, lo, hi, la)
-            for i, (lo, hi, la) in enumerate(zip(self._low, self._high, self._last, strict=True))
-        ]
+        """The buckets in time order (built once until the series changes; do not mutate)."""
+        if self._buckets is None:
+            o, w = self._origin, self._width
+            self._buckets = [
+                StepBucket(o + i * w, o + (i + 1) * w, lo, hi, la)
+                for i, (lo, hi, la) in enumerate(
+                    zip(self._low, self._high, self._last, strict=True)
+                )
+            ]
+        return self._buckets
 
     def as_json(self) -> dict[str, Any]:
         """`{origin, width, low[], high[], last[]}`."""

@@ -26,7 +26,7 @@ import pyarrow as pa
 from rowloom.observability.eventlog import events_to_table
 from rowloom.observability.eventread import read_events
 from rowloom.observability.series import StepSeries
-from rowloom.observability.view_build import ViewParts, build_view
+from rowloom.observability.view_build import VIEW_COLUMNS, ViewParts, build_view
 from rowloom.observability.view_model import (
     LAYERS,
     TIMELINE_FIELDS,
@@ -125,8 +125,8 @@ class CorrelatedRuntimeView:
         if submission_capacity is None:
             submission_capacity = _plan_submission_capacity(run_dir / "capacity_plan.json")
         return cls.from_tables(
-            read_events(run_dir, "scheduler"),
-            read_events(run_dir, "requests"),
+            read_events(run_dir, "scheduler", VIEW_COLUMNS["scheduler"]),
+            read_events(run_dir, "requests", VIEW_COLUMNS["requests"]),
             submission_capacity=submission_capacity,
         )
 

@@ -54,6 +54,36 @@ _EXEC_KINDS: Final = (
     "task_lease_released",
 )
 
+VIEW_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "scheduler": (
+        "event_kind",
+        "sequence",
+        "captured_at_monotonic",
+        "correlation_row_group",
+        "correlation_task_column",
+        "task_id",
+        "task_execution_id",
+        "reason",
+        "diagnostics",
+    ),
+    "requests": (
+        "event_kind",
+        "sequence",
+        "captured_at_monotonic",
+        "correlation_task_execution_id",
+        "request_attempt_id",
+        "request_resource_key",
+        "reason",
+        "snapshot_current_limit",
+        "snapshot_effective_max",
+        "snapshot_static_cap",
+        "snapshot_blocked_until_monotonic",
+        "diagnostics",
+        "diagnostics_task_execution_id",
+    ),
+}
+"""The columns `build_view` reads of each stream (a run folder's view reads only these)."""
+
 
 @dataclass
 class ViewParts:
@@ -244,6 +274,7 @@ class _Scheduler:
         task = s.codes("task_id", Interner())
         has_ex = ex >= 0
         self.reason = s.codes("reason", reasons := Interner())
+        self.reason_names = reasons.values
         released = reasons.codes.get("released", -2)
         self.selected = s.is_("selected") & has_ex
         self.sink = self.selected & (task >= 0)
@@ -366,9 +397,11 @@ class _Scheduler:
         last = _last_row(done | terminal, self.ex, tl.size)
         tl.floats["finished_at"] = pick(s.t, last)
         rows = last[last >= 0]
-        reasons = s.strings("reason", rows)
+        reasons = [*self.reason_names, "success"]  # code -1 (no reason) is the last
         names = [
-            (reason or "success") if done[row] else s.kind_names[int(s.kind[row])]
-            for row, reason in zip(rows.tolist(), reasons, strict=True)
+            reasons[code] if finished else s.kind_names[kind]
+            for code, finished, kind in zip(
+                self.reason[rows].tolist(), done[rows].tolist(), s.kind[rows].tolist(), strict=True
+            )
         ]
         tl.set_objects("outcome", pa.array(names, pa.string()), last >= 0)

@@ -211,25 +211,29 @@ class RequestJoin:
         r = self.r
         current, ok = nullable_ints(r.table.column("snapshot_current_limit"))
         snap_rows = np.flatnonzero(ok & (self.key >= 0))
-        points: list[tuple[int, int, int, float]] = [
-            (row, 0, k, float(v))
-            for row, k, v in zip(
-                snap_rows.tolist(),
-                self.key[snap_rows].tolist(),
-                current[snap_rows].tolist(),
-                strict=True,
+        changes = list(self._limit_change_points())
+        rows = np.concatenate((snap_rows, np.array([c[0] for c in changes], dtype=np.int64)))
+        source = np.concatenate(
+            (np.zeros(len(snap_rows), np.int64), np.ones(len(changes), np.int64))
+        )
+        keys = self.key[rows]
+        values = np.concatenate(
+            (current[snap_rows].astype(np.float64), np.array([c[3] for c in changes], np.float64))
+        )
+        order = np.lexsort((values, source, rows, keys))  # per key, in (row, source) order
+        rows, source, keys, values = rows[order], source[order], keys[order], values[order]
+        # a snapshot repeating the previous point's value (the limit in force) sets nothing
+        repeat = np.zeros(len(rows), dtype=bool)
+        repeat[1:] = (source[1:] == 0) & (keys[1:] == keys[:-1]) & (values[1:] == values[:-1])
+        rows, keys, values = rows[~repeat], keys[~repeat], values[~repeat]
+        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        return {
+            int(k[0]): (r.t[part], v)
+            for k, part, v in zip(
+                np.split(keys, cuts), np.split(rows, cuts), np.split(values, cuts), strict=True
             )
-        ]
-        points.extend(self._limit_change_points())
-        points.sort()
-        out: dict[int, tuple[list[float], list[float]]] = {}
-        for row, source, k, value in points:
-            times, values = out.setdefault(k, ([], []))
-            if source == 0 and values and values[-1] == value:
-                continue  # a snapshot repeating the current limit sets nothing
-            times.append(float(r.t[row]))
-            values.append(value)
-        return {k: (np.array(ts), np.array(vs)) for k, (ts, vs) in out.items()}
+            if len(k)
+        }
 
     def _limit_change_points(self) -> Iterator[tuple[int, int, int, float]]:
         r = self.r
