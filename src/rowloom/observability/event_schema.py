@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any, Final
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -153,6 +154,10 @@ def dumps(value: Any) -> bytes:
 
 
 # --- columns -> record batch --------------------------------------------------------------------
+#
+# Buffered values are converted per distinct object (by identity: a buffer holds every object
+# it names, so no two of them share an id), then spread to the rows with one `take`: the
+# Python work is per correlation, snapshot or diagnostics object, not per event.
 
 
 def columns_to_batch(stream: str, columns: Sequence[Sequence[Any]]) -> pa.RecordBatch:
@@ -171,9 +176,16 @@ def columns_to_batch(stream: str, columns: Sequence[Sequence[Any]]) -> pa.Record
         arrays.append(keys(col) if name in KEY_FIELDS else strings(col))
     arrays.append(keys(reasons))
     arrays += _snapshots(snaps)
-    arrays.append(pa.array([dumps(x) if x else None for x in diags], _STR))
+    arrays.append(_diagnostics(diags))
     arrays.append(strings(diag_ex))
     return pa.RecordBatch.from_arrays(arrays, schema=sch)
+
+
+def distinct(values: Sequence[Any]) -> tuple[list[Any], pa.Array]:
+    """The distinct objects of `values` (by identity) and, per row, its object's index."""
+    ids = np.fromiter(map(id, values), np.uint64, len(values))
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    return [values[i] for i in first.tolist()], pa.array(inverse.astype(np.int32, copy=False))
 
 
 def strings(col: Sequence[Any]) -> pa.Array:
@@ -190,14 +202,10 @@ def keys(col: Sequence[Any]) -> pa.Array:
         return pa.array(col, _STR).dictionary_encode()
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         pass
-    ids = list(map(id, col))
-    by_id = dict(zip(ids, col, strict=True))
+    objects, rows = distinct(col)
     names: dict[str, int] = {}
-    slot = {
-        key: None if k is None else names.setdefault(str(key_str(k)), len(names))
-        for key, k in by_id.items()
-    }
-    indices = pa.array(list(map(slot.__getitem__, ids)), pa.int32())
+    slots = [None if k is None else names.setdefault(str(key_str(k)), len(names)) for k in objects]
+    indices = pa.array(slots, pa.int32()).take(rows)
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(names), _STR))
 
 
@@ -211,39 +219,37 @@ def _typed(values: Sequence[Any], t: pa.DataType) -> pa.Array:
 
 
 def _correlations(corrs: Sequence[Any]) -> list[pa.Array]:
-    """`correlation_form`, the seven typed fields and `correlation_json`, one entry per
-    distinct correlation object, then spread to the rows."""
-    ids = list(map(id, corrs))
-    by_id = dict(zip(ids, corrs, strict=True))
-    slot = {key: i for i, key in enumerate(by_id)}
-    forms: list[int] = []
-    texts: list[bytes | None] = []
-    rows: list[tuple[Any, ...]] = []
-    for corr in by_id.values():
-        form, text, values = _correlation(corr)
-        forms.append(form)
-        texts.append(text)
-        rows.append(values)
-    indices = pa.array(list(map(slot.__getitem__, ids)), pa.int32())
-    columns = zip(*rows, strict=True)
+    """`correlation_form`, the seven typed fields and `correlation_json`."""
+    objects, rows = distinct(corrs)
+    runtime = [o.correlation if type(o) is CorrelationJson else o for o in objects]
+    others = [i for i, o in enumerate(runtime) if type(o) is not RuntimeCorrelation]
+    forms = [1] * len(objects)
+    texts: list[bytes | None] = [None] * len(objects)
+    for i in others:
+        runtime[i] = _NO_CORRELATION
+    columns = [list(map(get, runtime)) for get in _CORRELATION_GETTERS]
+    for i in others:
+        forms[i], texts[i], values = _correlation(objects[i])
+        for column, value in zip(columns, values, strict=True):
+            column[i] = value
     typed = [
-        _typed(list(col), t).take(indices)
-        for col, (_, t) in zip(columns, CORRELATION_FIELDS, strict=True)
+        _typed(col, t).take(rows) for col, (_, t) in zip(columns, CORRELATION_FIELDS, strict=True)
     ]
-    return [
-        pa.array(forms, pa.int8()).take(indices),
-        *typed,
-        pa.array(texts, _STR).take(indices),
-    ]
+    return [pa.array(forms, pa.int8()).take(rows), *typed, pa.array(texts, _STR).take(rows)]
 
 
 _NO_FIELDS: Final = (None,) * len(CORRELATION_FIELDS)
+_NO_CORRELATION: Final = RuntimeCorrelation(run_id="")  # a stand-in, its fields overwritten
+_CORRELATION_GETTERS: Final = tuple(attrgetter(name) for name, _ in CORRELATION_FIELDS)
 
 
 def _correlation(corr: Any) -> tuple[int, bytes | None, tuple[Any, ...]]:
     """(form, JSON text, typed fields) of one correlation."""
-    if isinstance(corr, CorrelationJson):
-        corr = corr.correlation
+    cls = type(corr)
+    if cls is RuntimeCorrelation:
+        return 1, None, _CORRELATION_ATTRS(corr)
+    if cls is CorrelationJson:
+        return 1, None, _CORRELATION_ATTRS(corr.correlation)
     if isinstance(corr, RuntimeCorrelation):
         return 1, None, _CORRELATION_ATTRS(corr)
     if not corr:
@@ -264,46 +270,54 @@ def _fits(value: Any, t: pa.DataType) -> bool:
     return isinstance(value, str)
 
 
+def _diagnostics(diags: Sequence[Any]) -> pa.Array:
+    """Diagnostics as JSON text, null for none or empty."""
+    if diags.count(None) == len(diags):
+        return pa.nulls(len(diags), _STR)
+    return pa.array([dumps(x) if x else None for x in diags], _STR)
+
+
 def _snapshots(snaps: Sequence[Any]) -> list[pa.Array]:
     """`snapshot_form`, the typed pressure fields and `snapshot_json`."""
     n = len(snaps)
-    present = (
-        [i for i, snap in enumerate(snaps) if snap is not None] if snaps.count(None) < n else []
-    )
-    if not present:
+    if snaps.count(None) == n:
         nulls = [pa.nulls(n, t) for _, t in PRESSURE_FIELDS]
-        return [pa.array(bytes(n), pa.int8()), *nulls, pa.nulls(n, _STR)]
-    forms = [0] * n
-    pressure = [i for i in present if _is_pressure(type(snaps[i]))]
-    typed = _pressure_arrays([snaps[i] for i in pressure]) if pressure else None
+        return [pa.array(np.zeros(n, np.int8)), *nulls, pa.nulls(n, _STR)]
+    objects, rows = distinct(snaps)
+    u = len(objects)
+    forms = [0 if snap is None else 2 for snap in objects]
+    pressure = [i for i, snap in enumerate(objects) if forms[i] and _is_pressure(type(snap))]
+    typed = _pressure_arrays([objects[i] for i in pressure]) if pressure else None
     if typed is None:
         pressure = []
-    for i in present:
-        forms[i] = 2
     for i in pressure:
         forms[i] = 1
-    texts: list[bytes | None] = [None] * n
+    texts: list[bytes | None] = [None] * u
     view: list[list[Any]] | None = None
-    for i in present:
+    for i, snap in enumerate(objects):
         if forms[i] != 2:
             continue
-        value = to_json_value(snaps[i])
+        value = to_json_value(snap)
         texts[i] = dumps(value)
         if isinstance(value, dict):
-            view = view or [[None] * n for _ in SNAPSHOT_VIEW_FIELDS]
+            view = view or [[None] * u for _ in SNAPSHOT_VIEW_FIELDS]
             for column, name in zip(view, SNAPSHOT_VIEW_FIELDS, strict=True):
                 v = value.get(name)
                 if _fits(v, _INT) or (type(v) is float and name == "blocked_until_monotonic"):
                     column[i] = v
     if typed is not None:
-        spread = pa.array(_positions(pressure, n), pa.int32())
+        spread = pa.array(_positions(pressure, u), pa.int32())
         columns = [col.take(spread) for col in typed]
     else:
-        columns = [pa.nulls(n, t) for _, t in PRESSURE_FIELDS]
+        columns = [pa.nulls(u, t) for _, t in PRESSURE_FIELDS]
     for column, name in zip(view or [], SNAPSHOT_VIEW_FIELDS[: len(view or [])], strict=True):
         j = _PRESSURE_INDEX[name]
         columns[j] = pc.coalesce(columns[j], pa.array(column, PRESSURE_FIELDS[j][1]))
-    return [pa.array(forms, pa.int8()), *columns, pa.array(texts, _STR)]
+    return [
+        pa.array(forms, pa.int8()).take(rows),
+        *(col.take(rows) for col in columns),
+        pa.array(texts, _STR).take(rows),
+    ]
 
 
 _PRESSURE: Final = "request_pressure"
@@ -334,10 +348,12 @@ def _positions(rows: Sequence[int], n: int) -> list[int | None]:
 def _pressure_arrays(snaps: Sequence[Any]) -> list[pa.Array] | None:
     """The typed fields of request pressure snapshots (None when a value does not fit)."""
     columns = [list(c) for c in zip(*map(_PRESSURE_ATTRS, snaps), strict=True)]
-    names = {id(k): str(key_str(k)) for k in columns[0]}
-    columns[0] = [names[id(k)] for k in columns[0]]
     try:
-        return [_typed(col, t) for col, (_, t) in zip(columns, PRESSURE_FIELDS, strict=True)]
+        resources = keys(columns[0])
+        return [
+            resources,
+            *(_typed(col, t) for col, (_, t) in zip(columns[1:], PRESSURE_FIELDS[1:], strict=True)),
+        ]
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return None
 
