@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LAZY = ("pandas", "openai", "huggingface_hub", "ray", "mcp", "sqlglot", "datasketch")
+LAZY = ("pandas", "aiohttp", "huggingface_hub", "ray", "mcp", "sqlglot", "datasketch")
 
 
 def test_the_cli_starts_without_the_heavy_optional_libraries() -> None:

@@ -113,7 +113,10 @@ def write_timeline_csv(path: Path, iterations: Sequence[Mapping[str, Any]]) -> i
     return n
 
 
-_PATHS = {True: "HTTP mock server(s) via the openai client", False: "in-process simulated provider"}
+_PATHS = {
+    True: "HTTP mock server(s) via the OpenAI-compatible client",
+    False: "in-process simulated provider",
+}
 
 
 def _fmt(value: float | None) -> str:

@@ -89,7 +89,9 @@ def run(
     warmups: Annotated[int, typer.Option(min=0, help="discarded warm-up iterations")] = 1,
     seed: Annotated[int, typer.Option(help="seed for data and simulated providers")] = 42,
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
-    http: Annotated[bool, typer.Option(help="mock server(s) over real HTTP via openai")] = False,
+    http: Annotated[
+        bool, typer.Option(help="mock server(s) over real HTTP via the OpenAI-compatible client")
+    ] = False,
     timeline_cap: Annotated[int, typer.Option(min=0, help="events kept per iteration")] = 5_000,
     oracle: Annotated[bool, typer.Option(help="check output hashes against the oracle")] = True,
 ) -> None:

@@ -4,11 +4,12 @@ The mock server runs in a child process (`MockServerProcess`, 127.0.0.1, latency
 four times the concurrency, so it never refuses); here `concurrency` closed-loop workers send
 `requests` chat completions over loopback, bounded by `max_seconds`. Two clients can be
 measured in one iteration (`clients` knob): `raw`, a bare aiohttp session posting the JSON body
-(what loopback HTTP costs at all), and `adapter`, rowloom's `OpenAICompatibleClient` (the
-`openai` SDK, classification and headers: what the engine really pays per request). The client
-CPU per request is this process's CPU time (the server's is in the child), so the figure is the
-engine side's cost; requests/s says how fast one mock server can feed a benchmark. Every
-iteration starts from a fresh server and a warm-up of `warmup` requests per client.
+(what loopback HTTP costs at all), and `adapter`, rowloom's `OpenAICompatibleClient` (its
+pooled aiohttp session, JSON, classification and headers: what the engine really pays per
+request). The client CPU per request is this process's CPU time (the server's is in the
+child), so the figure is the engine side's cost; requests/s says how fast one mock server can
+feed a benchmark. Every iteration starts from a fresh server and a warm-up of `warmup`
+requests per client.
 """
 
 from __future__ import annotations

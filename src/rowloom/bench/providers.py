@@ -4,8 +4,8 @@ A `ProviderScript` is one provider's behaviour (concurrency slots, latency, over
 Retry-After, rpm, faults, seed). In process it becomes a `simulated` `ModelProvider`; with
 `--http` the harness starts `rowloom mock-server`'s server in a child process on 127.0.0.1
 (`rowloom.simulation.process.MockServerProcess`) and points an `openai` provider at it, so
-calls go through the real `openai` client over real sockets and the server's CPU is not charged
-to the engine. The same seed gives the same answers on both paths, so output hashes are
+calls go through the real OpenAI-compatible client over real sockets and the server's CPU is
+not charged to the engine. The same seed gives the same answers on both paths, so output hashes are
 comparable.
 """
 

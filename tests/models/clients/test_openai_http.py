@@ -30,7 +30,7 @@ from rowloom.models.clients.base import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from rowloom.models.clients.openai_compatible import OpenAICompatibleClient
+from rowloom.models.clients.openai_compatible import OpenAICompatibleClient, _env_proxy
 from rowloom.models.clients.simulated import SimulatedModelClient
 from rowloom.simulation.server import (
     MockProviderServer,
@@ -311,3 +311,122 @@ async def test_retry_after_ms_and_408_classification() -> None:
         finally:
             await client.aclose()
     assert limited.value.retry_after_seconds == 1.5
+
+
+# ------------------------------------------------------------------------- the wire itself
+
+
+async def test_the_request_carries_the_key_headers_and_the_json_body() -> None:
+    seen: list[tuple[dict[str, str], Any]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append((dict(request.headers), json.loads(await request.read())))
+        message = {
+            "content": "ok",
+            "reasoning_content": "thought",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        }
+        return web.json_response({"choices": [{"message": message, "finish_reason": "stop"}]})
+
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    request = ChatRequest(
+        model="writer",
+        messages=MESSAGES,
+        max_tokens=8,
+        response_format={"type": "json_object"},
+        tools=(tool,),
+        extra_headers={"X-Call": "c"},
+    )
+    async with stub_server(handler) as url:
+        client = OpenAICompatibleClient(
+            "stub", url, api_key=SECRET, extra_headers={"X-Team": "t"}, extra_body={"seed": 3}
+        )
+        try:
+            answer = await client.chat(request)
+        finally:
+            await client.aclose()
+    ((headers, body),) = seen
+    assert headers["Authorization"] == f"Bearer {SECRET}"
+    assert (headers["X-Team"], headers["X-Call"]) == ("t", "c")
+    assert headers["Content-Type"] == "application/json"
+    assert body == {
+        "model": "writer",
+        "messages": [dict(m) for m in MESSAGES],
+        "max_tokens": 8,
+        "response_format": {"type": "json_object"},
+        "tools": [tool],
+        "seed": 3,
+    }
+    assert (answer.text, answer.reasoning_content) == ("ok", "thought")
+    assert answer.finish_reason == "stop"
+    assert [(c.id, c.name, c.arguments) for c in answer.tool_calls] == [("c1", "f", "{}")]
+
+
+async def test_a_4xx_keeps_the_providers_short_message_with_the_key_redacted() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        text = f"model   nope does not exist for key {SECRET}"
+        return web.json_response({"error": {"message": text}}, status=404)
+
+    async with stub_server(handler) as url:
+        client = OpenAICompatibleClient("stub", url, api_key=SECRET, max_connections=1)
+        try:
+            with pytest.raises(ProviderRequestError) as caught:
+                await client.chat(CHAT)
+        finally:
+            await client.aclose()
+    assert caught.value.status_code == 404
+    assert caught.value.provider_message == "model nope does not exist for key [REDACTED]"
+    assert SECRET not in str(caught.value)
+
+
+async def test_no_free_pooled_connection_in_time_is_a_pool_timeout() -> None:
+    """A pool of one connection held by a slow call: the next call waits for it for its own
+    timeout, then fails as `pool_timeout` (not a connect timeout); the held call still ends."""
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await release.wait()
+        return web.json_response({"choices": [{"message": {"content": "late"}}]})
+
+    async with stub_server(handler) as url:
+        client = OpenAICompatibleClient("stub", url, max_connections=1)
+        try:
+            held = asyncio.create_task(client.chat(CHAT))
+            await arrived.wait()
+            quick = ChatRequest(model="writer", messages=MESSAGES, timeout=0.2)
+            with pytest.raises(ProviderConnectionError) as caught:
+                await client.chat(quick)
+            release.set()
+            assert (await held).text == "late"
+        finally:
+            await client.aclose()
+    assert caught.value.failure == "pool_timeout"
+
+
+async def test_tls_to_a_plain_http_server_is_a_tls_connection_error() -> None:
+    async with serving(MockServerOptions(latency_ms=0)) as (server, _):
+        client = OpenAICompatibleClient(
+            "tls", server.url.replace("http://", "https://"), max_connections=1
+        )
+        try:
+            with pytest.raises(ProviderConnectionError) as caught:
+                await client.chat(CHAT)
+        finally:
+            await client.aclose()
+    assert caught.value.failure == "tls"
+
+
+def test_a_proxy_named_by_the_environment_is_used_unless_the_host_is_bypassed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert _env_proxy("https://api.example/v1", "api.example") == "http://proxy.example:3128"
+    assert _env_proxy("https://internal.example/v1", "internal.example") is None
+    assert _env_proxy("http://api.example/v1", "api.example") is None  # no HTTP_PROXY

@@ -1,13 +1,15 @@
-"""`OpenAICompatibleClient`: any OpenAI-compatible endpoint through the official `openai` SDK.
+"""`OpenAICompatibleClient`: any OpenAI-compatible endpoint over one pooled aiohttp session.
 
-One outbound attempt per call (`max_retries=0`), over the SDK's default async HTTP client class
-with an explicit connection pool, so `transport_pool_limits` is the pool really in use. Requests
-go through the SDK's documented low-level `AsyncOpenAI.post(path, cast_to=Response, ...)`: the
-SDK still owns auth, headers, timeouts, the transport and the error classes, but the body is
-sent as built here and the answer parsed with orjson, skipping the SDK's per-request
-`TypedDict` transform and model construction (about 1.3 ms of CPU per request here, half the
-client's cost). Headers: `Retry-After` / `retry-after-ms` (seconds or an HTTP date) and
-`x-ratelimit-*`. Failures are classified into the `ProviderError` taxonomy:
+One outbound attempt per call, no retries (`ModelRequestExecutor` owns those). Each call is one
+`POST` of an orjson-encoded body to `/chat/completions`, `/embeddings` or
+`/images/generations`, its answer parsed with orjson. The `openai` SDK is not on this path: its
+per-request work (typed request options, header and URL models, an httpx layer over its own
+aiohttp transport) was about a third of the engine's CPU per request. What the adapter keeps
+from it: the bearer key and extra headers, a bounded connection pool (`transport_pool_limits`
+is the pool really in use), per-attempt timeouts (connect at most `CONNECT_TIMEOUT_S`, then
+`timeout` between bytes), proxies from the environment (read once), redirects, and the
+rate-limit headers (`Retry-After` / `retry-after-ms` in seconds or an HTTP date, and
+`x-ratelimit-*`). Failures are classified into the `ProviderError` taxonomy:
 
 | answer | error |
 |---|---|
@@ -19,24 +21,23 @@ client's cost). Headers: `Retry-After` / `retry-after-ms` (seconds or an HTTP da
 | other 4xx | `ProviderRequestError` (the provider's short error text, redacted) |
 | malformed 2xx body | `ProviderResponseError` |
 
-Messages never carry the API key or a response body, and SDK exceptions are not chained.
+Messages never carry the API key or a response body, and transport exceptions are not chained.
 """
 
 from __future__ import annotations
 
 import base64
 import errno
-import importlib
 import socket
 import ssl
 from collections.abc import Mapping
-from types import ModuleType
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
+from urllib.request import getproxies, proxy_bypass
 
-import openai
+import aiohttp
 import orjson
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient, RequestOptions
 
 from rowloom.models.clients.base import (
     ChatRequest,
@@ -72,31 +73,9 @@ _PLACEHOLDER_KEY = "not-needed"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 CONNECT_TIMEOUT_S = 10.0
 """Seconds to establish a connection (the attempt's own timeout when that is shorter)."""
-# SDKs that scope auth per operation (`security`) send the bearer key only when asked; older
-# ones always send it and have no such option.
-_AUTH_OPTIONS: Mapping[str, Any] = (
-    {"security": {"bearer_auth": True}} if "security" in RequestOptions.__annotations__ else {}
-)
-
-
-def _http_module() -> ModuleType:
-    """The HTTP library the installed SDK is built on (`httpx2` for openai 3.x, else `httpx`)."""
-    for cls in DefaultAsyncHttpxClient.__mro__:
-        if cls.__name__ == "AsyncClient":
-            return importlib.import_module(cls.__module__.split(".")[0])
-    return importlib.import_module("httpx")  # pragma: no cover - every SDK so far has one
-
-
-def _http_client(limits: Any, httpx_name: str) -> tuple[Any, str]:
-    """The SDK's aiohttp transport when available (about a third less CPU per request than
-    its httpx transport here), else its httpx client; both with `limits` as the pool."""
-    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
-    if aiohttp_client is not None:
-        try:
-            return aiohttp_client(limits=limits), "aiohttp"
-        except RuntimeError:  # the SDK was installed without its aiohttp transport
-            pass
-    return DefaultAsyncHttpxClient(limits=limits), httpx_name
+KEEPALIVE_S = 5.0
+"""Seconds an idle pooled connection is kept open."""
+_USER_AGENT = "rowloom (OpenAI-compatible client; aiohttp)"
 
 
 class OpenAICompatibleClient:
@@ -114,32 +93,30 @@ class OpenAICompatibleClient:
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
-        http = _http_module()
-        limits = http.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
         self._provider_name = provider_name
-        self._base_url = base_url
-        self._response_type: Any = http.Response
-        self._timeout_type: Any = http.Timeout
+        self._base_url = base_url.rstrip("/")
         register_secret(api_key)  # no log line may carry it, even an echoed header
         for value in (extra_headers or {}).values():
             register_secret(value)  # a header may carry a credential too
+        self._headers = {
+            "Authorization": f"Bearer {api_key or _PLACEHOLDER_KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+            **(extra_headers or {}),
+        }
         self._extra_body = dict(extra_body or {})
-        self._sends_cell_key = urlparse(base_url).hostname in _LOOPBACK
-        http_client, kind = _http_client(limits, http.__name__)
-        self._client = AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or _PLACEHOLDER_KEY,
-            max_retries=0,
-            http_client=http_client,
-            default_headers=dict(extra_headers) if extra_headers else None,
-        )
+        host = urlparse(base_url).hostname
+        self._sends_cell_key = host in _LOOPBACK
+        self._proxy = _env_proxy(base_url, host)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._pool_limits = TransportPoolLimits(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            kind=kind,
-            extra={"keepalive_expiry": limits.keepalive_expiry},
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            kind="aiohttp",
+            extra={"keepalive_expiry": KEEPALIVE_S},
         )
 
     def __repr__(self) -> str:
@@ -264,30 +241,60 @@ class OpenAICompatibleClient:
         body: dict[str, Any],
         timeout_s: float | None,
         headers: Mapping[str, str] | None = None,
-    ) -> tuple[Any, RateLimitHeaders | None]:
-        """One POST through the SDK; the raw answer and its rate-limit headers, or a
-        classified `ProviderError` (non-2xx answers raise in the SDK)."""
-        options: RequestOptions = dict(_AUTH_OPTIONS)  # type: ignore[assignment]
-        if timeout_s is not None:
-            # the whole attempt gets `timeout_s`; connecting gets at most CONNECT_TIMEOUT_S, so
-            # an endpoint that drops packets is found unreachable in seconds
-            options["timeout"] = self._timeout_type(
-                timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)
-            )
+    ) -> tuple[_Answer, RateLimitHeaders | None]:
+        """One POST; the 2xx answer and its rate-limit headers, or a classified
+        `ProviderError`."""
         cell = current_cell_key() if self._sends_cell_key else None
-        if headers or cell:
-            options["headers"] = {**(headers or {}), **({CELL_KEY_HEADER: cell} if cell else {})}
+        if cell:
+            headers = {**(headers or {}), CELL_KEY_HEADER: cell}
+        session = self._session or self._open()
         try:
-            response = await self._client.post(
-                path, cast_to=self._response_type, body=body, options=options
+            async with session.post(
+                self._base_url + path,
+                data=orjson.dumps(body),
+                headers=headers,
+                timeout=self._timeout(timeout_s),
+                proxy=self._proxy,
+            ) as response:
+                content = await response.read()
+                status = response.status
+                answer_headers = response.headers
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transport_error(exc, route) from None
+        if status >= 300:
+            raise self._status_error(status, answer_headers, content, route) from None
+        return _Answer(status, content), parse_rate_limit_headers(answer_headers)
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The pooled session (made on first use: aiohttp binds it to the running loop)."""
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_S
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=None),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self._session
+
+    def _timeout(self, timeout_s: float | None) -> aiohttp.ClientTimeout:
+        """Connecting (TCP and TLS) gets at most `CONNECT_TIMEOUT_S`, so an endpoint that drops
+        packets is found unreachable in seconds; waiting for a pooled connection, and for each
+        read of the answer, gets `timeout_s`."""
+        timeout = self._timeouts.get(timeout_s)
+        if timeout is None:
+            connect = CONNECT_TIMEOUT_S if timeout_s is None else min(timeout_s, CONNECT_TIMEOUT_S)
+            timeout = self._timeouts[timeout_s] = aiohttp.ClientTimeout(
+                total=None, connect=timeout_s, sock_connect=connect, sock_read=timeout_s
             )
-        except openai.APIError as exc:
-            raise self._classify(exc, route) from None
-        return response, parse_rate_limit_headers(response.headers)
+        return timeout
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._client.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     # ------------------------------------------------------------------------- classification
 
@@ -302,25 +309,18 @@ class OpenAICompatibleClient:
             rate_limit=rate_limit,
         )
 
-    def _classify(self, exc: openai.APIError, route: str) -> ProviderError:
+    def _transport_error(self, exc: BaseException, route: str) -> ProviderError:
+        """A failure before a complete answer: no answer in time, or a connection failure."""
         name = self._provider_name
-        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-            failure, detail = _connection_failure(exc)
-            if failure is None:
-                return ProviderTimeoutError(f"{name}: {route} got no answer in time", provider=name)
-            return ProviderConnectionError(
-                f"{name}: {route} {detail}", provider=name, failure=failure
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return self._status_error(exc, route)
-        return ProviderResponseError(
-            f"{name}: {route} answered with a malformed body", provider=name
-        )
+        failure, detail = _connection_failure(exc)
+        if failure is None:
+            return ProviderTimeoutError(f"{name}: {route} got no answer in time", provider=name)
+        return ProviderConnectionError(f"{name}: {route} {detail}", provider=name, failure=failure)
 
-    def _status_error(self, exc: openai.APIStatusError, route: str) -> ProviderError:
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], content: bytes, route: str
+    ) -> ProviderError:
         name = self._provider_name
-        status = exc.status_code
-        headers = exc.response.headers
         rate_limit = parse_rate_limit_headers(headers)
         message = f"{name}: {route} answered HTTP {status}"
         cls: type[ProviderError]
@@ -341,7 +341,7 @@ class OpenAICompatibleClient:
             cls = ProviderTimeoutError
         else:
             cls = ProviderRequestError
-            said = _provider_message(exc.body)
+            said = _provider_message(content)
         return cls(
             message,
             provider=name,
@@ -352,42 +352,76 @@ class OpenAICompatibleClient:
         )
 
 
+class _Answer:
+    """A 2xx answer's status and body."""
+
+    __slots__ = ("content", "status_code")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+
+def _env_proxy(base_url: str, host: str | None) -> str | None:
+    """The proxy the environment names for `base_url` (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`),
+    read once: None for none or a bypassed host."""
+    proxy = getproxies().get(urlparse(base_url).scheme)
+    if not proxy or (host is not None and proxy_bypass(host)):
+        return None
+    return proxy
+
+
 def _connection_failure(exc: BaseException) -> tuple[ConnectionFailure | None, str]:
     """What went wrong with a connection, from the exception chain's root cause: refused, DNS,
-    TLS, no connection in time, dropped; `(None, ...)` when the request was sent and no answer
-    came in time."""
+    TLS, no connection in time, no free pooled connection in time, dropped; `(None, ...)` when
+    the request was sent and no answer came in time."""
     chain: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and cause not in chain and len(chain) < 16:
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
     for err in reversed(chain):  # the root cause first: it is the most specific
-        if isinstance(err, socket.gaierror):
+        if isinstance(err, socket.gaierror | aiohttp.ClientConnectorDNSError):
             return "dns", f"could not resolve the host name ({err.strerror or err})"
-        if isinstance(err, ssl.SSLError):
+        if isinstance(err, ssl.SSLError | aiohttp.ClientSSLError):
             reason = getattr(err, "reason", None) or type(err).__name__
             return "tls", f"TLS failed ({reason})"
         if isinstance(err, ConnectionRefusedError) or (
             isinstance(err, OSError) and err.errno == errno.ECONNREFUSED
         ):
             return "refused", "connection refused (is the server running on that port?)"
-    names = {type(err).__name__ for err in chain}
-    if "PoolTimeout" in names:
-        return "pool_timeout", "got no free connection from the pool in time"
-    if "ConnectTimeout" in names:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        if any(_waited_in(err.__traceback__, _POOL_WAIT) for err in chain):
+            return "pool_timeout", "got no free connection from the pool in time"
         return "connect_timeout", "could not get a connection in time"
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, TimeoutError):  # a read of the answer timed out
         return None, ""
-    cause_name = type(chain[-1]).__name__ if len(chain) > 1 else "unknown"
-    return "dropped", f"connection failed ({cause_name})"
+    return "dropped", f"connection failed ({type(chain[-1]).__name__})"
+
+
+_POOL_WAIT = "_wait_for_available_connection"
+"""The aiohttp connector's wait for a free connection of its pool (a timeout that struck
+there is a pool timeout, not a connect timeout)."""
+
+
+def _waited_in(tb: TracebackType | None, function: str) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == function:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 _MAX_PROVIDER_MESSAGE = 200
 
 
-def _provider_message(body: object) -> str | None:
+def _provider_message(content: bytes) -> str | None:
     """The provider's short error text from a 4xx body (`{"error": {"message": ...}}`,
     `{"message": ...}`, `{"detail": ...}` or `{"error": "..."}`), redacted and truncated."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
     text: object = None
     if isinstance(body, dict):
         error = body.get("error")
