@@ -196,22 +196,25 @@ async def test_extra_headers_and_body_reach_the_provider() -> None:
 
 
 async def test_remote_providers_never_get_the_cell_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rowloom.models.clients.openai_compatible import OpenAICompatibleClient
-
-    client = OpenAICompatibleClient("remote", "https://api.example.com/v1")
-    posted: list[Any] = []
-
-    async def fake_post(path: str, **kwargs: Any) -> Any:
-        posted.append(kwargs["options"])
-        raise RuntimeError("stop")
-
-    monkeypatch.setattr(client._client, "post", fake_post)
-    try:
-        with bound_cell_key("answer", 7), pytest.raises(RuntimeError):
-            await client.chat(ChatRequest(model="m", messages=({"role": "user", "content": "x"},)))
-    finally:
-        await client.aclose()
-    assert CELL_KEY_HEADER not in (posted[0].get("headers") or {})
+    """A provider off loopback (reached here through the HTTP proxy the environment names,
+    itself on loopback) is never sent the cell key header."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[Any] = []
+    async with capturing(seen) as url:
+        monkeypatch.setenv("HTTP_PROXY", url.removesuffix("/v1"))
+        provider = ModelProvider(name="remote", endpoint="http://api.example.com/v1")
+        client = make_model_client(provider, max_connections=1)
+        try:
+            with bound_cell_key("answer", 7):
+                await client.chat(
+                    ChatRequest(model="m", messages=({"role": "user", "content": "x"},))
+                )
+        finally:
+            await client.aclose()
+    ((headers, _),) = seen
+    assert headers["host"] == "api.example.com"  # it went through the proxy
+    assert CELL_KEY_HEADER.lower() not in headers
 
 
 def test_data_designers_own_settings_are_a_fallback_layer(
