@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rowloom import DatasetConfig, Designer, RunConfig
+from rowloom.errors import RunFolderError
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 FAST_SIM = {"capacity": 64, "latency_ms": 0, "seed": 5}
@@ -201,3 +202,18 @@ def test_a_bad_row_in_a_whole_row_group_task_drops_only_that_row(engine: str) ->
     assert result.summary.dropped_rows == {"template_error": zeros}
     assert all(n != 0 for n in result.data["n"])
     assert result.data["twice"] == [2 * (12 // n) for n in result.data["n"]]
+
+
+@pytest.mark.parametrize("engine", ["async", "sequential"])
+def test_a_run_folder_that_cannot_be_saved_stops_create_with_a_run_folder_error(
+    tmp_path: Path, engine: str
+) -> None:
+    """The run folder's first files are saved while the first requests go out; when they
+    cannot be, `create` still ends in a `RunFolderError` naming the folder, and no part is
+    recorded without its manifest."""
+    config = fast(DatasetConfig.from_yaml(EXAMPLES / "qa_judge.yaml"))
+    (tmp_path / "run" / "config.yaml").mkdir(parents=True)  # a folder where the file goes
+    with pytest.raises(RunFolderError, match="cannot write the run folder"):
+        Designer(tmp_path, engine=engine).create(config, 20, "run")  # type: ignore[arg-type]
+    assert not (tmp_path / "run" / "manifest.json").exists()
+    assert not list((tmp_path / "run" / "data").glob("part-*"))

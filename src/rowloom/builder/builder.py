@@ -10,6 +10,7 @@ checkpointed is lost when a run fails or is cancelled: the manifest records what
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from rowloom.capacity import CapacitySource
 from rowloom.clock import Clock, SystemClock
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
+from rowloom.errors import RunFolderError
 from rowloom.generators import ColumnGenerator, build_generators
 from rowloom.models.clients import make_model_client
 from rowloom.models.facade import ModelFacade
@@ -95,6 +97,7 @@ class DatasetBuilder:
         self._on_admission = on_admission
         self._storage_factory = storage_factory
         self._breaks = tuple(row_group_breaks)
+        self._storage: RunStorage | None = None
         self._plan_sources: dict[str, CapacitySource] = {}
         """Where run settings the builder chose came from (for the capacity plan)."""
 
@@ -116,15 +119,19 @@ class DatasetBuilder:
         tool columns are up for the whole run and closed on every path (error, cancellation).
         """
         async with MCPToolHost(self.config) as tools:
-            run = self.wire(
-                num_records,
-                run_dir=run_dir,
-                name=name,
-                resume=resume,
-                overwrite=overwrite,
-                row_groups=row_groups,
-                toolboxes=tools.toolboxes,
-            )
+            try:
+                run = self.wire(
+                    num_records,
+                    run_dir=run_dir,
+                    name=name,
+                    resume=resume,
+                    overwrite=overwrite,
+                    row_groups=row_groups,
+                    toolboxes=tools.toolboxes,
+                )
+            except BaseException:
+                self._settle_folder()
+                raise
             error: BaseException | None = None
             try:
                 await self.run(run)
@@ -158,7 +165,7 @@ class DatasetBuilder:
         self.config.check_environment()
         config, seed = compile_seed(self.config)
         catalog = ModelResourceCatalog(config.models, config.providers)
-        storage = self._storage_factory(run_dir) if run_dir is not None else None
+        storage = self._storage = self._storage_factory(run_dir) if run_dir is not None else None
         generators = build_generators(config, catalog, seed, _media_root(storage))
         processors = build_processors(config.processors)
         output_columns = without_dropped(config.output_columns(), processors)
@@ -217,6 +224,14 @@ class DatasetBuilder:
         self._watch(run)
         return run
 
+    def _settle_folder(self) -> None:
+        """After a failed `wire`: let the run folder's start finish saving (its own failure
+        is not the error to report)."""
+        storage = self._storage
+        if storage is not None:
+            with contextlib.suppress(RunFolderError):
+                storage.settle()
+
     def _watch(self, run: WiredRun) -> None:
         """Point the monitor at the run's controllers."""
         self.monitor.admission = run.requests.admission
@@ -241,7 +256,7 @@ class DatasetBuilder:
         done: set[int] = set()
         buffer_size, notes, breaks = request.buffer_size, [], self._breaks
         if storage is not None:
-            opened = open_run(storage, request)
+            opened = open_run(storage, request, settle=False)  # saved while requests go
             done, buffer_size, notes = opened.done, opened.buffer_size, opened.notes
             breaks = opened.breaks or breaks
         if buffer_size != self.run_config.buffer_size:

@@ -72,24 +72,27 @@ class OpenedRun:
     """The run's `RowGroupPlan.breaks` (sizes it had when extended with a short last group)."""
 
 
-def open_run(storage: RunStorage, request: RunRequest) -> OpenedRun:
+def open_run(storage: RunStorage, request: RunRequest, *, settle: bool = True) -> OpenedRun:
     """Prepare `storage.run_dir` for `request` (see the module docstring); raises
-    `RunFolderError` (or its `ResumeError`) before anything is changed when it must refuse."""
+    `RunFolderError` (or its `ResumeError`) before anything is changed when it must refuse.
+    With `settle=False` a new run's config and manifest may still be being saved when this
+    returns (see `RunStorage.start`)."""
     try:
         existing = storage.load_manifest()
     except ResumeError:
         if not request.overwrite:
             raise
         replaced = storage.move_aside(_stamp())
-        opened = _fresh(storage, request, [f"moved the unreadable run aside to {replaced}"])
+        notes = [f"moved the unreadable run aside to {replaced}"]
+        opened = _fresh(storage, request, notes, settle)
         opened.replaced = replaced
         return opened
     if existing is None:
         notes = [f"nothing to resume in {storage.run_dir}; started a new run"]
-        return _fresh(storage, request, notes if request.resume else [])
+        return _fresh(storage, request, notes if request.resume else [], settle)
     if request.overwrite:
         replaced = storage.move_aside(_stamp())
-        opened = _fresh(storage, request, [f"moved the previous run to {replaced}"])
+        opened = _fresh(storage, request, [f"moved the previous run to {replaced}"], settle)
         opened.replaced = replaced
         return opened
     if not request.resume:
@@ -101,12 +104,13 @@ def open_run(storage: RunStorage, request: RunRequest) -> OpenedRun:
     return _continue(storage, request, existing)
 
 
-def _fresh(storage: RunStorage, request: RunRequest, notes: list[str]) -> OpenedRun:
+def _fresh(storage: RunStorage, request: RunRequest, notes: list[str], settle: bool) -> OpenedRun:
     storage.start(
         Manifest(
             request.fingerprint, request.num_records, request.buffer_size, request.output_columns
         ),
         request.config,
+        settle=settle,
     )
     return OpenedRun(set(), request.buffer_size, notes)
 

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -263,18 +264,45 @@ class RunStorage:
         self.report_path = run_dir / "report.html"
         self.manifest: Manifest | None = None
         self._lock = threading.Lock()  # parts are written from worker threads
+        self._saving: Future[None] | None = None
+        """The start's saving of config and manifest (None once it is known to be done)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def start(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> None:
+    def start(
+        self, manifest: Manifest, config: Mapping[str, Any] | None = None, *, settle: bool = True
+    ) -> None:
         """Begin a new run in this folder: clear what an earlier start left (parts, events,
         temporaries; nothing else), save the config and the manifest. `RunFolderError` when
-        the folder cannot be written."""
+        the folder cannot be written.
+
+        A worker thread saves the two files (each written and fsynced: tens of ms a run's
+        first requests need not wait for); with `settle=False` this returns before they are
+        on disk. `settle()` waits for them, and so does every later write of the manifest,
+        so none is overtaken; a failed save is its `RunFolderError`."""
         with self._writing():
             self._reset()
-            self._save_config(config)
             self.manifest = manifest
-            self._write_manifest()
+            body = self._manifest_body()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="rowloom-run-folder")
+        self._saving = pool.submit(self._save_start, config, body)
+        pool.shutdown(wait=False)  # the thread ends once the saving is done
+        if settle:
+            self.settle()
+
+    def _save_start(self, config: Mapping[str, Any] | None, manifest_body: bytes) -> None:
+        with self._writing():
+            self._save_config(config)
+            write_atomic(self.manifest_path, manifest_body)
+
+    def settle(self) -> None:
+        """Wait until the start's config and manifest are on disk; `RunFolderError` (every
+        time) when saving them failed. Returns at once when there is nothing to wait for."""
+        saving = self._saving
+        if saving is None:
+            return
+        saving.result()
+        self._saving = None
 
     def resume(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> set[int]:
         """Continue the run of `manifest` (read from this folder, possibly extended): return the
@@ -310,20 +338,26 @@ class RunStorage:
     def read_saved_config(self) -> dict[str, Any] | None:
         """The `config.yaml` this run was started with (None when there is none)."""
         try:
+            self.settle()
             data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+        except (OSError, yaml.YAMLError, RunFolderError):
             return None
         return data if isinstance(data, dict) else None
 
     def _save_config(self, config: Mapping[str, Any] | None) -> None:
+        text = self._config_text(config)
+        if text is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.config_path, text.encode("utf-8"))
+
+    @staticmethod
+    def _config_text(config: Mapping[str, Any] | None) -> str | None:
         if config is None:
-            return
+            return None
         try:
-            text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+            return yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
         except yaml.YAMLError:  # e.g. a DataFrame seed source: nothing to save as text
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config_path, text.encode("utf-8"))
+            return None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -386,6 +420,7 @@ class RunStorage:
     ) -> Path:
         """Write one row group's part atomically, then record it in the manifest."""
         assert self.manifest is not None, "open() first"
+        self.settle()
         path = self.part_path_for(row_group)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
@@ -427,6 +462,7 @@ class RunStorage:
     ) -> Path:
         """Move a finished attempt into place (atomic rename) and record it in the manifest."""
         assert self.manifest is not None, "open() first"
+        self.settle()
         path = self.data_dir / self.part_name(row_group)
         os.replace(attempt, path)
         _fsync_dir(self.data_dir)
@@ -470,6 +506,7 @@ class RunStorage:
         """Record the run's end state ("complete" or "incomplete") and the usage spent on row
         groups this session did not checkpoint."""
         assert self.manifest is not None
+        self.settle()
         with self._lock:
             if discarded:
                 self.manifest.discarded_usage.merge(discarded)
@@ -478,11 +515,14 @@ class RunStorage:
             self._write_manifest()
 
     def _write_manifest(self) -> None:
+        body = self._manifest_body()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.manifest_path, body)
+
+    def _manifest_body(self) -> bytes:
         assert self.manifest is not None
         self.manifest.updated_at = time.time()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        body = json.dumps(self.manifest.as_json(), indent=2) + "\n"
-        write_atomic(self.manifest_path, body.encode())
+        return (json.dumps(self.manifest.as_json(), indent=2) + "\n").encode()
 
     def write_json(self, path: Path, data: Any) -> None:
         """Write a JSON artifact atomically."""

@@ -64,8 +64,10 @@ class AttemptStorage(RunStorage):
         self._waiting: dict[int, asyncio.Future[PartResult]] = {}
         self._processor_parts: dict[int, dict[str, str]] = {}
 
-    def start(self, manifest: Manifest, config: Mapping[str, Any] | None = None) -> None:
-        """A fresh worker manifest; the run's own folder is left alone."""
+    def start(
+        self, manifest: Manifest, config: Mapping[str, Any] | None = None, *, settle: bool = True
+    ) -> None:
+        """A fresh worker manifest, written at once; the run's own folder is left alone."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = manifest
