@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tests.generators.test_media_runs import (
+    assert_images_match,
+    dataset_of,
+    images_of,
+)
+from tests.generators.test_media_runs import config as image_config
 
+from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import RunStorage
 from rowloom.config.dataset import DatasetConfig
 from rowloom.distributed.coordinator import ShareCoordinator, ShareKeyConfig
+from rowloom.distributed.dispatch import PartResult, commit_attempt, remove_attempt
 from rowloom.distributed.worker import FleetWorker
+from rowloom.errors import NonRetryableTaskError
 from rowloom.interface.designer import Designer
 from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 
@@ -116,3 +126,53 @@ async def test_a_worker_that_lost_its_coordinator_keeps_generating(tmp_path: Pat
     assert sorted(r.row_group for r in out["results"]) == [0, 1]
     await worker.close()
     assert worker.link.history.lost >= 1
+
+
+DROP_ROW: dict[str, int | None] = {"n": None}
+
+
+def _drop_one(row: dict[str, Any], *_: Any) -> str:
+    """Drops the row whose `n` is `DROP_ROW["n"]` (an attempt that loses a row)."""
+    if row["n"] == DROP_ROW["n"]:
+        raise NonRetryableTaskError("planned_drop", "this attempt drops the row")
+    return str(row["n"])
+
+
+async def test_two_attempts_at_a_group_keep_their_image_files_apart(tmp_path: Path) -> None:
+    """Two workers run the same row group; the second drops a row (discarding its image). The
+    committed attempt's rows still point at files that exist and are its own, and removing the
+    other attempt removes only its files."""
+    spec = json.loads(image_config().to_json())
+    spec["columns"].append(
+        {"name": "tag", "column_type": "custom", "function": _drop_one, "required_columns": ["n"]}
+    )
+    config = DatasetConfig.from_dict(spec)
+    run_dir = tmp_path / "fleet"
+    storage = RunStorage(run_dir)
+    open_run(storage, RunRequest("fleet", 3, 3, [], {}))
+
+    async def alone(provider: str, worker: str, reports: dict[str, ShareReport]) -> Any:
+        raise ConnectionError("no coordinator: each keeps its own limits")
+
+    async def attempt(name: str) -> PartResult:
+        worker = FleetWorker(name, config, config.run_config, 3, run_dir, alone, {}, shared=False)
+        worker.start()
+        (result,) = (await worker.run_batch(1, [0]))["results"]
+        await worker.close()
+        return result
+
+    first = await attempt("w1")
+    assert commit_attempt(storage, first)
+    committed = dataset_of(run_dir)
+    DROP_ROW["n"] = int(committed["n"].iloc[1])
+    try:
+        late = await attempt("w2")  # the late attempt drops that row, with its picture
+    finally:
+        DROP_ROW["n"] = None
+    assert late.rows == 2 and late.dropped == {"planned_drop": 1}
+    remove_attempt(late)
+    assert_images_match(run_dir, committed, "A watercolour")
+    assert sorted(p.relative_to(run_dir).as_posix() for p in images_of(run_dir)) == sorted(
+        committed["picture"]
+    )
+    assert not list((run_dir / "workers" / "w2").rglob("*.png"))

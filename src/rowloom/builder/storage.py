@@ -490,6 +490,14 @@ class RunStorage:
         _fsync_dir(path.parent)
         return path
 
+    def commit_media(self, relative: str, staged: Path) -> Path:
+        """Move a Ray worker's file of a dataset value (an image column's `images/...`) to
+        where the value points, in this run folder."""
+        path = self.media_root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, path)
+        return path
+
     def write_processor_part(self, processor: str, row_group: int, table: pa.Table) -> Path:
         """Write a processor's output for one row group atomically (before the row group's own
         part, so a row group the manifest records always has its processor outputs)."""

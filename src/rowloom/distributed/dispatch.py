@@ -2,7 +2,8 @@
 
 The driver hands out batches of row groups; a worker writes each finished group as an attempt
 file and returns a `PartResult`. The first completion of a group is committed (the driver
-alone writes the manifest); any later attempt at the same group is removed. A batch whose
+alone writes the manifest: `commit_attempt`); any later attempt at the same group is removed
+(`remove_attempt`). A batch whose
 worker died goes back to the queue for its groups not committed yet, so nothing is lost or
 duplicated.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rowloom.builder.row_groups import MAX_DEFAULT_BUFFER_SIZE
+from rowloom.builder.storage import ErrorSample, RunStorage
+from rowloom.models.usage import UsageTotals
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,9 @@ class PartResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     processor_parts: dict[str, str] = field(default_factory=dict)
     """Each processor's attempt at its output for the group (committed before the part)."""
+    media: dict[str, str] = field(default_factory=dict)
+    """The attempt's files of the group's values (image columns): the value (a path relative
+    to the run folder) -> the file in the worker's folder (moved into place before the part)."""
 
 
 ROW_GROUPS_PER_WORKER = 4
@@ -45,6 +51,39 @@ def fleet_buffer_size(num_records: int, workers: int) -> int:
     """Rows per row group of a Ray run whose config sets no `buffer_size`."""
     per_group = -(-num_records // (ROW_GROUPS_PER_WORKER * max(1, workers)))
     return max(1, min(MAX_DEFAULT_BUFFER_SIZE, per_group))
+
+
+def commit_attempt(storage: RunStorage, result: PartResult) -> bool:
+    """Commit a finished attempt: the files its rows point at, its processors' outputs, then
+    its part (the manifest records it last). False, with nothing moved, when the part fails
+    its checksum or a file is missing."""
+    path = Path(result.path)
+    outputs = {name: Path(p) for name, p in result.processor_parts.items()}
+    media = {value: Path(p) for value, p in result.media.items()}
+    staged = [*outputs.values(), *media.values()]
+    if not path.is_file() or file_checksum(path) != result.checksum:
+        return False
+    if not all(p.is_file() for p in staged):
+        return False
+    for value, file in media.items():
+        storage.commit_media(value, file)
+    for name, output in outputs.items():
+        storage.commit_processor_part(name, result.row_group, output)
+    storage.commit_part(
+        result.row_group,
+        path,
+        result.rows,
+        result.dropped,
+        UsageTotals.from_json(result.usage),
+        [ErrorSample.from_json(e) for e in result.errors],
+    )
+    return True
+
+
+def remove_attempt(result: PartResult) -> None:
+    """Remove an attempt that is not committed: its part, processor outputs and files."""
+    for path in (result.path, *result.processor_parts.values(), *result.media.values()):
+        Path(path).unlink(missing_ok=True)
 
 
 def file_checksum(path: Path) -> str:

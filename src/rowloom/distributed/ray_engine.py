@@ -24,7 +24,7 @@ from typing import Any
 
 from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary
 from rowloom.builder.run_folder import RunRequest, open_run
-from rowloom.builder.storage import ErrorSample, ResumeMode, RunStorage
+from rowloom.builder.storage import ResumeMode, RunStorage
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.distributed.coordinator import ShareCoordinator, ShareKeyConfig
@@ -32,8 +32,9 @@ from rowloom.distributed.dispatch import (
     Batch,
     PartResult,
     RowGroupDispatcher,
-    file_checksum,
+    commit_attempt,
     fleet_buffer_size,
+    remove_attempt,
 )
 from rowloom.distributed.link import provider_of
 from rowloom.distributed.worker import FleetWorker, shares_enabled
@@ -42,7 +43,7 @@ from rowloom.models.request_admission import RequestAdmissionConfig
 from rowloom.models.request_admission.fleet import PROVIDER_PREFIX, share_keys
 from rowloom.models.request_admission.shares import ShareGrant, ShareReport
 from rowloom.models.resources import ModelResourceCatalog
-from rowloom.models.usage import UsageTotals, usage_report
+from rowloom.models.usage import usage_report
 
 _log = logging.getLogger(__name__)
 
@@ -395,12 +396,6 @@ class RayDriver:
             _log.exception("could not write the profile or the report")
 
 
-def _remove_attempt(result: PartResult) -> None:
-    """Remove an attempt that is not committed: its part and its processor outputs."""
-    for path in (result.path, *result.processor_parts.values()):
-        Path(path).unlink(missing_ok=True)
-
-
 @dataclass(eq=False)
 class _Worker:
     """A live worker actor and how many batches it holds."""
@@ -505,36 +500,20 @@ class _FleetLoop:
         results: list[PartResult] = list(outcome["results"])
         commit, extra = self._dispatcher.complete(batch, results)
         for result in commit:
-            path = Path(result.path)
-            outputs = {name: Path(p) for name, p in result.processor_parts.items()}
-            if (
-                not path.is_file()
-                or file_checksum(path) != result.checksum
-                or not all(p.is_file() for p in outputs.values())
-            ):
+            if not commit_attempt(self._storage, result):
                 _log.warning(
                     "attempt %s of row group %d failed its check", result.attempt, result.row_group
                 )
                 self._dispatcher.reject(result)
-                _remove_attempt(result)
+                remove_attempt(result)
                 continue
-            for name, output in outputs.items():  # before the part the manifest records
-                self._storage.commit_processor_part(name, result.row_group, output)
-            self._storage.commit_part(
-                result.row_group,
-                path,
-                result.rows,
-                result.dropped,
-                UsageTotals.from_json(result.usage),
-                [ErrorSample.from_json(e) for e in result.errors],
-            )
             self._driver.monitor.on_checkpoint(result.row_group, result.rows)
             self._driver.monitor.on_rows_finished(result.rows + sum(result.dropped.values()))
             self._summary.add_dropped(result.dropped)
             rows = self._fleet.rows_by_worker
             rows[result.worker] = rows.get(result.worker, 0) + result.rows
         for result in extra:
-            _remove_attempt(result)
+            remove_attempt(result)
         self._note(batch.worker, outcome)
 
     def _note(self, worker: str, outcome: Mapping[str, Any]) -> None:

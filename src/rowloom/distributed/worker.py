@@ -6,7 +6,8 @@ the driver hands in is fed into it, so a batch starts at once and the next batch
 fill the current one's tail. Its request admission stays under the fleet shares its
 `ShareLink` keeps. The worker never touches the run's manifest: `AttemptStorage` writes each
 finished row group to an attempt file in the run's `data/` folder (atomically; its processors'
-outputs likewise in `processors/<name>/`) and keeps the
+outputs likewise in `processors/<name>/`; its image files stay in its own folder until the
+driver moves them into place with the group) and keeps the
 worker's own events, capacity plan and manifest in `workers/<worker>/`; a batch returns one
 `PartResult` per group (id, attempt, path, rows, checksum) for the driver to commit.
 """
@@ -17,22 +18,28 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.builder.storage import (
+    ErrorSample,
     Manifest,
     RowGroupRecord,
     RunStorage,
 )
 from rowloom.builder.wiring import WiredRun
 from rowloom.clock import SystemClock
+from rowloom.config.columns import ImageColumnConfig
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
 from rowloom.distributed.dispatch import PartResult
 from rowloom.distributed.link import SendReports, ShareLink
+from rowloom.generators.media import IMAGES_DIR
+from rowloom.models.usage import UsageTotals
 from rowloom.scheduler import AsyncTaskScheduler
 
 SHARES_ENV = "ROWLOOM_RAY_SHARES"
@@ -54,15 +61,18 @@ class AttemptStorage(RunStorage):
 
     writes_report = False
 
-    def __init__(self, run_dir: Path, worker: str) -> None:
+    def __init__(self, run_dir: Path, worker: str, file_columns: Sequence[str] = ()) -> None:
         super().__init__(run_dir / "workers" / worker)
         self.data_dir = run_dir / "data"
-        self.media_root = run_dir  # image files go where the dataset's paths point
+        # image files stay in the worker's folder until the driver commits their row group:
+        # two attempts at a group never write (or discard) each other's files
+        self.file_columns = tuple(file_columns)
         self.worker = worker
         self.run_processors_dir = run_dir / "processors"
         self._labels: dict[int, str] = {}
         self._waiting: dict[int, asyncio.Future[PartResult]] = {}
         self._processor_parts: dict[int, dict[str, str]] = {}
+        self._media: dict[int, dict[str, str]] = {}
 
     def start(
         self, manifest: Manifest, config: Mapping[str, Any] | None = None, *, settle: bool = True
@@ -95,6 +105,31 @@ class AttemptStorage(RunStorage):
         self._processor_parts.setdefault(row_group, {})[processor] = str(path)
         return path
 
+    def write_row_group(
+        self,
+        row_group: int,
+        table: pa.Table,
+        dropped: Mapping[str, int],
+        usage: UsageTotals | None = None,
+        errors: Sequence[ErrorSample] = (),
+    ) -> Path:
+        """Note the worker's files the group's values point at, then write its attempt."""
+        self._media[row_group] = self._files_of(table)
+        return super().write_row_group(row_group, table, dropped, usage, errors)
+
+    def _files_of(self, table: pa.Table) -> dict[str, str]:
+        """Values of the file columns that are files of this worker: value -> file."""
+        files: dict[str, str] = {}
+        for column in self.file_columns:
+            if column not in table.column_names:
+                continue
+            for value in table.column(column).to_pylist():
+                if isinstance(value, str) and value.startswith(f"{IMAGES_DIR}/"):
+                    path = self.media_root / value
+                    if ".." not in Path(value).parts and path.is_file():
+                        files[value] = str(path)
+        return files
+
     def part_written(self, row_group: int, path: Path, data: bytes, record: RowGroupRecord) -> None:
         """Hand the attempt to its batch: id, attempt, path, rows, checksum, processor
         outputs."""
@@ -109,6 +144,7 @@ class AttemptStorage(RunStorage):
             usage=record.usage.as_json(),
             errors=[e.as_json() for e in record.errors],
             processor_parts=self._processor_parts.pop(row_group, {}),
+            media=self._media.pop(row_group, {}),
         )
         future = self._waiting.pop(row_group)
         # written in a thread (the host's checkpoint): resolve on the worker's loop
@@ -139,7 +175,8 @@ class FleetWorker:
         self.worker = worker
         self.shared = shared
         self._num_records = num_records
-        self._storage = AttemptStorage(run_dir, worker)
+        images = [c.name for c in config.columns if isinstance(c, ImageColumnConfig)]
+        self._storage = AttemptStorage(run_dir, worker, images)
         self.link = ShareLink(worker, send, keys, clock=SystemClock())
         self._builder = DatasetBuilder(
             config,

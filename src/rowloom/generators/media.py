@@ -51,8 +51,9 @@ def image_format(data: bytes) -> str | None:
 class MediaStore:
     """Where a run's media live: `run_dir/images/<column>/` (None: in memory, a preview).
 
-    `run_dir` is the run's own folder, the one the dataset's relative paths start from (a Ray
-    worker writes there too, not in its attempt folder: `RunStorage.media_root`).
+    `run_dir` is the folder the dataset's relative paths start from (`RunStorage.media_root`:
+    the run's own folder; a Ray worker's own folder, from which the driver moves a committed
+    row group's files into the run's).
 
     A relative path is looked up in the run folder, then in each of `folders` (the config's
     folder, the seed's), then in the working folder.
