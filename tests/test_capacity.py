@@ -56,6 +56,7 @@ SPEC_RA_CONFIG = {
     "additive_increase_step",
     "successes_until_increase",
     "startup_ramp_seconds",
+    "provider_slow_start_successes",
     "default_queue_wait_timeout_seconds",
 }
 SOURCES = {

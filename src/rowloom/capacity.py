@@ -49,6 +49,7 @@ _AIMD_KNOBS: Final = (
     "additive_increase_step",
     "successes_until_increase",
     "startup_ramp_seconds",
+    "provider_slow_start_successes",
 )
 
 
@@ -96,6 +97,7 @@ class RequestAdmissionConfigSnapshot:
     additive_increase_step: CapacityValue[int]
     successes_until_increase: CapacityValue[int]
     startup_ramp_seconds: CapacityValue[float]
+    provider_slow_start_successes: CapacityValue[int]
     default_queue_wait_timeout_seconds: CapacityValue[float]
 
     @classmethod

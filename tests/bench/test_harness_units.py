@@ -40,7 +40,7 @@ ISSUE_7_IDS = {"rate_limit_headers"}
 ISSUE_16_IDS = {"fleet_sim", "ray_fleet"}
 ISSUE_15_IDS = {"seed_stream"}
 ISSUE_18_IDS = {"profile_scale", "estimate_accuracy"}
-ISSUE_17_IDS = {"sink_overhead"}
+ISSUE_17_IDS = {"sink_overhead", "ramp"}
 ISSUE_13_IDS = {"dispatch_throughput", "mock_server_load"}  # were scripts/
 
 

@@ -1,5 +1,6 @@
 """The scenarios where providers push back: AIMD convergence against a 429-ing provider,
-queueing overload, and cross-provider cooldown (one provider's 429s must not slow another).
+the ramp of two models sharing a provider that accepts half their caps (issue 17), queueing
+overload, and cross-provider cooldown (one provider's 429s must not slow another).
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from rowloom.bench.scenario import (
 from rowloom.bench.workloads import (
     CPU_OVER_HTTP,
     PROVIDER_KNOBS,
+    E2EDualModel,
     dataset,
     llm,
     model,
@@ -84,6 +87,52 @@ class AimdConvergence(DatasetScenario):
     ) -> DatasetConfig:
         columns = [topic_sampler(), llm("text", "writer", "A line on {{ topic }}.")]
         return writer_dataset(self, knobs, providers, columns, seed, cap_knob="configured_max")
+
+
+class Ramp(E2EDualModel):
+    """`e2e_dual_model` with caps 32 + 32 on one provider of 32 that answers 429 with
+    Retry-After 1 s beyond it: what the start of a run costs when the configured caps exceed
+    what the provider accepts (the whole run counts, first cascade included)."""
+
+    id = "ramp"
+    shape = (
+        "generate -> judge on two models of 32 sharing one provider of 32 (200 ms) that "
+        "answers 429 with Retry-After beyond it"
+    )
+    shows = "goodput ratio and 429 fraction over the whole run, start included"
+    knobs = (
+        *(
+            replace(k, default=32) if k.name in ("writer_cap", "judge_cap") else k
+            for k in E2EDualModel.knobs
+        ),
+        Knob("retry_after_s", 1.0, "Retry-After sent with a 429", "float"),
+    )
+    targets = (
+        Target(
+            "goodput_ratio",
+            ">=",
+            0.93,
+            label="ramp goodput ratio, whole run (caps 32 + 32, capacity 32, Retry-After 1 s)",
+        ),
+        Target(
+            "rate_limited_fraction",
+            "<=",
+            0.01,
+            label="ramp rate_limited_fraction, whole run",
+        ),
+        CPU_OVER_HTTP,
+    )
+    compare_metrics = (
+        "rate_limited_fraction",
+        "rate_limited_requests",
+        "goodput_ratio",
+        "engine_wall_seconds",
+    )
+
+    def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
+        retry_after = knob_float(knobs, "retry_after_s")
+        scripts = super().provider_scripts(knobs, seed)
+        return [replace(s, retry_after_s=retry_after) for s in scripts]
 
 
 class QueueingOverload(DatasetScenario):

@@ -1,6 +1,6 @@
 """Every benchmark scenario of benchmarks.md, by id, in the spec's order (then the
 scenarios added for later issues, e.g. `rate_limit_headers` (issue 7),
-`dispatch_throughput` and `mock_server_load` (issue 13))."""
+`dispatch_throughput` and `mock_server_load` (issue 13), `ramp` (issue 17))."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from rowloom.bench.dispatch import DispatchThroughput
 from rowloom.bench.fleet import FleetSimulation
 from rowloom.bench.http_load import MockServerLoad
 from rowloom.bench.micro import QueueAdmissionMicro
-from rowloom.bench.overload import AimdConvergence, CrossProviderCooldown, QueueingOverload
+from rowloom.bench.overload import (
+    AimdConvergence,
+    CrossProviderCooldown,
+    QueueingOverload,
+    Ramp,
+)
 from rowloom.bench.profiling import EstimateAccuracy, ProfileScale
 from rowloom.bench.rate_limits import RateLimitHeadersScenario
 from rowloom.bench.ray_fleet import RayFleet
@@ -48,6 +53,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     SinkOverhead(),
     DispatchThroughput(),
     MockServerLoad(),
+    Ramp(),
 )
 
 

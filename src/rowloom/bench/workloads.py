@@ -200,7 +200,7 @@ class E2EDualModel(DatasetScenario):
         ),
         *RUN_KNOBS,
     )
-    targets = (
+    targets: tuple[Target, ...] = (
         Target(
             "goodput_ratio",
             ">=",
@@ -221,7 +221,7 @@ class E2EDualModel(DatasetScenario):
         ),
         CPU_OVER_HTTP,
     )
-    compare_metrics = ("last_request_to_return_seconds", "engine_wall_seconds")
+    compare_metrics: tuple[str, ...] = ("last_request_to_return_seconds", "engine_wall_seconds")
 
     def provider_scripts(self, knobs: Mapping[str, KnobValue], seed: int) -> list[ProviderScript]:
         if knob_str(knobs, "layout") == "separate":

@@ -18,6 +18,13 @@ class RequestAdmissionTuningConfig(BaseModel):
     successes_until_increase: int = Field(25, ge=1)
     cooldown_seconds: float = Field(2.0, ge=0, description="used when a 429 has no Retry-After")
     startup_ramp_seconds: float = Field(0.0, ge=0)
+    provider_slow_start_successes: int = Field(
+        4,
+        ge=0,
+        description="a provider serving several models starts its shared limit at the largest "
+        "model cap and adds 1 per this many saturated successes until its first 429 or the sum "
+        "of the caps (0: start at the sum)",
+    )
 
 
 class StragglerConfig(BaseModel):

@@ -332,6 +332,7 @@ def _plan_tables(plan: dict[str, Any] | None) -> dict[str, Any]:
         "successes_until_increase",
         "cooldown_seconds",
         "startup_ramp_seconds",
+        "provider_slow_start_successes",
         "default_queue_wait_timeout_seconds",
     ):
         if name in ra:

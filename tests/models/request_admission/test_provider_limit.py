@@ -1,7 +1,8 @@
 """The learned limit of a provider that serves two or more endpoints (ManualClock throughout).
 
-PM (`prov/model-a`, cap 4) and OTHER_PM (`prov/model-b`, cap 4) share the provider `prov`,
-so its limit starts at 8: what the two endpoints' caps allow together.
+PM (`prov/model-a`, cap 4) and OTHER_PM (`prov/model-b`, cap 4) share the provider `prov`:
+its limit can reach 8, what the two endpoints' caps allow together. By default it starts at 4
+(the largest cap) and slow-starts toward 8; the settling tests start it at 8 (`AT_SUM`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from rowloom.models.request_admission import (
     AdaptiveRequestAdmissionController,
     RequestAdmissionConfig,
     RequestAdmissionDenied,
+    RequestAdmissionLease,
     RequestDenialReason,
     RequestReleaseOutcome,
 )
 
 LIMITED = RequestReleaseOutcome.rate_limited(1.0)
+AT_SUM = {"provider_limits": True, "provider_slow_start_successes": 0}
 
 
 def provider_limit(c: AdaptiveRequestAdmissionController) -> int | None:
@@ -45,7 +48,7 @@ def provider_events(kind: str, h: Harness) -> list[dict[str, object]]:
 def test_a_429_above_the_shared_capacity_lands_the_provider_limit_below_it(
     make: MakeHarness,
 ) -> None:
-    h = make(provider_limits=True)
+    h = make(**AT_SUM)
     c = h.controller
     assert provider_limit(c) == 8
     chat = [lease_of(c.try_acquire(item(CHAT))) for _ in range(3)]
@@ -54,7 +57,7 @@ def test_a_429_above_the_shared_capacity_lands_the_provider_limit_below_it(
     c.release(other[-1], LIMITED)
     assert provider_limit(c) == 4  # one below the refused concurrency, not a blind 0.75 cut
     assert provider_events("request_limit_decreased", h) == [
-        {"scope": "provider", "provider": "prov", "before": 8, "after": 4}
+        {"scope": "provider", "provider": "prov", "before": 8, "after": 4, "phase": "settling"}
     ]
     # CHAT itself has room (3 of 4), but the provider is at its limit.
     denied = c.try_acquire(item(CHAT))
@@ -74,7 +77,7 @@ def test_a_429_above_the_shared_capacity_lands_the_provider_limit_below_it(
 def test_the_ceiling_is_probed_later_and_a_failed_probe_goes_back_to_hold(
     make: MakeHarness,
 ) -> None:
-    h = make(provider_limits=True)
+    h = make(**AT_SUM)
     c = h.controller
     held = [lease_of(c.try_acquire(item(CHAT))) for _ in range(3)]
     held += [lease_of(c.try_acquire(item(OTHER_CHAT))) for _ in range(2)]
@@ -95,7 +98,7 @@ def test_the_ceiling_is_probed_later_and_a_failed_probe_goes_back_to_hold(
 async def test_a_release_on_one_endpoint_wakes_a_waiter_held_by_the_provider_limit(
     make: MakeHarness,
 ) -> None:
-    h = make(provider_limits=True)
+    h = make(**AT_SUM)
     c = h.controller
     chat = [lease_of(c.try_acquire(item(CHAT))) for _ in range(3)]
     other = [lease_of(c.try_acquire(item(OTHER_CHAT))) for _ in range(2)]
@@ -125,3 +128,87 @@ def test_the_v1_and_no_provider_limit_profiles_turn_it_off(profile: str) -> None
     assert not config.provider_limits
     assert config.as_json()["provider_limits"] is False
     assert provider_limit(AdaptiveRequestAdmissionController(config)) is None
+
+
+def fill(c: AdaptiveRequestAdmissionController, held: list[RequestAdmissionLease]) -> None:
+    """Acquire on both endpoints until the provider (or the endpoints) refuse more."""
+    while True:
+        got = [c.try_acquire(item(r)) for r in (OTHER_CHAT, CHAT)]
+        leases = [g for g in got if isinstance(g, RequestAdmissionLease)]
+        if not leases:
+            return
+        held += leases
+
+
+def test_the_provider_limit_slow_starts_from_the_largest_cap_to_the_sum_without_a_429(
+    make: MakeHarness,
+) -> None:
+    h = make(provider_limits=True, provider_slow_start_successes=2)
+    c = h.controller
+    assert provider_limit(c) == 4  # the largest endpoint cap, not the sum (8)
+    held = [lease_of(c.try_acquire(item(CHAT))) for _ in range(4)]
+    denied = c.try_acquire(item(OTHER_CHAT))
+    assert isinstance(denied, RequestAdmissionDenied)
+    assert denied.reason is RequestDenialReason.PROVIDER_LIMIT  # no unproven second burst
+    # Every 2 saturated successes open one more slot: the limit follows the successes.
+    seen = []
+    for _ in range(8):
+        c.release(held.pop(0), OK)
+        seen.append(provider_limit(c))
+        fill(c, held)
+        assert c.in_flight_total() == provider_limit(c)
+    assert seen == [4, 5, 5, 6, 6, 7, 7, 8]
+    increases = provider_events("request_limit_increased", h)
+    assert [e["after"] for e in increases] == [5, 6, 7, 8]
+    assert {e["phase"] for e in increases} == {"slow_start"}
+    for lease in held:
+        c.release(lease, OK)
+    assert c.in_flight_total() == 0
+
+
+def test_a_provider_that_is_not_saturated_does_not_ramp(make: MakeHarness) -> None:
+    h = make(provider_limits=True, provider_slow_start_successes=1)
+    c = h.controller
+    for _ in range(20):  # one request at a time: no evidence about 5 or more in flight
+        c.release(lease_of(c.try_acquire(item(CHAT))), OK)
+    assert provider_limit(c) == 4
+
+
+def test_the_first_429_of_the_ramp_lands_below_it_once_and_leaves_the_resources_alone(
+    make: MakeHarness,
+) -> None:
+    h = make(provider_limits=True, provider_slow_start_successes=1)
+    c = h.controller
+    held = [lease_of(c.try_acquire(item(CHAT))) for _ in range(4)]
+    for _ in range(2):  # two saturated successes: the limit ramps to 6
+        c.release(held.pop(0), OK)
+        fill(c, held)
+    assert provider_limit(c) == 6 and c.in_flight_total() == 6
+    # The provider's real capacity is 5: the two requests granted at 5 and 6 in flight are
+    # refused (the last two granted, one per endpoint).
+    refused = held[-2:]
+    limits_before = {r: c.pressure.snapshot(r).current_limit for r in (CHAT, OTHER_CHAT)}  # type: ignore[union-attr]
+    for lease in refused:
+        held.remove(lease)
+        c.release(lease, LIMITED)
+    assert provider_limit(c) == 4  # one below the first refused concurrency (5), once
+    decreases = provider_events("request_limit_decreased", h)
+    assert decreases == [
+        {"scope": "provider", "provider": "prov", "before": 6, "after": 4, "phase": "slow_start"}
+    ]
+    # The provider's cut answered both refusals: neither resource is cut nor cooling down.
+    for r in (CHAT, OTHER_CHAT):
+        snap = c.pressure.snapshot(r)
+        assert snap is not None
+        assert snap.current_limit == limits_before[r]
+        assert snap.cooldown_until_monotonic is None and snap.blocked_until_monotonic is None
+    answered = [e.diagnostics or {} for e in h.of_kind("request_rate_limited")]
+    assert [d["provider_answered"] for d in answered] == [True, True]
+    # The ramp is over: saturated successes now raise the limit only by AIMD's slow steps.
+    for _ in range(6):
+        c.release(held.pop(0), OK)
+        fill(c, held)
+    assert provider_limit(c) == 4
+    for lease in held:
+        c.release(lease, OK)
+    assert c.in_flight_total() == 0 and c.waiters_total() == 0

@@ -346,3 +346,77 @@ def test_the_limit_state_recovers_to_the_effective_max_after_any_429_history(
         limits.on_success(clock.monotonic(), latency, current - 1, current)
     assert limits.current_limit == top
     assert not limits.in_cooldown(clock.monotonic())
+
+
+# -- slow start ---------------------------------------------------------------------------
+
+
+def saturated_round(rule: SettlingAimdLimitRule) -> None:
+    """One round trip at the limit: every request in flight succeeds, each freed slot (and
+    each new one) is refilled at once, so every success is saturated."""
+    for _ in range(rule.limit):
+        rule.update(ok(in_flight=rule.limit - 1))
+
+
+def test_slow_start_ends_at_the_first_429_one_below_the_refused_concurrency() -> None:
+    rule = SettlingAimdLimitRule(32, 64, slow_start_successes=4)
+    saturated_round(rule)
+    assert rule.in_slow_start and rule.limit == 40  # 32 successes, one step per 4
+    assert rule.update(refused(33)) == 32  # not the binding cut floor(40 * 0.75) = 30
+    assert rule.ceiling == 33 and not rule.in_slow_start and rule.last_drop_learned
+    saturated_round(rule)
+    assert rule.limit == 32  # settling now: it holds one below the ceiling
+
+
+def test_slow_start_off_or_at_the_max_is_plain_settling_aimd() -> None:
+    assert not SettlingAimdLimitRule(32, 64).in_slow_start
+    assert not SettlingAimdLimitRule(64, 64, slow_start_successes=4).in_slow_start
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    initial=st.integers(1, 64),
+    top=st.integers(1, 128),
+    per_step=st.integers(1, 8),
+    samples=st.lists(st.tuples(st.booleans(), st.integers(0, 130)), max_size=300),
+)
+def test_slow_start_stays_bounded_grows_only_on_successes_and_never_restarts(
+    initial: int, top: int, per_step: int, samples: list[tuple[bool, int]]
+) -> None:
+    rule = SettlingAimdLimitRule(initial, top, slow_start_successes=per_step)
+    ended = not rule.in_slow_start
+    for now, (limited, in_flight) in enumerate(samples):
+        before = rule.limit
+        sample = refused(in_flight + 1, now) if limited else ok(in_flight, now)
+        after = rule.update(sample)
+        assert 1 <= after <= top
+        if limited:
+            assert after <= before  # a 429 never opens the limit
+            assert not rule.in_slow_start
+        elif not ended:
+            assert after >= before  # a success in the ramp never closes it
+            if in_flight + 1 < before:
+                assert after == before  # only saturated successes are evidence
+        if ended:
+            assert not rule.in_slow_start
+        ended = not rule.in_slow_start
+
+
+@settings(max_examples=100, deadline=None)
+@given(initial=st.integers(1, 64), top=st.integers(1, 1024), per_step=st.integers(1, 8))
+def test_slow_start_reaches_the_max_without_a_429_in_logarithmic_round_trips(
+    initial: int, top: int, per_step: int
+) -> None:
+    rule = SettlingAimdLimitRule(initial, top, slow_start_successes=per_step)
+    rounds = 0
+    while rule.limit < top:
+        saturated_round(rule)
+        rounds += 1
+        assert rounds <= 1000
+    # Below `per_step` a round adds at least one step every `per_step` rounds; from there each
+    # round multiplies the limit by at least 1 + 1 / (2 * per_step).
+    bound = per_step * per_step + math.ceil(math.log(top) / math.log(1 + 1 / (2 * per_step)))
+    assert rounds <= bound
+    if per_step == 1:  # the classic slow start doubles per round trip
+        assert rounds <= max(0, math.ceil(math.log2(top / initial)))
+    assert not rule.in_slow_start

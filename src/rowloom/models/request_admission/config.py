@@ -43,7 +43,8 @@ class RequestAdmissionConfig:
     registered on first use; `resources` are registered up front. `limit_rule(r)` names the
     resource's limit rule (`limit_rules`, else `default_limit_rule`). With `provider_limits`, a
     provider serving two or more endpoints also gets a learned limit on its total in flight
-    (see `ledger.ProviderRecord`).
+    (see `ledger.ProviderRecord`), which starts at its largest endpoint cap and slow-starts
+    toward the sum of its caps (`provider_slow_start_successes`; 0 starts at the sum).
     """
 
     static_caps: Mapping[ProviderModelKey, int]
@@ -56,6 +57,7 @@ class RequestAdmissionConfig:
     successes_until_increase: int = 25
     cooldown_seconds: float = 2.0
     startup_ramp_seconds: float = 0.0
+    provider_slow_start_successes: int = 4
     default_queue_wait_timeout_seconds: float | None = None
     limit_rules: Mapping[RequestResourceKey, LimitRuleName] = field(default_factory=lambda: _EMPTY)
     default_limit_rule: LimitRuleName = "aimd"
@@ -70,6 +72,8 @@ class RequestAdmissionConfig:
             raise ValueError("additive_increase_step must be >= 1")
         if self.successes_until_increase < 1:
             raise ValueError("successes_until_increase must be >= 1")
+        if self.provider_slow_start_successes < 0:
+            raise ValueError("provider_slow_start_successes must be >= 0")
         for name in ("cooldown_seconds", "startup_ramp_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -115,7 +119,8 @@ class RequestAdmissionConfig:
         """The config of one run: caps, resources and limit rules from the catalog, AIMD knobs
         from `tuning`.
 
-        `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s). A resource whose
+        `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s) and a provider slow
+        start of 4 successes per step. A resource whose
         aliases disagree on `limit_rule` gets `latency` (the more cautious rule, as the static
         cap is the minimum over aliases).
         """
@@ -149,6 +154,7 @@ class RequestAdmissionConfig:
             successes_until_increase=tuning.successes_until_increase,
             cooldown_seconds=tuning.cooldown_seconds,
             startup_ramp_seconds=tuning.startup_ramp_seconds,
+            provider_slow_start_successes=tuning.provider_slow_start_successes,
         )
 
     def static_cap(self, provider_model: ProviderModelKey) -> int | None:
@@ -192,6 +198,7 @@ class RequestAdmissionConfig:
             "additive_increase_step": self.additive_increase_step,
             "successes_until_increase": self.successes_until_increase,
             "startup_ramp_seconds": self.startup_ramp_seconds,
+            "provider_slow_start_successes": self.provider_slow_start_successes,
             "default_queue_wait_timeout_seconds": self.default_queue_wait_timeout_seconds,
             "limit_rules": {k.as_key_str(): v for k, v in sorted(self.limit_rules.items())},
             "default_limit_rule": self.default_limit_rule,

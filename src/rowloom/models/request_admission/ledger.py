@@ -38,11 +38,16 @@ class ProviderRecord:
 
     Endpoints of one provider share its capacity, but each resource's limit only learns its
     own ceiling: two models of 32 on a 32-slot provider keep overshooting it. The provider
-    limit is a `SettlingAimdLimitRule` over the provider's total in flight, starting at the
-    sum of its endpoints' static caps: a 429 whose lease was granted at provider in-flight `k`
-    lands the limit one below `k` and remembers `k` as the ceiling, which is probed rarely.
+    limit is a `SettlingAimdLimitRule` over the provider's total in flight. It starts at the
+    largest of its endpoints' static caps (what one endpoint alone may use) and slow-starts
+    toward their sum, one step per `provider_slow_start_successes` saturated successes, so a
+    second endpoint joining does not hand the provider a whole unproven burst. A 429 whose
+    lease was granted at provider in-flight `k` lands the limit one below `k` and remembers `k`
+    as the ceiling, which is probed rarely.
     One cut per cascade: a refusal of a lease granted before the last decrease (its grant
     ordinal below `cut_mark`) is already answered by that decrease and is not folded in.
+    `explains(ordinal)` tells whether a refused lease is answered by a cut that learned a
+    ceiling (the resource need not cut its own limit for it).
     `limit` is None without a rule. `share` is the provider's fleet share on a Ray worker.
     """
 
@@ -82,6 +87,14 @@ class ProviderRecord:
         if after < before:
             self.cut_mark = self.grants
         return before
+
+    def explains(self, ordinal: int) -> bool:
+        """A 429 of the lease granted as the `ordinal`-th is answered by the provider limit:
+        the last cut came after its grant and learnt the provider's ceiling (the refusal was
+        the provider's total, not the resource's own concurrency; a cut far below the limit,
+        a request-rate limit, answers nothing)."""
+        rule = self.rule
+        return rule is not None and rule.last_drop_learned and ordinal < self.cut_mark
 
 
 class ProviderModelRecord:
@@ -409,14 +422,17 @@ def provider_model_snapshot(
 
 def _provider_rule(config: RequestAdmissionConfig, caps: list[int]) -> SettlingAimdLimitRule | None:
     """The learned provider limit for a provider whose endpoints have `caps` (None: one
-    endpoint, or provider limits off)."""
+    endpoint, or provider limits off): from the largest cap, slow-starting toward their sum
+    (at the sum at once when `provider_slow_start_successes` is 0)."""
     if not config.provider_limits or len(caps) < 2:
         return None
     top = sum(caps)
+    slow = config.provider_slow_start_successes
     return SettlingAimdLimitRule(
-        top,
+        max(caps) if slow else top,
         top,
         decrease_factor=config.multiplicative_decrease_factor,
         increase_step=config.additive_increase_step,
         successes_until_increase=config.successes_until_increase,
+        slow_start_successes=slow,
     )

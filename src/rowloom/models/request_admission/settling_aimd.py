@@ -27,6 +27,14 @@ multiplicative cut) and doubles both waits, up to `MAX_PROBE_HOLD_FACTOR` rounds
 for `successes_until_increase` saturated successes (the resource really ran at the probe level)
 forgets the ceiling: normal AIMD resumes.
 
+Slow start (`slow_start_successes` > 0, for a limit that starts below its max): until the first
+429 or the max, every `slow_start_successes` saturated successes add `increase_step`, so the
+limit grows by about `1 / slow_start_successes` of itself per round trip (exponentially) and
+the provider is never handed a whole unproven burst at once. The first 429 ends it: the limit
+lands one below the refused concurrency (an overshoot by design, not a binding limit), which
+becomes the ceiling, and the settling rule above takes over. A ramp that reaches the max ends
+too; slow start never comes back.
+
 Pure and deterministic: time arrives inside each sample (`sample.now`), no clock reads, no I/O;
 the limit stays within `[1, max_limit]`.
 """
@@ -61,7 +69,14 @@ class SettlingAimdLimitRule(AimdLimitRule):
     successes and ends at the first success `MAX_PROBE_AFTER_SECONDS` after the last 429.
     """
 
-    __slots__ = ("_ceiling", "_ceiling_at", "_hold_rounds", "_probe_seconds")
+    __slots__ = (
+        "_ceiling",
+        "_ceiling_at",
+        "_hold_rounds",
+        "_learned",
+        "_probe_seconds",
+        "_slow_start",
+    )
 
     def __init__(
         self,
@@ -71,7 +86,10 @@ class SettlingAimdLimitRule(AimdLimitRule):
         decrease_factor: float = 0.75,
         increase_step: int = 1,
         successes_until_increase: int = 25,
+        slow_start_successes: int = 0,
     ) -> None:
+        if slow_start_successes < 0:
+            raise ValueError("slow_start_successes must be >= 0")
         super().__init__(
             initial_limit,
             max_limit,
@@ -83,6 +101,8 @@ class SettlingAimdLimitRule(AimdLimitRule):
         self._probe_seconds = PROBE_AFTER_SECONDS
         self._ceiling: int | None = None
         self._ceiling_at = 0.0
+        self._slow_start = slow_start_successes if self._limit < self._max else 0
+        self._learned = False
 
     @property
     def name(self) -> str:
@@ -92,6 +112,17 @@ class SettlingAimdLimitRule(AimdLimitRule):
     def ceiling(self) -> int | None:
         """The lowest limit that drew the last 429s, while remembered."""
         return self._ceiling
+
+    @property
+    def last_drop_learned(self) -> bool:
+        """The last 429 folded in set or confirmed the ceiling (False: none yet, or it came far
+        below the limit and only cut it)."""
+        return self._learned
+
+    @property
+    def in_slow_start(self) -> bool:
+        """The limit is still ramping toward its max and no 429 has come yet."""
+        return self._slow_start > 0
 
     @property
     def probe_after_successes(self) -> int:
@@ -107,6 +138,8 @@ class SettlingAimdLimitRule(AimdLimitRule):
     def update(self, sample: RequestLimitSample) -> int:
         if sample.rate_limited:
             return self._drop(sample.now, sample.lease_in_flight)
+        if self._slow_start:
+            return self._ramp(sample.in_flight)
         ceiling = self._ceiling
         if ceiling is None or self._limit < ceiling - 1:
             self._successes += 1
@@ -131,14 +164,29 @@ class SettlingAimdLimitRule(AimdLimitRule):
 
     def reset(self, limit: int, max_limit: int) -> int:
         super().reset(limit, max_limit)
+        if self._limit >= self._max:
+            self._slow_start = 0
         ceiling = self._ceiling
         if ceiling is not None and (ceiling > max_limit or ceiling < self._limit):
             self._ceiling = None
         return self._limit
 
+    def _ramp(self, in_flight: int) -> int:
+        """Slow start: a saturated success counts toward the next step; the max ends it."""
+        if in_flight + 1 >= self._limit:
+            self._successes += 1
+            if self._successes >= self._slow_start:
+                self._successes = 0
+                self._limit = min(self._max, self._limit + self._step)
+                if self._limit >= self._max:
+                    self._slow_start = 0
+        return self._limit
+
     def _drop(self, now: float, refused_in_flight: int | None) -> int:
         self._successes = 0
+        ramping, self._slow_start = self._slow_start > 0, 0
         ceiling = self._ceiling
+        self._learned = True
         if ceiling is not None and self._limit >= ceiling:
             self._limit = max(1, min(self._limit, ceiling) - 1)  # the probe failed: back to hold
             self._hold_rounds = min(MAX_PROBE_HOLD_FACTOR, 2 * self._hold_rounds)
@@ -147,11 +195,12 @@ class SettlingAimdLimitRule(AimdLimitRule):
             return self._limit
         cut = max(1, math.floor(self._limit * self._factor + _EPSILON))
         k = refused_in_flight
-        if k is not None and k <= cut:
+        if k is not None and (k <= cut or ramping):
             if k - 1 < cut // 2:
                 self._limit = cut  # refused far below the limit: not this resource's doing
+                self._learned = False
                 return self._limit
-            cut = max(1, k - 1)  # an overshoot: land one below the refused concurrency
+            cut = max(1, min(k, self._limit) - 1)  # overshoot: one below the refused level
         refused = min(self._limit, k or self._limit)
         self._ceiling = min(self._max, max(cut + 1, refused))
         self._ceiling_at = now
