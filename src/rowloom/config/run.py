@@ -19,7 +19,7 @@ class RequestAdmissionTuningConfig(BaseModel):
     cooldown_seconds: float = Field(2.0, ge=0, description="used when a 429 has no Retry-After")
     startup_ramp_seconds: float = Field(0.0, ge=0)
     provider_slow_start_successes: int = Field(
-        4,
+        2,
         ge=0,
         description="a provider serving several models starts its shared limit at the largest "
         "model cap and adds 1 per this many saturated successes until its first 429 or the sum "

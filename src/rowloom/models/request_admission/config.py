@@ -57,7 +57,7 @@ class RequestAdmissionConfig:
     successes_until_increase: int = 25
     cooldown_seconds: float = 2.0
     startup_ramp_seconds: float = 0.0
-    provider_slow_start_successes: int = 4
+    provider_slow_start_successes: int = 2
     default_queue_wait_timeout_seconds: float | None = None
     limit_rules: Mapping[RequestResourceKey, LimitRuleName] = field(default_factory=lambda: _EMPTY)
     default_limit_rule: LimitRuleName = "aimd"
@@ -120,7 +120,7 @@ class RequestAdmissionConfig:
         from `tuning`.
 
         `tuning=None` keeps the public defaults (0.75, 1, 25, 2 s, 0 s) and a provider slow
-        start of 4 successes per step. A resource whose
+        start of 2 successes per step. A resource whose
         aliases disagree on `limit_rule` gets `latency` (the more cautious rule, as the static
         cap is the minimum over aliases).
         """
