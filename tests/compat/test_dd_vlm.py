@@ -191,3 +191,22 @@ def test_what_stays_refused(tmp_path: Path) -> None:
     text.write_text("columns:\n- {name: a, column_type: llm_text, model_alias: x, prompt: ''}\n")
     with pytest.raises(ConfigValidationError, match="nothing to send"):
         load_config(text, simulate=True)
+
+
+def test_recipe_03_reads_recipe_02s_output(tmp_path: Path) -> None:
+    """The chain as the recipes document it: 02's dataset is 03's seed (a parquet glob)."""
+    work = _project(tmp_path)
+    ocr = work / "02-nemotron-parse-ocr-sdg.yaml"
+    ocr.write_text(
+        ocr.read_text().replace(": parse_ocr_output", ": recipe_functions:parse_ocr_output")
+    )
+    Designer(work / "artifacts", simulate=True).create(ocr, 6, "nemotron_parse_ocr")
+    qa = work / "03-text-qa-sdg.yaml"
+    qa.write_text(
+        qa.read_text().replace(
+            "path: nemotron_parse_ocr.parquet", "path: artifacts/nemotron_parse_ocr/data/*.parquet"
+        )
+    )
+    data = Designer(tmp_path / "out", simulate=True).create(qa, 6, "text_qa").to_pandas()
+    assert len(data) == 6 and not data["question_and_answer"].isna().any()
+    assert {"transcribed_texts", "png_images_base64"} <= set(data.columns)

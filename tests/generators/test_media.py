@@ -185,3 +185,22 @@ async def test_image_paths_are_relative_to_the_config_folder(
     assert [c[0]["image_url"]["url"] for c in server.contents] == [
         f"data:image/png;base64,{PNG_B64}"
     ] * 2
+
+
+def test_data_uris_are_checked_as_data_designer_checks_them() -> None:
+    """A base64 data URI must be an image type, and the declared `image_format` (jpg is jpeg)."""
+    jpeg = "data:image/jpeg;base64,/9j/4AAQ"
+    row = {
+        "png": f"data:image/png;base64,{PNG_B64}",
+        "jpeg": jpeg,
+        "bmp": "data:image/bmp;base64,Qk0=",
+    }
+    media = MediaStore(None)
+    ok = image_parts([ImageContext(column_name="jpeg", image_format="jpg")], row, media)
+    assert ok[0]["image_url"]["url"] == jpeg
+    for column, fmt, message in (("png", "jpg", "does not match"), ("bmp", None, "unsupported")):
+        with pytest.raises(NonRetryableTaskError, match=message) as info:
+            image_parts([ImageContext(column_name=column, image_format=fmt)], row, media)
+        assert info.value.reason == "invalid_image"
+    as_url = ImageContext(column_name="bmp", data_type="url")  # sent as is, like any URL
+    assert image_parts([as_url], row, media)[0]["image_url"]["url"] == row["bmp"]
