@@ -160,7 +160,8 @@ class DatasetBuilder:
         `pending` holds the plan's row groups (or those of `row_groups`) not yet finished;
         `toolboxes` are the open MCP tools by tool alias (see `MCPToolHost`). Raises the
         config's environment error (e.g. a missing API key), `RunFolderError` or `ResumeError`
-        before any model call.
+        before any model call; a new run's config and manifest may still be being saved when
+        this returns (a failure to save them is a `RunFolderError` at the first checkpoint).
         """
         self.config.check_environment()
         config, seed = compile_seed(self.config)
