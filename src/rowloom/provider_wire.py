@@ -67,15 +67,20 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitHeaders | N
 
     A malformed or negative value counts as missing: a bad header never fails a call.
     """
-    parsed = RateLimitHeaders(
-        limit_requests=_count(headers, "x-ratelimit-limit-requests"),
-        remaining_requests=_count(headers, "x-ratelimit-remaining-requests"),
-        reset_requests_seconds=parse_duration_seconds(headers.get("x-ratelimit-reset-requests")),
-        limit_tokens=_count(headers, "x-ratelimit-limit-tokens"),
-        remaining_tokens=_count(headers, "x-ratelimit-remaining-tokens"),
-        reset_tokens_seconds=parse_duration_seconds(headers.get("x-ratelimit-reset-tokens")),
+    values = (
+        _count(headers, "x-ratelimit-limit-requests"),
+        _count(headers, "x-ratelimit-remaining-requests"),
+        parse_duration_seconds(headers.get("x-ratelimit-reset-requests")),
+        _count(headers, "x-ratelimit-limit-tokens"),
+        _count(headers, "x-ratelimit-remaining-tokens"),
+        parse_duration_seconds(headers.get("x-ratelimit-reset-tokens")),
     )
-    return None if parsed == RateLimitHeaders() else parsed
+    if values == _NO_VALUES:  # most answers: nothing to build
+        return None
+    return RateLimitHeaders(*values)
+
+
+_NO_VALUES: Final = (None,) * 6
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -374,7 +374,7 @@ class ModelRequestExecutor:
         )
         item = RequestAdmissionItem.for_resource(resource, event_context=context)
         lease = await self._acquire(item, resource, probing)
-        outcome = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
+        outcome = _UNEXPECTED
         recorded_as: str | None = None
         self._events.emit(
             "model_request_started",
@@ -386,8 +386,11 @@ class ModelRequestExecutor:
         )
         try:
             result = await self._call_within(resource, attempt_id, corr_json, call, attempt_timeout)
-            outcome = RequestReleaseOutcome.success(
-                status_code=200, rate_limit=_budget(getattr(result, "rate_limit", None))
+            budget = _budget(getattr(result, "rate_limit", None))
+            outcome = (
+                _SUCCESS
+                if budget is None
+                else RequestReleaseOutcome.success(status_code=200, rate_limit=budget)
             )
             return result
         except ProviderError as exc:
@@ -486,6 +489,11 @@ class ModelRequestExecutor:
             provider=resource.provider_name,
             straggler=True,
         )
+
+
+_UNEXPECTED = RequestReleaseOutcome.of(RequestReleaseOutcomeKind.UNEXPECTED_EXCEPTION)
+_SUCCESS = RequestReleaseOutcome.success(status_code=200)
+"""Outcomes without per-attempt data, built once (they are frozen)."""
 
 
 def _outcome_of(exc: ProviderError) -> RequestReleaseOutcome:

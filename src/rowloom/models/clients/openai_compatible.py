@@ -279,14 +279,15 @@ class OpenAICompatibleClient:
         return self._session
 
     def _timeout(self, timeout_s: float | None) -> aiohttp.ClientTimeout:
-        """Connecting (TCP and TLS) gets at most `CONNECT_TIMEOUT_S`, so an endpoint that drops
-        packets is found unreachable in seconds; waiting for a pooled connection, and for each
-        read of the answer, gets `timeout_s`."""
+        """The whole attempt (a free pooled connection, sending, the answer) gets `timeout_s`;
+        connecting (TCP and TLS) at most `CONNECT_TIMEOUT_S` of it, so an endpoint that drops
+        packets is found unreachable in seconds. One timer per attempt: a per-read timeout
+        would re-arm a timer at every chunk received."""
         timeout = self._timeouts.get(timeout_s)
         if timeout is None:
             connect = CONNECT_TIMEOUT_S if timeout_s is None else min(timeout_s, CONNECT_TIMEOUT_S)
             timeout = self._timeouts[timeout_s] = aiohttp.ClientTimeout(
-                total=None, connect=timeout_s, sock_connect=connect, sock_read=timeout_s
+                total=timeout_s, sock_connect=connect
             )
         return timeout
 
@@ -390,26 +391,30 @@ def _connection_failure(exc: BaseException) -> tuple[ConnectionFailure | None, s
             isinstance(err, OSError) and err.errno == errno.ECONNREFUSED
         ):
             return "refused", "connection refused (is the server running on that port?)"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        if any(_waited_in(err.__traceback__, _POOL_WAIT) for err in chain):
+    if isinstance(exc, TimeoutError):
+        where = {_struck_in(err.__traceback__) for err in chain}
+        if _POOL_WAIT in where:
             return "pool_timeout", "got no free connection from the pool in time"
-        return "connect_timeout", "could not get a connection in time"
-    if isinstance(exc, TimeoutError):  # a read of the answer timed out
-        return None, ""
+        if _CONNECTING in where or isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return "connect_timeout", "could not get a connection in time"
+        return None, ""  # sent, and the answer did not come in time
     return "dropped", f"connection failed ({type(chain[-1]).__name__})"
 
 
 _POOL_WAIT = "_wait_for_available_connection"
-"""The aiohttp connector's wait for a free connection of its pool (a timeout that struck
-there is a pool timeout, not a connect timeout)."""
+_CONNECTING = "_create_connection"
+"""Where in aiohttp's connector a timeout can strike before anything is sent: waiting for a
+free connection of the pool, or opening a new one."""
 
 
-def _waited_in(tb: TracebackType | None, function: str) -> bool:
+def _struck_in(tb: TracebackType | None) -> str | None:
+    """The connector step (`_POOL_WAIT`, `_CONNECTING`) a traceback passes through, if any."""
     while tb is not None:
-        if tb.tb_frame.f_code.co_name == function:
-            return True
+        name = tb.tb_frame.f_code.co_name
+        if name in (_POOL_WAIT, _CONNECTING):
+            return name
         tb = tb.tb_next
-    return False
+    return None
 
 
 _MAX_PROVIDER_MESSAGE = 200

@@ -192,12 +192,12 @@ class AdaptiveRequestLimitState:
 
     def next_change_at(self, now: float) -> float | None:
         """The earliest future instant at which admission could open without a release."""
-        times = []
-        if self.admission_blocked(now):
-            times.append(self._blocked_until)
+        at = self._blocked_until if self.admission_blocked(now) else None
         if self._ramping and self._limit < self._initial:
-            times.append(self._step_time(self._limit + 1))
-        return min((t for t in times if t is not None), default=None)
+            step = self._step_time(self._limit + 1)
+            if at is None or step < at:
+                at = step
+        return at
 
     # -- updates -------------------------------------------------------------------------
 
