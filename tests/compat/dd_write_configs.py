@@ -13,6 +13,11 @@ Imports a recipe needs only to run (the DataDesigner runner, MCP servers, PDF/im
 libraries) are stubbed; `build_config` is called with the recipe's own defaults (model alias
 `nvidia-text` where one is required). Recipes reading a seed file need it in the working
 folder (e.g. `gretelai_symptom_to_diagnosis.csv` for tutorial 3).
+
+Tutorial 7 (Nemotron Personas) exists only as a notebook (`docs/colab_notebooks/
+7-nemotron-personas.ipynb`): its code cells that build the config (imports, helpers, model
+configs, every `config_builder` cell, and `personas_locale = "en_US"` from its download-check
+cell) were joined into `7-nemotron-personas.py` and run through this script.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from tests.compat.vlm_seeds import write_seeds
 from tests.seeds.rollout_fixtures import write_claude_code
+from tests.support.personas import write_persona_dataset
 from typer.testing import CliRunner
 
 from rowloom.interface.cli import app
@@ -47,6 +48,7 @@ MUST_RUN = {
     "07-multi-page-windowed-qa-sdg",
     "08-whole-document-qa-sdg",
     "agent_rollout_distillation",
+    "tutorial_7_nemotron_personas",
 }
 """Configs whose every feature rowloom has today; the others run once the native features
 they use land (until then they must fail with typed "not supported yet" errors only)."""
@@ -61,7 +63,8 @@ KEY_VARS = ("OPENAI_API_KEY", "NVIDIA_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC
 
 
 def _env(home: Path, keys: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (*KEY_VARS, "DATA_DESIGNER_HOME")}
+    dd_vars = ("DATA_DESIGNER_HOME", "DATA_DESIGNER_MANAGED_ASSETS_PATH")
+    env = {k: v for k, v in os.environ.items() if k not in (*KEY_VARS, *dd_vars)}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), COLUMNS="200")
     if keys:
         env.update(dict.fromkeys(KEY_VARS, "sk-test-not-a-key"))
@@ -92,6 +95,9 @@ def _sweep(root: Path, names: Any, run: Any) -> dict[str, Any]:
     write_claude_code(work / "traces")  # the agent rollout recipe's Claude Code sessions
     home = root / "home"
     home.mkdir(exist_ok=True)
+    # tutorial 7's person sampler reads the en_US Nemotron-Personas dataset where Data
+    # Designer's download leaves it (a small stand-in in the dataset's schema)
+    write_persona_dataset(home / ".data-designer" / "managed-assets")
 
     def one(name: str) -> tuple[str, Any, Any]:
         valid = run(["validate", f"{name}.yaml"], work, home, True)
@@ -254,3 +260,20 @@ def test_a_hostile_dd_file_through_the_real_entry_point(tmp_path: Path) -> None:
     proc = rowloom("create", str(path), "--simulate", "-n", "2", cwd=tmp_path, home=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "columns.x" in proc.stderr
+
+
+def test_tutorial_7_without_the_dataset_stops_before_any_model_call(tmp_path: Path) -> None:
+    """No Nemotron-Personas file: validate and create exit 2 naming where it was looked for
+    and how Data Designer users download it; no run starts."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(CONFIGS / "tutorial_7_nemotron_personas.yaml", tmp_path / "t7.yaml")
+    expected = home / ".data-designer" / "managed-assets" / "datasets" / "en_US.parquet"
+    out = str(tmp_path / "out")
+    for args in (["validate"], ["create", "--simulate", "-n", "5", "--artifact-dir", out]):
+        done = rowloom(*args, "t7.yaml", cwd=tmp_path, home=home)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        assert "missing_person_dataset" in done.stderr and str(expected) in done.stderr
+        assert "data-designer download personas --locale en_US" in done.stderr
+    assert not (tmp_path / "out" / "t7" / "data").exists()

@@ -463,3 +463,15 @@ def test_every_dd_seed_type_is_native_or_named_as_not_supported(seed_type: str) 
     else:
         found = [(i.code, i.field) for i in issues_of(data)]
         assert found == [("dd_not_supported", "seed_config.source.seed_type")]
+
+
+def test_dd_person_reads_nemotron_personas_and_person_from_faker_does_not() -> None:
+    params = {"locale": "en_US", "with_synthetic_personas": True, "age_range": [18, 114],
+              "select_field_values": {"state": ["NY"]}, "sex": None, "city": None}  # fmt: skip
+    person = from_data_designer(config([sampler("p", "person", **params)], model_configs=[]))
+    assert person["columns"][0]["params"]["source"] == "nemotron_personas"
+    assert person["columns"][0]["params"]["with_synthetic_personas"] is True
+    faker = from_data_designer(config([sampler("p", "person_from_faker")], model_configs=[]))
+    assert "source" not in faker["columns"][0]["params"]
+    loaded = load_config(CONFIGS / "tutorial_7_nemotron_personas.yaml")
+    assert loaded.column_by_name["person"].typed_params().source == "nemotron_personas"

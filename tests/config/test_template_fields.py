@@ -11,6 +11,8 @@ import yaml
 from jinja2 import Environment
 from tests.interface.cli_support import run_cli
 
+from rowloom.config.dataset import DatasetConfig
+from rowloom.config.errors import ConfigValidationError
 from rowloom.config.template_fields import Shape, field_issues
 
 PERSON: Shape = {
@@ -141,3 +143,24 @@ def test_validate_names_a_field_a_person_sampler_does_not_produce(
             "columns.greeting.expr: template reads {{ customer.stat }}, but column 'customer' "
             "cannot have it: it has no field 'stat'; did you mean 'state'? [unknown_field]"
         ) in result.err
+
+
+def test_a_text_expression_of_one_value_can_be_read_into_and_personas_name_their_fields() -> None:
+    """DD's tutorial 7 lifts `{{ person.openness }}` into a column and reads
+    `{{ openness.description }}`; a Nemotron-Personas person names its fields."""
+    person = {"source": "nemotron_personas", "locale": "en_US", "with_synthetic_personas": True}
+    columns = [
+        {"name": "p", "column_type": "sampler", "sampler_type": "person", "params": person},
+        {"name": "openness", "column_type": "expression", "expr": "{{ p.openness }}"},
+        {"name": "label", "column_type": "expression", "expr": "x {{ p.openness.label }}"},
+        {"name": "a", "column_type": "expression", "expr": "{{ openness.description }}"},
+        {"name": "b", "column_type": "expression", "expr": "{{ label.description }}"},
+        {"name": "c", "column_type": "expression", "expr": "{{ p.openess }} {{ p.state }}"},
+        {"name": "d", "column_type": "expression", "expr": "{{ p.openness.lable }}"},
+    ]
+    with pytest.raises(ConfigValidationError) as caught:
+        DatasetConfig.from_dict({"columns": columns})
+    found = {i.location: i.message for i in caught.value.issues}
+    assert set(found) == {"columns.b", "columns.c", "columns.d"}, found
+    assert "did you mean 'openness'" in found["columns.c"]
+    assert "no field 'lable'" in found["columns.d"]

@@ -20,6 +20,7 @@ from rowloom.config.columns import (
 )
 from rowloom.errors import NonRetryableTaskError
 from rowloom.generators import BatchInput, CellContext, build_generators
+from rowloom.generators.base import compile_template, render
 from rowloom.generators.custom import CustomColumnError, CustomGenerator
 from rowloom.generators.expression import ExpressionGenerator
 from rowloom.generators.samplers import SamplerGenerator
@@ -354,3 +355,19 @@ def test_custom_runs_sync_functions_off_the_event_loop() -> None:
     ctx = CellContext(seed=0, row_group=0, global_row=0, facade=None)
     assert asyncio.run(gen.generate_cell({}, ctx)) == 1
     assert seen == [False]
+
+
+def test_templates_read_into_text_holding_an_object() -> None:
+    """An expression writes `{{ person.openness }}` as text; later templates read its fields
+    (as Data Designer parses JSON text in records), and plain text keeps its own rules."""
+    trait = {"description": "Curious", "label": "high", "t_score": 61}
+    lifted = ExpressionGenerator(
+        ExpressionColumnConfig(name="openness", expr="{{ person.openness }}")
+    ).value_for({"person": {"openness": trait}})
+    prompt = compile_template("{{ o.description }}|{{ o['label'] }}|{{ j.t_score }}|{{ s[0] }}")
+    text = render(prompt, {"o": lifted, "j": json.dumps(trait), "s": "[x]"})
+    assert text == "Curious|high|61|["
+    with pytest.raises(NonRetryableTaskError, match="no attribute"):
+        render(compile_template("{{ s.description }}"), {"s": "plain text"})
+    with pytest.raises(NonRetryableTaskError):
+        render(compile_template("{{ s.nope }}"), {"s": str(trait)})

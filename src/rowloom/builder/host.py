@@ -311,8 +311,7 @@ def _error_samples(buf: RowGroupBuffer) -> list[ErrorSample]:
 
 def _shape_of(gen: ColumnGenerator) -> Any:
     """The declared output shape of a generator's column (None when unknown or broken)."""
-    shape = getattr(gen.config, "output_shape", None)
     try:
-        return shape() if callable(shape) else None
+        return gen.output_shape()
     except Exception:  # a plugin's shape must not break writing
         return None

@@ -103,6 +103,8 @@ def map_params(f: Fields, dd_type: str, native_type: str) -> dict[str, Any]:
         else:
             f.not_supported(key, f"{dd_type} sampler param {key!r} = {value!r}")
     f.done()
+    if dd_type == "person" and "source" in fields:
+        out["source"] = "nemotron_personas"  # DD's `person` reads NVIDIA's datasets
     return out
 
 

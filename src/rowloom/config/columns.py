@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeAlias
 
+from jinja2 import Environment, TemplateSyntaxError
+from jinja2 import nodes as jinja_nodes
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -179,8 +181,30 @@ class ExpressionColumnConfig(ColumnConfigBase):
         return self
 
     def output_shape(self) -> dict[str, Any] | None:
+        """The dtype's type; unknown for a `str` expression that is one value alone
+        (`{{ person.openness }}`): its text may be a whole object, which templates can read
+        into (`{{ openness.description }}`)."""
+        if self.dtype == "str" and _one_value(self.expr):
+            return None
         kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
         return {"type": kinds[self.dtype]} if self.dtype in kinds else None
+
+
+def _one_value(expr: str) -> bool:
+    """True when `expr` is a single `{{ ... }}` with no text around it."""
+    try:
+        body = _PARSER.parse(expr).body
+    except TemplateSyntaxError:
+        return False
+    return (
+        len(body) == 1
+        and isinstance(body[0], jinja_nodes.Output)
+        and len(body[0].nodes) == 1
+        and not isinstance(body[0].nodes[0], jinja_nodes.TemplateData)
+    )
+
+
+_PARSER = Environment()
 
 
 TraceType: TypeAlias = Literal["none", "last_message", "all_messages"]

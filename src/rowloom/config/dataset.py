@@ -45,6 +45,7 @@ from rowloom.config.errors import ConfigFileError, ConfigIssue, ConfigValidation
 from rowloom.config.files import check_shape, file_dir, load_text
 from rowloom.config.models import ModelConfig, ModelProvider
 from rowloom.config.paths import BASE_DIR
+from rowloom.config.personas import missing_dataset_message, persona_dataset_path
 from rowloom.config.plugins import PLUGIN_TAG
 from rowloom.config.plugins import REGISTRY as PLUGINS
 from rowloom.config.processors import (
@@ -359,7 +360,8 @@ class DatasetConfig(BaseModel):
 
     def check_environment(self) -> None:
         """Checks that depend on this machine: API key variables set (for the providers of
-        models some column uses); seeds are opened and checked by `rowloom.seeds`."""
+        models some column uses), Nemotron-Personas datasets present (for `person` samplers
+        with `source: nemotron_personas`); seeds are opened and checked by `rowloom.seeds`."""
         issues: list[ConfigIssue] = []
         by_alias = {m.alias: m for m in self.models}
         used = {
@@ -381,8 +383,24 @@ class DatasetConfig(BaseModel):
                             f"environment variable {p.api_key_env} is not set",
                         )
                     )
+        issues += _person_dataset_issues(self.columns)
         if issues:
             raise ConfigValidationError(issues)
+
+
+def _person_dataset_issues(columns: Iterable[Any]) -> list[ConfigIssue]:
+    """A Nemotron-Personas dataset a person sampler needs that is not on this machine."""
+    out: list[ConfigIssue] = []
+    for col in columns:
+        if isinstance(col, SamplerColumnConfig) and col.sampler_type == "person":
+            for p in (col.typed_params(), *col.typed_conditional_params().values()):
+                if p.source == "nemotron_personas" and not persona_dataset_path(p.locale).is_file():
+                    where = f"columns.{col.name}"
+                    message = missing_dataset_message(p.locale)
+                    out.append(
+                        ConfigIssue("missing_person_dataset", where, "params.locale", message)
+                    )
+    return out
 
 
 def _topological_order(

@@ -14,7 +14,21 @@ import difflib
 import math
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from rowloom.config.personas import (
+    PERSONA_LOCALES,
+    SELECTABLE_DATASET_FIELDS,
+    persona_shape,
+    state_named_region,
+)
 
 SamplerType: TypeAlias = Literal[
     "bernoulli",
@@ -388,6 +402,14 @@ def faker_locales() -> tuple[str, ...]:
     return tuple(AVAILABLE_LOCALES)
 
 
+def faker_locale_checked(value: str) -> str:
+    """`value` when Faker (or a fallback) has that locale; else a ValueError."""
+    known = faker_locales()
+    if value not in known and value not in LOCALE_FALLBACKS:
+        raise ValueError(f"unknown locale {value!r}{did_you_mean(value, known)}")
+    return value
+
+
 def did_you_mean(value: str, options: Any) -> str:
     """`"; did you mean 'x'?"` for the closest option, or an empty string."""
     close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
@@ -432,10 +454,7 @@ class PersonFromFakerParams(SamplerParams):
     @field_validator("locale")
     @classmethod
     def _locale(cls, value: str) -> str:
-        known = faker_locales()
-        if value not in known and value not in LOCALE_FALLBACKS:
-            raise ValueError(f"unknown locale {value!r}{did_you_mean(value, known)}")
-        return value
+        return faker_locale_checked(value)
 
     @property
     def faker_locale(self) -> str:
@@ -456,11 +475,19 @@ class PersonFromFakerParams(SamplerParams):
 
 class PersonParams(PersonFromFakerParams):
     """Like `person_from_faker`, plus `select_field_values` (fix fields such as `state` or
-    `education_level` to one of a list of values). Data Designer draws these from its
-    Nemotron-Personas datasets, which rowloom does not ship: rowloom draws them from Faker
-    (names and addresses by locale, not census-weighted demographics) and refuses
-    `with_synthetic_personas`. `min_age`/`max_age` are the older spelling of `age_range`."""
+    `education_level` to one of a list of values) and a `source`:
 
+    - `faker` (rowloom's default): drawn from Faker's per-locale pools, census-style (state
+      abbreviations, middle names, counties), any Faker locale, no download.
+    - `nemotron_personas` (what Data Designer's `person` is): drawn from NVIDIA's
+      Nemotron-Personas dataset of the locale, downloaded beforehand
+      (`rowloom.config.personas`), with every field the dataset has;
+      `with_synthetic_personas` adds the persona texts and Big Five traits, and
+      `select_field_values` may filter on any dataset field.
+
+    `min_age`/`max_age` are the older spelling of `age_range`."""
+
+    source: Literal["faker", "nemotron_personas"] = "faker"
     select_field_values: dict[str, list[str]] | None = None
     with_synthetic_personas: bool = False
 
@@ -475,28 +502,56 @@ class PersonParams(PersonFromFakerParams):
             data["age_range"] = [low, high]
         return data
 
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        return value  # checked with the source (`_source_fits`)
+
+    @model_validator(mode="after")
+    def _locale_of_source(self) -> PersonParams:
+        if self.source == "faker":
+            faker_locale_checked(self.locale)
+        elif self.locale not in PERSONA_LOCALES:
+            raise ValueError(
+                f"no Nemotron-Personas dataset for locale {self.locale!r}"
+                f"{did_you_mean(self.locale, PERSONA_LOCALES)}; datasets exist for "
+                f"{list(PERSONA_LOCALES)} (`sampler_type: person_from_faker` takes any "
+                "Faker locale)"
+            )
+        return self
+
     @field_validator("with_synthetic_personas")
     @classmethod
-    def _no_personas(cls, value: bool) -> bool:
-        if value:
+    def _personas_need_dataset(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("source") != "nemotron_personas":
             raise ValueError(
-                "synthetic personas come from NVIDIA's Nemotron-Personas datasets, which "
-                "rowloom does not ship; write persona text with an llm_text column instead"
+                "with_synthetic_personas needs `source: nemotron_personas` (persona texts "
+                "come from NVIDIA's Nemotron-Personas datasets)"
             )
         return value
 
     @field_validator("select_field_values")
     @classmethod
-    def _selectable(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+    def _selectable(
+        cls, value: dict[str, list[str]] | None, info: ValidationInfo
+    ) -> dict[str, list[str]] | None:
+        dataset = info.data.get("source") == "nemotron_personas"
+        allowed = SELECTABLE_DATASET_FIELDS if dataset else SELECTABLE_PERSON_FIELDS
         for key, options in (value or {}).items():
-            if key not in SELECTABLE_PERSON_FIELDS:
+            if key not in allowed:
+                listed = "any field of the dataset" if dataset else list(allowed)
                 raise ValueError(
-                    f"cannot select on {key!r}{did_you_mean(key, SELECTABLE_PERSON_FIELDS)}; "
-                    f"selectable fields: {list(SELECTABLE_PERSON_FIELDS)}"
+                    f"cannot select on {key!r}{did_you_mean(key, sorted(allowed))}; "
+                    f"selectable fields: {listed}"
                 )
             if not options:
                 raise ValueError(f"select_field_values.{key} lists no values")
         return value
+
+    @property
+    def faker_locale(self) -> str:
+        """The Faker locale that generates this person (`faker` source)."""
+        return LOCALE_FALLBACKS.get(self.locale, self.locale)
 
     @property
     def select_values(self) -> dict[str, list[str]]:
@@ -506,6 +561,27 @@ class PersonParams(PersonFromFakerParams):
         if "sex" in out:
             out["sex"] = [v.capitalize() for v in out["sex"]]
         return out
+
+    def dataset_filters(self) -> dict[str, list[Any]]:
+        """`nemotron_personas` source: dataset column -> accepted values, as Data Designer
+        filters (`sex`, `city`, every age in `age_range`, `select_field_values`; `state` is
+        the en_US dataset's `region`)."""
+        out: dict[str, list[Any]] = {}
+        if self.sex is not None:
+            out["sex"] = [self.sex]
+        if self.city is not None:
+            out["city"] = [self.city] if isinstance(self.city, str) else list(self.city)
+        low, high = self.age_range
+        out["age"] = list(range(low, high + 1))
+        for key, options in (self.select_field_values or {}).items():
+            column = "region" if key == "state" and state_named_region(self.locale) else key
+            out[column] = list(options)
+        return out
+
+    def output_shape(self) -> Shape:
+        if self.source == "nemotron_personas":
+            return persona_shape(self.locale, self.with_synthetic_personas)
+        return person_shape()
 
 
 SAMPLER_PARAMS: dict[str, type[SamplerParams]] = {

@@ -90,6 +90,13 @@ class ColumnGenerator:
         self.skip_value: Any = skip.value if skip is not None else None
         self.propagate_skip: bool = bool(getattr(config, "propagate_skip", True))
 
+    def output_shape(self) -> dict[str, Any] | None:
+        """The shape of this column's values, which gives its Arrow type: the config's
+        (`output_shape()`), unless the generator knows more (e.g. from a dataset file)."""
+        method = getattr(self.config, "output_shape", None)
+        shape = method() if callable(method) else None
+        return shape if isinstance(shape, dict) else None
+
     def get_scheduling_metadata(self) -> SchedulingMetadata:
         """The resource kind this generator uses; `local/default/1` unless overridden."""
         return DEFAULT_SCHEDULING_METADATA

@@ -1,4 +1,5 @@
-"""Vectorised draws for every sampler type except `person` (see `generators.person`).
+"""Vectorised draws for every sampler type except `person` (see `generators.person` and
+`generators.personas`).
 
 `draw(params, key, rows, inputs)` returns one raw value per row as a numpy array: float64 or
 int64 for numbers, datetime64[s] for datetimes, object for everything else. Each row's value
@@ -26,6 +27,7 @@ from rowloom.config.samplers import (
     DatetimeParams,
     GaussianParams,
     PersonFromFakerParams,
+    PersonParams,
     PoissonParams,
     SamplerParams,
     ScipyParams,
@@ -35,6 +37,7 @@ from rowloom.config.samplers import (
     UUIDParams,
 )
 from rowloom.generators.person import draw_people
+from rowloom.generators.personas import draw_personas
 from rowloom.generators.rng import open_uniforms, row_bits, row_uniforms
 
 Array = npt.NDArray[Any]
@@ -48,6 +51,8 @@ def draw(params: SamplerParams, key: int, rows: Ints, inputs: Mapping[str, Any])
     """One raw value per row (`inputs`: upstream columns aligned with `rows`)."""
     fn = _DRAWERS.get(type(params))
     if fn is None:
+        if isinstance(params, PersonParams) and params.source == "nemotron_personas":
+            return draw_personas(params, key, rows)
         if isinstance(params, PersonFromFakerParams):
             return draw_people(params, key, rows)
         raise AssertionError(f"no sampler for {type(params).__name__}")  # pragma: no cover

@@ -89,7 +89,8 @@ def _objects(values: list[Any]) -> Objects:
     return out
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
+    """A name as lowercase ASCII letters and digits (for e-mail handles)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return _NON_ALNUM.sub("", ascii_name.lower())
 
@@ -99,7 +100,7 @@ def _folded(names: Objects, handles: Objects) -> Objects:
     Faker user name at the same pool position."""
     return _objects(
         [
-            _fold(n) or _fold(h).strip("0123456789") or "user"
+            fold_name(n) or fold_name(h).strip("0123456789") or "user"
             for n, h in zip(names, handles, strict=True)
         ]
     )
@@ -246,11 +247,13 @@ _D_PATTERN, _D_SUFFIX, _D_NUMBER, _D_DOMAIN, _D_PHONE, _D_ID, _D_UUID_HI, _D_UUI
 _DRAWS = 22
 
 
-def _pick(bits: npt.NDArray[np.uint64], n: int) -> npt.NDArray[np.int64]:
+def pick(bits: npt.NDArray[np.uint64], n: int) -> npt.NDArray[np.int64]:
+    """An index in [0, n) per draw."""
     return (((bits >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
 
 
-def _weighted(bits: npt.NDArray[np.uint64], weights: tuple[float, ...]) -> npt.NDArray[np.int64]:
+def weighted(bits: npt.NDArray[np.uint64], weights: tuple[float, ...]) -> npt.NDArray[np.int64]:
+    """An index of `weights` per draw, drawn with those relative weights."""
     cdf = np.cumsum(weights) / sum(weights)
     u = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     return np.minimum(np.searchsorted(cdf, u, side="right"), len(weights) - 1).astype(np.int64)
@@ -263,11 +266,11 @@ def draw_people(params: PersonFromFakerParams, key: int, rows: Any) -> Objects:
     fixed = params.select_values
     sex = _sexes(params, bits[:, _D_SEX], fixed)
     female = sex == "Female"
-    first_idx = _pick(bits[:, _D_FIRST], POOL_SIZE)
-    last_idx = _pick(bits[:, _D_LAST], POOL_SIZE)
+    first_idx = pick(bits[:, _D_FIRST], POOL_SIZE)
+    last_idx = pick(bits[:, _D_LAST], POOL_SIZE)
     low, high = params.age_range
-    age = low + _pick(bits[:, _D_AGE], high - low + 1)
-    birth = _birth_dates(age, bits[:, _D_BIRTH], params.reference_date)
+    age = low + pick(bits[:, _D_AGE], high - low + 1)
+    birth = birth_dates(age, bits[:, _D_BIRTH], params.reference_date)
     cols: dict[str, Any] = {
         "uuid": _uuids(bits[:, _D_UUID_HI], bits[:, _D_UUID_LO]),
         "locale": [params.locale] * len(rows),
@@ -300,35 +303,35 @@ def _maybe(
 ) -> Objects:
     if pool is None:
         return np.full(len(female), None, dtype=object)
-    return _by_sex(pool, female, _pick(bits, POOL_SIZE))
+    return _by_sex(pool, female, pick(bits, POOL_SIZE))
 
 
 def _background(bits: npt.NDArray[np.uint64], adult: npt.NDArray[np.bool_]) -> dict[str, Any]:
     """Marital status, education, degree field (minors: never married, secondary
     education) and occupation."""
-    marital = np.asarray(MARITAL_STATUSES, dtype=object)[_pick(bits[:, _D_MARITAL], 5)]
-    edu = np.asarray(EDUCATION_LEVELS, dtype=object)[_pick(bits[:, _D_EDU], len(EDUCATION_LEVELS))]
+    marital = np.asarray(MARITAL_STATUSES, dtype=object)[pick(bits[:, _D_MARITAL], 5)]
+    edu = np.asarray(EDUCATION_LEVELS, dtype=object)[pick(bits[:, _D_EDU], len(EDUCATION_LEVELS))]
     return {
         "marital_status": np.where(adult, marital, "never_married"),
         "education_level": np.where(adult, edu, "secondary_education"),
         "bachelors_field": np.asarray(BACHELORS_FIELDS, dtype=object)[
-            _pick(bits[:, _D_BACHELORS], len(BACHELORS_FIELDS))
+            pick(bits[:, _D_BACHELORS], len(BACHELORS_FIELDS))
         ],
     }
 
 
 def _address(pools: PersonPools, bits: npt.NDArray[np.uint64]) -> dict[str, Any]:
     n = len(bits)
-    place = _pick(bits[:, _D_PLACE], POOL_SIZE)
+    place = pick(bits[:, _D_PLACE], POOL_SIZE)
     counties = pools.counties
     return {
-        "occupation": pools.occupations[_pick(bits[:, _D_JOB], POOL_SIZE)],
-        "street_number": pools.buildings[_pick(bits[:, _D_BUILDING], POOL_SIZE)],
-        "street_name": pools.streets[_pick(bits[:, _D_STREET], POOL_SIZE)],
+        "occupation": pools.occupations[pick(bits[:, _D_JOB], POOL_SIZE)],
+        "street_number": pools.buildings[pick(bits[:, _D_BUILDING], POOL_SIZE)],
+        "street_name": pools.streets[pick(bits[:, _D_STREET], POOL_SIZE)],
         "unit": [""] * n,
         "city": pools.cities[place],
         "district": (
-            counties[_pick(bits[:, _D_COUNTY], POOL_SIZE)]
+            counties[pick(bits[:, _D_COUNTY], POOL_SIZE)]
             if counties is not None
             else np.full(n, None, dtype=object)
         ),
@@ -348,7 +351,7 @@ def _sexes(
     fixed: dict[str, list[str]],
 ) -> Objects:
     options = fixed.get("sex") or ([params.sex] if params.sex else ["Female", "Male"])
-    chosen: Objects = np.asarray(options, dtype=object)[_pick(bits, len(options))]
+    chosen: Objects = np.asarray(options, dtype=object)[pick(bits, len(options))]
     return chosen
 
 
@@ -365,10 +368,10 @@ def _apply_selections(
         if field == "sex":
             continue
         picks = row_bits(stream_key(key, "select", field), rows, 1)[:, 0]
-        cols[field] = np.asarray(options, dtype=object)[_pick(picks, len(options))]
+        cols[field] = np.asarray(options, dtype=object)[pick(picks, len(options))]
 
 
-def _birth_dates(age: Any, bits: npt.NDArray[np.uint64], ref: dt.date) -> npt.NDArray[Any]:
+def birth_dates(age: Any, bits: npt.NDArray[np.uint64], ref: dt.date) -> npt.NDArray[Any]:
     """A birth date per row such that the person is `age` on `ref`."""
     ages = np.unique(age)
     starts = np.empty(len(ages), dtype="datetime64[D]")
@@ -379,7 +382,7 @@ def _birth_dates(age: Any, bits: npt.NDArray[np.uint64], ref: dt.date) -> npt.ND
         starts[i] = np.datetime64(start, "D")
         spans[i] = (end - start).days + 1
     where = np.searchsorted(ages, age)
-    offset = _pick(bits, 1 << 20) * spans[where] >> 20
+    offset = pick(bits, 1 << 20) * spans[where] >> 20
     out: npt.NDArray[Any] = starts[where] + offset.astype("timedelta64[D]")
     return out
 
@@ -406,19 +409,19 @@ def _emails(
     last = _by_sex(pools.folded_last, female, last_idx)
     first_i = _by_sex(pools.first_initials, female, first_idx)
     last_i = _by_sex(pools.last_initials, female, last_idx)
-    pattern = _weighted(bits[:, _D_PATTERN], _PATTERNS)
+    pattern = weighted(bits[:, _D_PATTERN], _PATTERNS)
     # first.last, firstlast, flast, first_last, lastf, firstl
     left = np.where(pattern == 4, last, np.where(pattern == 2, first_i, first))
     middle = np.select([pattern == 0, pattern == 3], [_DOT, _UNDERSCORE], _EMPTY)
     right = np.select([pattern == 4, pattern == 5], [first_i, last_i], last)
-    suffix = _weighted(bits[:, _D_SUFFIX], _SUFFIXES)
+    suffix = weighted(bits[:, _D_SUFFIX], _SUFFIXES)
     year = birth.astype("datetime64[Y]").astype(np.int64) + 1970
     tail = np.select(
         [suffix == 1, suffix == 2, suffix == 3],
-        [_NUMBERS[1 + _pick(bits[:, _D_NUMBER], 99)], _YY[year % 100], year.astype(str)],
+        [_NUMBERS[1 + pick(bits[:, _D_NUMBER], 99)], _YY[year % 100], year.astype(str)],
         _EMPTY,
     ).astype(object)
-    domain = _DOMAIN_NAMES[_weighted(bits[:, _D_DOMAIN], _DOMAIN_WEIGHTS)]
+    domain = email_domains(bits[:, _D_DOMAIN])
     emails: Objects = left + middle + right + tail + _AT + domain
     emails[np.asarray(age) < 18] = None
     return emails
@@ -428,6 +431,14 @@ _NUMBERS = np.array([str(i) for i in range(100)], dtype=object)
 _YY = np.array([f"{i:02d}" for i in range(100)], dtype=object)
 _DOMAIN_NAMES = np.array([d for d, _ in _DOMAINS], dtype=object)
 _DOMAIN_WEIGHTS = tuple(w for _, w in _DOMAINS)
+
+
+def email_domains(bits: npt.NDArray[np.uint64]) -> Objects:
+    """A free-mail domain per draw, weighted like the common providers."""
+    out: Objects = _DOMAIN_NAMES[weighted(bits, _DOMAIN_WEIGHTS)]
+    return out
+
+
 _DOT, _UNDERSCORE, _EMPTY, _AT = (np.array(x, dtype=object) for x in (".", "_", "", "@"))
 
 
@@ -442,20 +453,9 @@ def _digits(bits: npt.NDArray[np.uint64], *sizes: int) -> list[npt.NDArray[np.in
 
 def _phones(pools: PersonPools, bits: npt.NDArray[np.uint64], adult: Any) -> list[str | None]:
     if pools.phones is not None:
-        values = pools.phones[_pick(bits, POOL_SIZE)].tolist()
-    else:  # US numbers: NXX-NXX-XXXX
-        area, area2, exch, exch2, line = _digits(bits, 8, 100, 8, 100, 10000)
-        values = [
-            f"{a + 2}{b:02d}-{c + 2}{d:02d}-{e:04d}"
-            for a, b, c, d, e in zip(
-                area.tolist(),
-                area2.tolist(),
-                exch.tolist(),
-                exch2.tolist(),
-                line.tolist(),
-                strict=True,
-            )
-        ]
+        values = pools.phones[pick(bits, POOL_SIZE)].tolist()
+    else:
+        values = us_phone_numbers(bits)
     return [v if ok else None for v, ok in zip(values, adult.tolist(), strict=True)]
 
 
@@ -463,9 +463,25 @@ def _national_ids(
     pools: PersonPools, params: PersonFromFakerParams, bits: npt.NDArray[np.uint64]
 ) -> list[str | None]:
     if pools.national_ids is not None:
-        return list(pools.national_ids[_pick(bits, POOL_SIZE)].tolist())
+        return list(pools.national_ids[pick(bits, POOL_SIZE)].tolist())
     if params.faker_locale != "en_US":
         return [None] * len(bits)
+    return list[str | None](us_ssns(bits))
+
+
+def us_phone_numbers(bits: npt.NDArray[np.uint64]) -> list[str]:
+    """A US phone number (NXX-NXX-XXXX) per draw."""
+    area, area2, exch, exch2, line = _digits(bits, 8, 100, 8, 100, 10000)
+    return [
+        f"{a + 2}{b:02d}-{c + 2}{d:02d}-{e:04d}"
+        for a, b, c, d, e in zip(
+            area.tolist(), area2.tolist(), exch.tolist(), exch2.tolist(), line.tolist(), strict=True
+        )
+    ]
+
+
+def us_ssns(bits: npt.NDArray[np.uint64]) -> list[str]:
+    """A US social security number (AAA-GG-SSSS, never area 000, 666 or 9xx) per draw."""
     area, group, serial = _digits(bits, 898, 99, 9999)
     area = area + 1
     area = area + (area >= 666)  # 666 is never issued

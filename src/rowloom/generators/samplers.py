@@ -28,7 +28,12 @@ from rowloom.config.constraints import (
 from rowloom.config.errors import ConfigIssue, ConfigValidationError
 from rowloom.config.references import condition_template, template_references
 from rowloom.config.sampler_checks import datetime_format
-from rowloom.config.samplers import DATETIME_SAMPLERS, SamplerParams, TimeDeltaParams
+from rowloom.config.samplers import (
+    DATETIME_SAMPLERS,
+    PersonParams,
+    SamplerParams,
+    TimeDeltaParams,
+)
 from rowloom.errors import NonRetryableTaskError
 from rowloom.generators.base import (
     BatchGenerator,
@@ -39,6 +44,7 @@ from rowloom.generators.base import (
     render,
 )
 from rowloom.generators.distributions import draw, parse_datetimes
+from rowloom.generators.personas import PersonaDatasetError, PersonaSource, open_persona_source
 from rowloom.generators.rng import stream_key
 
 MAX_ATTEMPTS = 1000
@@ -90,6 +96,14 @@ class SamplerGenerator(BatchGenerator):
         self._is_datetime = config.sampler_type in DATETIME_SAMPLERS
         self._format = datetime_format(config) if self._is_datetime else None
         self._convert = None if self._is_datetime else config.convert_to
+        self._personas = [_persona_source(self.name, p) for p in self.branches if _is_dataset(p)]
+
+    def output_shape(self) -> dict[str, Any] | None:
+        """People from a Nemotron-Personas dataset have the dataset's field types."""
+        if len(self._personas) == 1 and len(self.branches) == 1 and self._convert is None:
+            assert isinstance(self.params, PersonParams)
+            return self._personas[0].value_shape(self.params.with_synthetic_personas)
+        return super().output_shape()
 
     def generate_batch(self, batch: BatchInput) -> list[Any]:
         branch, failures = self._branches(batch)
@@ -260,6 +274,22 @@ class SamplerGenerator(BatchGenerator):
         if self._convert == "str":
             return [None if v is None else str(v) for v in raw.tolist()]
         return list(raw.tolist())
+
+
+def _is_dataset(params: SamplerParams) -> bool:
+    return isinstance(params, PersonParams) and params.source == "nemotron_personas"
+
+
+def _persona_source(column: str, params: SamplerParams) -> PersonaSource:
+    """The opened dataset of a `nemotron_personas` person; a missing file or no matching
+    person is a `ConfigValidationError` before the run starts."""
+    assert isinstance(params, PersonParams)
+    try:
+        return open_persona_source(params)
+    except PersonaDatasetError as exc:
+        raise ConfigValidationError(
+            [ConfigIssue("person_dataset", f"columns.{column}", "params.locale", str(exc))]
+        ) from None
 
 
 def _filler(drawn: Sequence[tuple[Any, Array]], n: int) -> Array:

@@ -14,12 +14,18 @@ adds bounds on work and size, so no template can hang a run or exhaust its memor
 
 Exceeding a bound raises `jinja2.exceptions.SecurityError` (a `TemplateError`), which
 `render()` turns into a dropped row with reason `template_error`.
+
+A text value holding a whole object or list (JSON, or Python's printed form, as an expression
+column writes `{{ person.openness }}`) can be read into: `{{ openness.description }}` looks
+the field up in the parsed value, as Data Designer reads JSON text in its records.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
+import json
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -212,6 +218,20 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters[_STEP_FILTER] = _counted
         self.filters[_SIZE_FILTER] = _sized
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, str) and not hasattr(str, attribute):
+            parsed = structured_text(obj)
+            if parsed is not None:
+                return super().getitem(parsed, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, str) and not isinstance(argument, int | slice):
+            parsed = structured_text(obj)
+            if parsed is not None:
+                return super().getitem(parsed, argument)
+        return super().getitem(obj, argument)
+
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """Parse, then bound loops and concatenations (see `_Bounder`)."""
         tree = _Bounder().visit(super()._parse(source, name, filename))
@@ -253,6 +273,22 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             elif method in ("format", "format_map"):
                 _check_brace_format(owner)
         return super().call(__context, __obj, *args, **kwargs)
+
+
+def structured_text(text: str) -> dict[str, Any] | list[Any] | None:
+    """The object or list a text holds (JSON, or Python's printed form), else None."""
+    stripped = text.strip()
+    if stripped[:1] not in ("{", "[") or len(stripped) > MAX_TEMPLATE_OUTPUT:
+        return None
+    spend(len(stripped) // 100)
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        try:
+            value = ast.literal_eval(stripped)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+    return value if isinstance(value, dict | list) else None
 
 
 def render_bounded(template: Template, variables: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from rowloom.compat._fields import Issues
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigFileError
 from rowloom.config.models import ModelConfig, ModelProvider, SimulationConfig
+from rowloom.config.personas import data_designer_home
 from rowloom.config.presets import with_defaults
 from rowloom.config.references import column_model_aliases
 
@@ -67,11 +68,6 @@ def default_providers_path() -> Path:
     """`$XDG_CONFIG_HOME/rowloom/providers.yaml` (`~/.config/...` when unset)."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "rowloom" / "providers.yaml"
-
-
-def data_designer_home() -> Path:
-    """Data Designer's settings folder (`$DATA_DESIGNER_HOME`, else `~/.data-designer`)."""
-    return Path(os.environ.get("DATA_DESIGNER_HOME") or Path.home() / ".data-designer")
 
 
 def read_providers_file(path: str | Path | None = None) -> ProvidersFile:
