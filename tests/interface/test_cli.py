@@ -3,6 +3,7 @@ tracebacks, what a failed or partial run prints."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,22 @@ def test_a_partial_run_exits_1_with_counts_and_sample_errors(
     assert not opened.summary.every_row_written
     assert [s.column for s in opened.summary.error_samples] == ["ratio"] * 3
     assert "by zero" in (tmp_path / "a" / "ratio" / "report.html").read_text()
+    # every row group finished, yet rows are missing: one status everywhere, not "complete"
+    run = tmp_path / "a" / "ratio"
+    summary = json.loads((run / "summary.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert summary["row_groups_done"] == summary["row_groups_total"]
+    assert summary["status"] == manifest["status"] == opened.summary.status == "incomplete"
+    missing = 20 - opened.summary.rows_written
+    assert summary["stop_reason"] == manifest["incomplete_reason"]
+    assert summary["stop_reason"].startswith(f"{missing} of 20 rows dropped (template_error: ")
+    assert f"incomplete because: {missing} of 20 rows dropped" in result.err
+    report = run_cli(capsys, "report", run)
+    assert "incomplete" in report.out and "complete " not in report.out.replace("incomplete", "")
+    again = run_cli(
+        capsys, "create", config, "-n", "20", "--artifact-dir", tmp_path / "a", "--quiet"
+    )
+    assert again.code == 2 and "a finished run" in again.err and "dropped" in again.err
 
 
 def test_preview_shows_each_dropped_rows_error_and_exits_1(

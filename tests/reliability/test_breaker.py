@@ -113,6 +113,7 @@ def test_early_shutdown_uses_dd_names_and_can_be_turned_off(tmp_path: Path) -> N
     off = designer.preview(
         _always_failing({"shutdown_error_window": 5, "disable_early_shutdown": True}), 40
     )
-    assert off.summary.status == "complete" and not off.summary.every_row_written
+    assert off.summary.status == "incomplete" and not off.summary.every_row_written
+    assert off.summary.stop_reason == "40 of 40 rows dropped (template_error: 40)"
     assert off.summary.dropped_rows == {"template_error": 40}
     assert len(off.errors) == 40 and "by zero" in off.errors[0].message

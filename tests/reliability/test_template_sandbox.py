@@ -318,7 +318,8 @@ def test_hostile_expression_drops_rows_and_the_run_ends() -> None:
     )
     # A vectorised expression is one task per row group; a bad row drops only that row.
     result = _finishes(lambda: Designer().preview(config, 20))
-    assert result.summary.status == "complete"
+    assert result.summary.row_groups_done == result.summary.row_groups_total  # the run ended
+    assert result.summary.status == "incomplete"  # ... without the dropped rows
     dropped = result.summary.dropped_rows
     assert set(dropped) == {"template_error"}
     assert dropped["template_error"] + len(result) == 20

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from rowloom.builder.finalise import capacity_plan, run_status, token_usage, write_run_artifacts
+from rowloom.builder.finalise import capacity_plan, token_usage, write_run_artifacts
 from rowloom.builder.host import GenerationHost
 from rowloom.builder.options import EngineOptions
-from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary
+from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary, run_status
 from rowloom.builder.pressure import RequestPressureBridge
 from rowloom.builder.processors import build_processors, without_dropped
 from rowloom.builder.row_groups import RowGroupPlan, default_buffer_size
@@ -392,7 +392,9 @@ class DatasetBuilder:
         if run.seed is not None:
             run.seed.close()
         run.streams.close()
-        summary.status, summary.stop_reason = run_status(summary, run.engine.outcome, error)
+        summary.status, summary.stop_reason = run_status(
+            summary, error, run.engine.outcome.stop_reason
+        )
         plan = capacity_plan(
             run,
             config=self.config,

@@ -6,7 +6,6 @@ raises for its own failures: a run's own error always wins.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -23,27 +22,10 @@ from rowloom.capacity import (
 )
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.run import RunConfig
-from rowloom.errors import RunAbortedError
 from rowloom.models.usage import UsageTotals, usage_report
 from rowloom.provider_wire import TransportPoolLimits
-from rowloom.scheduler import SchedulerOutcome
 
 _log = logging.getLogger(__name__)
-
-
-def run_status(
-    summary: RunSummary, outcome: SchedulerOutcome, error: BaseException | None
-) -> tuple[str, str | None]:
-    """`(status, stop_reason)`: `complete` when every row group finished without error."""
-    if error is None and summary.row_groups_done == summary.row_groups_total:
-        return "complete", None
-    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
-        return "incomplete", "cancelled"
-    if isinstance(error, RunAbortedError):
-        return "incomplete", str(error)
-    if error is not None:
-        return "incomplete", f"{type(error).__name__}: {error}"
-    return "incomplete", outcome.stop_reason or "not every row group finished"
 
 
 def capacity_plan(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -11,11 +12,37 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rowloom.builder.storage import ErrorSample, RunStorage
 from rowloom.config.models import ModelPrice
+from rowloom.errors import RunAbortedError
 
 if TYPE_CHECKING:
     from rowloom.models.clients.model_request_executor import ModelRequestExecutor
     from rowloom.models.request_admission import AdaptiveRequestAdmissionController
     from rowloom.scheduling import TaskAdmissionController
+
+
+def run_status(
+    summary: RunSummary, error: BaseException | None, stop_reason: str | None = None
+) -> tuple[str, str | None]:
+    """`(status, reason)` of a finished or stopped run, the one definition the summary, the
+    manifest, the report and the exit code share: `complete` only when every row group
+    finished without error and every requested row was written; otherwise `incomplete`, with
+    why (cancelled, the error, the engine's `stop_reason`, or the rows dropped)."""
+    if error is None and summary.row_groups_done == summary.row_groups_total:
+        if summary.rows_written >= summary.num_records:
+            return "complete", None
+        dropped = ", ".join(f"{k}: {v}" for k, v in sorted(summary.dropped_rows.items()))
+        missing = summary.num_records - summary.rows_written
+        return (
+            "incomplete",
+            f"{missing} of {summary.num_records} rows dropped ({dropped or 'no reason recorded'})",
+        )
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
+        return "incomplete", "cancelled"
+    if isinstance(error, RunAbortedError):
+        return "incomplete", str(error)
+    if error is not None:
+        return "incomplete", f"{type(error).__name__}: {error}"
+    return "incomplete", stop_reason or "not every row group finished"
 
 
 @dataclass(slots=True)
@@ -59,8 +86,8 @@ class RunSummary:
 
     @property
     def every_row_written(self) -> bool:
-        """True when the run finished and wrote every requested row (exit code 0)."""
-        return self.status == "complete" and self.rows_written >= self.num_records
+        """True when the run is `complete` (see `run_status`; exit code 0)."""
+        return self.status == "complete"
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain data (what `summary.json` holds)."""

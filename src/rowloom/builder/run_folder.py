@@ -169,6 +169,8 @@ def _describe(manifest: Manifest) -> str:
     rows = sum(r.rows for r in manifest.row_groups.values())
     if manifest.status == "complete":
         return f"a finished run ({rows} of {manifest.num_records} rows)"
+    if len(manifest.row_groups) == manifest.plan().count:  # finished, some rows dropped
+        return f"a finished run ({rows} of {manifest.num_records} rows; the rest were dropped)"
     return f"a stopped run ({rows} of {manifest.num_records} rows saved)"
 
 

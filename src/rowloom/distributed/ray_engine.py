@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary
+from rowloom.builder.outputs import ReportWriter, RunMonitor, RunOutputs, RunSummary, run_status
 from rowloom.builder.run_folder import RunRequest, open_run
 from rowloom.builder.storage import ResumeMode, RunStorage
 from rowloom.config.dataset import DatasetConfig
@@ -317,7 +317,7 @@ class RayDriver:
             summary.wall_seconds = time.monotonic() - started
             summary.row_groups_done = len(storage.manifest.row_groups)
             summary.rows_written = sum(r.rows for r in storage.manifest.row_groups.values())
-            summary.status, summary.stop_reason = _status(summary, error)
+            summary.status, summary.stop_reason = run_status(summary, error)
             await self._finish(ray, storage, coordinators, summary)
         return RunOutputs(
             summary=summary,
@@ -552,16 +552,6 @@ async def _leave(coordinators: Mapping[str, Any], worker: str) -> None:
             await _awaited(handle.leave.remote(worker))
         except Exception:  # a lost coordinator forgets its workers anyway
             _log.debug("could not tell a coordinator that %s left", worker)
-
-
-def _status(summary: RunSummary, error: BaseException | None) -> tuple[str, str | None]:
-    if error is None and summary.row_groups_done == summary.row_groups_total:
-        return "complete", None
-    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
-        return "incomplete", "cancelled"
-    if error is not None:
-        return "incomplete", f"{type(error).__name__}: {error}"
-    return "incomplete", "not every row group finished"
 
 
 def _last_worker_serial(workers: Path) -> int:

@@ -218,7 +218,9 @@ def _report_outcome(summary: RunSummary, *, samples: bool = True, quiet: bool = 
         if usage:
             console.print(f"token usage: {usage}", highlight=False, markup=False)
         if summary.stop_reason:
-            console.print(f"stopped because: {summary.stop_reason}", highlight=False, markup=False)
+            console.print(
+                f"incomplete because: {summary.stop_reason}", highlight=False, markup=False
+            )
         if samples:
             for error in summary.error_samples:
                 console.print(f"  {error}", highlight=False, markup=False)
@@ -229,7 +231,7 @@ def _report_outcome(summary: RunSummary, *, samples: bool = True, quiet: bool = 
 def _summary_line(summary: RunSummary) -> str:
     dropped = summary.dropped_rows
     dropped_text = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) if dropped else "none"
-    status = "complete" if summary.every_row_written else "incomplete"
+    status = summary.status
     stragglers = (
         f" ({summary.stragglers_cancelled} stragglers cancelled and retried)"
         if summary.stragglers_cancelled

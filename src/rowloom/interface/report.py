@@ -375,7 +375,7 @@ def print_summary(report: RunReport, console: Console) -> None:
         highlight=False,
     )
     if s.get("stop_reason"):
-        console.print(f"stopped because: {s['stop_reason']}", highlight=False)
+        console.print(f"incomplete because: {s['stop_reason']}", highlight=False)
     m = report.metrics
     console.print(
         f"requests by outcome: {_kv(m.request_attempts_by_outcome)}; "
