@@ -20,7 +20,7 @@ import yaml
 from rowloom.builder.builder import DatasetBuilder
 from rowloom.config.dataset import DatasetConfig
 from rowloom.config.errors import ConfigValidationError
-from rowloom.errors import RetryableTaskError
+from rowloom.errors import RetryableTaskError, RunFolderError
 from rowloom.interface.designer import Designer
 from rowloom.models.clients.base import ChatResponse, ToolCall
 from rowloom.models.facade import ModelFacade
@@ -201,7 +201,7 @@ def _server_exited(pidfile: Path) -> bool:
     return status.exists() and "\tZ" in status.read_text()  # exited, not yet reaped
 
 
-async def test_mcp_server_stops_when_wiring_fails(
+async def test_a_missing_api_key_fails_before_any_mcp_server_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pidfile = tmp_path / "mcp.pid"
@@ -217,6 +217,17 @@ async def test_mcp_server_stops_when_wiring_fails(
     with pytest.raises(ConfigValidationError) as info:
         await DatasetBuilder(cfg).build(2, run_dir=None, name="t")
     assert info.value.codes == ("missing_api_key_env",)
+    assert not pidfile.exists()  # the server was never started
+
+
+async def test_mcp_server_stops_when_wiring_fails(tmp_path: Path) -> None:
+    """A run folder that refuses the run (a finished run there, no --resume) is found once the
+    servers are up: they are stopped."""
+    pidfile = tmp_path / "mcp.pid"
+    cfg = config(mcp={**STDIO, "env": {"ROWLOOM_TEST_MCP_PIDFILE": str(pidfile)}})
+    await DatasetBuilder(config()).build(2, run_dir=tmp_path / "run", name="t")
+    with pytest.raises(RunFolderError):
+        await DatasetBuilder(cfg).build(2, run_dir=tmp_path / "run", name="t")
     assert _server_exited(pidfile)
 
 

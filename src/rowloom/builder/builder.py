@@ -116,8 +116,10 @@ class DatasetBuilder:
         What happens to a run already in `run_dir` is `open_run`'s (`resume`, `overwrite`).
         `row_groups` limits the run to those row groups of the plan (a Ray worker's share of
         a run; in memory, it is the caller's to write them). The MCP servers of the config's
-        tool columns are up for the whole run and closed on every path (error, cancellation).
+        tool columns are up for the whole run and closed on every path (error, cancellation);
+        none starts when the config's environment is wrong (a missing API key).
         """
+        self.config.check_environment()  # before any MCP server process starts
         async with MCPToolHost(self.config) as tools:
             try:
                 run = self.wire(
