@@ -164,3 +164,30 @@ def test_only_the_stores_own_images_are_removed(tmp_path: Path) -> None:
     assert (tmp_path / "mine.png").exists() and (run / "data" / "part.png").exists()
     media.remove(saved)
     assert not (run / saved).exists()
+
+
+@pytest.mark.parametrize("kept_by_processor", [False, True])
+async def test_a_dropped_image_columns_files_go_unless_an_output_names_them(
+    tmp_path: Path, kept_by_processor: bool
+) -> None:
+    """`drop: true` on an image column: later columns still see the pictures, but the run
+    folder keeps no file the dataset does not point to (Data Designer keeps them because it
+    saves dropped columns to dropped-columns parquet files; rowloom keeps no dropped column).
+    A processor's output that names a picture keeps that file."""
+    data = json.loads(config().to_json())
+    data["columns"][1]["drop"] = True
+    if kept_by_processor:
+        data["processors"] = [
+            {"processor_type": "schema_transform", "name": "pairs",
+             "template": {"image": "{{ picture }}", "text": "{{ caption }}"}}
+        ]  # fmt: skip
+    result = await Designer(tmp_path).acreate(DatasetConfig.from_dict(data), 7, "run")
+    df = result.to_pandas()
+    assert len(df) == 7 and "picture" not in df.columns and df["caption"].notna().all()
+    files = sorted(p.relative_to(tmp_path / "run").as_posix() for p in images_of(tmp_path / "run"))
+    if kept_by_processor:
+        pairs = pd.read_parquet(tmp_path / "run" / "processors" / "pairs")
+        assert files == sorted(pairs["image"]) and len(files) == 7
+    else:
+        assert files == []
+        assert not (tmp_path / "run" / "images" / "picture").exists()

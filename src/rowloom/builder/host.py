@@ -5,6 +5,7 @@ the same values."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,10 @@ class GenerationHost:
         """The first sample errors of this run's checkpointed row groups (in finish order)."""
         self._facades = {name: facade_for(gen) for name, gen in generators.items()}
         self._file_writers = [gen for gen in generators.values() if gen.writes_files]
+        self._unwritten_file_writers = [
+            gen for gen in self._file_writers if gen.name not in output_columns
+        ]
+        """File columns the dataset does not keep (`drop: true`): their files go too."""
         self._types = {
             name: arrow_type_for_shape(_shape_of(gen)) for name, gen in generators.items()
         }
@@ -238,6 +243,8 @@ class GenerationHost:
             table = encode_table(self.output_columns, values, self._types)
             if buf.dropped and self._file_writers:  # before the part: no kept file is lost
                 await asyncio.to_thread(self._discard_files, buf)
+            if self._unwritten_file_writers:
+                await asyncio.to_thread(self._discard_unwritten_files, buf, live, outputs)
             await asyncio.to_thread(
                 self._write, row_group, table, reasons, usage, errors[:MAX_ERROR_SAMPLES], outputs
             )
@@ -288,6 +295,16 @@ class GenerationHost:
         """Remove the files of the dropped rows' values (image columns)."""
         for gen in self._file_writers:
             gen.discard_files([buf.column(gen.name)[i] for i in buf.dropped])
+
+    def _discard_unwritten_files(
+        self, buf: RowGroupBuffer, live: Sequence[int], outputs: Mapping[str, Any]
+    ) -> None:
+        """Remove the files of columns the dataset does not keep, once every column of the
+        row group is done; a file a processor's output names is kept with that output."""
+        named = json.dumps(outputs, default=str) if outputs else ""
+        for gen in self._unwritten_file_writers:
+            values = [buf.column(gen.name)[i] for i in live]
+            gen.discard_files([v for v in values if not (isinstance(v, str) and v in named)])
 
     def discard_row_group(self, row_group: int) -> None:
         """Forget an unfinished row group (cancelled run); it is regenerated on resume."""

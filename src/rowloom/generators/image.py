@@ -18,7 +18,8 @@ class ImageGenerator(ColumnGenerator):
     """Renders the prompt, asks the `image` model for one image, stores it; the value is its
     path relative to the run folder (`images/<column>/<row>.png`), or a `data:` URI when the
     run keeps its rows in memory (a preview). A dropped row's image file is removed when its
-    row group is written, so `images/` holds exactly the dataset's images."""
+    row group is written, and so are all of a `drop: true` column's (unless a processor's
+    output names them), so `images/` holds exactly the images the outputs point to."""
 
     writes_files = True
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import re
@@ -96,7 +97,10 @@ class MediaStore:
         relative = Path(value)
         if relative.is_absolute() or relative.parts[:1] != (IMAGES_DIR,) or ".." in relative.parts:
             return
-        (self.run_dir / relative).unlink(missing_ok=True)
+        target = self.run_dir / relative
+        target.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the column's folder, once it holds nothing
+            target.parent.rmdir()
 
 
 _GLOB = re.compile(r"[*?\[]")
