@@ -371,3 +371,9 @@ def test_templates_read_into_text_holding_an_object() -> None:
         render(compile_template("{{ s.description }}"), {"s": "plain text"})
     with pytest.raises(NonRetryableTaskError):
         render(compile_template("{{ s.nope }}"), {"s": str(trait)})
+
+
+def test_a_text_expression_of_one_value_is_still_stored_as_text() -> None:
+    gen = ExpressionGenerator(ExpressionColumnConfig(name="o", expr="{{ p.openness }}"))
+    assert gen.config.output_shape() is None  # templates may read into it
+    assert gen.output_shape() == {"type": "string"}  # every part: a string column

@@ -32,6 +32,13 @@ class ExpressionGenerator(ColumnGenerator):
         if batch:
             self.task_type = "batch"  # type: ignore[misc]
 
+    def output_shape(self) -> dict[str, Any] | None:
+        """A `str` expression is stored as text, even one whose text templates may read
+        into (its config's shape is left open for them)."""
+        if self.dtype == "str":
+            return {"type": "string"}
+        return super().output_shape()
+
     def value_for(self, row: Mapping[str, Any]) -> Any:
         """The cast value of the expression for one row."""
         return cast_value(render(self._template, row), self.dtype, self.name)
