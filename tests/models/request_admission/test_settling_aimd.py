@@ -363,7 +363,7 @@ def test_slow_start_ends_at_the_first_429_one_below_the_refused_concurrency() ->
     saturated_round(rule)
     assert rule.in_slow_start and rule.limit == 40  # 32 successes, one step per 4
     assert rule.update(refused(33)) == 32  # not the binding cut floor(40 * 0.75) = 30
-    assert rule.ceiling == 33 and not rule.in_slow_start and rule.last_drop_learned
+    assert rule.ceiling == 33 and not rule.in_slow_start
     saturated_round(rule)
     assert rule.limit == 32  # settling now: it holds one below the ceiling
 

@@ -46,8 +46,6 @@ class ProviderRecord:
     as the ceiling, which is probed rarely.
     One cut per cascade: a refusal of a lease granted before the last decrease (its grant
     ordinal below `cut_mark`) is already answered by that decrease and is not folded in.
-    `explains(ordinal)` tells whether a refused lease is answered by a cut that learned a
-    ceiling (the resource need not cut its own limit for it).
     `limit` is None without a rule. `share` is the provider's fleet share on a Ray worker.
     """
 
@@ -87,14 +85,6 @@ class ProviderRecord:
         if after < before:
             self.cut_mark = self.grants
         return before
-
-    def explains(self, ordinal: int) -> bool:
-        """A 429 of the lease granted as the `ordinal`-th is answered by the provider limit:
-        the last cut came after its grant and learnt the provider's ceiling (the refusal was
-        the provider's total, not the resource's own concurrency; a cut far below the limit,
-        a request-rate limit, answers nothing)."""
-        rule = self.rule
-        return rule is not None and rule.last_drop_learned and ordinal < self.cut_mark
 
 
 class ProviderModelRecord:

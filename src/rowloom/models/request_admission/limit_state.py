@@ -52,7 +52,6 @@ class RateLimitEffect:
     transitions: tuple[LimitTransition, ...]
     cooldown_started: bool = False
     blocked: bool = False
-    provider_answered: bool = False
 
 
 _NONE: Final[tuple[LimitTransition, ...]] = ()
@@ -63,8 +62,7 @@ class AdaptiveRequestLimitState:
 
     Guarantees: `1 <= current_limit <= effective_max`; a rate limit cuts the limit at most once
     per cascade (a 429 from a lease granted above the current limit does not cut again, nor
-    does a repeat refusal in the cooldown below the current limit, nor one the shared
-    provider's limit answered); only successes outside
+    does a repeat refusal in the cooldown below the current limit); only successes outside
     cooldown and after the ramp feed the rule; the ramp rises linearly from 1 to the initial
     limit over `startup_ramp_seconds` and a rate limit aborts it. Admission is blocked only
     until `blocked_until`, which never outlasts the cooldown (see the module docstring for the
@@ -257,14 +255,8 @@ class AdaptiveRequestLimitState:
         retry_after_seconds: float | None,
         granted_in_cooldown: bool = False,
         lease_in_flight: int | None = None,
-        provider_answered: bool = False,
     ) -> RateLimitEffect:
         """A 429: cut once per cascade, abort the ramp, cool down for Retry-After or the default.
-
-        `provider_answered`: the shared provider's limit already answered this refusal (see
-        `ledger.ProviderRecord.explains`): the 429 is only counted, with no cut and no cooldown
-        (its request still waits out its Retry-After), so the provider's excess neither cuts
-        the resource twice nor stalls its admissions.
 
         `granted_in_cooldown`: the rate-limited lease was granted after the current cooldown
         began; `lease_in_flight`: the in-flight count right after its grant. Under
@@ -274,10 +266,6 @@ class AdaptiveRequestLimitState:
         again (the limit did not let it through: more cuts would only outlast the cooldown).
         """
         out = list(self.refresh(now))
-        if provider_answered:
-            self._consecutive += 1
-            self._rate_limited_total += 1
-            return RateLimitEffect(False, False, tuple(out), provider_answered=True)
         was_cooling = self.in_cooldown(now)
         first = self._refused_in_flight
         repeat = (

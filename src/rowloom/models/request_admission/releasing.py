@@ -8,9 +8,8 @@
 3. `_apply_outcome`: the outcome moves the resource's limit (a 429 cuts it and may start a
    cooldown, a success may raise it, anything else only lets time-driven changes happen);
 4. `_release_events`: `request_lease_released`, and `request_rate_limited` for a 429;
-5. the limit transitions' events, then `_provider_event` (a change of the learned provider
-   limit, which was folded in before step 3 so that a 429 the provider's cut answers does not
-   cut the resource too) and `_observe_fleet` (fleet shares) for successes and 429s.
+5. the limit transitions' events, then `_observe_provider` (the learned provider limit) and
+   `_observe_fleet` (fleet shares) for successes and 429s.
 
 Granting freed capacity to waiters is the caller's next step (`granting.grant_waiters`).
 """
@@ -65,24 +64,12 @@ def release(
     state.counts.leases_released += 1
     settled.record.last_outcome = outcome.kind.value
     _observe_pacing(op, settled, outcome)
-    rate_limited = outcome.kind is RequestReleaseOutcomeKind.RATE_LIMITED
-    learns = rate_limited or outcome.kind is RequestReleaseOutcomeKind.SUCCESS
-    provider = settled.record.pm.provider
-    phase = "slow_start" if provider.rule is not None and provider.rule.in_slow_start else None
-    provider_before = (
-        provider.observe(
-            op.now, rate_limited, settled.provider_ordinal, settled.provider_in_flight_at_grant
-        )
-        if learns
-        else None
-    )
-    answered = rate_limited and provider.explains(settled.provider_ordinal)
-    effect, transitions = _apply_outcome(op, lease, settled, outcome, answered)
+    effect, transitions = _apply_outcome(op, lease, settled, outcome)
     _release_events(op, lease, settled, outcome, effect, after_grant)
     op.apply(settled.record, transitions, cause=lease.item)
-    if learns:
-        _provider_event(op, settled, provider_before, phase or "settling", lease)
-        _observe_fleet(op, settled, rate_limited, outcome, lease.acquired_at)
+    if outcome.kind is RequestReleaseOutcomeKind.SUCCESS or effect is not None:
+        _observe_provider(op, settled, effect is not None, lease)
+        _observe_fleet(op, settled, effect is not None, outcome, lease.acquired_at)
     return _RELEASED
 
 
@@ -98,10 +85,8 @@ def _apply_outcome(
     lease: RequestAdmissionLease,
     settled: SettledLease,
     outcome: RequestReleaseOutcome,
-    provider_answered: bool,
 ) -> tuple[RateLimitEffect | None, tuple[LimitTransition, ...]]:
-    """Move the resource's limit by the outcome: (the 429's effect or None, transitions);
-    `provider_answered`: the shared provider's limit already answered this 429."""
+    """Move the resource's limit by the outcome: (the 429's effect or None, transitions)."""
     record, now, kind = settled.record, op.now, outcome.kind
     limits = record.limits
     if kind is RequestReleaseOutcomeKind.RATE_LIMITED:
@@ -112,7 +97,6 @@ def _apply_outcome(
             outcome.retry_after_seconds,
             granted_in_cooldown=settled.ordinal >= record.cooldown_mark,
             lease_in_flight=settled.in_flight_at_grant,
-            provider_answered=provider_answered,
         )
         if effect.cooldown_started:
             record.cooldown_mark = record.grants
@@ -163,26 +147,25 @@ def _release_events(
             "lease_limit": lease.current_limit,
             "cooldown_mode": settled.record.limits.cooldown_mode,
             "admission_blocked": effect.blocked,
-            "provider_answered": effect.provider_answered,
             "status_code": outcome.status_code,
         },
     )
 
 
-def _provider_event(
-    op: Operation,
-    settled: SettledLease,
-    before: int | None,
-    phase: str,
-    lease: RequestAdmissionLease,
+def _observe_provider(
+    op: Operation, settled: SettledLease, rate_limited: bool, lease: RequestAdmissionLease
 ) -> None:
-    """Note a change of the provider's learned limit (from `before`; None: no change) as a
-    limit event of the resource whose release caused it (`reason`: `provider_limit`;
+    """Fold a success or a 429 into the provider's learned limit; note a change as a limit
+    event of the resource whose release caused it (`reason`: `provider_limit`;
     `diagnostics.phase`: `slow_start` for the ramp's steps and the 429 that ends it, else
     `settling`)."""
+    provider = settled.record.pm.provider
+    ramping = provider.rule is not None and provider.rule.in_slow_start
+    before = provider.observe(
+        op.now, rate_limited, settled.provider_ordinal, settled.provider_in_flight_at_grant
+    )
     if before is None:
         return
-    provider = settled.record.pm.provider
     after = provider.limit
     assert after is not None
     op.resource_event(
@@ -195,7 +178,7 @@ def _provider_event(
             "provider": provider.name,
             "before": before,
             "after": after,
-            "phase": phase,
+            "phase": "slow_start" if ramping else "settling",
         },
     )
 

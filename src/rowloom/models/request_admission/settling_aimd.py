@@ -73,7 +73,6 @@ class SettlingAimdLimitRule(AimdLimitRule):
         "_ceiling",
         "_ceiling_at",
         "_hold_rounds",
-        "_learned",
         "_probe_seconds",
         "_slow_start",
     )
@@ -102,7 +101,6 @@ class SettlingAimdLimitRule(AimdLimitRule):
         self._ceiling: int | None = None
         self._ceiling_at = 0.0
         self._slow_start = slow_start_successes if self._limit < self._max else 0
-        self._learned = False
 
     @property
     def name(self) -> str:
@@ -112,12 +110,6 @@ class SettlingAimdLimitRule(AimdLimitRule):
     def ceiling(self) -> int | None:
         """The lowest limit that drew the last 429s, while remembered."""
         return self._ceiling
-
-    @property
-    def last_drop_learned(self) -> bool:
-        """The last 429 folded in set or confirmed the ceiling (False: none yet, or it came far
-        below the limit and only cut it)."""
-        return self._learned
 
     @property
     def in_slow_start(self) -> bool:
@@ -186,7 +178,6 @@ class SettlingAimdLimitRule(AimdLimitRule):
         self._successes = 0
         ramping, self._slow_start = self._slow_start > 0, 0
         ceiling = self._ceiling
-        self._learned = True
         if ceiling is not None and self._limit >= ceiling:
             self._limit = max(1, min(self._limit, ceiling) - 1)  # the probe failed: back to hold
             self._hold_rounds = min(MAX_PROBE_HOLD_FACTOR, 2 * self._hold_rounds)
@@ -198,7 +189,6 @@ class SettlingAimdLimitRule(AimdLimitRule):
         if k is not None and (k <= cut or ramping):
             if k - 1 < cut // 2:
                 self._limit = cut  # refused far below the limit: not this resource's doing
-                self._learned = False
                 return self._limit
             cut = max(1, min(k, self._limit) - 1)  # overshoot: one below the refused level
         refused = min(self._limit, k or self._limit)
