@@ -120,6 +120,7 @@ class ModelFacade:
         self._allowed = frozenset(allowed_aliases) if allowed_aliases is not None else None
         self._tag = tag
         self._tools: Mapping[str, ToolBox] = tools or {}
+        self._validators: dict[int, tuple[Mapping[str, Any], jsonschema.Validator]] = {}
 
     def bind(self, tag: CallTag) -> ModelFacade:
         """The same facade, its calls made for the cell `tag`."""
@@ -128,7 +129,18 @@ class ModelFacade:
         bound._allowed = self._allowed
         bound._tag = tag
         bound._tools = self._tools
+        bound._validators = self._validators
         return bound
+
+    def _validator(self, schema: Mapping[str, Any]) -> jsonschema.Validator:
+        """The validator of `schema`, built once per schema object (a column's schema is one
+        object for the whole run) and shared by every bound copy of this facade."""
+        hit = self._validators.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+        validator = jsonschema.Draft202012Validator(dict(schema))
+        self._validators[id(schema)] = (schema, validator)  # the key's object is kept alive
+        return validator
 
     def toolbox(self, tool_alias: str) -> ToolBox:
         """The tools of a tool config this run opened."""
@@ -263,7 +275,7 @@ class ModelFacade:
             "type": "json_schema",
             "json_schema": {"name": schema_name, "schema": dict(schema), "strict": False},
         }
-        validator = jsonschema.Draft202012Validator(dict(schema))
+        validator = self._validator(schema)
         history: list[Message] = list(messages)
         problem = ""
         for attempt in range(max_correction_attempts + 1):

@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -331,12 +332,12 @@ async def test_the_request_carries_the_key_headers_and_the_json_body() -> None:
         return web.json_response({"choices": [{"message": message, "finish_reason": "stop"}]})
 
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-    request = ChatRequest(
+    request = ChatRequest(  # any Mapping is a message, a tool or a format
         model="writer",
-        messages=MESSAGES,
+        messages=(MappingProxyType(MESSAGES[0]),),
         max_tokens=8,
-        response_format={"type": "json_object"},
-        tools=(tool,),
+        response_format=MappingProxyType({"type": "json_object"}),
+        tools=(MappingProxyType(tool),),
         extra_headers={"X-Call": "c"},
     )
     async with stub_server(handler) as url:

@@ -138,16 +138,16 @@ class OpenAICompatibleClient:
         classified `ProviderError`."""
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [dict(m) for m in request.messages],
+            "messages": list(request.messages),
         }
         for name in ("temperature", "top_p", "max_tokens"):
             value = getattr(request, name)
             if value is not None:
                 body[name] = value
         if request.response_format is not None:
-            body["response_format"] = dict(request.response_format)
+            body["response_format"] = request.response_format
         if request.tools:
-            body["tools"] = [dict(t) for t in request.tools]
+            body["tools"] = list(request.tools)
         body.update(self._extra_body)
         if request.extra_body:
             body.update(request.extra_body)
@@ -251,7 +251,7 @@ class OpenAICompatibleClient:
         try:
             async with session.post(
                 self._base_url + path,
-                data=orjson.dumps(body),
+                data=orjson.dumps(body, default=_plain_mapping),
                 headers=headers,
                 timeout=self._timeout(timeout_s),
                 proxy=self._proxy,
@@ -361,6 +361,14 @@ class _Answer:
     def __init__(self, status_code: int, content: bytes) -> None:
         self.status_code = status_code
         self.content = content
+
+
+def _plain_mapping(value: object) -> dict[Any, Any]:
+    """orjson's fallback for what it does not encode natively: a message, tool or format
+    given as another `Mapping` than a dict is sent as one."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _env_proxy(base_url: str, host: str | None) -> str | None:
