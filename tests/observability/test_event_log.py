@@ -212,6 +212,22 @@ def test_the_log_reads_back_every_event_as_its_json_line(
     assert times == sorted(times) and len(merged) == sum(len(s.events) for s in sinks.values())
 
 
+def test_an_unknown_kind_is_refused_and_leaves_no_gap_in_the_sequences() -> None:
+    logs = {"scheduler": EventLog("scheduler"), "requests": EventLog("requests")}
+    emitters: dict[str, Any] = {
+        "scheduler": SchedulerEventEmitter(None, lambda: 1.0, log=logs["scheduler"]),
+        "requests": RequestEventEmitter(None, lambda: 1.0, log=logs["requests"]),
+    }
+    for stream, kind in (("scheduler", "selected"), ("requests", "request_wait_started")):
+        emitters[stream].emit(kind)
+        with pytest.raises(ValueError, match="no_such_kind"):
+            emitters[stream].emit("no_such_kind")
+        emitters[stream].emit(kind)
+        table = logs[stream].table()
+        assert table.column("event_kind").to_pylist() == [kind, kind]
+        assert table.column("sequence").to_pylist() == [1, 2]
+
+
 def test_a_resumed_run_adds_a_segment_and_readers_see_both(tmp_path: Path) -> None:
     events_dir = tmp_path / "events"
     for attempt in range(3):

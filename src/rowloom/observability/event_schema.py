@@ -20,6 +20,7 @@ Values are JSON-normalised here, at conversion, not at emission.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
@@ -31,7 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rowloom.observability.correlation import CorrelationJson, RuntimeCorrelation
-from rowloom.observability.events import key_str, to_json_value
+from rowloom.observability.events import (
+    REQUEST_EVENT_KINDS,
+    SCHEDULER_EVENT_KINDS,
+    key_str,
+    to_json_value,
+)
 
 STREAMS: Final[tuple[str, str]] = ("scheduler", "requests")
 ID_FIELDS: Final[dict[str, tuple[str, str, str, str]]] = {
@@ -47,22 +53,27 @@ KEY_FIELDS: Final = frozenset(
     {"scheduler_resource_key", "request_resource_key", "request_group_key"}
 )
 FORMAT_VERSION: Final = "1"
+KINDS: Final[dict[str, tuple[str, ...]]] = {
+    "scheduler": SCHEDULER_EVENT_KINDS,
+    "requests": REQUEST_EVENT_KINDS,
+}
 
-BUFFER_FIELDS: Final[tuple[str, ...]] = (
-    "event_kind",
-    "sequence",
-    "captured_at_monotonic",
-    "captured_correlation",
-    "id1",
-    "id2",
-    "id3",
-    "id4",
-    "reason",
-    "snapshot",
-    "diagnostics",
-    "diagnostics_task_execution_id",
-)
-"""What an emitter appends per event, one list each (the four ids in `ID_FIELDS` order)."""
+BUFFER_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    stream: (
+        "event_kind",
+        "captured_at_monotonic",
+        "captured_correlation",
+        *ID_FIELDS[stream],
+        "reason",
+        "snapshot",
+        "diagnostics",
+        *(("diagnostics_task_execution_id",) if stream == "requests" else ()),
+    )
+    for stream in STREAMS
+}
+"""What an emitter appends per event, one list each: the kind as its index in the stream's
+kinds (`KINDS`) or as a string, no sequence (the row's position gives it), and the
+diagnostics' task execution id on the request stream only."""
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _STR = pa.string()
@@ -160,15 +171,18 @@ def dumps(value: Any) -> bytes:
 # Python work is per correlation, snapshot or diagnostics object, not per event.
 
 
-def columns_to_batch(stream: str, columns: Sequence[Sequence[Any]]) -> pa.RecordBatch:
-    """One record batch of buffered columns (`BUFFER_FIELDS` order)."""
+def columns_to_batch(
+    stream: str, columns: Sequence[Sequence[Any]], sequences: pa.Array | Sequence[int | None]
+) -> pa.RecordBatch:
+    """One record batch of buffered columns (`BUFFER_FIELDS` order) and their sequences."""
     sch = _SCHEMAS[stream]
-    if not columns or len(columns[0]) == 0:
+    n = len(columns[0]) if columns else 0
+    if n == 0:
         return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in sch], schema=sch)
-    kinds, seqs, times, corrs, a, b, c, d, reasons, snaps, diags, diag_ex = columns
+    kinds, times, corrs, a, b, c, d, reasons, snaps, diags, *rest = columns
     arrays: list[pa.Array] = [
-        pa.array(kinds, _STR).dictionary_encode(),
-        pa.array(seqs, _INT),
+        _kinds(stream, kinds),
+        sequences if isinstance(sequences, pa.Array) else pa.array(sequences, _INT),
         pa.array(times, _FLOAT),
         *_correlations(corrs),
     ]
@@ -177,8 +191,23 @@ def columns_to_batch(stream: str, columns: Sequence[Sequence[Any]]) -> pa.Record
     arrays.append(keys(reasons))
     arrays += _snapshots(snaps)
     arrays.append(_diagnostics(diags))
-    arrays.append(strings(diag_ex))
+    arrays.append(strings(rest[0]) if rest else pa.nulls(n, _STR))
     return pa.RecordBatch.from_arrays(arrays, schema=sch)
+
+
+@functools.cache
+def _kind_dictionary(stream: str) -> pa.Array:
+    """`KINDS[stream]` as an Arrow array (built on first use: building an array at import would
+    import pandas into the CLI's start-up)."""
+    return pa.array(KINDS[stream], _STR)
+
+
+def _kinds(stream: str, kinds: Sequence[Any]) -> pa.Array:
+    """Kinds given as indices into `KINDS[stream]` (an emitter's) or as strings."""
+    if type(kinds[0]) is int:
+        indices = pa.array(kinds, pa.int32())
+        return pa.DictionaryArray.from_arrays(indices, _kind_dictionary(stream))
+    return pa.array(kinds, _STR).dictionary_encode()
 
 
 def distinct(values: Sequence[Any]) -> tuple[list[Any], pa.Array]:
@@ -360,7 +389,7 @@ def _pressure_arrays(snaps: Sequence[Any]) -> list[pa.Array] | None:
 
 def empty_batch(stream: str) -> pa.RecordBatch:
     """A record batch with no events."""
-    return columns_to_batch(stream, [])
+    return columns_to_batch(stream, [], [])
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:

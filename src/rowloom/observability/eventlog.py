@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -56,7 +57,8 @@ class EventLog:
             raise ValueError(f"unknown event stream {stream!r}")
         self.stream = stream
         self.path = path
-        self.columns: tuple[list[Any], ...] = tuple([] for _ in BUFFER_FIELDS)
+        self.columns: tuple[list[Any], ...] = tuple([] for _ in BUFFER_FIELDS[stream])
+        self._sequence = 1  # the next buffered row's sequence
         self.failures = 0
         self._batches: list[pa.RecordBatch] = []
         self._lock = threading.Lock()
@@ -126,9 +128,13 @@ class EventLog:
         if self._closed:
             return
         taken = self._take()
+        n = len(taken[0])
+        first, self._sequence = self._sequence, self._sequence + n
+        sequences = pa.array(np.arange(first, first + n, dtype=np.int64))
         try:
-            for i in range(0, len(taken[0]), BATCH_ROWS):
-                self._put(columns_to_batch(self.stream, [c[i : i + BATCH_ROWS] for c in taken]))
+            for i in range(0, n, BATCH_ROWS):
+                rows = [c[i : i + BATCH_ROWS] for c in taken]
+                self._put(columns_to_batch(self.stream, rows, sequences[i : i + BATCH_ROWS]))
         except Exception:
             self._failed()
 
@@ -189,24 +195,28 @@ def _segment_index(path: Path) -> int:
 def events_to_table(stream: str, events: Iterable[Any]) -> pa.Table:
     """A stream table of event objects (`as_json()`) or their JSON dicts (the line shape)."""
     ids = ID_FIELDS[stream]
-    columns: list[list[Any]] = [[] for _ in BUFFER_FIELDS]
+    extra = stream == "requests"
+    columns: list[list[Any]] = [[] for _ in BUFFER_FIELDS[stream]]
+    sequences: list[Any] = []
     for e in events:
         d = as_mapping(e)
+        sequences.append(d.get("sequence"))
         row = (
             d["event_kind"],
-            d.get("sequence"),
             d["captured_at_monotonic"],
             d.get("captured_correlation") or None,
             *(d.get(name) for name in ids),
             d.get("reason"),
             d.get("snapshot"),
             d.get("diagnostics") or None,
-            None,
+            *((None,) if extra else ()),
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     batches = [
-        columns_to_batch(stream, [c[i : i + BATCH_ROWS] for c in columns])
-        for i in range(0, len(columns[0]), BATCH_ROWS)
+        columns_to_batch(
+            stream, [c[i : i + BATCH_ROWS] for c in columns], sequences[i : i + BATCH_ROWS]
+        )
+        for i in range(0, len(sequences), BATCH_ROWS)
     ]
     return pa.Table.from_batches(batches, schema=schema(stream))

@@ -86,8 +86,8 @@ SPILL_ROWS: Final = 4096
 """Buffered rows an event log converts to a record batch at once (bounds the Python objects
 held between checkpoints)."""
 
-_SCHEDULER_KIND_SET: Final = frozenset(SCHEDULER_EVENT_KINDS)
-_REQUEST_KIND_SET: Final = frozenset(REQUEST_EVENT_KINDS)
+_SCHEDULER_KIND_CODES: Final = {kind: i for i, kind in enumerate(SCHEDULER_EVENT_KINDS)}
+_REQUEST_KIND_CODES: Final = {kind: i for i, kind in enumerate(REQUEST_EVENT_KINDS)}
 _EMPTY: Final[Mapping[str, JsonValue]] = {}
 
 
@@ -292,7 +292,7 @@ class _EmitterBase:
 class SchedulerEventEmitter(_EmitterBase):
     """Emits scheduler events with per-stream sequence numbers.
 
-    An `EventLog` (`log`) receives one row tuple per event (the cheap path every run uses);
+    An `EventLog` (`log`) receives one value per buffered column (the cheap path every run uses);
     an object `sink` (in-memory, fan-out, OpenTelemetry) receives a frozen event object.
     """
 
@@ -324,32 +324,30 @@ class SchedulerEventEmitter(_EmitterBase):
         """Emit one event; never raises because of the sink."""
         if not self._on:
             return
-        if event_kind not in _SCHEDULER_KIND_SET:
+        code = _SCHEDULER_KIND_CODES.get(event_kind)
+        if code is None:
             raise ValueError(f"unknown scheduler event kind {event_kind!r}")
-        seq = next(self._sequence)
         t = self._clock()
         corr = correlation if correlation is not None else self._current()
         append = self._append
         if append is not None:
-            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11 = append
-            a0(event_kind)
-            a1(seq)
-            a2(t)
-            a3(corr)
-            a4(task_id)
-            a5(task_execution_id)
-            a6(task_lease_id)
-            a7(scheduler_resource_key)
-            a8(reason)
-            a9(snapshot)
-            a10(diagnostics)
-            a11(None)
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9 = append
+            a0(code)
+            a1(t)
+            a2(corr)
+            a3(task_id)
+            a4(task_execution_id)
+            a5(task_lease_id)
+            a6(scheduler_resource_key)
+            a7(reason)
+            a8(snapshot)
+            a9(diagnostics)
             if len(self._kinds) >= SPILL_ROWS:
                 self._log.spill()
         if self._sink is not None:
             event = SchedulerAdmissionEvent(
                 event_kind=event_kind,
-                sequence=seq,
+                sequence=next(self._sequence),
                 captured_at_monotonic=t,
                 captured_correlation=self._correlation_json(corr),
                 task_id=task_id,
@@ -430,32 +428,31 @@ class RequestEventEmitter(_EmitterBase):
         """
         if not self._on:
             return
-        if event_kind not in _REQUEST_KIND_SET:
+        code = _REQUEST_KIND_CODES.get(event_kind)
+        if code is None:
             raise ValueError(f"unknown request event kind {event_kind!r}")
-        seq = next(self._sequence)
         t = self._clock()
         corr = correlation if correlation is not None else self._current()
         append = self._append
         if append is not None:
-            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11 = append
-            a0(event_kind)
-            a1(seq)
-            a2(t)
-            a3(corr)
-            a4(request_attempt_id)
-            a5(request_lease_id)
-            a6(request_resource_key)
-            a7(request_group_key)
-            a8(reason)
-            a9(snapshot)
-            a10(diagnostics)
-            a11(diagnostics_task_execution_id)
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10 = append
+            a0(code)
+            a1(t)
+            a2(corr)
+            a3(request_attempt_id)
+            a4(request_lease_id)
+            a5(request_resource_key)
+            a6(request_group_key)
+            a7(reason)
+            a8(snapshot)
+            a9(diagnostics)
+            a10(diagnostics_task_execution_id)
             if len(self._kinds) >= SPILL_ROWS:
                 self._log.spill()
         if self._sink is not None:
             event = RequestAdmissionEvent(
                 event_kind=event_kind,
-                sequence=seq,
+                sequence=next(self._sequence),
                 captured_at_monotonic=t,
                 captured_correlation=self._correlation_json(corr),
                 request_attempt_id=request_attempt_id,
